@@ -1,0 +1,37 @@
+"""inferml_course: the helper package of the inferential machine learning course.
+
+Submodules load lazily, so ``import inferml_course`` costs little more than ``import torch``::
+
+    import inferml_course as ic
+    train = ic.datasets.load("signs", split="train")
+    model = ic.models.load_model("signs_cnn")
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "config", "datasets", "models", "plotting", "widgets", "checks",
+)
+
+__all__ = ["__version__", "require", *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'inferml_course' has no attribute {name!r}")
+
+
+def require(version: str) -> None:
+    """Fail loudly when the installed package is not the version a notebook was tested with."""
+    if version != __version__:
+        raise RuntimeError(
+            f"These notebooks were tested with inferml-course {version}, but {__version__} is installed. "
+            f"Install the matching version: pip install 'inferml-course=={version}' "
+            "(or re-run the setup cell on Colab)."
+        )

@@ -1,0 +1,52 @@
+"""Datasets of the course, all generated or bundled with a dependency (nothing downloads).
+
+``load(name, split)`` is the single entry point used by lessons and widgets::
+
+    from inferml_course import datasets
+    train = datasets.load("signs", "train")
+    test_c = datasets.corrupted(datasets.load("signs", "test"), "fog", severity=3)
+"""
+from __future__ import annotations
+
+from .._validate import check_choice
+from ._base import ImageDataset
+from .signs import CLASSES as SIGN_CLASSES, CONTRAST_PAIRS, NEW_CLASSES, generate_signs, new_class_signs, signs
+
+__all__ = [
+    "ImageDataset", "DATASETS", "OOD_SETS", "load", "load_ood", "signs", "generate_signs", "new_class_signs",
+    "digits", "SIGN_CLASSES", "NEW_CLASSES", "CONTRAST_PAIRS", "CORRUPTIONS", "corrupt", "corrupted",
+    "anomalies",
+]
+
+#: Names accepted by :func:`load`.
+DATASETS = ("signs", "signs_spurious", "digits")
+#: Names accepted by :func:`load_ood`.
+OOD_SETS = ("new_classes", "textures", "digits_rgb", "faces", "noise")
+
+
+def load(name: str, split: str = "train"):
+    """A fixed split (``train``, ``val``, ``test``) of ``signs``, ``signs_spurious`` or ``digits``."""
+    check_choice(name, DATASETS, "dataset")
+    if name == "digits":
+        from .digits import digits
+        return digits(split)
+    return signs(split, spurious=name == "signs_spurious")
+
+
+def load_ood(name: str, n: int = 500, seed: int = 0):
+    """An out-of-distribution set of ``n`` 3x32x32 images, labels -1 (see :mod:`.ood`)."""
+    from .ood import load_ood as _load_ood
+    return _load_ood(name, n=n, seed=seed)
+
+
+def __getattr__(name):  # keep `import inferml_course.datasets` light
+    if name in ("CORRUPTIONS", "SEVERITIES", "corrupt", "corrupted"):
+        from . import corruptions
+        return getattr(corruptions, name)
+    if name == "digits":
+        from .digits import digits
+        return digits
+    if name == "anomalies":
+        from .anomalies import anomalies
+        return anomalies
+    raise AttributeError(f"module 'inferml_course.datasets' has no attribute {name!r}")

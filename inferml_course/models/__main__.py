@@ -1,0 +1,50 @@
+"""Command line: ``python -m inferml_course.models {list, retrain NAME, verify}``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import config
+from . import zoo
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inferml_course.models", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the zoo models and where their checkpoints are")
+    retrain = sub.add_parser("retrain", help="retrain a zoo model deterministically and save its checkpoint")
+    retrain.add_argument("name", choices=zoo.MODELS)
+    retrain.add_argument("--out", type=Path, default=None,
+                         help="folder to write NAME.pt and update SHA256SUMS in (default: the first data "
+                              "folder that exists, else the user cache)")
+    sub.add_parser("verify", help="check every shipped checkpoint against its manifest")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        for name, spec in zoo.ZOO.items():
+            path = zoo.find_checkpoint(name)
+            print(f"{name:20s} {spec.description}\n{'':20s} checkpoint: {path or 'none (retrains on first use)'}")
+    elif args.command == "retrain":
+        out = args.out or next(iter(config.data_dirs()), config.cache_dir())
+        model = zoo.train_zoo_model(args.name)
+        print(f"saved {zoo.save_checkpoint(model, args.name, out)}")
+    elif args.command == "verify":
+        failed = 0
+        for name in zoo.MODELS:
+            path = zoo.find_checkpoint(name)
+            if path is None:
+                print(f"{name}: no checkpoint")
+                continue
+            try:
+                zoo.verify_checkpoint(path)
+                print(f"{name}: ok ({path})")
+            except zoo.ChecksumError as err:
+                failed += 1
+                print(f"{name}: {err}")
+        return 1 if failed else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Small CNNs with named layers, normalisation inside and dropout for MC dropout.
+
+Layout of :class:`SmallCNN` (input (N, C, 32, 32) in [0, 1])::
+
+    normalize                      per-channel (x - mean) / std, buffers set from the training data
+    features.block1                conv3x3-BN-ReLU x 2, 32x32      -> pool1 -> 16x16
+    features.block2                conv3x3-BN-ReLU x 2, 16x16      -> pool2 -> 8x8
+    features.block3 (cam_layer)    conv3x3-BN-ReLU x 2, 8x8
+    classifier                     avgpool, flatten, dropout1, fc1, relu, dropout2, fc2 (logits)
+
+Every ReLU is its own ``nn.ReLU`` module (not in-place) so that hook-based explainers
+(guided backprop, deconvnet) and peer libraries such as Captum can see them.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel; the statistics are buffers saved in the checkpoint."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor) -> "Normalize":
+        """Set mean and std from a batch of training images (N, C, H, W)."""
+        self.mean.copy_(images.mean(dim=(0, 2, 3)))
+        self.std.copy_(images.std(dim=(0, 2, 3)).clamp_min(1e-3))
+        return self
+
+
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), bn1=nn.BatchNorm2d(c_out), relu1=nn.ReLU(),
+        conv2=nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), bn2=nn.BatchNorm2d(c_out), relu2=nn.ReLU(),
+    ))
+
+
+class SmallCNN(nn.Module):
+    """A compact VGG-style CNN for 32x32 images (about 80 000 parameters at ``width=16``)."""
+
+    cam_layer_name = "features.block3"
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 9, width: int = 16, hidden: int = 128,
+                 dropout: float = 0.25):
+        super().__init__()
+        w = width
+        self.normalize = Normalize(in_channels)
+        self.features = nn.Sequential(OrderedDict(
+            block1=_conv_block(in_channels, w), pool1=nn.MaxPool2d(2),
+            block2=_conv_block(w, 2 * w), pool2=nn.MaxPool2d(2),
+            block3=_conv_block(2 * w, 4 * w),
+        ))
+        self.classifier = nn.Sequential(OrderedDict(
+            pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+            dropout1=nn.Dropout(dropout), fc1=nn.Linear(4 * w, hidden), relu=nn.ReLU(),
+            dropout2=nn.Dropout(dropout), fc2=nn.Linear(hidden, num_classes),
+        ))
+        self.num_classes = num_classes
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The last convolutional block (8x8 maps), the default layer for CAM methods."""
+        return self.features.block3
+
+    @property
+    def last_layer(self) -> nn.Linear:
+        """The final linear layer (logits = W h + b), used by gradient-based trust scores."""
+        return self.classifier.fc2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K) for images (N, C, H, W) in [0, 1]."""
+        return self.classifier(self.features(self.normalize(x)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (N, hidden): the input of the last linear layer."""
+        h = self.features(self.normalize(x))
+        c = self.classifier
+        return c.relu(c.fc1(c.dropout1(c.flatten(c.pool(h)))))
+
+
+class Ensemble(nn.Module):
+    """A deep ensemble. ``forward`` returns log of the mean member probability (N, K), so that
+    ``softmax(forward(x))`` is the ensemble's predictive distribution."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.num_classes = self.members[0].num_classes
+
+    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of every member, (M, N, K)."""
+        return torch.stack([m(x) for m in self.members])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.log_softmax(self.member_logits(x), dim=-1)
+        return torch.logsumexp(log_probs, dim=0) - torch.log(torch.tensor(float(len(self.members))))
