@@ -158,7 +158,7 @@ def test_jpeg_close_to_pil(natural):
     for i in range(4):
         buf = io.BytesIO()
         Image.fromarray((x[i].permute(1, 2, 0) * 255).round().byte().numpy()).save(buf, "JPEG", quality=40)
-        pil = torch.from_numpy(np.asarray(Image.open(buf))).permute(2, 0, 1).float() / 255
+        pil = torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
         assert (y[i] - pil).abs().mean() < 2 / 255
 
 
