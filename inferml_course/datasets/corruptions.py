@@ -171,7 +171,8 @@ def _motion_blur(x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.T
 
     The numpy version of ImageMagick's MotionBlurImage (imagecorruptions): tap i = 0..2·radius has
     weight ∝ exp(-i²/2σ²) and reads the image shifted by round(i·(cos, sin)(angle)) pixels, with
-    edge replication. Taps whose shift leaves the image are dropped, as in the original.
+    edge replication. Taps whose shift leaves the image are dropped, as in the original (and so
+    are tail taps lighter than 1e-7).
     Batched as one gather per tap (the kernel is sparse, so this beats a dense grouped conv).
     """
     n, c, h, w = x.shape
@@ -186,6 +187,9 @@ def _motion_blur(x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.T
     # the original stops at the first tap whose shift reaches the image size
     outside = (dy.abs() >= h) | (dx.abs() >= w)
     keep = (outside.cumsum(1) == 0)
+    # skip the tail taps that weigh < 1e-7 (below float32 resolution of a [0, 1] image): e.g. 6 of
+    # the 13 taps of (6, 1) are exp(-18) or less
+    keep &= (weights >= 1e-7 * weights[0])[None]
     w_taps = (weights[None] * keep).to(x.dtype).to(x.device)              # (N, width)
     rows = torch.arange(h).view(1, h, 1)
     cols = torch.arange(w).view(1, 1, w)
