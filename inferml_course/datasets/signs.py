@@ -10,7 +10,7 @@ rotation, illumination and colour cast. Each sample comes with two ground-truth 
 
 Contrast pairs (the explanatory-paradigm lessons use them): ``no_left_turn`` vs
 ``no_right_turn`` and ``keep_left`` vs ``keep_right`` differ only in a mirrored arrow;
-``stop`` (octagon) vs ``no_entry`` (disc) differ only in their outline.
+``stop`` (white-rimmed octagon) vs ``no_entry`` (plain disc) differ only in their outline band.
 
 ``spurious=True`` stamps a class-coloured watermark in the top-left corner. In the spurious
 *training* split 20 % of the signs carry a wrong label while the watermark always matches
@@ -126,11 +126,14 @@ def _keep_arrow(u, v):
 def _draw(name, u, v):
     """Layers (mask, colour) from back to front, the sign mask and the part mask for one class."""
     if name in ("stop", "no_entry"):
-        shape = _octagon if name == "stop" else _disc
-        outer, rim = shape(u, v, 1.0), shape(u, v, 0.86)
         bar = _rect(u, v, -0.62, 0.62, -0.17, 0.17)
-        layers = [(outer, _WHITE), (rim, _RED), (bar, _WHITE)]
-        # the outline band carries the only difference between stop and no-entry
+        if name == "stop":  # an octagon with a white rim
+            outer = _octagon(u, v, 1.0)
+            layers = [(outer, _WHITE), (_octagon(u, v, 0.86), _RED), (bar, _WHITE)]
+        else:               # a plain red disc
+            outer = _disc(u, v, 1.0)
+            layers = [(outer, _RED), (bar, _WHITE)]
+        # the outline band (shape and rim) carries the only difference between stop and no-entry
         part = (_octagon(u, v, 1.0) | _disc(u, v, 1.0)) & ~(_octagon(u, v, 0.72) & _disc(u, v, 0.72))
         return layers, outer, part
     if name == "yield":

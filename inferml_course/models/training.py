@@ -86,3 +86,22 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
     """Top-1 accuracy (higher is better) of ``model`` on ``images`` (N, C, H, W), ``labels`` (N,)."""
     return (predict_logits(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
+
+
+def accuracy_under_corruptions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, corruptions=None,
+                               severities=(1, 2, 3, 4, 5), seed: int = 0, progress: bool = True) -> torch.Tensor:
+    """Accuracy (higher is better) for every corruption and severity: a tensor (len(corruptions), len(severities)).
+
+    ``corruptions`` defaults to every name in :data:`inferml_course.datasets.CORRUPTIONS`.
+    """
+    from ..datasets.corruptions import CORRUPTIONS, corrupt
+
+    corruptions = CORRUPTIONS if corruptions is None else tuple(corruptions)
+    table = torch.empty(len(corruptions), len(severities))
+    bar = tqdm(total=table.numel(), desc="corruptions", disable=not progress, leave=False)
+    for i, name in enumerate(corruptions):
+        for j, severity in enumerate(severities):
+            table[i, j] = accuracy(model, corrupt(images, name, severity, seed=seed), labels)
+            bar.update()
+    bar.close()
+    return table

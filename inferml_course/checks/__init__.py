@@ -1,0 +1,18 @@
+"""Exercise checkers, one module per lesson (``lesson00.py``, ``lesson02.py``...).
+
+A checker prints ``[PASS] ...`` or raises ``AssertionError("[TRY AGAIN] ...")`` with a hint, so an
+exercise cell fails loudly under nbval when the answer is wrong or missing. Every public
+function of every lesson module is available as ``inferml_course.checks.<name>``.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+__all__ = []
+for _info in pkgutil.iter_modules(__path__):
+    if _info.name.startswith("lesson"):
+        _module = importlib.import_module(f"{__name__}.{_info.name}")
+        for _name in getattr(_module, "__all__", [n for n in dir(_module) if n.startswith("check_")]):
+            globals()[_name] = getattr(_module, _name)
+            __all__.append(_name)

@@ -1,0 +1,66 @@
+"""Interactive widgets for live teaching (ipywidgets 7 and 8, JupyterLab and Colab).
+
+Each widget is a small class: ``.widget`` is the ipywidgets box to display, and the method
+that draws one state is public, so it can be called (and tested) without a browser.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+from . import plotting
+from .datasets import ImageDataset
+from .datasets.corruptions import CORRUPTIONS, corrupt
+
+
+class CorruptionExplorer:
+    """Pick an image, a corruption and a severity; see the image and the model's probabilities.
+
+    Usage in a lesson::
+
+        explorer = CorruptionExplorer(model, test_set)
+        display(explorer.widget)
+    """
+
+    def __init__(self, model: torch.nn.Module, dataset: ImageDataset, corruptions=CORRUPTIONS, seed: int = 0):
+        import ipywidgets as w
+
+        self.model, self.dataset, self.seed = model, dataset, seed
+        self.corruption = w.Dropdown(options=["none", *corruptions], value="none", description="corruption")
+        self.severity = w.IntSlider(value=3, min=1, max=5, description="severity", continuous_update=False)
+        self.index = w.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image", continuous_update=False)
+        self.output = w.Output()
+        for control in (self.corruption, self.severity, self.index):
+            control.observe(lambda _change: self._refresh(), names="value")
+        self.widget = w.VBox([w.HBox([self.corruption, self.severity, self.index]), self.output])
+        self._refresh()
+
+    @torch.no_grad()
+    def predict(self, corruption: str, severity: int, index: int) -> dict:
+        """Image (C, H, W), probabilities (K,) and the predicted class for one setting."""
+        x = self.dataset.images[index:index + 1]
+        if corruption != "none":
+            x = corrupt(x, corruption, severity, seed=self.seed)
+        device = next(self.model.parameters()).device
+        probs = torch.softmax(self.model(x.to(device)), dim=1)[0].cpu()
+        k = int(probs.argmax())
+        return {"image": x[0], "probs": probs, "predicted": self.dataset.classes[k], "confidence": float(probs[k])}
+
+    def draw(self, corruption: str, severity: int, index: int):
+        """The figure for one setting: the image and its probability bars."""
+        result = self.predict(corruption, severity, index)
+        label = int(self.dataset.labels[index])
+        fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(8.5, 3.4), gridspec_kw={"width_ratios": [1, 1.6]})
+        setting = "clean" if corruption == "none" else f"{corruption.replace('_', ' ')}, severity {severity}"
+        plotting.show_image(ax_img, result["image"], setting)
+        plotting.probability_bars(ax_bar, result["probs"], self.dataset.classes, label)
+        ax_bar.set_title(f"predicted {result['predicted']} ({result['confidence']:.0%}), "
+                         f"true {self.dataset.class_name(label)}")
+        fig.tight_layout()
+        return fig
+
+    def _refresh(self):
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig = self.draw(self.corruption.value, self.severity.value, self.index.value)
+            plt.show(fig)
