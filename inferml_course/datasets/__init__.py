@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from .._validate import check_choice
 from ._base import ImageDataset
+from .anomalies import anomalies
+from .digits import digits
 from .signs import CLASSES as SIGN_CLASSES, CONTRAST_PAIRS, NEW_CLASSES, generate_signs, new_class_signs, signs
 
 __all__ = [
@@ -28,7 +30,6 @@ def load(name: str, split: str = "train"):
     """A fixed split (``train``, ``val``, ``test``) of ``signs``, ``signs_spurious`` or ``digits``."""
     check_choice(name, DATASETS, "dataset")
     if name == "digits":
-        from .digits import digits
         return digits(split)
     return signs(split, spurious=name == "signs_spurious")
 
@@ -43,10 +44,4 @@ def __getattr__(name):  # keep `import inferml_course.datasets` light
     if name in ("CORRUPTIONS", "SEVERITIES", "corrupt", "corrupted"):
         from . import corruptions
         return getattr(corruptions, name)
-    if name == "digits":
-        from .digits import digits
-        return digits
-    if name == "anomalies":
-        from .anomalies import anomalies
-        return anomalies
     raise AttributeError(f"module 'inferml_course.datasets' has no attribute {name!r}")

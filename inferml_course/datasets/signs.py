@@ -107,10 +107,10 @@ _TRIANGLE_UP = [(0.0, -0.75), (-0.8, 0.65), (0.8, 0.65)]
 
 def _turn_arrow(u, v):
     """Black 'turn left' arrow; the head and the horizontal arm form the discriminative part."""
-    shaft = _rect(u, v, 0.05, 0.27, -0.2, 0.62)
-    arm = _rect(u, v, -0.28, 0.27, -0.2, 0.02)
-    head = _polygon(u, v, [(-0.62, -0.09), (-0.26, 0.26), (-0.26, -0.44)])
-    return shaft | arm | head, arm | head
+    shaft = _rect(u, v, -0.11, 0.11, -0.2, 0.62)    # centred: identical in the mirrored sign
+    arm = _rect(u, v, -0.4, 0.0, -0.2, 0.02)
+    head = _polygon(u, v, [(-0.74, -0.09), (-0.38, 0.26), (-0.38, -0.44)])
+    return shaft | arm | head, (arm | head) & (u < -0.11)
 
 
 def _keep_arrow(u, v):

@@ -1,0 +1,173 @@
+"""Context managers that touch a model during one explanation and always undo it.
+
+Every hook registered here is removed in a ``finally`` block, so an exception inside an
+explanation (a bad target, an out-of-memory error, a keyboard interrupt) leaves the model
+exactly as it was: no stray hooks, unchanged ``requires_grad`` flags, unchanged ``.grad``.
+
+* :func:`capture` records the output of one module (the activations ``A`` of a CAM layer).
+* :func:`capture_many` records the outputs of several modules (FullGrad's bias terms).
+* :func:`relu_rule` swaps the backward pass of every ``nn.ReLU`` module for the guided
+  backpropagation or deconvnet rule, keeping the forward values unchanged.
+"""
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+__all__ = ["capture", "capture_many", "relu_rule", "resolve_layer", "layer_candidates", "check_mode"]
+
+
+def layer_candidates(model: nn.Module) -> list[str]:
+    """Dotted names of every sub-module of ``model`` (what ``layer=`` accepts as a string)."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+def resolve_layer(model: nn.Module, layer) -> nn.Module:
+    """``layer`` as a module: a module of ``model``, a dotted name, or None for ``model.cam_layer``."""
+    if layer is None:
+        found = getattr(model, "cam_layer", None)
+        if isinstance(found, nn.Module):
+            return found
+        names = layer_candidates(model)
+        raise ValueError("layer is required: this model has no `cam_layer` attribute; pass a module or one of "
+                         f"these names: {_shorten(names)}")
+    if isinstance(layer, str):
+        try:
+            return model.get_submodule(layer)
+        except AttributeError:
+            raise ValueError(f"unknown layer name {layer!r}; valid names: {_shorten(layer_candidates(model))}") \
+                from None
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise ValueError("layer is a module that is not part of this model; pass one of its modules or one of "
+                             f"these names: {_shorten(layer_candidates(model))}")
+        return layer
+    raise TypeError(f"layer must be an nn.Module, a dotted module name or None, got {type(layer).__name__}")
+
+
+def _shorten(names: list[str], limit: int = 60) -> str:
+    text = ", ".join(names[:limit])
+    return text + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def check_mode(model: nn.Module, method: str) -> None:
+    """Warn (never switch modes silently) when ``model`` is in training mode."""
+    if model.training:
+        warnings.warn(f"{method}: the model is in training mode, so dropout makes the explanation random and "
+                      "batch-norm layers mix the samples of a batch and update their running statistics. "
+                      "Call model.eval() first unless that is what you want.", stacklevel=3)
+
+
+class _Store:
+    """What a capturing hook saw: the last output of its module."""
+
+    def __init__(self):
+        self.output = None
+
+
+@contextmanager
+def capture(module: nn.Module):
+    """Record the output of ``module`` during the forward passes inside the ``with`` block.
+
+    The recorded tensor is the very tensor the network goes on with, so gradients with
+    respect to it (``torch.autograd.grad(score, store.output)``) are exact.
+    """
+    store = _Store()
+
+    def hook(_module, _inputs, output):
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"the hooked layer returns {type(output).__name__}, not a tensor; pick another layer")
+        store.output = output
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def capture_many(modules):
+    """Record the outputs of several modules; yields a list of lists (one list of outputs per module,
+    one entry per call, so modules that run twice in a forward pass are handled)."""
+    outputs = [[] for _ in modules]
+    handles = []
+    try:
+        for i, module in enumerate(modules):
+            handles.append(module.register_forward_hook(lambda _m, _i, out, i=i: outputs[i].append(out)))
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU forward; backward passes only positive gradients where the input was positive."""
+
+    @staticmethod
+    def forward(ctx, z):
+        out = z.clamp_min(0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad.clamp_min(0) * (out > 0).to(grad.dtype)
+
+
+class _DeconvReLU(torch.autograd.Function):
+    """ReLU forward; backward is a ReLU applied to the gradient (the forward mask is ignored)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        return z.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp_min(0)
+
+
+_RULES = {"guided": _GuidedReLU, "deconvnet": _DeconvReLU}
+
+
+@contextmanager
+def relu_rule(model: nn.Module, rule: str):
+    """Inside the block, every ``nn.ReLU`` module of ``model`` back-propagates with ``rule``
+    (``"guided"`` or ``"deconvnet"``); forward values are unchanged.
+
+    A forward pre-hook keeps the pre-activation (cloning it first for in-place ReLUs, so the
+    module cannot overwrite it) and a forward hook returns the rule's output computed from it.
+    Functional ``F.relu`` calls cannot be seen by hooks and keep the ordinary gradient, as in
+    Captum; a warning says so when the model has no ``nn.ReLU`` module at all.
+    """
+    function = _RULES[rule]
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        warnings.warn(f"{rule} rule: the model has no nn.ReLU modules, so the result is the plain gradient",
+                      stacklevel=3)
+    stash: dict[int, torch.Tensor] = {}
+    handles = []
+
+    def pre_hook(module, inputs):
+        z = inputs[0]
+        stash[id(module)] = z
+        if module.inplace:  # let the in-place ReLU overwrite a copy, keep the original for the rule
+            return (z.clone(), *inputs[1:])
+        return None
+
+    def post_hook(module, _inputs, _output):
+        return function.apply(stash.pop(id(module)))
+
+    try:
+        for m in relus:
+            handles.append(m.register_forward_pre_hook(pre_hook))
+            handles.append(m.register_forward_hook(post_hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        stash.clear()

@@ -1,0 +1,173 @@
+"""Class activation maps: Grad-CAM and the explanatory paradigms built on it.
+
+All four maps share one skeleton (Selvaraju et al. 2017; AlRegib and Prabhushankar 2022):
+
+1. forward the images and keep the activations A (N, K, h, w) of a convolutional ``layer``;
+2. back-propagate a scalar S to that layer: dS/dA;
+3. channel weights alpha_k = spatial mean of dS/dA_k;
+4. map = ReLU(sum_k w_k A_k), upsampled bilinearly (``align_corners=False``) to the input size.
+
+They differ only in S and in the sign of the weights:
+
+========================  =====================================  ===========================  ==============
+function                  question                               scalar S                     weights
+========================  =====================================  ===========================  ==============
+``grad_cam``              Why P?                                 logit z_P                    +alpha
+``counterfactual_cam``    What if P were absent?                 logit z_P                    -alpha
+``contrast_cam``          Why P, rather than Q?                  cross-entropy(z, label Q)    +alpha
+``contrast_cam``, Q = P   Why not P with 100 % confidence?       cross-entropy(z, label P)    +alpha
+========================  =====================================  ===========================  ==============
+
+Contrast-CAM back-propagates the cross-entropy loss with Q as the label, as the authors' released
+code does (``olivesgatech/Explanatory-Paradigms``): its gradient with respect to the logits is
+softmax(z) - onehot(Q), so every class enters through the softmax; it is *not* the logit
+difference z_P - z_Q (that is only its limit when p_P is close to 1). The map depends on P only
+through the network's own probabilities; ``target`` picks the default Q (the runner-up, the class
+with the highest logit other than P).
+
+Maps are raw (not min-max normalised; the authors normalise for display, which our
+:func:`normalize_maps` does separately) and unsigned (after the ReLU; ``relu=False`` keeps the sign).
+Cost: one forward pass and one backward pass down to ``layer`` (not to the input).
+
+Where we differ from Captum (0.9): ``LayerGradCam`` has no ReLU by default (``relu_attributions=False``)
+and returns the map at the layer's resolution; ``LayerAttribution.interpolate`` then upsamples with
+*nearest* by default. We follow the paper: ReLU, then bilinear upsampling with ``align_corners=False``
+(``LayerGradCam(relu_attributions=True)`` followed by ``F.interpolate(..., mode="bilinear",
+align_corners=False)`` gives our ``grad_cam`` to float precision). Grad-CAM++ follows
+pytorch-grad-cam's form of the paper's eq. 19 (exponential score, so only first-order gradients are needed).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._hooks import capture, check_mode, resolve_layer
+from ._targets import as_target_tensor, check_input, check_logits, output_dtype, resolve_targets
+
+__all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
+           "runner_up", "PARADIGMS"]
+
+#: The four questions of :func:`explanatory_paradigms`, in display order.
+PARADIGMS = ("Why P?", "What if not P?", "Why P, rather than Q?", "Why not P with 100% confidence?")
+
+
+def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The class with the highest logit other than ``target`` (N,)."""
+    masked = logits.detach().clone()
+    masked.scatter_(1, target[:, None], float("-inf"))
+    return masked.argmax(1)
+
+
+def _forward_at_layer(model, x, layer, method, target, contrast=None):
+    """Check every argument, then forward ``x`` keeping the activations of ``layer``.
+
+    Returns (x, logits, A, P (N,), Q (N,) or None): P and Q are range-checked against these logits.
+    """
+    x = check_input(x)
+    n = x.shape[0]
+    t = as_target_tensor(target, n, x.device)
+    q = as_target_tensor(contrast, n, x.device, "contrast")
+    module = resolve_layer(model, layer)
+    check_mode(model, method)
+    xg = x.detach().requires_grad_(True)  # so that A requires grad even when every parameter is frozen
+    with capture(module) as store:
+        logits = check_logits(model(xg), n)
+    a = store.output
+    if a is None:
+        raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
+    if a.dim() != 4 or a.shape[0] != n:
+        raise ValueError(f"layer must output feature maps (N, K, h, w); it outputs shape {tuple(a.shape)}")
+    t = resolve_targets(t, logits)
+    if q is not None:
+        q = resolve_targets(q, logits, "contrast")
+    return x, logits, a, t, q
+
+
+def _combine(a: torch.Tensor, weights: torch.Tensor, size, relu: bool, dtype) -> torch.Tensor:
+    cam = (weights[:, :, None, None] * a).sum(1, keepdim=True)
+    if relu:
+        cam = cam.clamp_min(0)
+    cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
+    return cam[:, 0].to(dtype).detach()
+
+
+def _gradcam_like(model, x, target, layer, relu, method, sign):
+    with torch.enable_grad():
+        x, logits, a, t, _ = _forward_at_layer(model, x, layer, method, target)
+        (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)
+    return _combine(a.detach(), sign * g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool = True) -> torch.Tensor:
+    """Grad-CAM, "Why P?": ReLU(sum_k alpha_k A_k), alpha = spatial mean of d z_P / d A.
+
+    ``layer``: a module of ``model`` or its dotted name (default ``model.cam_layer``); unknown
+    names raise a ValueError that lists the valid ones. Returns (N, H, W), raw, >= 0.
+    """
+    return _gradcam_like(model, x, target, layer, relu, "grad_cam", 1.0)
+
+
+def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None,
+                       relu: bool = True) -> torch.Tensor:
+    """Counterfactual-CAM, "What if P were absent?": Grad-CAM with negated weights -alpha.
+
+    It highlights the regions whose removal would make the network *more* confident in P
+    (the evidence against P). The scalar back-propagated is still the logit z_P.
+    """
+    return _gradcam_like(model, x, target, layer, relu, "counterfactual_cam", -1.0)
+
+
+def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018): pixel-weighted gradients,
+    w_k = sum_ij relu(g_ij) * g_ij^2 / (2 g_ij^2 + sum_ab A_ab * g_ij^3), with the paper's
+    exponential-score closed form (only first-order gradients, as in pytorch-grad-cam)."""
+    with torch.enable_grad():
+        x, logits, a, t, _ = _forward_at_layer(model, x, layer, "grad_cam_plus_plus", target)
+        (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)
+    a = a.detach()
+    g2, g3 = g * g, g * g * g
+    denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g3
+    alpha = torch.where(g != 0, g2 / (denom + 1e-7), torch.zeros_like(g))
+    weights = (alpha * g.clamp_min(0)).sum((2, 3))
+    return _combine(a, weights, x.shape[-2:], True, output_dtype(x))
+
+
+def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None,
+                 relu: bool = True) -> torch.Tensor:
+    """Contrast-CAM, "Why P, rather than Q?": back-propagate cross-entropy(z, label Q).
+
+    Args:
+        target: P (None: the predicted class); it only sets the default Q.
+        contrast: Q: None (the runner-up: the highest logit other than P), an int, a sequence or a
+            tensor (N,). Q = P answers "Why not P with 100 % confidence?".
+    """
+    with torch.enable_grad():
+        x, logits, a, t, q = _forward_at_layer(model, x, layer, "contrast_cam", target, contrast)
+        q = runner_up(logits, t) if q is None else q
+        (g,) = torch.autograd.grad(F.cross_entropy(logits, q, reduction="sum"), a)
+    return _combine(a.detach(), g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
+
+
+def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None) -> dict:
+    """The four paradigm maps of the same images from one forward pass (three backward passes).
+
+    Returns a dict with keys :data:`PARADIGMS` (maps (N, H, W)) plus ``"P"`` and ``"Q"`` (N,) and
+    ``"probs"`` (N, K), the softmax of the logits.
+    """
+    with torch.enable_grad():
+        x, logits, a, t, q = _forward_at_layer(model, x, layer, "explanatory_paradigms", target, contrast)
+        q = runner_up(logits, t) if q is None else q
+        (g_p,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a, retain_graph=True)
+        (g_q,) = torch.autograd.grad(F.cross_entropy(logits, q, reduction="sum"), a, retain_graph=True)
+        (g_pp,) = torch.autograd.grad(F.cross_entropy(logits, t, reduction="sum"), a)
+    a, size, dtype = a.detach(), x.shape[-2:], output_dtype(x)
+    alpha = g_p.mean((2, 3))
+    maps = {
+        PARADIGMS[0]: _combine(a, alpha, size, True, dtype),
+        PARADIGMS[1]: _combine(a, -alpha, size, True, dtype),
+        PARADIGMS[2]: _combine(a, g_q.mean((2, 3)), size, True, dtype),
+        PARADIGMS[3]: _combine(a, g_pp.mean((2, 3)), size, True, dtype),
+    }
+    maps.update(P=t, Q=q, probs=torch.softmax(logits.detach(), 1))
+    return maps

@@ -1,0 +1,375 @@
+"""Single-pass uncertainty and confidence scores, and the registry that ranks them all the same way.
+
+Every model-level function has the signature ``f(model, x, **options) -> Tensor (N,)`` with images
+``x`` (N, C, H, W) in [0, 1]. Where a paper defines a *confidence* (MSP, margin, max logit, ODIN,
+GradNorm, GradTrust) the function returns the paper's quantity under the paper's name, and the
+registry :data:`SCORES` negates it. So ``uncertainty(name, model, x)`` is always
+**higher = more uncertain**, and every table of the course ranks the same way.
+
+==================  ================================================  ===============  ===========
+name                what the function returns                         paper direction  registry
+==================  ================================================  ===============  ===========
+``msp``             max softmax probability                           confidence       ``-msp``
+``entropy``         entropy of the softmax, nats                      uncertainty      as is
+``margin``          p(1st) - p(2nd), softmax probabilities            confidence       ``-margin``
+``nll``             -log softmax at the predicted label               uncertainty      as is
+``max_logit``       the largest logit (what GradTrust's code calls    confidence       ``-max_logit``
+                    "NLL / log-likelihood")
+``energy``          E = -T logsumexp(z / T)                           uncertainty      as is
+``odin``            max softmax(f(x~)/T) of a perturbed input         confidence       ``-odin``
+``mahalanobis``     min_k squared Mahalanobis distance of features   uncertainty      as is
+==================  ================================================  ===============  ===========
+
+The sampling scores (``mc_dropout``, ``ensemble``) live in :mod:`.bayesian` and the gradient
+scores (``gradnorm``, ``purview``, ``gradtrust``) in :mod:`.trust`; the registry lists them all.
+
+A note on "NLL". The negative log-likelihood of the *predicted* label is ``-log max_k p_k``: a
+monotone function of the MSP, so it ranks samples exactly like the MSP. The GradTrust and VOICE
+code compute ``-F.nll_loss(logits, pred)`` on raw logits, which returns the largest *logit*
+``z_pred``, not a log-probability. We expose both: :func:`nll` (the true quantity) and
+:func:`max_logit` (the authors' number). They rank samples differently, because the max logit
+ignores how much mass the other classes get.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import bayesian, trust
+from ._utils import (check_batch_size, check_labels, check_logits, check_model, check_number, forward_logits,
+                     forward_with_features, validate_images)
+
+__all__ = [
+    "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
+    "MahalanobisStats", "mahalanobis", "mahalanobis_from_features", "logit_scores", "ScoreSpec", "SCORES",
+    "get_score", "uncertainty", "available_scores", "compute_scores",
+]
+
+
+# ------------------------------------------------------------------------------ logit-level functions
+def logit_scores(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every softmax/logit score of logits (N, K), each (N,), in the *paper's* direction.
+
+    Keys: ``msp``, ``entropy``, ``margin``, ``nll``, ``max_logit``, ``energy`` (T = 1).
+    """
+    logits = check_logits(logits)
+    log_p = torch.log_softmax(logits.float() if logits.dtype == torch.float16 else logits, dim=1)
+    p = log_p.exp()
+    top2 = p.topk(2, dim=1).values
+    return {
+        "msp": top2[:, 0],
+        "entropy": -(p * log_p).sum(1),  # 0 * log 0 = 0: log_softmax is finite, p underflows to 0
+        "margin": top2[:, 0] - top2[:, 1],
+        "nll": -log_p.max(1).values,
+        "max_logit": logits.max(1).values,
+        "energy": -torch.logsumexp(logits, dim=1),
+    }
+
+
+def _prepare(model, x, batch_size):
+    check_model(model)
+    validate_images(x)
+    check_batch_size(batch_size)
+
+
+def msp(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Maximum softmax probability (Hendrycks & Gimpel 2017): a confidence, **higher = more confident**.
+
+    The registry entry ``"msp"`` returns ``-msp`` (higher = more uncertain).
+    """
+    _prepare(model, x, batch_size)
+    return torch.softmax(forward_logits(model, x, batch_size), 1).max(1).values
+
+
+def entropy(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Shannon entropy of the softmax in nats, in [0, log K]: **higher = more uncertain**."""
+    _prepare(model, x, batch_size)
+    return logit_scores(forward_logits(model, x, batch_size))["entropy"]
+
+
+def margin(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Hypothesis margin p(1st) - p(2nd) of the softmax, in [0, 1]: a confidence, **higher = more confident**.
+
+    The registry entry ``"margin"`` returns ``-margin``.
+    """
+    _prepare(model, x, batch_size)
+    return logit_scores(forward_logits(model, x, batch_size))["margin"]
+
+
+def nll(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Negative log-likelihood of the predicted label, ``-log softmax(z)[argmax z]`` (nats, >= 0).
+
+    **Higher = more uncertain.** No ground truth is needed at inference: the prediction stands in
+    for the label, as the tutorial notes. It equals ``-log msp``, so it ranks like the MSP.
+    """
+    _prepare(model, x, batch_size)
+    return logit_scores(forward_logits(model, x, batch_size))["nll"]
+
+
+def max_logit(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """The largest logit ``max_k z_k``: a confidence, **higher = more confident**.
+
+    This is the number that the GradTrust and VOICE code report as "NLL / log-likelihood"
+    (``-F.nll_loss`` applied to raw logits). The registry entry ``"max_logit"`` negates it.
+    """
+    _prepare(model, x, batch_size)
+    return forward_logits(model, x, batch_size).max(1).values
+
+
+def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 512) -> torch.Tensor:
+    """Energy ``E(x) = -T logsumexp(z / T)`` (Liu et al. 2020): **higher = more uncertain** (more OOD).
+
+    Liu et al. threshold ``-E`` (higher = in-distribution); we return ``E`` itself.
+    """
+    _prepare(model, x, batch_size)
+    t = check_number(temperature, "temperature")
+    return -t * torch.logsumexp(forward_logits(model, x, batch_size) / t, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------- ODIN
+def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
+                 batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """ODIN's input pre-processing: ``x~ = x - eps * sign(grad_x CE(f(x)/T, argmax f(x)))``.
+
+    The step is taken in **pixel space** (the course's models normalise inside), so ``eps`` is in
+    units of [0, 1] pixel values; the original code divides the sign by the per-channel std of its
+    normalisation, i.e. its eps is in normalised units. ``sign`` follows the original:
+    ``+1`` where the gradient is ``>= 0``. The perturbed image is not clipped to [0, 1], as in the
+    original. Returns ``(x_tilde, predicted_labels)``; per-sample gradients come from one backward
+    pass per batch (samples are independent in eval mode). Parameter ``.grad`` is never touched.
+    """
+    _prepare(model, x, batch_size)
+    t = check_number(temperature, "temperature")
+    eps = check_number(epsilon, "epsilon", positive=False)
+    outs, preds = [], []
+    from ._utils import eval_mode
+    with eval_mode(model), torch.enable_grad():
+        for chunk in x.split(batch_size):
+            xi = chunk.detach().clone().requires_grad_(True)
+            logits = model(xi)
+            pred = logits.argmax(1)
+            loss = F.cross_entropy(logits / t, pred, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, xi)
+            step = torch.where(grad >= 0, 1.0, -1.0).to(chunk.dtype)
+            outs.append((chunk - eps * step).detach())
+            preds.append(pred.detach())
+    return torch.cat(outs), torch.cat(preds)
+
+
+def odin(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
+         batch_size: int = 256) -> torch.Tensor:
+    """ODIN score (Liang et al. 2018): ``max_k softmax(f(x~)/T)_k`` of the perturbed input.
+
+    Paper defaults T = 1000, eps = 0.0014 (see :func:`odin_perturb` for pixel-space units).
+    A confidence, **higher = more in-distribution**; the registry entry ``"odin"`` negates it.
+    Cost: one forward and one backward pass, then one more forward pass.
+    """
+    x_tilde, _ = odin_perturb(model, x, temperature, epsilon, batch_size)
+    t = float(temperature)
+    return torch.softmax(forward_logits(model, x_tilde, batch_size) / t, 1).max(1).values
+
+
+# ---------------------------------------------------------------------------------------- Mahalanobis
+@dataclass(frozen=True)
+class MahalanobisStats:
+    """Class means (K, D) and the tied precision matrix (D, D) of penultimate features."""
+
+    means: torch.Tensor
+    precision: torch.Tensor
+
+    def to(self, device) -> "MahalanobisStats":
+        return MahalanobisStats(self.means.to(device), self.precision.to(device))
+
+
+def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512,
+                    ridge: float = 1e-6) -> MahalanobisStats:
+    """Fit class means and ONE shared (tied) covariance on training features (Lee et al. 2018).
+
+    Features are the input of ``model.last_layer`` (``model.embed(x)`` for SmallCNN). The covariance
+    is the pooled within-class scatter divided by N (a global scale does not change the ranking),
+    plus ``ridge * mean variance`` on the diagonal so that it is invertible.
+    """
+    _prepare(model, images, batch_size)
+    logits, h = forward_with_features(model, images, batch_size)
+    labels = check_labels(labels, "labels", images.shape[0], logits.shape[1]).to(h.device)
+    h = h.double()
+    k = logits.shape[1]
+    counts = torch.bincount(labels, minlength=k)
+    if (counts == 0).any():
+        raise ValueError(f"labels must contain every class 0..{k - 1} to fit class means; "
+                         f"missing: {torch.nonzero(counts == 0).flatten().tolist()}")
+    means = torch.zeros(k, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, labels, h)
+    means = means / counts[:, None]
+    centred = h - means[labels]
+    cov = centred.T @ centred / h.shape[0]
+    cov = cov + ridge * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(cov.shape[0], dtype=h.dtype,
+                                                                           device=h.device)
+    precision = torch.linalg.inv(cov)
+    return MahalanobisStats(means.float(), ((precision + precision.T) / 2).float())
+
+
+def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch.Tensor:
+    """``min_k (h - mu_k)^T P (h - mu_k)`` for features h (N, D): **higher = more uncertain**."""
+    if not isinstance(stats, MahalanobisStats):
+        raise TypeError(f"stats must be a MahalanobisStats from fit_mahalanobis, got {type(stats).__name__}")
+    if h.shape[1] != stats.means.shape[1]:
+        raise ValueError(f"features have dimension {h.shape[1]} but stats were fitted on {stats.means.shape[1]}")
+    stats = stats.to(h.device)
+    hp = h @ stats.precision                                      # (N, D)
+    quad_h = (hp * h).sum(1, keepdim=True)                        # h^T P h
+    quad_mu = ((stats.means @ stats.precision) * stats.means).sum(1)  # mu^T P mu
+    d2 = quad_h - 2 * hp @ stats.means.T + quad_mu[None]          # (N, K)
+    return d2.clamp_min(0).min(1).values
+
+
+def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size: int = 512
+                ) -> torch.Tensor:
+    """Single-pass distance score: squared Mahalanobis distance of the features to the nearest class mean.
+
+    **Higher = more uncertain.** ``stats`` comes from :func:`fit_mahalanobis` on *training* data.
+    (We report ``min_k d_k^2``; Lee et al.'s confidence is ``-min_k d_k^2 / 2``, same ranking.)
+    """
+    _prepare(model, x, batch_size)
+    if stats is None:
+        raise ValueError("mahalanobis needs stats=fit_mahalanobis(model, train_images, train_labels)")
+    _, h = forward_with_features(model, x, batch_size)
+    return mahalanobis_from_features(h, stats)
+
+
+# ------------------------------------------------------------------------------------------ registry
+@dataclass(frozen=True)
+class ScoreSpec:
+    """A registry entry. Calling it returns an uncertainty (N,), **higher = more uncertain**."""
+
+    name: str
+    function: Callable
+    sign: int            # +1: function already returns an uncertainty; -1: it returns a confidence/trust
+    quantity: str        # what ``function`` returns, in the paper's own direction
+    family: str          # "softmax", "logit", "perturbation", "distance", "sampling", "gradient"
+    reference: str
+
+    def __call__(self, model, x, **options) -> torch.Tensor:
+        return self.sign * self.function(model, x, **options)
+
+    @property
+    def direction(self) -> str:
+        return "uncertainty (higher = more uncertain)" if self.sign > 0 else \
+            "confidence (higher = more confident); the registry negates it"
+
+
+def _registry() -> dict[str, ScoreSpec]:
+    rows = [
+        ("msp", msp, -1, "max softmax probability", "softmax", "Hendrycks & Gimpel, ICLR 2017"),
+        ("entropy", entropy, 1, "softmax entropy (nats)", "softmax", "Shannon entropy of the predictive"),
+        ("margin", margin, -1, "p(1st) - p(2nd)", "softmax", "hypothesis margin (Bartlett et al. 1998)"),
+        ("nll", nll, 1, "-log p(predicted label)", "softmax", "negative log-likelihood at the prediction"),
+        ("max_logit", max_logit, -1, "largest logit (GradTrust code's 'NLL')", "logit",
+         "Hendrycks et al. 2022; GradTrust demo.py"),
+        ("energy", energy, 1, "-T logsumexp(z/T)", "logit", "Liu et al., NeurIPS 2020"),
+        ("odin", odin, -1, "max softmax(f(x~)/T) of the perturbed input", "perturbation",
+         "Liang et al., ICLR 2018"),
+        ("mahalanobis", mahalanobis, 1, "min_k squared Mahalanobis distance", "distance",
+         "Lee et al., NeurIPS 2018 (tied covariance)"),
+        ("mc_dropout", bayesian.mc_dropout, 1, "entropy of the mean MC-dropout prediction (nats)", "sampling",
+         "Gal & Ghahramani, ICML 2016"),
+        ("mc_dropout_mi", lambda model, x, **o: bayesian.mc_dropout(model, x, measure="epistemic", **o), 1,
+         "mutual information of MC-dropout samples (nats)", "sampling", "Gal & Ghahramani, ICML 2016"),
+        ("ensemble", bayesian.ensemble, 1, "entropy of the mean ensemble prediction (nats)", "sampling",
+         "Lakshminarayanan et al., NeurIPS 2017"),
+        ("ensemble_mi", lambda model, x, **o: bayesian.ensemble(model, x, measure="epistemic", **o), 1,
+         "mutual information between members (nats)", "sampling", "Lakshminarayanan et al., NeurIPS 2017"),
+        ("gradnorm", trust.gradnorm, -1, "L1 norm of the last-layer gradient of KL(u || softmax)", "gradient",
+         "Huang, Geng & Li, NeurIPS 2021"),
+        ("purview", trust.purview, 1, "mean squared per-layer gradient norm, all-ones label", "gradient",
+         "Lee et al., IEEE Access 2023"),
+        ("gradtrust", trust.gradtrust, -1, "GradTrust as released: max/mean class-row variance", "gradient",
+         "Prabhushankar & AlRegib, MIPR 2024"),
+        ("gradtrust_topk", trust.gradtrust_topk, -1, "top-k counterfactual GradTrust (course reconstruction)",
+         "gradient", "reconstruction of the MIPR 2024 text, not the released code"),
+    ]
+    return {name: ScoreSpec(name, fn, sign, quantity, family, ref) for name, fn, sign, quantity, family, ref in rows}
+
+
+#: name -> :class:`ScoreSpec`; ``SCORES[name](model, x)`` is an uncertainty, higher = more uncertain.
+SCORES: dict[str, ScoreSpec] = _registry()
+
+
+def available_scores() -> tuple[str, ...]:
+    return tuple(SCORES.keys())
+
+
+def get_score(name: str) -> ScoreSpec:
+    """The registry entry ``name`` (see :data:`SCORES`)."""
+    from .._validate import check_choice
+    return SCORES[check_choice(name, available_scores(), "score name")]
+
+
+def uncertainty(name: str, model, x: torch.Tensor, **options) -> torch.Tensor:
+    """Uncertainty score ``name`` for images ``x``: (N,), **higher = more uncertain**."""
+    return get_score(name)(model, x, **options)
+
+
+_SHARED = ("msp", "entropy", "margin", "nll", "max_logit", "energy", "gradtrust", "gradnorm", "mahalanobis")
+
+
+def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
+                   samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None
+                   ) -> dict[str, torch.Tensor]:
+    """Several registry scores at once, sharing work: ``{name: uncertainty (N,)}``, higher = more uncertain.
+
+    One hooked forward pass gives the logits and the last layer's input; from them come the
+    softmax/logit scores, GradTrust and GradNorm (their closed forms, which equal the gradient
+    route exactly, see :mod:`.trust`) and the Mahalanobis distance. ODIN, MC dropout, ensembles
+    and Purview run their own passes. ``names`` defaults to every registry score that applies
+    (Mahalanobis only with ``mahalanobis_stats``; ensembles only for models with ``member_logits``).
+    """
+    check_model(model)
+    validate_images(x)
+    check_batch_size(batch_size)
+    if names is None:
+        names = [n for n in available_scores()
+                 if not (n == "mahalanobis" and mahalanobis_stats is None)
+                 and not (n.startswith("ensemble") and not hasattr(model, "member_logits"))
+                 and not (n.startswith("mc_dropout") and not any(
+                     isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules()))]
+    names = [get_score(n).name for n in names]
+    out: dict[str, torch.Tensor] = {}
+    shared = [n for n in names if n in _SHARED]
+    if shared:
+        if any(n in ("gradtrust", "gradnorm", "mahalanobis") for n in shared):
+            logits, h = forward_with_features(model, x, batch_size)
+        else:
+            logits, h = forward_logits(model, x, batch_size), None
+        base = logit_scores(logits)
+        for n in shared:
+            if n in base:
+                out[n] = get_score(n).sign * base[n]
+            elif n == "gradtrust":
+                out[n] = -trust.gradtrust_from_logits(logits)
+            elif n == "gradnorm":
+                out[n] = -trust.gradnorm_closed_form(logits, h)
+            elif n == "mahalanobis":
+                if mahalanobis_stats is None:
+                    raise ValueError("the mahalanobis score needs mahalanobis_stats=fit_mahalanobis(...)")
+                out[n] = mahalanobis_from_features(h, mahalanobis_stats)
+    if "mc_dropout" in names or "mc_dropout_mi" in names:
+        parts = bayesian.decompose(bayesian.mc_dropout_probs(model, x, samples=samples, seed=seed,
+                                                             batch_size=batch_size))
+        if "mc_dropout" in names:
+            out["mc_dropout"] = parts.total
+        if "mc_dropout_mi" in names:
+            out["mc_dropout_mi"] = parts.epistemic
+    if "ensemble" in names or "ensemble_mi" in names:
+        parts = bayesian.decompose(bayesian.ensemble_probs(model, x, batch_size=batch_size))
+        if "ensemble" in names:
+            out["ensemble"] = parts.total
+        if "ensemble_mi" in names:
+            out["ensemble_mi"] = parts.epistemic
+    for n in names:
+        if n not in out:
+            options = dict(odin_options or {}) if n == "odin" else {}
+            out[n] = get_score(n)(model, x, batch_size=batch_size, **options)
+    return {n: out[n] for n in names}
