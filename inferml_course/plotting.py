@@ -46,7 +46,7 @@ def show_image(ax, image: torch.Tensor, title: str | None = None, mask: torch.Te
     if mask is not None and mask.any():
         ax.contour(mask.detach().cpu().float().numpy(), levels=[0.5], colors=mask_color, linewidths=1.5)
     if title:
-        ax.set_title(title, fontsize=plt.rcParams["axes.titlesize"] - 2)
+        ax.set_title(title, fontsize=11)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -111,11 +111,10 @@ def show_predictions(images: torch.Tensor, probs: torch.Tensor, class_names, lab
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(2 * nrows, ncols, figsize=(3.2 * ncols, 4.6 * nrows), squeeze=False,
                              gridspec_kw={"height_ratios": [1.2, 1] * nrows})
-    for i in range(2 * nrows * ncols):
+    for i in range(n, nrows * ncols):
         r, c = divmod(i, ncols)
-        if i >= n:
-            axes[2 * r, c].axis("off")
-            axes[2 * r + 1, c].axis("off")
+        axes[2 * r, c].axis("off")
+        axes[2 * r + 1, c].axis("off")
     for i in range(n):
         r, c = divmod(i, ncols)
         label = None if labels is None else int(labels[i])
@@ -168,7 +167,7 @@ def plot_curves(x, curves: dict, xlabel: str, ylabel: str, title: str | None = N
         ax.set_title(title)
     ax.grid(alpha=0.3)
     if len(curves) > 1:
-        ax.legend(frameon=False, fontsize=plt.rcParams["legend.fontsize"] - 1, loc="best")
+        ax.legend(frameon=False, loc="best")
     ax.figure.tight_layout()
     return ax.figure
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 
 from . import plotting
 from .datasets import ImageDataset
@@ -63,4 +64,5 @@ class CorruptionExplorer:
         self.output.clear_output(wait=True)
         with self.output:
             fig = self.draw(self.corruption.value, self.severity.value, self.index.value)
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
