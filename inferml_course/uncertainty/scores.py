@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from . import bayesian, trust
-from ._utils import (check_batch_size, check_labels, check_logits, check_model, check_number, forward_logits,
-                     forward_with_features, validate_images)
+from ._utils import (check_batch_size, check_labels, check_logits, check_model, check_number, eval_mode,
+                     forward_logits, forward_with_features, validate_images)
 
 __all__ = [
     "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
@@ -145,7 +145,6 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     t = check_number(temperature, "temperature")
     eps = check_number(epsilon, "epsilon", positive=False)
     outs, preds = [], []
-    from ._utils import eval_mode
     with eval_mode(model), torch.enable_grad():
         for chunk in x.split(batch_size):
             xi = chunk.detach().clone().requires_grad_(True)

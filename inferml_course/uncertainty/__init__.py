@@ -1,0 +1,55 @@
+"""Uncertainty at inference: scores, sampling methods, gradient-based trust, calibration and metrics.
+
+Submodules load lazily (``import inferml_course.uncertainty`` imports nothing heavy)::
+
+    from inferml_course import uncertainty as uq
+    u = uq.uncertainty("gradtrust", model, x)        # (N,), higher = more uncertain
+    table = uq.compute_scores(model, x)              # every applicable registry score, shared forward
+    uq.metrics.auac(u, correct)                      # area under the accuracy curve, higher is better
+
+==============  =====================================================================================
+module          contents
+==============  =====================================================================================
+``scores``      MSP, entropy, margin, NLL, max logit, energy, ODIN, Mahalanobis; the registry ``SCORES``
+``bayesian``    MC dropout, deep ensembles, total = aleatoric + epistemic
+``trust``       GradTrust (released and a top-k reconstruction), Purview, GradNorm
+``calibration`` ECE (bin rules), MCE, adaptive ECE, Brier, NLL, temperature scaling
+``metrics``     AUROC, FPR at 95 % TPR, AUAC / AUFC, risk-coverage and AURC, table printing
+``toy``         the 2-D moons toy with tiny MLPs (aleatoric vs epistemic maps)
+``experiments`` the lessons' tables: corrupted test mixes, misprediction / corruption / OOD tables
+``plots``       reliability diagrams, uncertainty maps, score histograms, the GradTrust quadrant plot
+``widgets``     live-teaching widgets (temperature explorer, score distributions under corruption)
+==============  =====================================================================================
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+_SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets")
+_SHORTCUTS = {
+    "SCORES": "scores", "uncertainty": "scores", "get_score": "scores", "compute_scores": "scores",
+    "available_scores": "scores", "fit_mahalanobis": "scores",
+    "decompose": "bayesian", "mc_dropout_probs": "bayesian", "ensemble_probs": "bayesian",
+    "gradtrust": "trust", "purview": "trust", "gradnorm": "trust",
+    "expected_calibration_error": "calibration", "fit_temperature": "calibration",
+    "auroc": "metrics", "auac": "metrics", "aufc": "metrics", "fpr_at_tpr": "metrics",
+}
+
+__all__ = [*_SUBMODULES, *_SHORTCUTS]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    if name in _SHORTCUTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}"), name)
+        globals()[name] = value
+        return value
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # modules added later load the same way
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'inferml_course.uncertainty' has no attribute {name!r}")

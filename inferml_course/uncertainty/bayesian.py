@@ -1,0 +1,181 @@
+"""Sampling-based uncertainty: MC dropout, deep ensembles, and total = aleatoric + epistemic.
+
+Conventions (one each):
+
+* samples are stacked **sample-major**: probabilities of shape ``(S, N, K)`` = (stochastic passes
+  or ensemble members, inputs, classes);
+* members are averaged in **probability** space, never in logit space;
+* entropies are in **nats** (natural log), with ``0 log 0 = 0``;
+* MC dropout puts the model in eval mode and then only the dropout modules in train mode, so batch
+  norm keeps its running statistics (and never updates them). Every module's own ``training`` flag
+  is restored afterwards, also when an error interrupts the call;
+* randomness: the dropout masks come from the global RNG (``nn.Dropout`` takes no generator), so
+  the call seeds it from ``seed=`` inside ``torch.random.fork_rng``: the caller's RNG state is
+  restored afterwards and the result is deterministic for a given seed, batch size and device.
+
+Decomposition (for S samples p_s of one input)::
+
+    total      H[ mean_s p_s ]            entropy of the mean prediction
+    aleatoric  mean_s H[ p_s ]            expected entropy (the data's own noise)
+    epistemic  total - aleatoric          mutual information between label and model (>= 0)
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .._validate import check_choice
+from ._utils import (check_batch_size, check_model, check_prob_samples, dropout_modules, eval_mode,
+                     mc_dropout_mode, validate_images)
+
+__all__ = ["Decomposition", "entropy_of_mean", "mean_entropy", "mutual_information", "decompose",
+           "mc_dropout_probs", "ensemble_probs", "mc_dropout", "ensemble", "MEASURES"]
+
+MEASURES = ("total", "aleatoric", "epistemic")
+
+
+class Decomposition(NamedTuple):
+    """Per-input uncertainty in nats, each (N,): ``total = aleatoric + epistemic``."""
+
+    total: torch.Tensor
+    aleatoric: torch.Tensor
+    epistemic: torch.Tensor
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
+def entropy_of_mean(probs: torch.Tensor) -> torch.Tensor:
+    """Total predictive uncertainty ``H[mean_s p_s]`` (nats) of samples (S, N, K) -> (N,)."""
+    return _entropy(check_prob_samples(probs).mean(0))
+
+
+def mean_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Aleatoric part ``mean_s H[p_s]`` (nats) of samples (S, N, K) -> (N,)."""
+    return _entropy(check_prob_samples(probs)).mean(0)
+
+
+def mutual_information(probs: torch.Tensor) -> torch.Tensor:
+    """Epistemic part, the mutual information ``H[mean p] - mean H[p]`` (nats, clamped at 0): (N,)."""
+    return decompose(probs).epistemic
+
+
+def decompose(probs: torch.Tensor) -> Decomposition:
+    """Split the uncertainty of samples (S, N, K) into total, aleatoric and epistemic parts (nats).
+
+    Example: two members that are each certain but disagree (one-hot on different classes) give
+    aleatoric 0 and epistemic = total = ln 2.
+    """
+    probs = check_prob_samples(probs)
+    total = _entropy(probs.mean(0))
+    aleatoric = _entropy(probs).mean(0)
+    return Decomposition(total, aleatoric, (total - aleatoric).clamp_min(0))
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device):
+    """Seed the global RNG of ``device`` (and the CPU) inside fork_rng; the caller's state comes back."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def _head_only_path(model: nn.Module) -> bool:
+    """True for a SmallCNN whose dropout sits only in the classifier head: the trunk then runs once."""
+    from ..models.architectures import SmallCNN
+
+    if not isinstance(model, SmallCNN) or type(model).forward is not SmallCNN.forward:
+        return False
+    trunk_drop = dropout_modules(model.features) + dropout_modules(model.normalize)
+    return not trunk_drop
+
+
+@torch.no_grad()
+def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, batch_size: int = 512,
+                     reuse_features: bool = True) -> torch.Tensor:
+    """MC-dropout predictive samples (Gal & Ghahramani 2016): probabilities (S, N, K).
+
+    Only the dropout modules sample; batch norm stays in eval mode. For a :class:`SmallCNN`, whose
+    dropout sits in the classifier head only, the deterministic trunk runs once and the head S
+    times (``reuse_features=True``); the masks are drawn in the same order as S full passes, so
+    both paths give the same numbers.
+    """
+    check_model(model)
+    validate_images(x)
+    check_batch_size(batch_size)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    chunks = x.split(batch_size)
+    head_only = reuse_features and _head_only_path(model)
+    with mc_dropout_mode(model), _seeded(seed, x.device):
+        if head_only:  # the trunk has no dropout and its batch norms are in eval mode: run it once
+            trunk = [model.features(model.normalize(c)) for c in chunks]
+        out = []
+        for _ in range(samples):
+            if head_only:
+                logits = torch.cat([model.classifier(t) for t in trunk])
+            else:
+                logits = torch.cat([model(c) for c in chunks])
+            out.append(torch.softmax(logits.float(), dim=1))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Member probabilities (M, N, K) of a deep ensemble (Lakshminarayanan et al. 2017).
+
+    ``model`` is an :class:`~inferml_course.models.Ensemble` (anything with ``member_logits``) or a
+    list of models. Every member runs in eval mode; modes are restored.
+    """
+    validate_images(x)
+    check_batch_size(batch_size)
+    if isinstance(model, (list, tuple, nn.ModuleList)):
+        members = list(model)
+        if not members:
+            raise ValueError("model is an empty list of ensemble members")
+        for m in members:
+            check_model(m)
+        with contextlib.ExitStack() as stack:
+            for m in members:
+                stack.enter_context(eval_mode(m))
+            logits = torch.stack([torch.cat([m(c) for c in x.split(batch_size)]) for m in members])
+    else:
+        check_model(model)
+        if not hasattr(model, "member_logits"):
+            raise TypeError("model must be an Ensemble (with member_logits) or a list of models, "
+                            f"got {type(model).__name__}")
+        with eval_mode(model):
+            logits = torch.cat([model.member_logits(c) for c in x.split(batch_size)], dim=1)
+    return torch.softmax(logits.float(), dim=-1)
+
+
+def _measure(probs: torch.Tensor, measure: str) -> torch.Tensor:
+    check_choice(measure, MEASURES, "measure")
+    return getattr(decompose(probs), measure)
+
+
+def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure: str = "total",
+               batch_size: int = 512) -> torch.Tensor:
+    """MC-dropout uncertainty (N,) in nats, **higher = more uncertain**.
+
+    ``measure``: ``"total"`` (entropy of the mean prediction, the registry's ``mc_dropout``),
+    ``"aleatoric"`` (mean entropy) or ``"epistemic"`` (mutual information, ``mc_dropout_mi``).
+    """
+    check_choice(measure, MEASURES, "measure")
+    return _measure(mc_dropout_probs(model, x, samples, seed, batch_size), measure)
+
+
+def ensemble(model, x: torch.Tensor, measure: str = "total", batch_size: int = 512) -> torch.Tensor:
+    """Deep-ensemble uncertainty (N,) in nats, **higher = more uncertain** (``measure`` as in :func:`mc_dropout`)."""
+    check_choice(measure, MEASURES, "measure")
+    return _measure(ensemble_probs(model, x, batch_size), measure)
