@@ -1,0 +1,592 @@
+"""Fisher information at inference: per-sample gradients, Fisher matrices, spectra, representation collapse.
+
+Notation. A classifier gives ``p(y | x, theta) = softmax(f(x; theta))_y``. The *score* of one
+observation is ``U = grad_theta log p(y | x, theta)``. The Fisher information is the covariance of
+the score, which (the score having mean zero under the model) equals ``E[U U^T]``:
+
+* the **Fisher** (``kind="sampled"``) draws ``y ~ p(y | x, theta)`` from the model itself;
+* the **empirical Fisher** (``kind="empirical"``) plugs in the dataset's labels.
+
+Every gradient here is the gradient of the negative log-likelihood ``-log p(y | x)`` (the
+cross-entropy loss), i.e. ``-U``; the sign does not matter for ``U U^T``, norms or traces.
+
+Per-sample gradients use :mod:`torch.func` (``functional_call`` + ``vmap`` + ``grad``): the model
+runs on its own parameters and buffers, one sample at a time in a vectorised way, so no Python
+loop over samples is needed. Gradients are taken *at inference*: the model is put in ``eval()``
+mode for the call (BatchNorm uses its running statistics, dropout is off) and returned to the
+mode it was in. Parameters are detached copies, so ``requires_grad`` and ``.grad`` are never
+touched and no hooks are registered.
+
+The toy functions (``bernoulli_*``, ``logistic_toy_loss``) let a lesson check the Fisher
+identities in closed form before applying them to a network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, jacrev, vmap
+
+from ._validate import check_choice, check_positive_int
+
+__all__ = [
+    "select_parameters", "per_sample_grads", "gradient_norms", "fisher_trace_per_sample",
+    "FisherInformation", "fisher_information", "fisher_from_grads", "fisher_matrix", "fisher_diagonal",
+    "fisher_trace", "fisher_eigenvalues", "embeddings", "representation_spectrum", "effective_rank",
+    "bernoulli_log_likelihood", "bernoulli_score", "bernoulli_fisher", "bernoulli_fisher_monte_carlo",
+    "logistic_toy_loss", "descent_step_losses", "toy_gradient",
+]
+
+#: largest parameter count for which ``fisher_information(..., full=True)`` builds the P x P matrix
+MAX_FULL_MATRIX = 8192
+
+
+# --------------------------------------------------------------------------------------------------
+# argument helpers
+# --------------------------------------------------------------------------------------------------
+
+def _check_batch(x, argument: str = "x") -> torch.Tensor:
+    """A non-empty floating batch (N, ...) of finite values (images (N, C, H, W) or toy vectors (N, D))."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{argument} must be a torch.Tensor of shape (N, ...), e.g. images (N, C, H, W), "
+                        f"got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{argument} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"{argument} must have a batch dimension, shape (N, ...), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{argument} is an empty batch (N = 0)")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{argument} contains NaN or infinite values")
+    return x
+
+
+def _check_model(model) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if next(model.parameters(), None) is None:
+        raise ValueError("model has no parameters")
+    return model
+
+
+def select_parameters(model: nn.Module, params=None) -> dict[str, torch.Tensor]:
+    """The parameters to differentiate, as ``{name: parameter}`` in the model's order.
+
+    ``params`` may be ``None`` (every parameter), ``"last_layer"`` (``model.last_layer``), the dotted
+    name of a sub-module (``"classifier.fc2"``) or of a parameter (``"classifier.fc2.weight"``), a
+    sub-module itself, or a list of such names. Unknown names raise ``ValueError``.
+    """
+    _check_model(model)
+    named = dict(model.named_parameters())
+    if params is None:
+        return named
+    items = params if isinstance(params, (list, tuple)) else [params]
+    if not items:
+        raise ValueError("params is an empty list; give None (all parameters) or at least one name")
+    module_names = {id(m): n for n, m in model.named_modules()}
+    chosen: set[str] = set()
+    for item in items:
+        if isinstance(item, nn.Module):
+            prefix = module_names.get(id(item))
+            if prefix is None:
+                raise ValueError("params: the module given is not a sub-module of model")
+        elif isinstance(item, str):
+            if item == "last_layer":
+                layer = getattr(model, "last_layer", None)
+                if not isinstance(layer, nn.Module) or id(layer) not in module_names:
+                    raise ValueError("params='last_layer' needs a model with a .last_layer sub-module")
+                prefix = module_names[id(layer)]
+            elif item in named:
+                chosen.add(item)
+                continue
+            else:
+                prefix = item
+                if prefix not in dict(model.named_modules()):
+                    valid = [n for n, _ in model.named_modules() if n][:12]
+                    raise ValueError(f"params: unknown parameter or module name {item!r}; "
+                                     f"modules include: {', '.join(valid)}")
+        else:
+            raise TypeError(f"params must be None, a name, a sub-module or a list of those, got {type(item).__name__}")
+        start = f"{prefix}." if prefix else ""
+        found = [n for n in named if n.startswith(start)]
+        if not found:
+            raise ValueError(f"params: module {prefix!r} has no parameters")
+        chosen.update(found)
+    return {n: p for n, p in named.items() if n in chosen}
+
+
+def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    k = getattr(model, "num_classes", None)
+    if isinstance(k, int) and k > 0:
+        return k
+    with torch.no_grad():  # one sample only: the classes of a model without a num_classes attribute
+        was = model.training
+        model.eval()
+        try:
+            return int(model(x[:1]).shape[-1])
+        finally:
+            model.train(was)
+
+
+def _resolve_target(target, n: int, k: int, device, seed: int):
+    """(mode, labels, noise): mode "predicted", "given" or "sampled" (Gumbel noise for y ~ p(y|x))."""
+    if target is None:
+        return "predicted", torch.zeros(n, dtype=torch.long, device=device), torch.zeros(n, 1, device=device)
+    if isinstance(target, str):
+        check_choice(target, ("predicted", "sampled"), "target")
+        if target == "predicted":
+            return _resolve_target(None, n, k, device, seed)
+        gen = torch.Generator().manual_seed(int(seed))
+        u = torch.rand(n, k, generator=gen, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
+        gumbel = (-torch.log(-torch.log(u))).float().to(device)
+        return "sampled", torch.zeros(n, dtype=torch.long, device=device), gumbel
+    if isinstance(target, bool):
+        raise TypeError("target must be None, 'predicted', 'sampled', an int or a tensor (N,) of class indices")
+    if isinstance(target, int):
+        labels = torch.full((n,), target, dtype=torch.long)
+    else:
+        try:
+            labels = torch.as_tensor(target)
+        except Exception as error:
+            raise TypeError(f"target must be an int, a sequence or a tensor of shape (N,), got {type(target).__name__}") from error
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+            raise TypeError(f"target must hold integer class indices, got dtype {labels.dtype}")
+        if labels.dim() == 0:
+            labels = labels.expand(n)
+        if labels.shape != (n,):
+            raise ValueError(f"target must have shape ({n},) to match x, got {tuple(labels.shape)}")
+    labels = labels.long()
+    if labels.min() < 0 or labels.max() >= k:
+        raise ValueError(f"target holds class indices outside 0..{k - 1}: min {int(labels.min())}, max {int(labels.max())}")
+    return "given", labels.to(device), torch.zeros(n, 1, device=device)
+
+
+class _Functional:
+    """The model as a pure function of the selected parameters (others and buffers held fixed)."""
+
+    def __init__(self, model: nn.Module, selected: dict[str, torch.Tensor]):
+        self.model = model
+        self.names = list(selected)
+        self.params = {n: p.detach() for n, p in selected.items()}
+        self.fixed = {n: p.detach() for n, p in model.named_parameters() if n not in selected}
+        self.fixed.update({n: b.detach() for n, b in model.named_buffers()})
+
+    def logits(self, params, xi):
+        return functional_call(self.model, {**self.fixed, **params}, (xi.unsqueeze(0),))[0]
+
+
+def _pick(logits: torch.Tensor, mode: str, label: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    if mode == "predicted":
+        return logits.detach().argmax()
+    if mode == "sampled":
+        return (torch.log_softmax(logits.detach(), -1) + noise).argmax()
+    return label
+
+
+class _EvalMode:
+    """Context: the model in eval mode (BatchNorm running statistics, no dropout), mode restored on exit."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        for module, mode in self.modes:
+            module.training = mode
+        return False
+
+
+def _per_sample_chunks(model, x, target, params, batch_size, seed):
+    """Yield (start, {name: (b, *shape)} gradients of -log p(target | x)) chunk by chunk."""
+    _check_model(model)
+    _check_batch(x)
+    check_positive_int(batch_size, "batch_size")
+    selected = select_parameters(model, params)
+    n = x.shape[0]
+    mode, labels, noise = _resolve_target(target, n, _num_classes(model, x), x.device, seed)
+    fn = _Functional(model, selected)
+
+    def nll(p, xi, label, nz):
+        logits = fn.logits(p, xi)
+        y = _pick(logits, mode, label, nz)
+        return -torch.log_softmax(logits, -1).gather(0, y.view(1))[0]
+
+    per_sample = vmap(grad(nll), in_dims=(None, 0, 0, 0))
+    with _EvalMode(model):
+        for start in range(0, n, batch_size):
+            sl = slice(start, start + batch_size)
+            yield start, per_sample(fn.params, x[sl], labels[sl], noise[sl])
+
+
+def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 256,
+                     seed: int = 0, flatten: bool = True):
+    """Gradients of ``-log p(target | x_n)`` for every sample, batched with ``torch.func``.
+
+    Args:
+        model: a classifier returning logits (N, K).
+        x: the inputs (N, ...), e.g. images (N, C, H, W) in [0, 1].
+        target: ``None`` or ``"predicted"`` (the model's own prediction: no label needed at
+            inference), ``"sampled"`` (y ~ p(y | x), reproducible through ``seed``), an int, or
+            class indices (N,).
+        params: which parameters (see :func:`select_parameters`); default all.
+        batch_size: samples per vectorised chunk (memory grows as batch_size x parameters).
+        flatten: ``True`` returns one tensor (N, P) with parameters concatenated in model order;
+            ``False`` returns ``{name: (N, *shape)}``.
+    """
+    chunks = list(_per_sample_chunks(model, x, target, params, batch_size, seed))
+    names = list(chunks[0][1])
+    if flatten:
+        return torch.cat([torch.cat([g[n].flatten(1) for n in names], 1) for _, g in chunks])
+    return {n: torch.cat([g[n] for _, g in chunks]) for n in names}
+
+
+def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 256,
+                   seed: int = 0) -> torch.Tensor:
+    """L2 norm of each sample's loss gradient, (N,). **Higher = more surprise** (more uncertain).
+
+    With ``target=None`` the gradient is that of the model's own prediction, so no label is needed:
+    a large norm says the model would have to change a lot to become sure of its own answer.
+    """
+    _check_batch(x)
+    out = torch.empty(x.shape[0], device=x.device)
+    for start, g in _per_sample_chunks(model, x, target, params, batch_size, seed):
+        sq = sum(v.flatten(1).pow(2).sum(1) for v in g.values())
+        out[start:start + sq.shape[0]] = sq.sqrt()
+    return out
+
+
+def fisher_trace_per_sample(model: nn.Module, x: torch.Tensor, params=None, batch_size: int = 64) -> torch.Tensor:
+    """Trace of each input's own Fisher matrix, (N,): ``sum_k p_k(x) ||grad log p_k(x)||^2``.
+
+    The expectation over labels is exact (every class k, weighted by the model's probability),
+    computed with ``torch.func.jacrev`` (K backward passes per sample, vectorised). **Higher = more
+    information / surprise** for that input.
+    """
+    _check_model(model)
+    _check_batch(x)
+    check_positive_int(batch_size, "batch_size")
+    fn = _Functional(model, select_parameters(model, params))
+
+    def logp(p, xi):
+        out = torch.log_softmax(fn.logits(p, xi), -1)
+        return out, out.detach()
+
+    def trace(p, xi):
+        jac, lp = jacrev(logp, has_aux=True)(p, xi)
+        sq = sum(j.flatten(1).pow(2).sum(1) for j in jac.values())  # (K,)
+        return (lp.exp() * sq).sum()
+
+    batched = vmap(trace, in_dims=(None, 0))
+    with _EvalMode(model):
+        return torch.cat([batched(fn.params, x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Fisher matrices from per-sample gradients
+# --------------------------------------------------------------------------------------------------
+
+def _check_grads(grads) -> torch.Tensor:
+    if not isinstance(grads, torch.Tensor):
+        raise TypeError(f"grads must be a tensor (M, P) of per-sample gradients, got {type(grads).__name__}")
+    if grads.dim() != 2 or grads.shape[0] == 0 or grads.shape[1] == 0:
+        raise ValueError(f"grads must have shape (M, P) with M, P > 0, got {tuple(grads.shape)}")
+    if not grads.is_floating_point():
+        raise TypeError(f"grads must be floating point, got dtype {grads.dtype}")
+    if not torch.isfinite(grads).all():
+        raise ValueError("grads contains NaN or infinite values")
+    return grads
+
+
+def fisher_matrix(grads: torch.Tensor, max_params: int = MAX_FULL_MATRIX) -> torch.Tensor:
+    """``E[U U^T] = G^T G / M`` (P, P) from per-sample gradients ``grads`` (M, P)."""
+    g = _check_grads(grads)
+    if g.shape[1] > max_params:
+        raise ValueError(f"grads has {g.shape[1]} parameters: the full P x P Fisher would need "
+                         f"{g.shape[1] ** 2 * 4 / 1e9:.1f} GB; use fisher_diagonal / fisher_eigenvalues, "
+                         f"fewer params, or raise max_params")
+    return g.T @ g / g.shape[0]
+
+
+def fisher_diagonal(grads: torch.Tensor) -> torch.Tensor:
+    """The diagonal of the Fisher, ``E[U_i^2]`` for every parameter, (P,)."""
+    g = _check_grads(grads)
+    return g.pow(2).mean(0)
+
+
+def fisher_trace(grads: torch.Tensor) -> float:
+    """``tr E[U U^T] = E ||U||^2``: the mean squared gradient norm."""
+    g = _check_grads(grads)
+    return float(g.double().pow(2).sum(1).mean())
+
+
+def fisher_eigenvalues(grads: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    """The ``k`` largest eigenvalues of ``G^T G / M`` in descending order (all non-zero ones by default).
+
+    With fewer samples than parameters (M < P) this uses the Gram trick: ``G^T G`` and ``G G^T``
+    share their non-zero eigenvalues, and ``G G^T`` is only M x M.
+    """
+    g = _check_grads(grads).double()
+    m, p = g.shape
+    small = g @ g.T if m <= p else g.T @ g
+    values = torch.linalg.eigvalsh(small / m).flip(0).clamp_min(0.0)
+    values = values[:min(m, p)]
+    if k is not None:
+        check_positive_int(k, "k")
+        values = values[:k]
+    return values.to(grads.dtype)
+
+
+@dataclass
+class FisherInformation:
+    """Summary of a Fisher matrix estimated from ``num_samples`` score vectors.
+
+    ``diagonal`` (P,), ``trace``, the leading ``eigenvalues`` (descending), and ``matrix`` (P, P)
+    when it was requested and small enough (else ``None``).
+    """
+
+    kind: str
+    num_samples: int
+    num_params: int
+    diagonal: torch.Tensor
+    trace: float
+    eigenvalues: torch.Tensor
+    matrix: torch.Tensor | None = None
+    param_names: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{v:.3g}" for v in self.eigenvalues[:3].tolist())
+        return (f"FisherInformation(kind={self.kind!r}, samples={self.num_samples}, params={self.num_params}, "
+                f"trace={self.trace:.4g}, top eigenvalues=[{top}])")
+
+
+def fisher_from_grads(grads: torch.Tensor, kind: str = "sampled", top_k: int = 10, full: bool = False,
+                      param_names=None) -> FisherInformation:
+    """A :class:`FisherInformation` from per-sample gradients ``grads`` (M, P)."""
+    g = _check_grads(grads)
+    return FisherInformation(kind=kind, num_samples=g.shape[0], num_params=g.shape[1], diagonal=fisher_diagonal(g),
+                             trace=fisher_trace(g), eigenvalues=fisher_eigenvalues(g, top_k),
+                             matrix=fisher_matrix(g) if full else None, param_names=list(param_names or []))
+
+
+def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled", labels=None, params=None,
+                       n_samples: int = 1, seed: int = 0, top_k: int = 10, full: bool = False,
+                       batch_size: int = 256) -> FisherInformation:
+    """Estimate the Fisher information of ``model`` on inputs ``x``.
+
+    Args:
+        kind: ``"sampled"`` (labels drawn from the model, ``n_samples`` per input, seeded: the true
+            Fisher) or ``"empirical"`` (the given ``labels``: the empirical Fisher).
+        labels: class indices (N,), required for ``kind="empirical"``.
+        params: which parameters (see :func:`select_parameters`).
+        top_k: how many leading eigenvalues to return.
+        full: also build the P x P matrix (only for at most ``MAX_FULL_MATRIX`` parameters).
+    """
+    check_choice(kind, ("sampled", "empirical"), "kind")
+    check_positive_int(n_samples, "n_samples")
+    check_positive_int(top_k, "top_k")
+    _check_model(model)
+    _check_batch(x)
+    names = list(select_parameters(model, params))
+    if full:
+        size = sum(p.numel() for p in select_parameters(model, params).values())
+        if size > MAX_FULL_MATRIX:
+            raise ValueError(f"full=True needs at most {MAX_FULL_MATRIX} parameters, params selects {size}; "
+                             "choose fewer params (e.g. 'last_layer') or full=False")
+    if kind == "empirical":
+        if labels is None:
+            raise ValueError("kind='empirical' needs labels (N,): the empirical Fisher uses the dataset's labels")
+        g = per_sample_grads(model, x, labels, params, batch_size)
+    else:
+        if labels is not None:
+            raise ValueError("labels are only used with kind='empirical'; kind='sampled' draws them from the model")
+        xs = x.repeat_interleave(n_samples, dim=0) if n_samples > 1 else x
+        g = per_sample_grads(model, xs, "sampled", params, batch_size, seed=seed)
+    return fisher_from_grads(g, kind=kind, top_k=top_k, full=full, param_names=names)
+
+
+# --------------------------------------------------------------------------------------------------
+# representations
+# --------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Penultimate features ``model.embed(x)`` (N, D) in eval mode, in batches; the mode is restored."""
+    _check_model(model)
+    _check_batch(x)
+    check_positive_int(batch_size, "batch_size")
+    if not callable(getattr(model, "embed", None)):
+        raise TypeError("model needs an .embed(x) method returning penultimate features (N, D)")
+    with _EvalMode(model):
+        return torch.cat([model.embed(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def representation_spectrum(model_or_features, x: torch.Tensor | None = None, batch_size: int = 512) -> torch.Tensor:
+    """Singular values of the covariance of the centred representations, descending (D,).
+
+    Pass a model with ``.embed`` and inputs ``x``, or a feature matrix (N, D) directly. The values
+    are the variances along the principal axes (``s_i^2 / (N - 1)`` for the singular values ``s_i``
+    of the centred features). Many values near zero = *dimensional collapse*: the data occupies
+    only a few directions of the representation space.
+    """
+    if isinstance(model_or_features, nn.Module):
+        if x is None:
+            raise ValueError("x is required when the first argument is a model")
+        feats = embeddings(model_or_features, x, batch_size)
+    else:
+        feats = model_or_features
+        if not isinstance(feats, torch.Tensor) or feats.dim() != 2 or not feats.is_floating_point():
+            raise TypeError("give a model and x, or a floating feature matrix of shape (N, D)")
+        if x is not None:
+            raise ValueError("x is only used when the first argument is a model")
+    if feats.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples for a covariance, got {feats.shape[0]}")
+    centred = feats.double() - feats.double().mean(0, keepdim=True)
+    s = torch.linalg.svdvals(centred)
+    values = s.pow(2) / (feats.shape[0] - 1)
+    if values.shape[0] < feats.shape[1]:
+        values = torch.cat([values, values.new_zeros(feats.shape[1] - values.shape[0])])
+    return values.float()
+
+
+def effective_rank(spectrum: torch.Tensor) -> float:
+    """``exp(entropy(s / sum s))`` of a non-negative spectrum (Roy & Vetterli, 2007).
+
+    Between 1 (all variance in one direction: full collapse) and the number of values (isotropic).
+    """
+    if not isinstance(spectrum, torch.Tensor) or spectrum.dim() != 1 or spectrum.numel() == 0:
+        raise ValueError("spectrum must be a non-empty 1-D tensor")
+    if (spectrum < 0).any() or not torch.isfinite(spectrum).all():
+        raise ValueError("spectrum must hold finite non-negative values")
+    total = spectrum.double().sum()
+    if total <= 0:
+        raise ValueError("spectrum is all zeros")
+    q = spectrum.double() / total
+    q = q[q > 0]
+    return float(torch.exp(-(q * q.log()).sum()))
+
+
+# --------------------------------------------------------------------------------------------------
+# toy problems: the Bernoulli coin and a 2-D loss surface
+# --------------------------------------------------------------------------------------------------
+
+def _check_theta(theta, argument: str = "theta") -> torch.Tensor:
+    t = torch.as_tensor(theta, dtype=torch.float64)
+    if not torch.isfinite(t).all() or (t <= 0).any() or (t >= 1).any():
+        raise ValueError(f"{argument} must lie strictly between 0 and 1, got {theta!r}")
+    return t
+
+
+def _check_outcomes(x) -> torch.Tensor:
+    x = torch.as_tensor(x, dtype=torch.float64)
+    if not ((x == 0) | (x == 1)).all():
+        raise ValueError("x must hold Bernoulli outcomes 0 or 1")
+    return x
+
+
+def bernoulli_log_likelihood(theta, x) -> torch.Tensor:
+    """``log l(theta | x) = x log theta + (1 - x) log(1 - theta)`` (broadcast over theta and x)."""
+    if isinstance(theta, torch.Tensor) and theta.is_floating_point():
+        _check_theta(theta.detach())
+        t = theta  # keeps the autograd graph, so d/dtheta works on the result
+    else:
+        t = _check_theta(theta)
+    x = _check_outcomes(x).to(t.dtype)
+    return x * torch.log(t) + (1 - x) * torch.log1p(-t)
+
+
+def bernoulli_score(x, theta) -> torch.Tensor:
+    """The score ``d/dtheta log l(theta | x) = x / theta - (1 - x) / (1 - theta)``."""
+    t = _check_theta(theta)
+    x = _check_outcomes(x)
+    return x / t - (1 - x) / (1 - t)
+
+
+def bernoulli_fisher(theta) -> torch.Tensor:
+    """Closed-form Fisher information of one Bernoulli observation: ``1 / (theta (1 - theta))``."""
+    t = _check_theta(theta)
+    return 1.0 / (t * (1 - t))
+
+
+def bernoulli_fisher_monte_carlo(theta: float, n: int = 100_000, seed: int = 0) -> dict[str, float]:
+    """Three Monte-Carlo estimates of the Fisher information of a coin with bias ``theta``.
+
+    Draws ``n`` outcomes with a local generator, computes each outcome's score with autograd
+    (``torch.func.vmap(grad(log l))``), and returns the variance of the score, the mean squared
+    score ``E[U^2]``, the mean negative curvature ``-E[d^2 log l / dtheta^2]``, the mean score
+    (close to 0), and the closed form ``1 / (theta (1 - theta))``.
+    """
+    t = float(_check_theta(theta))
+    check_positive_int(n, "n")
+    gen = torch.Generator().manual_seed(int(seed))
+    x = (torch.rand(n, generator=gen, dtype=torch.float64) < t).double()
+
+    def loglik(th, xi):
+        return xi * torch.log(th) + (1 - xi) * torch.log1p(-th)
+
+    th = torch.tensor(t, dtype=torch.float64)
+    scores = vmap(grad(loglik), in_dims=(None, 0))(th, x)
+    curvature = vmap(grad(grad(loglik)), in_dims=(None, 0))(th, x)
+    return {
+        "closed_form": 1.0 / (t * (1 - t)),
+        "variance_of_score": float(scores.var(unbiased=True)),
+        "mean_squared_score": float(scores.pow(2).mean()),
+        "negative_mean_curvature": float(-curvature.mean()),
+        "mean_score": float(scores.mean()),
+    }
+
+
+_TOY_CACHE: dict = {}
+
+
+def _toy_data():
+    if "data" not in _TOY_CACHE:
+        gen = torch.Generator().manual_seed(7)
+        n = 60
+        y = (torch.arange(n) % 2).double()
+        centre = torch.tensor([[0.6, 0.3]], dtype=torch.float64) * (2 * y[:, None] - 1)
+        cov = torch.tensor([[1.0, 0.8], [0.0, 0.6]], dtype=torch.float64)
+        x = centre + torch.randn(n, 2, generator=gen, dtype=torch.float64) @ cov
+        _TOY_CACHE["data"] = (x, y)
+    return _TOY_CACHE["data"]
+
+
+def logistic_toy_loss(theta: torch.Tensor) -> torch.Tensor:
+    """Mean logistic-regression loss of a fixed 2-D toy dataset as a function of the weights.
+
+    ``theta`` has shape (..., 2); the result has shape (...), so a whole grid can be evaluated at
+    once for a contour plot. Differentiable: ``torch.autograd.grad`` gives the gradient field.
+    """
+    if not isinstance(theta, torch.Tensor) or theta.shape[-1:] != (2,):
+        raise ValueError("theta must be a tensor of shape (..., 2)")
+    x, y = _toy_data()
+    z = theta.double() @ x.T  # (..., n)
+    return (F.softplus(z) - y * z).mean(-1)
+
+
+def descent_step_losses(loss_fn, theta: torch.Tensor, directions: torch.Tensor, step: float = 0.1) -> torch.Tensor:
+    """Loss after a step of length ``step`` from ``theta`` along each unit-normalised direction.
+
+    ``directions`` (M, P). Used to show that the negative gradient is the direction of steepest
+    descent: for a small step no other direction of the same length lowers the loss more.
+    """
+    if not isinstance(directions, torch.Tensor) or directions.dim() != 2 or directions.shape[1] != theta.numel():
+        raise ValueError(f"directions must have shape (M, {theta.numel()})")
+    norms = directions.double().norm(dim=1, keepdim=True)
+    if (norms == 0).any():
+        raise ValueError("directions contains a zero vector")
+    unit = directions.double() / norms
+    return loss_fn(theta.double().reshape(1, -1) + step * unit)
+
+
+def toy_gradient(loss_fn, theta: torch.Tensor) -> torch.Tensor:
+    """``grad loss_fn(theta)`` for a single point ``theta`` (P,), via autograd."""
+    t = theta.detach().double().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(t), t)
+    return g
+
