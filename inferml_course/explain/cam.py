@@ -34,7 +34,9 @@ and returns the map at the layer's resolution; ``LayerAttribution.interpolate`` 
 *nearest* by default. We follow the paper: ReLU, then bilinear upsampling with ``align_corners=False``
 (``LayerGradCam(relu_attributions=True)`` followed by ``F.interpolate(..., mode="bilinear",
 align_corners=False)`` gives our ``grad_cam`` to float precision). Grad-CAM++ follows
-pytorch-grad-cam's form of the paper's eq. 19 (exponential score, so only first-order gradients are needed).
+pytorch-grad-cam's form of the paper's eq. 19 (exponential score, so only first-order gradients are needed),
+except that pytorch-grad-cam adds a constant to the denominator of alpha, which changes the weights when the
+gradients are small (g^2 near that constant); we set alpha = 0 only where the denominator is exactly 0.
 """
 from __future__ import annotations
 
@@ -128,7 +130,7 @@ def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     a = a.detach()
     g2, g3 = g * g, g * g * g
     denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g3
-    alpha = torch.where(g != 0, g2 / (denom + 1e-7), torch.zeros_like(g))
+    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), torch.zeros_like(g))
     weights = (alpha * g.clamp_min(0)).sum((2, 3))
     return _combine(a, weights, x.shape[-2:], True, output_dtype(x))
 

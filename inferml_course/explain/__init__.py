@@ -1,0 +1,40 @@
+"""Explanations at inference (lessons 02 and 03).
+
+Direct explanations answer "why this decision?" with a map (N, H, W) over the input; all share
+``f(model, x, target=None, **options)``:
+
+* gradients: :func:`saliency`, :func:`input_x_gradient`, :func:`deconvnet`, :func:`guided_backprop`,
+  :func:`smoothgrad`, :func:`integrated_gradients`, :func:`blur_ig`, :func:`fullgrad`;
+* perturbations: :func:`occlusion`, :func:`rise`, :func:`lime`, :func:`kernel_shap`;
+* class activation maps and the explanatory paradigms: :func:`grad_cam`, :func:`grad_cam_plus_plus`,
+  :func:`counterfactual_cam` ("What if not P?"), :func:`contrast_cam` ("Why P, rather than Q?"),
+  :func:`explanatory_paradigms` (all four questions at once).
+
+:func:`explain` and :data:`METHODS` loop over them by name. Indirect explanations (filters,
+activations, maximally activating patches, neighbours, embeddings) live in :mod:`.indirect`;
+:mod:`.localization` scores maps against masks; :mod:`.sanity` holds the randomisation check;
+:func:`normalize_maps` and :func:`overlay` prepare maps for display. Module docstrings list each
+method's cost and every default in which we differ from Captum.
+"""
+from .cam import PARADIGMS, contrast_cam, counterfactual_cam, explanatory_paradigms, grad_cam, grad_cam_plus_plus, \
+    runner_up
+from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, input_x_gradient, integrated_gradients, \
+    quadrature, saliency, smoothgrad
+from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, nearest_neighbours, \
+    project, receptive_field, representatives
+from .localization import energy_inside, mask_fraction, pointing_game
+from .maps import normalize_maps, overlay
+from .online import can_download
+from .perturbation import kernel_shap, lime, occlusion, rise, superpixels
+from .registry import FAMILIES, METHODS, SIGNED, explain, method
+from .sanity import randomized_copy, rank_correlation
+
+__all__ = [
+    "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients", "blur_ig",
+    "fullgrad", "occlusion", "rise", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus", "counterfactual_cam",
+    "contrast_cam", "explanatory_paradigms", "runner_up", "PARADIGMS", "RULES", "quadrature", "superpixels",
+    "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
+    "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
+    "nearest_neighbours", "project", "representatives", "pointing_game", "energy_inside", "mask_fraction",
+    "randomized_copy", "rank_correlation", "can_download",
+]

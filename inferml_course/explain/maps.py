@@ -1,0 +1,59 @@
+"""Display helpers kept apart from the explainers (which return raw maps).
+
+* :func:`normalize_maps`: per-image scaling for display, never across the batch.
+* :func:`overlay`: an RGB blend of images and coloured maps, as a tensor (no figure).
+"""
+from __future__ import annotations
+
+import torch
+
+from .._validate import check_choice
+
+__all__ = ["normalize_maps", "overlay"]
+
+
+def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float = 99.0, eps: float = 1e-12):
+    """Scale each map (N, H, W) on its own.
+
+    * ``"minmax"``: (m - min) / (max - min) into [0, 1] (the CAM papers' display rule); constant
+      maps become 0 (the authors' code divides by zero there);
+    * ``"absmax"``: m / max|m| into [-1, 1], keeping the sign and zero;
+    * ``"percentile"``: m / (the ``percentile``-th percentile of |m|), clipped to [-1, 1]
+      (robust to a few extreme pixels).
+    """
+    check_choice(mode, ("minmax", "absmax", "percentile"), "mode")
+    if not isinstance(maps, torch.Tensor) or maps.dim() < 2:
+        raise ValueError("maps must be a tensor of shape (N, H, W)")
+    flat = maps.detach().flatten(1).float()
+    if mode == "minmax":
+        lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+        out = (flat - lo) / (hi - lo).clamp_min(eps)
+        out = torch.where(hi - lo > eps, out, torch.zeros_like(out))
+    elif mode == "absmax":
+        out = flat / flat.abs().amax(1, keepdim=True).clamp_min(eps)
+    else:
+        scale = torch.quantile(flat.abs(), percentile / 100.0, dim=1, keepdim=True).clamp_min(eps)
+        out = (flat / scale).clamp(-1, 1)
+    return out.view(maps.shape)
+
+
+def overlay(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.5, cmap: str | None = None) -> torch.Tensor:
+    """Blend coloured maps over images: RGB (N, 3, H, W) in [0, 1].
+
+    Unsigned maps are min-max scaled and coloured with ``inferno``; maps with negative values are
+    scaled by max|m| and coloured with the diverging ``coolwarm`` (zero is white-grey).
+    """
+    import matplotlib
+
+    if images.dim() != 4 or maps.dim() != 3 or maps.shape[0] != images.shape[0] \
+            or maps.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"images (N, C, H, W) and maps (N, H, W) must match, got {tuple(images.shape)} "
+                         f"and {tuple(maps.shape)}")
+    signed = bool((maps < 0).any())
+    scaled = normalize_maps(maps, "absmax") * 0.5 + 0.5 if signed else normalize_maps(maps, "minmax")
+    colours = matplotlib.colormaps[cmap or ("coolwarm" if signed else "inferno")]
+    rgb = torch.from_numpy(colours(scaled.cpu().numpy())[..., :3]).float().permute(0, 3, 1, 2)
+    base = images.detach().float().cpu().clamp(0, 1)
+    if base.shape[1] == 1:
+        base = base.expand(-1, 3, -1, -1)
+    return (1 - alpha) * base + alpha * rgb

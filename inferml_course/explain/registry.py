@@ -1,0 +1,42 @@
+"""One entry point for every direct explanation, so lessons and widgets can loop over methods::
+
+    from inferml_course import explain
+    maps = {name: explain.explain(name, model, x) for name in explain.METHODS}
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .._validate import check_choice
+from . import cam, gradients, perturbation
+
+__all__ = ["METHODS", "FAMILIES", "SIGNED", "explain", "method"]
+
+#: Every explainer, in teaching order.
+METHODS = (
+    "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients",
+    "blur_ig", "fullgrad", "occlusion", "rise", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus",
+    "counterfactual_cam", "contrast_cam",
+)
+#: The family of each method.
+FAMILIES = {
+    **{m: "gradient" for m in METHODS[:8]},
+    **{m: "perturbation" for m in ("occlusion", "rise", "lime", "kernel_shap")},
+    **{m: "cam" for m in ("grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam")},
+}
+#: Methods whose maps (with their default options) can be negative.
+SIGNED = frozenset({"input_x_gradient", "deconvnet", "guided_backprop", "integrated_gradients", "blur_ig",
+                    "occlusion", "lime", "kernel_shap"})
+
+_MODULES = {"gradient": gradients, "perturbation": perturbation, "cam": cam}
+
+
+def method(name: str):
+    """The explainer function called ``name`` (one of :data:`METHODS`)."""
+    check_choice(name, METHODS, "method")
+    return getattr(_MODULES[FAMILIES[name]], name)
+
+
+def explain(method_name: str, model: nn.Module, x, target=None, **options):
+    """``method(method_name)(model, x, target, **options)``: a map (N, H, W) for any of :data:`METHODS`."""
+    return method(method_name)(model, x, target, **options)

@@ -1,0 +1,143 @@
+"""CAM family: a model whose answer is known by construction, the paradigm relations, Captum's LayerGradCam."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inferml_course import explain
+
+from _explain_models import TwoChannelModel, images, small_cnn
+
+
+def _two_squares():
+    """Channel 0 bright in the top-left square, channel 1 bright in the bottom-right square."""
+    x = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
+    x[0, 0, :3, :3] = 1.0
+    x[0, 1, 5:, 5:] = 0.5
+    return x
+
+
+def test_grad_cam_known_by_construction():
+    model = TwoChannelModel().double().eval()
+    x = _two_squares()
+    a0, a1 = x[0, 0], x[0, 1]
+    why0 = explain.grad_cam(model, x, 0)[0]
+    assert torch.allclose(why0, (a0 - a1).clamp_min(0) / 64)  # same resolution: upsampling is the identity
+    assert why0[:3, :3].min() > 0 and why0[3:, :].max() == 0 and why0[:, 3:].max() == 0
+    why1 = explain.grad_cam(model, x, 1)[0]
+    assert torch.allclose(why1, (a1 - a0).clamp_min(0) / 64)
+    # "what if 0 were absent?" shows the evidence against 0: the channel-1 square
+    assert torch.allclose(explain.counterfactual_cam(model, x, 0)[0], why1)
+    assert torch.allclose(explain.grad_cam(model, x, 0, relu=False)[0], (a0 - a1) / 64)
+
+
+def test_contrast_cam_is_cross_entropy_not_a_logit_difference():
+    model = TwoChannelModel().double().eval()
+    x = _two_squares()
+    z = model(x)[0]
+    p = torch.softmax(z, 0)
+    a0, a1 = x[0, 0], x[0, 1]
+    # dCE(z, Q)/dz = p - onehot(Q); dz/dA_0 = (1, -1, 0)/64, dz/dA_1 = (-1, 1, 0)/64
+    for q in range(3):
+        g = p.clone()
+        g[q] -= 1
+        alpha0, alpha1 = (g[0] - g[1]) / 64, (g[1] - g[0]) / 64
+        expected = (alpha0 * a0 + alpha1 * a1).clamp_min(0)
+        assert torch.allclose(explain.contrast_cam(model, x, contrast=q)[0], expected), q
+    # the default contrast is the runner-up class
+    second = z.argsort(descending=True)[1]
+    assert torch.equal(explain.contrast_cam(model, x), explain.contrast_cam(model, x, contrast=int(second)))
+
+
+def test_paradigms_share_one_forward_and_agree_with_the_functions():
+    model = small_cnn()
+    x = images(3)
+    maps = explain.explanatory_paradigms(model, x, contrast=[1, 2, 3])
+    P, Q = maps["P"], maps["Q"]
+    assert torch.equal(P, model(x).argmax(1)) and Q.tolist() == [1, 2, 3]
+    assert torch.allclose(maps["Why P?"], explain.grad_cam(model, x))
+    assert torch.allclose(maps["What if not P?"], explain.counterfactual_cam(model, x))
+    assert torch.allclose(maps["Why P, rather than Q?"], explain.contrast_cam(model, x, contrast=[1, 2, 3]))
+    assert torch.allclose(maps["Why not P with 100% confidence?"], explain.contrast_cam(model, x, contrast=P))
+    assert set(explain.PARADIGMS) <= set(maps)
+
+
+def test_cam_layer_by_name_and_module():
+    model = small_cnn()
+    x = images(2)
+    a = explain.grad_cam(model, x)
+    assert torch.equal(a, explain.grad_cam(model, x, layer="features.block3"))
+    assert torch.equal(a, explain.grad_cam(model, x, layer=model.features.block3))
+    b = explain.grad_cam(model, x, layer="features.block2.relu2")
+    assert b.shape == (2, 16, 16) and not torch.allclose(a, b)
+
+
+def test_grad_cam_and_plus_plus_by_hand_without_hooks():
+    """Split the SmallCNN at its cam layer by hand (no hooks) and apply the published formulas."""
+    model = small_cnn()
+    x = images(3)
+    a = model.features(model.normalize(x)).detach().requires_grad_(True)
+    z = model.classifier(a)
+    t = z.argmax(1)
+    (g,) = torch.autograd.grad(z.gather(1, t[:, None]).sum(), a)
+    a = a.detach()
+    up = lambda m: F.interpolate(m[:, None], size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+    cam = (g.mean((2, 3))[:, :, None, None] * a).sum(1).clamp_min(0)
+    assert torch.allclose(explain.grad_cam(model, x), up(cam), atol=1e-12)
+    alpha = g ** 2 / (2 * g ** 2 + a.sum((2, 3), keepdim=True) * g ** 3)
+    alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
+    w = (alpha * g.clamp_min(0)).sum((2, 3))
+    cam_pp = (w[:, :, None, None] * a).sum(1).clamp_min(0)
+    assert torch.allclose(explain.grad_cam_plus_plus(model, x), up(cam_pp), rtol=1e-5, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def captum_attr():
+    return pytest.importorskip("captum.attr")
+
+
+def test_grad_cam_equals_captum_layer_grad_cam_then_bilinear(captum_attr):
+    model = small_cnn()
+    x = images(4)
+    t = torch.tensor([0, 2, 4, 1])
+    ref = captum_attr.LayerGradCam(model, model.features.block3).attribute(x, target=t, relu_attributions=True)
+    ref = F.interpolate(ref, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(explain.grad_cam(model, x, t), ref, atol=1e-5, rtol=1e-5)
+    raw = captum_attr.LayerGradCam(model, model.features.block3).attribute(x, target=t)
+    raw = F.interpolate(raw, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(explain.grad_cam(model, x, t, relu=False), raw, atol=1e-5, rtol=1e-5)
+
+
+def test_counterfactual_cam_equals_captum_on_the_negated_logit(captum_attr):
+    model = small_cnn()
+    x = images(2)
+
+    def negated(inp):
+        return -model(inp)
+
+    ref = captum_attr.LayerGradCam(negated, model.features.block3).attribute(x, target=1, relu_attributions=True)
+    ref = F.interpolate(ref, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(explain.counterfactual_cam(model, x, 1), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_contrast_cam_equals_captum_on_the_cross_entropy(captum_attr):
+    model = small_cnn()
+    x = images(3)
+    q = torch.tensor([2, 0, 1])
+
+    def ce(inp):  # one output per image, so Captum needs no target
+        return F.cross_entropy(model(inp), q, reduction="none")
+
+    ref = captum_attr.LayerGradCam(ce, model.features.block3).attribute(x, relu_attributions=True)
+    ref = F.interpolate(ref, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(explain.contrast_cam(model, x, contrast=q), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_resnet18_grad_cam_equals_captum(captum_attr):
+    tv = pytest.importorskip("torchvision")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = tv.models.resnet18(num_classes=7).double().eval()
+    x = images(2, 3, 64, 64)
+    ref = captum_attr.LayerGradCam(model, model.layer4).attribute(x, target=3, relu_attributions=True)
+    ref = F.interpolate(ref, size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(explain.grad_cam(model, x, 3, layer="layer4"), ref, atol=1e-8)

@@ -1,0 +1,209 @@
+"""Every explainer leaves the model as it found it (also after an exception) and rejects bad input at once."""
+import pytest
+import torch
+from torch import nn
+
+from inferml_course import explain
+
+from _explain_models import images, small_cnn
+
+FAST = {
+    "smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}, "blur_ig": {"steps": 4},
+    "occlusion": {"window": 8, "stride": 4}, "rise": {"n_masks": 20}, "lime": {"samples": 12, "n_segments": 4},
+    "kernel_shap": {"samples": 12, "n_segments": 4},
+}
+CAMS = ("grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam")
+
+
+class Bomb(nn.Module):
+    """Identity that raises in the forward or the backward pass when armed."""
+
+    def __init__(self):
+        super().__init__()
+        self.armed = None
+
+    def forward(self, x):
+        if self.armed == "forward":
+            raise RuntimeError("boom (forward)")
+        if self.armed == "backward" and x.requires_grad:
+            x = x.clone()
+            x.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom (backward)")))
+        return x
+
+
+def prepared_model():
+    model = small_cnn(torch.float32)
+    model.classifier.dropout2 = Bomb()
+    model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
+    model.features.block1.conv1.weight.requires_grad_(False)
+    return model
+
+
+def snapshot(model):
+    return {
+        "training": [(n, m.training) for n, m in model.named_modules()],
+        "hooks": [(n, len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
+                   len(getattr(m, "_backward_pre_hooks", {}))) for n, m in model.named_modules()],
+        "requires_grad": [(n, p.requires_grad) for n, p in model.named_parameters()],
+        "grad": [(n, None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()],
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+        "global": (len(nn.modules.module._global_forward_hooks), len(nn.modules.module._global_forward_pre_hooks),
+                   len(nn.modules.module._global_backward_hooks)),
+    }
+
+
+def assert_same(before, after):
+    for key in ("training", "hooks", "requires_grad", "global"):
+        assert before[key] == after[key], key
+    for (n, g0), (_, g1) in zip(before["grad"], after["grad"]):
+        assert (g0 is None and g1 is None) or torch.equal(g0, g1), n
+    for k, v in before["state"].items():
+        assert torch.equal(v, after["state"][k]), k
+
+
+@pytest.mark.parametrize("name", explain.METHODS)
+def test_model_untouched_after_success(name):
+    model = prepared_model()
+    x = images(2, dtype=torch.float32)
+    before = snapshot(model)
+    out = explain.explain(name, model, x, **FAST.get(name, {}))
+    assert out.shape == (2, 16, 16) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert_same(before, snapshot(model))
+    assert not x.requires_grad and x.grad is None
+    xr = x.clone().requires_grad_(True)
+    explain.explain(name, model, xr, **FAST.get(name, {}))
+    assert xr.requires_grad and xr.grad is None
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+@pytest.mark.parametrize("name", explain.METHODS)
+def test_model_untouched_after_an_exception(name, where):
+    model = prepared_model()
+    x = images(2, dtype=torch.float32)
+    before = snapshot(model)
+    model.classifier.dropout2.armed = where
+    if where == "backward" and explain.FAMILIES[name] == "perturbation":
+        explain.explain(name, model, x, **FAST.get(name, {}))  # no backward pass: nothing to raise
+    else:
+        with pytest.raises(RuntimeError, match="boom"):
+            explain.explain(name, model, x, **FAST.get(name, {}))
+    model.classifier.dropout2.armed = None
+    assert_same(before, snapshot(model))
+
+
+@pytest.mark.parametrize("name", explain.METHODS)
+def test_model_untouched_after_a_bad_target(name):
+    model = prepared_model()
+    x = images(2, dtype=torch.float32)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="target out of range"):
+        explain.explain(name, model, x, target=[0, 5], **FAST.get(name, {}))
+    assert_same(before, snapshot(model))
+
+
+@pytest.mark.parametrize("name", explain.METHODS)
+def test_training_mode_is_kept_and_warned_about(name):
+    model = prepared_model().train()
+    x = images(2, dtype=torch.float32)
+    with pytest.warns(UserWarning, match="training mode"):
+        explain.explain(name, model, x, **FAST.get(name, {}))
+    assert model.training and all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("name", explain.METHODS)
+def test_bad_inputs(name):
+    model = prepared_model()
+    x = images(2, dtype=torch.float32)
+    opts = FAST.get(name, {})
+    with pytest.raises(ValueError, match="x must have shape"):
+        explain.explain(name, model, x[0], **opts)
+    nan = x.clone()
+    nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        explain.explain(name, model, nan, **opts)
+    with pytest.raises(ValueError, match="empty batch"):
+        explain.explain(name, model, x[:0], **opts)
+    with pytest.raises(TypeError, match="floating"):
+        explain.explain(name, model, (x * 255).long(), **opts)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        explain.explain(name, model, x.numpy(), **opts)
+    with pytest.raises(ValueError, match="target out of range: -1"):
+        explain.explain(name, model, x, target=-1, **opts)
+    with pytest.raises(ValueError, match=r"target must have shape \(2,\)"):
+        explain.explain(name, model, x, target=[0, 1, 2], **opts)
+    with pytest.raises(TypeError, match="integer class indices"):
+        explain.explain(name, model, x, target=torch.tensor([0.0, 1.0]), **opts)
+
+
+@pytest.mark.parametrize("name", CAMS)
+def test_unknown_layer_lists_candidates(name):
+    model = prepared_model()
+    x = images(2, dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"unknown layer name 'features\.block9'.*features\.block3"):
+        explain.explain(name, model, x, layer="features.block9")
+    with pytest.raises(ValueError, match="not part of this model"):
+        explain.explain(name, model, x, layer=nn.Conv2d(1, 1, 1))
+    with pytest.raises(ValueError, match="feature maps"):
+        explain.explain(name, model, x, layer="classifier.fc1")
+    with pytest.raises(TypeError, match="layer must be"):
+        explain.explain(name, model, x, layer=3)
+    plain = nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    with pytest.raises(ValueError, match="no `cam_layer`.*0, 1, 2, 3"):
+        explain.explain(name, plain, x)
+
+
+def test_contrast_out_of_range_and_bad_options():
+    model = prepared_model()
+    x = images(2, dtype=torch.float32)
+    with pytest.raises(ValueError, match="contrast out of range"):
+        explain.contrast_cam(model, x, contrast=9)
+    with pytest.raises(ValueError, match="unknown channels"):
+        explain.saliency(model, x, channels="mean")
+    with pytest.raises(ValueError, match="unknown rule"):
+        explain.integrated_gradients(model, x, rule="simpson")
+    with pytest.raises(ValueError, match="noise"):
+        explain.smoothgrad(model, x, noise=-1.0)
+    with pytest.raises(ValueError, match="unknown output"):
+        explain.occlusion(model, x, output="softmax")
+    with pytest.raises(ValueError, match="baseline tensor must have shape"):
+        explain.occlusion(model, x, baseline=torch.zeros(2))
+    with pytest.raises(ValueError, match="segments must be"):
+        explain.lime(model, x, segments=torch.zeros(2, 8, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="unknown method"):
+        explain.explain("gradcam", model, x)
+    with pytest.raises(ValueError, match="model must return logits"):
+        explain.saliency(nn.Identity().eval(), x)
+
+
+class Counting(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls, self.images = model, 0, 0
+
+    def forward(self, x):
+        self.calls += 1
+        self.images += x.shape[0]
+        return self.model(x)
+
+
+@pytest.mark.parametrize("name", ["saliency", "input_x_gradient", "guided_backprop", "deconvnet", "fullgrad",
+                                  "grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam"])
+@pytest.mark.parametrize("target", [None, 1])
+def test_one_pass_methods_run_exactly_one_forward(name, target):
+    model = Counting(small_cnn(torch.float32))
+    x = images(3, dtype=torch.float32)
+    explain.explain(name, model, x, target, **({"layer": "model.features.block3"} if name in CAMS else {}))
+    assert (model.calls, model.images) == (1, 3)
+
+
+def test_path_methods_cost_what_their_definition_costs():
+    model = Counting(small_cnn(torch.float32))
+    x = images(3, dtype=torch.float32)
+    explain.integrated_gradients(model, x, 1, steps=8)
+    assert (model.calls, model.images) == (1, 24)  # all steps in one batch, no validation pass
+    model.calls = model.images = 0
+    explain.integrated_gradients(model, x, steps=8, batch_size=12)
+    assert (model.calls, model.images) == (1 + 2, 3 + 24)  # + one forward to find the predicted class
+    model.calls = model.images = 0
+    explain.occlusion(model, x, 1, window=8, stride=8)
+    assert model.images == 3 * (1 + 4)
