@@ -1,0 +1,430 @@
+"""Introspective learning (Prabhushankar & AlRegib, NeurIPS 2022): sensing, then reflection.
+
+Stage 1, *sensing*: a trained classifier ``f`` predicts ``y_hat`` feed-forward.
+Stage 2, *reflection*: the network is asked, for every class ``I``, "Why ``y_hat``, rather than
+``I``?". The answer is measured as the change the question would induce in the network: the
+gradient of a loss ``J(z, delta_I)`` between the prediction and the one-hot label ``delta_I``,
+taken with respect to the last (classifier) layer ``W`` (K x D, logits ``z = W h + b``). These
+*introspective features* feed a small MLP ``H`` (the reflection network), trained on the training
+set's features while ``f`` stays frozen; ``H``'s output is the introspective prediction.
+
+Closed form (no backward pass needed). With ``e_I = dJ(z, delta_I)/dz``:
+
+* ``loss="cross_entropy"``: ``J = -log softmax(z)_I`` and ``e_I = p - delta_I`` (as in Contrast-CAM,
+  whose question "Why P, rather than Q?" is the same; the slides' Lemma 1 has this log-sum-exp form);
+* ``loss="mse"``: ``J = mean_c (z_c - delta_Ic)^2`` and ``e_I = (2 / K) (z - delta_I)`` (the form
+  used in the lab's GradTrust code).
+
+Then ``dJ/dW = e_I h^T`` and ``dJ/db = e_I``: all K questions come from one forward pass.
+
+Feature reductions (``reduction=``), a design choice the paper leaves open:
+
+* ``"sum"`` (default): the sum over all K questions, ``(sum_I e_I) h^T`` (K x D, plus K bias
+  entries). By linearity this is the gradient for a target vector of all ones, which is how the
+  tutorial slides describe the extraction ("the loss between the prediction and a vector of all
+  ones"). For cross-entropy ``sum_I e_I = K p - 1``.
+* ``"full"``: every question's gradient stacked, K x K x D (+ K x K): large (10 368 values for our
+  signs model), only for small models.
+* ``"row_norms"``: for every question I and class row c, the norm of the gradient of row c of
+  ``(W, b)``: K x K values, ``|e_Ic| sqrt(||h||^2 + 1)``. Good for pictures, lossy as a feature.
+
+What is not from the paper (the code was never released) and is therefore an exposed argument:
+the loss ``J``, the reduction, the MLP widths (default 128 and 64), the optimiser (Adam), the
+epochs (default 5), weight decay and the feature standardisation inside ``H``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validate import check_choice, check_images, check_positive_int
+
+__all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms", "ReflectionNetwork",
+           "train_reflection", "IntrospectiveClassifier", "corruption_benchmark", "ood_benchmark"]
+
+LOSSES = ("cross_entropy", "mse")
+REDUCTIONS = ("sum", "full", "row_norms")
+
+
+# --------------------------------------------------------------------------------------------------
+# the sensing pass: penultimate features h and logits z in one forward
+# --------------------------------------------------------------------------------------------------
+
+def _last_layer(model: nn.Module, layer) -> nn.Linear:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if layer is None:
+        layer = getattr(model, "last_layer", None)
+        if layer is None:
+            raise ValueError("layer: the model has no .last_layer; pass the final nn.Linear as layer=")
+    elif isinstance(layer, str):
+        try:
+            layer = model.get_submodule(layer)
+        except AttributeError as error:
+            raise ValueError(f"layer: unknown module name {layer!r}") from error
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"layer must be the model's final nn.Linear (logits = W h + b), got {type(layer).__name__}")
+    if not any(m is layer for m in model.modules()):
+        raise ValueError("layer is not a sub-module of model")
+    return layer
+
+
+@contextlib.contextmanager
+def _capture_input(layer: nn.Module):
+    store = {}
+
+    def hook(_module, inputs, output):
+        store["h"], store["z"] = inputs[0], output
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def _sensing_pass(model: nn.Module, layer: nn.Linear, x: torch.Tensor):
+    """(h, z): the input of ``layer`` (N, D) and the model's logits (N, K), from one forward pass."""
+    with _capture_input(layer) as store:
+        z = model(x)
+    if "z" not in store or store["z"] is not z:
+        raise ValueError("layer's output must be the model's output (logits = W h + b); "
+                         "pass the final nn.Linear of the model as layer=")
+    return store["h"], z
+
+
+def _question_errors(z: torch.Tensor, loss: str) -> torch.Tensor:
+    """``e[n, I, :] = dJ(z_n, delta_I) / dz`` for every question I: (N, K, K)."""
+    k = z.shape[1]
+    eye = torch.eye(k, dtype=z.dtype, device=z.device)
+    if loss == "cross_entropy":
+        return torch.softmax(z, 1).unsqueeze(1) - eye
+    return (2.0 / k) * (z.unsqueeze(1) - eye)
+
+
+def _features_from(h: torch.Tensor, z: torch.Tensor, loss: str, reduction: str, include_bias: bool) -> torch.Tensor:
+    """Introspective features (N, F) from penultimate features h (N, D) and logits z (N, K)."""
+    e = _question_errors(z, loss)  # (N, I, K)
+    if reduction == "sum":
+        s = e.sum(1)  # (N, K): the gradient for an all-ones target
+        parts = [(s.unsqueeze(2) * h.unsqueeze(1)).flatten(1)]
+        if include_bias:
+            parts.append(s)
+        return torch.cat(parts, 1)
+    if reduction == "full":
+        parts = [(e.unsqueeze(3) * h[:, None, None, :]).flatten(1)]
+        if include_bias:
+            parts.append(e.flatten(1))
+        return torch.cat(parts, 1)
+    row = h.pow(2).sum(1, keepdim=True) + (1.0 if include_bias else 0.0)
+    return (e.abs() * row.sqrt().unsqueeze(2)).flatten(1)
+
+
+def _check_options(loss: str, reduction: str) -> None:
+    check_choice(loss, LOSSES, "loss")
+    check_choice(reduction, REDUCTIONS, "reduction")
+
+
+class _EvalMode:
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        for module, mode in self.modes:
+            module.training = mode
+        return False
+
+
+@torch.no_grad()
+def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", reduction: str = "sum",
+                           include_bias: bool = True, layer=None, batch_size: int = 512) -> torch.Tensor:
+    """Introspective features of ``x`` (N, C, H, W): gradients at the last layer for every question.
+
+    One forward pass per batch (eval mode, restored afterwards); the gradients come from the
+    closed form in the module docstring, which the tests check against autograd. Returns (N, F)
+    on ``x``'s device, with F = K*D (+K) for ``"sum"``, K*K*D (+K*K) for ``"full"`` and K*K for
+    ``"row_norms"``.
+    """
+    _check_options(loss, reduction)
+    check_positive_int(batch_size, "batch_size")
+    check_images(x, "x")
+    fc = _last_layer(model, layer)
+    out = []
+    with _EvalMode(model):
+        for i in range(0, x.shape[0], batch_size):
+            h, z = _sensing_pass(model, fc, x[i:i + batch_size])
+            out.append(_features_from(h, z, loss, reduction, include_bias))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", layer=None,
+                            batch_size: int = 512) -> torch.Tensor:
+    """(N, K, K): entry [n, I, c] is the norm of the gradient of class row c of the last layer
+    (weights and bias) for the question "Why y_hat, rather than I?". Sparse for a confident model."""
+    feats = introspective_features(model, x, loss=loss, reduction="row_norms", layer=layer, batch_size=batch_size)
+    k = int(round(feats.shape[1] ** 0.5))
+    return feats.view(-1, k, k)
+
+
+# --------------------------------------------------------------------------------------------------
+# the reflection network H
+# --------------------------------------------------------------------------------------------------
+
+class ReflectionNetwork(nn.Module):
+    """``H``: standardise the features, then Linear-ReLU-Linear-ReLU-Linear (a three-layer MLP)."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden=(128, 64)):
+        super().__init__()
+        check_positive_int(in_features, "in_features")
+        check_positive_int(num_classes, "num_classes")
+        if len(hidden) != 2:
+            raise ValueError(f"hidden must give the two hidden widths, e.g. (128, 64), got {hidden!r}")
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("std", torch.ones(in_features))
+        self.fc1 = nn.Linear(in_features, hidden[0])
+        self.relu1 = nn.ReLU()
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.relu2 = nn.ReLU()
+        self.fc3 = nn.Linear(hidden[1], num_classes)
+        self.num_classes = num_classes
+
+    @torch.no_grad()
+    def fit_standardization(self, features: torch.Tensor) -> "ReflectionNetwork":
+        self.mean.copy_(features.mean(0))
+        self.std.copy_(features.std(0).clamp_min(1e-6))
+        return self
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        r = (features - self.mean) / self.std
+        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(r)))))
+
+
+def train_reflection(features: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None, hidden=(128, 64),
+                     epochs: int = 5, lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 1e-4,
+                     seed: int = 0, progress: bool = False) -> ReflectionNetwork:
+    """Train ``H`` with cross-entropy and Adam on ``features`` (N, F) and true ``labels`` (N,).
+
+    Deterministic for a seed (initialisation and shuffling use seeded generators; the global RNG
+    state is restored afterwards). Returns ``H`` in eval mode.
+    """
+    if not isinstance(features, torch.Tensor) or features.dim() != 2 or not features.is_floating_point():
+        raise TypeError("features must be a floating tensor of shape (N, F)")
+    if features.shape[0] == 0:
+        raise ValueError("features is empty (N = 0)")
+    if not torch.isfinite(features).all():
+        raise ValueError("features contains NaN or infinite values")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (features.shape[0],) or labels.is_floating_point():
+        raise ValueError(f"labels must be an integer tensor of shape ({features.shape[0]},)")
+    if labels.min() < 0:
+        raise ValueError("labels must be class indices >= 0")
+    k = int(labels.max()) + 1 if num_classes is None else check_positive_int(num_classes, "num_classes")
+    if labels.max() >= k:
+        raise ValueError(f"labels hold classes beyond num_classes={k}")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    from tqdm.auto import tqdm
+
+    device = features.device
+    labels = labels.to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = ReflectionNetwork(features.shape[1], k, hidden).to(device).fit_standardization(features)
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        net.train()
+        for _ in tqdm(range(epochs), desc="training H", disable=not progress, leave=False):
+            order = torch.randperm(features.shape[0], generator=gen).to(device)
+            for start in range(0, features.shape[0], batch_size):
+                idx = order[start:start + batch_size]
+                loss = F.cross_entropy(net(features[idx]), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    for p in net.parameters():
+        p.grad = None
+    return net.eval()
+
+
+class IntrospectiveClassifier(nn.Module):
+    """Sensing network ``f`` (frozen) + introspective features + reflection network ``H``.
+
+    ``forward(x)`` returns ``H``'s logits and is differentiable with respect to ``x``, so any
+    method that takes a model (MSP, ODIN, energy, explanations) plugs in unchanged.
+
+    Example::
+
+        intro = IntrospectiveClassifier(model).fit(train.images, train.labels)
+        intro.predict(test.images), intro.predict_proba(test.images)
+    """
+
+    def __init__(self, sensing: nn.Module, loss: str = "cross_entropy", reduction: str = "sum",
+                 include_bias: bool = True, layer=None, hidden=(128, 64)):
+        super().__init__()
+        _check_options(loss, reduction)
+        self.sensing = sensing
+        self._layer_name = None
+        fc = _last_layer(sensing, layer)
+        self._layer_name = next(n for n, m in sensing.named_modules() if m is fc)
+        self.loss, self.reduction, self.include_bias, self.hidden = loss, reduction, include_bias, tuple(hidden)
+        self.reflection = None
+        self.num_classes = fc.out_features
+
+    @property
+    def layer(self) -> nn.Linear:
+        return self.sensing.get_submodule(self._layer_name)
+
+    def features(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Introspective features (N, F) of ``x``, without gradients."""
+        return introspective_features(self.sensing, x, self.loss, self.reduction, self.include_bias, self.layer,
+                                      batch_size)
+
+    def fit(self, images: torch.Tensor, labels: torch.Tensor, features: torch.Tensor | None = None,
+            epochs: int = 5, lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 1e-4, seed: int = 0,
+            progress: bool = False) -> "IntrospectiveClassifier":
+        """Train ``H`` on the features of ``images`` (or precomputed ``features``) and true ``labels``.
+
+        The sensing network is only read: its parameters, mode and gradients are unchanged.
+        """
+        if features is None:
+            features = self.features(images)
+        elif features.shape[0] != labels.shape[0]:
+            raise ValueError("features and labels must have the same length")
+        self.reflection = train_reflection(features, labels.to(features.device), self.num_classes, self.hidden,
+                                           epochs, lr, batch_size, weight_decay, seed, progress)
+        return self
+
+    def _require_fitted(self):
+        if self.reflection is None:
+            raise RuntimeError("the reflection network is not trained yet: call .fit(images, labels) first")
+
+    def forward_both(self, x: torch.Tensor):
+        """(feed-forward logits, introspective logits), both from one sensing pass."""
+        self._require_fitted()
+        h, z = _sensing_pass(self.sensing, self.layer, x)
+        return z, self.reflection(_features_from(h, z, self.loss, self.reduction, self.include_bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the introspective prediction, (N, K)."""
+        return self.forward_both(x)[1]
+
+    @torch.no_grad()
+    def both_proba(self, x: torch.Tensor, batch_size: int = 512):
+        """(feed-forward probabilities, introspective probabilities), each (N, K), eval mode."""
+        self._require_fitted()
+        check_images(x, "x")
+        check_positive_int(batch_size, "batch_size")
+        ff, intro = [], []
+        with _EvalMode(self):
+            for i in range(0, x.shape[0], batch_size):
+                z, r = self.forward_both(x[i:i + batch_size])
+                ff.append(torch.softmax(z, 1))
+                intro.append(torch.softmax(r, 1))
+        return torch.cat(ff), torch.cat(intro)
+
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Introspective class probabilities (N, K)."""
+        return self.both_proba(x, batch_size)[1]
+
+    def predict(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Introspective class predictions (N,)."""
+        return self.predict_proba(x, batch_size).argmax(1)
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation: metrics and OOD scores come from inferml_course.uncertainty (course conventions:
+# uncertainty scores higher = more uncertain, OOD is the positive class)
+# --------------------------------------------------------------------------------------------------
+
+def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tensor, labels: torch.Tensor,
+                         corruptions=None, severities=(1, 2, 3, 4, 5), seed: int = 0, n_bins: int = 15,
+                         batch_size: int = 512, progress: bool = False) -> dict:
+    """Accuracy (higher is better) and ECE (lower is better) of the feed-forward and introspective
+    predictions for every corruption and severity; one sensing pass per corrupted set.
+
+    ECE: :func:`inferml_course.uncertainty.calibration.expected_calibration_error` with ``n_bins``
+    equal-width bins (15 by default).
+
+    Returns ``{"corruptions", "severities", "clean": {"accuracy": {...}, "ece": {...}},
+    "accuracy": {"feed-forward": (C, S), "introspective": (C, S)}, "ece": {...}}``.
+    """
+    from tqdm.auto import tqdm
+
+    from .datasets.corruptions import CORRUPTIONS, corrupt
+    from .uncertainty.calibration import expected_calibration_error
+
+    if not isinstance(classifier, IntrospectiveClassifier):
+        raise TypeError("classifier must be an IntrospectiveClassifier (fitted)")
+    check_images(images, "images")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must be a tensor of shape ({images.shape[0]},)")
+    corruptions = list(CORRUPTIONS if corruptions is None else corruptions)
+    for name in corruptions:
+        check_choice(name, CORRUPTIONS, "corruption")
+    names = ("feed-forward", "introspective")
+
+    def score(x):
+        probs = classifier.both_proba(x, batch_size)
+        y = labels.to(probs[0].device)
+        return ({n: float((p.argmax(1) == y).double().mean()) for n, p in zip(names, probs)},
+                {n: expected_calibration_error(p, y, n_bins) for n, p in zip(names, probs)})
+
+    clean_acc, clean_ece = score(images)
+    acc = {n: torch.empty(len(corruptions), len(severities)) for n in names}
+    ece = {n: torch.empty(len(corruptions), len(severities)) for n in names}
+    bar = tqdm(total=len(corruptions) * len(severities), desc="corruptions", disable=not progress, leave=False)
+    for i, name in enumerate(corruptions):
+        for j, severity in enumerate(severities):
+            a, e = score(corrupt(images, name, severity, seed=seed))
+            for n in names:
+                acc[n][i, j], ece[n][i, j] = a[n], e[n]
+            bar.update()
+    bar.close()
+    return {"corruptions": corruptions, "severities": list(severities),
+            "clean": {"accuracy": clean_acc, "ece": clean_ece}, "accuracy": acc, "ece": ece}
+
+
+def ood_benchmark(classifier: IntrospectiveClassifier, in_images: torch.Tensor, ood_sets: dict,
+                  methods=("msp", "odin", "energy"), odin_options: dict | None = None,
+                  batch_size: int = 256) -> list[dict]:
+    """Plug-in OOD detection: each score on the feed-forward network ``f`` and on the introspective
+    classifier (which is just another model to the score functions).
+
+    Scores come from the registry of :mod:`inferml_course.uncertainty` (uncertainties, higher = more
+    uncertain; ODIN with its paper defaults T = 1000, eps = 0.0014 unless ``odin_options`` says
+    otherwise). One row per (method, OOD set, network) with ``auroc`` (higher is better) and
+    ``fpr95`` (the fraction of in-distribution images flagged when 95 % of the OOD images are
+    caught, lower is better), from :func:`inferml_course.uncertainty.metrics.ood_metrics`.
+    """
+    from .uncertainty.metrics import ood_metrics
+    from .uncertainty.scores import uncertainty
+
+    if not isinstance(classifier, IntrospectiveClassifier):
+        raise TypeError("classifier must be an IntrospectiveClassifier (fitted)")
+    classifier._require_fitted()
+    check_images(in_images, "in_images")
+    if not isinstance(ood_sets, dict) or not ood_sets:
+        raise ValueError("ood_sets must be a non-empty dict {name: images (N, C, H, W)}")
+    for name, x in ood_sets.items():
+        check_images(x, f"ood_sets[{name!r}]")
+    for m in methods:
+        check_choice(m, ("msp", "odin", "energy"), "method")
+    options = {"odin": dict(odin_options or {}), "msp": {}, "energy": {}}
+    networks = {"feed-forward": classifier.sensing, "introspective": classifier}
+    rows = []
+    for method in methods:
+        for net_name, net in networks.items():
+            s_in = uncertainty(method, net, in_images, batch_size=batch_size, **options[method])
+            for set_name, x in ood_sets.items():
+                s_out = uncertainty(method, net, x, batch_size=batch_size, **options[method])
+                metrics = ood_metrics(s_in, s_out)
+                rows.append({"method": method, "dataset": set_name, "network": net_name,
+                             "auroc": metrics["AUROC"], "fpr95": metrics["FPR95"]})
+    return rows

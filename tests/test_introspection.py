@@ -1,0 +1,238 @@
+"""Introspective learning: closed-form features against autograd, the reflection network, hygiene, bad input."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inferml_course import introspection as intro
+from inferml_course.models import SmallCNN
+
+K = 4
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    return SmallCNN(3, K, width=4, hidden=12).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+
+
+def autograd_question_grads(model, x, loss):
+    """Per image and question I, autograd's gradient of J(z, delta_I) w.r.t. (W, b) of the last layer."""
+    fc = model.last_layer
+    weights, biases = [], []
+    for n in range(x.shape[0]):
+        w_rows, b_rows = [], []
+        for q in range(K):
+            z = model(x[n:n + 1])
+            target = torch.tensor([q])
+            j = F.cross_entropy(z, target) if loss == "cross_entropy" else F.mse_loss(z, F.one_hot(target, K).float())
+            gw, gb = torch.autograd.grad(j, [fc.weight, fc.bias])
+            w_rows.append(gw)
+            b_rows.append(gb)
+        weights.append(torch.stack(w_rows))
+        biases.append(torch.stack(b_rows))
+    return torch.stack(weights), torch.stack(biases)  # (N, K, K, D), (N, K, K)
+
+
+@pytest.mark.parametrize("loss", intro.LOSSES)
+def test_full_features_equal_autograd(cnn, images, loss):
+    gw, gb = autograd_question_grads(cnn, images, loss)
+    feats = intro.introspective_features(cnn, images, loss=loss, reduction="full", batch_size=2)
+    n, d = images.shape[0], cnn.last_layer.in_features
+    assert feats.shape == (n, K * K * d + K * K)
+    assert torch.allclose(feats[:, :K * K * d], gw.flatten(1), atol=1e-7)
+    assert torch.allclose(feats[:, K * K * d:], gb.flatten(1), atol=1e-7)
+
+
+@pytest.mark.parametrize("loss", intro.LOSSES)
+def test_sum_is_the_all_ones_backprop(cnn, images, loss):
+    """Summing every question equals one backward pass with an all-ones target (linearity)."""
+    gw, gb = autograd_question_grads(cnn, images, loss)
+    feats = intro.introspective_features(cnn, images, loss=loss, reduction="sum")
+    assert torch.allclose(feats, torch.cat([gw.sum(1).flatten(1), gb.sum(1)], 1), atol=1e-6)
+    fc = cnn.last_layer
+    z = cnn(images[:1])
+    if loss == "cross_entropy":  # cross-entropy with a target vector of all ones
+        j = -torch.log_softmax(z, 1).sum()
+    else:  # K x MSE towards the uniform vector 1/K (GradTrust's target)
+        j = K * F.mse_loss(z, torch.full((1, K), 1.0 / K))
+    g, gbias = torch.autograd.grad(j, [fc.weight, fc.bias])
+    assert torch.allclose(feats[0], torch.cat([g.flatten(), gbias]), atol=1e-6)
+
+
+def test_row_norms_and_question_matrix(cnn, images):
+    gw, gb = autograd_question_grads(cnn, images, "cross_entropy")
+    norms = intro.question_gradient_norms(cnn, images)
+    expected = torch.sqrt(gw.pow(2).sum(-1) + gb.pow(2))
+    assert norms.shape == (5, K, K)
+    assert torch.allclose(norms, expected, atol=1e-6)
+    without_bias = intro.introspective_features(cnn, images, reduction="row_norms", include_bias=False)
+    assert torch.allclose(without_bias.view(5, K, K), gw.pow(2).sum(-1).sqrt(), atol=1e-6)
+
+
+def test_features_are_sparse_for_a_confident_model():
+    """Cross-entropy question gradients: the row for the predicted question vanishes as p -> one-hot."""
+    torch.manual_seed(1)
+    model = SmallCNN(3, K, width=4, hidden=12).eval()
+    with torch.no_grad():
+        model.last_layer.weight.mul_(0)
+        model.last_layer.bias.copy_(torch.tensor([30.0, 0, 0, 0]))
+    norms = intro.question_gradient_norms(model, torch.rand(2, 3, 32, 32))
+    assert norms[:, 0].max() < 1e-6           # "Why 0, rather than 0?" asks for no change
+    assert (norms[:, 1:, 0] > 0).all()         # other questions touch the predicted row ...
+    off = norms[:, 1:, 1:] * (1 - torch.eye(K - 1))
+    assert off.max() < 1e-6                    # ... and their own row, nothing else
+
+
+def test_classifier_fit_predict_and_frozen_sensing(cnn):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 32, 32, generator=gen)
+    y = torch.randint(0, K, (64,), generator=gen)
+    cnn.train()
+    before = {k: v.clone() for k, v in cnn.state_dict().items()}
+    flags = [p.requires_grad for p in cnn.parameters()]
+    model = intro.IntrospectiveClassifier(cnn, hidden=(16, 8)).fit(x, y, epochs=2, batch_size=16, seed=3)
+    assert cnn.training and all(m.training for m in cnn.modules())
+    for k, v in cnn.state_dict().items():
+        assert torch.equal(v, before[k]), f"sensing network changed: {k}"
+    assert [p.requires_grad for p in cnn.parameters()] == flags
+    assert all(p.grad is None for p in cnn.parameters())
+    proba = model.predict_proba(x[:10], batch_size=4)
+    assert proba.shape == (10, K) and torch.allclose(proba.sum(1), torch.ones(10), atol=1e-5)
+    assert torch.equal(model.predict(x[:10]), proba.argmax(1))
+    ff, introspective = model.both_proba(x[:10])
+    assert torch.allclose(introspective, proba)
+    cnn.eval()
+    with torch.no_grad():
+        assert torch.allclose(ff, torch.softmax(cnn(x[:10]), 1), atol=1e-6)
+    again = intro.IntrospectiveClassifier(cnn, hidden=(16, 8)).fit(x, y, epochs=2, batch_size=16, seed=3)
+    assert torch.allclose(again.predict_proba(x[:10]), proba), "training is seeded"
+
+
+def test_classifier_learns_a_separable_problem():
+    """H can recover labels that the features carry (sanity check of the training loop)."""
+    torch.manual_seed(0)
+    sensing = SmallCNN(3, K, width=4, hidden=12).eval()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(200, 3, 32, 32, generator=gen)
+    with torch.no_grad():
+        y = sensing(x).argmax(1)
+    model = intro.IntrospectiveClassifier(sensing, hidden=(32, 16)).fit(x, y, epochs=30, batch_size=32)
+    assert (model.predict(x) == y).float().mean() > 0.9
+
+
+def test_forward_is_differentiable_wrt_input(cnn):
+    x = torch.rand(3, 3, 32, 32)
+    y = torch.randint(0, K, (3,))
+    model = intro.IntrospectiveClassifier(cnn, loss="mse", hidden=(8, 8)).fit(x, y, epochs=1)
+    xi = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xi).logsumexp(1).sum(), xi)
+    assert g.shape == x.shape and g.abs().sum() > 0
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_hygiene_of_features(cnn, images):
+    cnn.train()
+    cnn.classifier.fc1.weight.requires_grad_(False)
+    cnn.last_layer.weight.grad = torch.ones_like(cnn.last_layer.weight)
+    try:
+        intro.introspective_features(cnn, images)
+        assert cnn.training and all(m.training for m in cnn.modules())
+        assert not cnn.classifier.fc1.weight.requires_grad
+        assert torch.equal(cnn.last_layer.weight.grad, torch.ones_like(cnn.last_layer.weight))
+        assert not any(m._forward_hooks for m in cnn.modules())
+    finally:
+        cnn.eval()
+        cnn.classifier.fc1.weight.requires_grad_(True)
+        cnn.last_layer.weight.grad = None
+
+
+class NotLogits(nn.Module):
+    """Its last Linear is followed by another operation: the closed form does not apply."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, K)
+        self.last_layer = self.fc
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * 2
+
+
+class Raising(SmallCNN):
+    def forward(self, x):
+        super().forward(x)
+        raise RuntimeError("boom")
+
+
+def test_hooks_removed_on_exception(images):
+    model = Raising(3, K, width=4, hidden=8).train()
+    with pytest.raises(RuntimeError, match="boom"):
+        intro.introspective_features(model, images)
+    assert not any(m._forward_hooks for m in model.modules())
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_bad_input(cnn, images):
+    with pytest.raises(ValueError, match="loss"):
+        intro.introspective_features(cnn, images, loss="hinge")
+    with pytest.raises(ValueError, match="reduction"):
+        intro.introspective_features(cnn, images, reduction="mean")
+    with pytest.raises(TypeError, match="x"):
+        intro.introspective_features(cnn, images.numpy())
+    with pytest.raises(ValueError, match="x"):
+        intro.introspective_features(cnn, images[0])
+    with pytest.raises(ValueError, match="NaN"):
+        intro.introspective_features(cnn, images * float("nan"))
+    with pytest.raises(ValueError, match="empty"):
+        intro.introspective_features(cnn, images[:0])
+    with pytest.raises(TypeError, match="layer"):
+        intro.introspective_features(cnn, images, layer="classifier.relu")
+    with pytest.raises(ValueError, match="layer"):
+        intro.introspective_features(cnn, images, layer="classifier.nope")
+    with pytest.raises(ValueError, match="layer"):
+        intro.introspective_features(cnn, images, layer=nn.Linear(12, K))
+    with pytest.raises(ValueError, match="logits"):
+        intro.introspective_features(NotLogits(), images)
+    with pytest.raises(ValueError, match="batch_size"):
+        intro.introspective_features(cnn, images, batch_size=0)
+    with pytest.raises(ValueError, match="layer"):
+        intro.introspective_features(nn.Sequential(nn.Flatten(), nn.Linear(3072, K)), images)
+    model = intro.IntrospectiveClassifier(cnn)
+    with pytest.raises(RuntimeError, match="fit"):
+        model.predict(images)
+    with pytest.raises(ValueError, match="labels"):
+        intro.train_reflection(torch.randn(4, 3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="labels"):
+        intro.train_reflection(torch.randn(2, 3), torch.tensor([0, 5]), num_classes=3)
+    with pytest.raises(ValueError, match="NaN"):
+        intro.train_reflection(torch.full((2, 3), float("nan")), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="hidden"):
+        intro.ReflectionNetwork(3, 2, hidden=(4,))
+
+
+def test_benchmarks_on_a_tiny_model(cnn):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(24, 3, 32, 32, generator=gen)
+    y = torch.randint(0, K, (24,), generator=gen)
+    model = intro.IntrospectiveClassifier(cnn, hidden=(8, 8)).fit(x, y, epochs=1)
+    result = intro.corruption_benchmark(model, x, y, corruptions=["fog", "gaussian_noise"], severities=(1, 5))
+    assert result["accuracy"]["introspective"].shape == (2, 2)
+    for table in (result["accuracy"], result["ece"]):
+        for values in table.values():
+            assert ((values >= 0) & (values <= 1)).all()
+    rows = intro.ood_benchmark(model, x[:12], {"noise": torch.rand(12, 3, 32, 32, generator=gen)},
+                               methods=("msp", "energy", "odin"))
+    assert len(rows) == 6
+    assert all(0 <= r["auroc"] <= 1 and 0 <= r["fpr95"] <= 1 for r in rows)
+    with pytest.raises(ValueError, match="corruption"):
+        intro.corruption_benchmark(model, x, y, corruptions=["rain"])
+    with pytest.raises(ValueError, match="method"):
+        intro.ood_benchmark(model, x, {"noise": x}, methods=("mahalanobis",))
+    with pytest.raises(ValueError, match="ood_sets"):
+        intro.ood_benchmark(model, x, {})
