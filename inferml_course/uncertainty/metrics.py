@@ -279,36 +279,44 @@ def aurc(scores, correct, kind: str = "uncertainty", method: str = "mean") -> fl
 
 
 # -------------------------------------------------------------------------------------------- tables
-def format_table(values: dict, metric: str, higher_is_better: bool | None = None, percent: bool = True,
-                 digits: int = 1, mark_best: bool = True, title: str | None = None) -> str:
-    """A plain-text table of ``values[row][column]`` with the metric's direction in the header.
+def format_table(values: dict, metric: str | None = None, higher_is_better: bool | None = None,
+                 percent: bool = True, digits: int = 1, mark_best: bool = True, title: str | None = None) -> str:
+    """A plain-text table of ``values[row][column]`` that states each metric's direction.
 
-    ``higher_is_better`` defaults to :data:`DIRECTIONS` for known metric names. With ``mark_best``,
-    the best value of each column gets a ``*`` and the runner-up a ``+``.
+    With ``metric`` given, every column holds that metric (e.g. one column per OOD set) and
+    ``higher_is_better`` defaults to :data:`DIRECTIONS`. With ``metric=None`` the columns are metric
+    names (e.g. ``"AUAC"``, ``"AUFC"``, ``"AUROC"``) and each one's direction comes from
+    :data:`DIRECTIONS`. With ``mark_best``, the best value of each column gets ``*``, the runner-up ``+``.
     """
-    if higher_is_better is None:
-        if metric not in DIRECTIONS:
-            raise ValueError(f"say whether higher is better for metric {metric!r} (higher_is_better=...)")
-        higher_is_better = DIRECTIONS[metric] == "higher"
     rows = list(values)
     columns = list(dict.fromkeys(c for r in rows for c in values[r]))
+    directions = {}
+    for c in columns:
+        name = metric if metric is not None else c
+        if metric is not None and higher_is_better is not None:
+            directions[c] = bool(higher_is_better)
+        elif name in DIRECTIONS:
+            directions[c] = DIRECTIONS[name] == "higher"
+        else:
+            raise ValueError(f"say whether higher is better for metric {name!r} (higher_is_better=...)")
     scale = 100.0 if percent else 1.0
     unit = " (%)" if percent else ""
-    header = f"{metric}{unit}: {'higher' if higher_is_better else 'lower'} is better"
+    if metric is not None:
+        header = f"{metric}{unit}: {'higher' if directions[columns[0]] else 'lower'} is better"
+    else:
+        header = "; ".join(f"{c}{unit} {'higher' if directions[c] else 'lower'} is better" for c in columns)
     marks = {}
     if mark_best and len(rows) > 1:
         for c in columns:
-            col = [(values[r][c], r) for r in rows if c in values[r] and values[r][c] == values[r][c]]
-            col.sort(key=lambda t: -t[0] if higher_is_better else t[0])
+            col = [(values[r][c], r) for r in rows if values[r].get(c) is not None and values[r][c] == values[r][c]]
+            col.sort(key=lambda t: -t[0] if directions[c] else t[0])
             if col:
                 marks[(col[0][1], c)] = "*"
             if len(col) > 1:
                 marks[(col[1][1], c)] = "+"
-    width = max(12, *(len(str(c)) + 2 for c in columns))
+    width = max(10, *(len(str(c)) + 2 for c in columns))
     first = max(10, *(len(str(r)) + 1 for r in rows))
-    lines = [title or header]
-    if title:
-        lines.append(header)
+    lines = [title, header] if title else [header]
     lines.append(" " * first + "".join(f"{str(c):>{width}}" for c in columns))
     for r in rows:
         cells = []

@@ -33,7 +33,7 @@ ignores how much mass the other classes get.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ from ._utils import (check_batch_size, check_labels, check_logits, check_model, 
 __all__ = [
     "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
     "MahalanobisStats", "mahalanobis", "mahalanobis_from_features", "logit_scores", "ScoreSpec", "SCORES",
-    "get_score", "uncertainty", "available_scores", "compute_scores",
+    "get_score", "uncertainty", "available_scores", "compute_scores", "score_batch", "ScoreResult",
 ]
 
 
@@ -189,7 +189,7 @@ def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_siz
 
     Features are the input of ``model.last_layer`` (``model.embed(x)`` for SmallCNN). The covariance
     is the pooled within-class scatter divided by N (a global scale does not change the ranking),
-    plus ``ridge * mean variance`` on the diagonal so that it is invertible.
+    plus ``ridge * mean variance`` on the diagonal; the precision is its (pseudo-)inverse.
     """
     _prepare(model, images, batch_size)
     logits, h = forward_with_features(model, images, batch_size)
@@ -206,7 +206,7 @@ def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_siz
     cov = centred.T @ centred / h.shape[0]
     cov = cov + ridge * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(cov.shape[0], dtype=h.dtype,
                                                                            device=h.device)
-    precision = torch.linalg.inv(cov)
+    precision = torch.linalg.pinv(cov, hermitian=True)  # pseudo-inverse: dead (all-zero) features are fine
     return MahalanobisStats(means.float(), ((precision + precision.T) / 2).float())
 
 
@@ -317,11 +317,30 @@ _SHARED = ("msp", "entropy", "margin", "nll", "max_logit", "energy", "gradtrust"
 def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
                    samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None
                    ) -> dict[str, torch.Tensor]:
-    """Several registry scores at once, sharing work: ``{name: uncertainty (N,)}``, higher = more uncertain.
+    """Several registry scores at once: ``{name: uncertainty (N,)}``, **higher = more uncertain**.
 
-    One hooked forward pass gives the logits and the last layer's input; from them come the
-    softmax/logit scores, GradTrust and GradNorm (their closed forms, which equal the gradient
-    route exactly, see :mod:`.trust`) and the Mahalanobis distance. ODIN, MC dropout, ensembles
+    See :func:`score_batch` (which also returns the logits) for what is shared.
+    """
+    return score_batch(model, x, names, mahalanobis_stats=mahalanobis_stats, samples=samples, seed=seed,
+                       batch_size=batch_size, odin_options=odin_options).scores
+
+
+class ScoreResult(NamedTuple):
+    """``scores``: {name: uncertainty (N,)}; ``logits``: (N, K) of the same (deterministic) forward pass."""
+
+    scores: dict
+    logits: torch.Tensor
+
+
+def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
+                samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None
+                ) -> ScoreResult:
+    """Several registry scores at once, sharing work, and the logits of the deterministic forward pass.
+
+    Scores are uncertainties (N,), **higher = more uncertain**. One hooked forward pass gives the
+    logits and the last layer's input; from them come the softmax/logit scores, GradTrust and
+    GradNorm (their closed forms, which equal the gradient route exactly, see :mod:`.trust`) and
+    the Mahalanobis distance. ODIN, MC dropout, ensembles
     and Purview run their own passes. ``names`` defaults to every registry score that applies
     (Mahalanobis only with ``mahalanobis_stats``; ensembles only for models with ``member_logits``).
     """
@@ -337,11 +356,11 @@ def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mah
     names = [get_score(n).name for n in names]
     out: dict[str, torch.Tensor] = {}
     shared = [n for n in names if n in _SHARED]
+    if any(n in ("gradtrust", "gradnorm", "mahalanobis") for n in shared):
+        logits, h = forward_with_features(model, x, batch_size)
+    else:
+        logits, h = forward_logits(model, x, batch_size), None
     if shared:
-        if any(n in ("gradtrust", "gradnorm", "mahalanobis") for n in shared):
-            logits, h = forward_with_features(model, x, batch_size)
-        else:
-            logits, h = forward_logits(model, x, batch_size), None
         base = logit_scores(logits)
         for n in shared:
             if n in base:
@@ -371,4 +390,4 @@ def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mah
         if n not in out:
             options = dict(odin_options or {}) if n == "odin" else {}
             out[n] = get_score(n)(model, x, batch_size=batch_size, **options)
-    return {n: out[n] for n in names}
+    return ScoreResult({n: out[n] for n in names}, logits)
