@@ -20,8 +20,8 @@ from .cam import PARADIGMS, contrast_cam, counterfactual_cam, explanatory_paradi
     runner_up
 from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, input_x_gradient, integrated_gradients, \
     quadrature, saliency, smoothgrad
-from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, nearest_neighbours, \
-    project, receptive_field, representatives
+from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, \
+    nearest_neighbours, neighbour_agreement, project, receptive_field, representatives
 from .localization import energy_inside, mask_fraction, pointing_game
 from .maps import normalize_maps, overlay
 from .online import can_download
@@ -35,6 +35,6 @@ __all__ = [
     "contrast_cam", "explanatory_paradigms", "runner_up", "PARADIGMS", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
-    "nearest_neighbours", "project", "representatives", "pointing_game", "energy_inside", "mask_fraction",
+    "nearest_neighbours", "neighbour_agreement", "project", "representatives", "pointing_game", "energy_inside", "mask_fraction",
     "randomized_copy", "rank_correlation", "can_download",
 ]

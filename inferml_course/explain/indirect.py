@@ -20,7 +20,7 @@ from ._hooks import capture, resolve_layer
 from ._targets import check_batch_size
 
 __all__ = ["first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
-           "nearest_neighbours", "project", "representatives"]
+           "nearest_neighbours", "neighbour_agreement", "project", "representatives"]
 
 
 def first_layer_filters(model: nn.Module) -> torch.Tensor:
@@ -161,6 +161,21 @@ def nearest_neighbours(model: nn.Module, queries: torch.Tensor, gallery: torch.T
     return indices, distances
 
 
+def neighbour_agreement(features: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
+    """The share of each point's ``k`` nearest neighbours (Euclidean, itself excluded) that have its
+    label, averaged over points: how well an embedding or a 2-D projection keeps the classes apart.
+    Higher is better; a random embedding scores about the share of the largest class."""
+    check_positive_int(k, "k")
+    f = torch.as_tensor(features).detach().double().cpu()
+    labels = torch.as_tensor(labels).cpu()
+    if f.dim() != 2 or labels.shape != (f.shape[0],) or f.shape[0] <= k:
+        raise ValueError("features must be (N, D) with N > k and labels (N,)")
+    d = torch.cdist(f, f)
+    d.fill_diagonal_(float("inf"))
+    idx = d.topk(k, dim=1, largest=False).indices
+    return float((labels[idx] == labels[:, None]).double().mean())
+
+
 def project(features: torch.Tensor, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -> torch.Tensor:
     """Two-dimensional coordinates (N, 2) of features (N, D): ``"pca"`` (the top two principal
     components, by SVD) or ``"tsne"`` (scikit-learn's t-SNE, PCA initialisation, ``seed``)."""
@@ -181,9 +196,12 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0, perplexi
 
 @torch.no_grad()
 def representatives(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes,
-                    batch_size: int | None = 1024) -> torch.Tensor:
+                    batch_size: int | None = 1024, strict: bool = True) -> torch.Tensor:
     """For each class in ``classes``, the index of the image of that class the model classifies
-    correctly with the highest probability (a "representative image" of the class)."""
+    correctly with the highest probability (a "representative image" of the class).
+
+    A class without any correctly classified image raises a ValueError, or gets -1 with ``strict=False``.
+    """
     images = check_images(images, "images")
     batch_size = check_batch_size(batch_size) or images.shape[0]
     probs = torch.cat([torch.softmax(model(images[i:i + batch_size]), 1)
@@ -194,6 +212,9 @@ def representatives(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         c = int(c)
         score = torch.where((labels == c) & (probs.argmax(1) == c), probs[:, c], torch.full_like(probs[:, c], -1))
         if float(score.max()) < 0:
-            raise ValueError(f"no correctly classified image of class {c}")
-        out.append(int(score.argmax()))
+            if strict:
+                raise ValueError(f"no correctly classified image of class {c}")
+            out.append(-1)
+        else:
+            out.append(int(score.argmax()))
     return torch.tensor(out)

@@ -1,0 +1,54 @@
+"""Checkers for lesson 02 (visual explanations): each recomputes the answer with the explain package."""
+from __future__ import annotations
+
+import torch
+
+from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+
+
+def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
+    """Lesson 02: the gradient d z_target / d x of one image batch, shape (N, C, H, W), signed."""
+    from ..explain import saliency
+
+    answer = _as_tensor(answer, "gradient").detach().float().cpu()
+    expected = saliency(model, x, target, channels="keep").float().cpu()
+    if answer.shape != expected.shape:
+        _fail(f"expected the gradient with the input's shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
+              "Hint: torch.autograd.grad(score, x) returns one gradient per input tensor.")
+    if torch.allclose(answer.abs(), expected.abs(), atol=1e-5) and not torch.allclose(answer, expected, atol=1e-5):
+        _fail("the magnitudes are right but some signs are not: keep the signed gradient (no .abs()).")
+    if torch.allclose(answer, -expected, atol=1e-5):
+        _fail("the sign is flipped: differentiate the logit itself, not the loss -logit.")
+    if not torch.allclose(answer, expected, atol=1e-4, rtol=1e-3):
+        _fail("this is not d z_target / d x. Hint: take the *logit* of the target class (no softmax), "
+              "sum it over the batch, and differentiate with respect to a copy of x that requires grad.")
+    return _pass("your gradient equals explain.saliency(..., channels='keep').")
+
+
+def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, baseline=0.0) -> bool:
+    """Lesson 02: the completeness gap sum(IG) - (z(x) - z(baseline)) per image (N,) for ``steps`` steps."""
+    from ..explain import integrated_gradients
+
+    answer = _as_tensor(answer, "gap").detach().double().cpu().reshape(-1)
+    _, gap = integrated_gradients(model, x, target, baseline=baseline, steps=steps, return_gap=True)
+    gap = gap.double().cpu()
+    if answer.shape != gap.shape:
+        _fail(f"give one gap per image, shape {tuple(gap.shape)}, got {tuple(answer.shape)}.")
+    if not torch.allclose(answer, gap, atol=1e-3, rtol=1e-2):
+        _fail("the gap differs from ours. Hint: sum the attribution over channels and pixels, then subtract "
+              "the target logit at x minus the target logit at the baseline image.")
+    return _pass(f"mean |gap| with {steps} steps: {float(gap.abs().mean()):.4f}.")
+
+
+def check_rank_correlation(answer, maps_a: torch.Tensor, maps_b: torch.Tensor) -> bool:
+    """Lesson 02: the mean Spearman rank correlation between two sets of maps (N, H, W)."""
+    from ..explain import rank_correlation
+
+    value = float(require_answer(answer, "the rank correlation"))
+    expected = float(rank_correlation(maps_a, maps_b).mean())
+    if not -1.0 <= value <= 1.0:
+        _fail(f"{value} is not a correlation (they lie in [-1, 1]).")
+    if abs(value - expected) > 1e-3:
+        _fail(f"{value:.3f} differs from the mean per-image Spearman correlation. Hint: rank_correlation "
+              "returns one value per image; average them.")
+    return _pass(f"mean rank correlation {expected:.3f}.")
