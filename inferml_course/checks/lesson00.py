@@ -20,7 +20,7 @@ def check_class_counts(answer, dataset) -> bool:
 
 def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, tolerance: float = 1e-4) -> bool:
     """Lesson 00: the accuracy (a float in [0, 1]) of ``model`` on ``images``."""
-    from .models import accuracy
+    from ..models import accuracy
 
     value = float(require_answer(answer, "accuracy"))
     if value > 1.0:
