@@ -1,0 +1,45 @@
+"""``python -m inferml_course {book, student, sync, runtimes}``: course tooling (see :mod:`.course`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import course
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inferml_course", description="Course tooling.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    book = sub.add_parser("book", help="execute the lessons and render a static HTML site")
+    book.add_argument("--out", type=Path, default=Path("_book"))
+    book.add_argument("--lessons", nargs="*", default=None, help="lesson numbers, e.g. 00 02 (default: all)")
+    book.add_argument("--no-execute", action="store_true", help="render the stored notebooks as they are")
+    book.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    student = sub.add_parser("student", help="write student versions (solutions replaced by placeholders)")
+    student.add_argument("--out", type=Path, default=Path("student"))
+    sub.add_parser("sync", help="rewrite every lesson's Colab badge, setup block and slide metadata")
+    runtimes = sub.add_parser("runtimes", help="execute every lesson and print its time")
+    runtimes.add_argument("--lessons", nargs="*", default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "book":
+        index = course.build_book(args.out, args.lessons, execute=not args.no_execute, timeout=args.timeout)
+        print(f"open {index}")
+    elif args.command == "student":
+        for path in course.write_student_versions(args.out):
+            print(f"wrote {path}")
+    elif args.command == "sync":
+        for path in course.lesson_paths():
+            print(f"{'updated' if course.sync_notebook(path) else 'unchanged'} {path.name}")
+    elif args.command == "runtimes":
+        print("| lesson | seconds |\n|---|---|")
+        for path in course.lesson_paths():
+            if args.lessons is None or path.name[:2] in args.lessons:
+                _, seconds = course.execute_lesson(path, progress=False)
+                print(f"| {path.stem} | {seconds:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

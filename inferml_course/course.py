@@ -1,0 +1,299 @@
+"""Course tooling: the Colab setup block, slide metadata, student versions and the course book.
+
+The repository address and the tested version live here and nowhere else; ``python -m
+inferml_course sync`` rewrites every lesson's badge, setup block and slide metadata from them.
+
+Command line (``python -m inferml_course --help``)::
+
+    python -m inferml_course book [--out _book] [--lessons 00 02]   # execute lessons, render a static site
+    python -m inferml_course student [--out student]                 # lessons without solutions
+    python -m inferml_course sync                                    # badges, setup blocks, slide metadata
+    python -m inferml_course runtimes                                # execute every lesson, print its time
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import html
+import json
+import re
+import time
+from pathlib import Path
+
+from . import __version__
+from .config import PACKAGE_DIR
+
+#: GitHub ``owner/name`` of the course: the one place the address is written down.
+REPOSITORY = "inferml-course/inferml-course"
+#: The git ref the notebooks were tested with (a tag named after the package version).
+TESTED_REF = f"v{__version__}"
+NOTEBOOK_DIR = PACKAGE_DIR.parent / "notebooks"
+SOLUTION_TAG = "solution"
+
+_SETUP_START = "# Setup: on Colab, install the course package"
+_SETUP_END = "ic.require("
+
+
+def lesson_paths(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The numbered lessons ``NN_name.ipynb`` in order."""
+    return sorted(p for p in Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
+
+
+def colab_url(path: Path | str) -> str:
+    """The 'Open in Colab' address of a lesson (on the main branch)."""
+    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{Path(path).name}"
+
+
+def colab_badge(path: Path | str) -> str:
+    """Markdown for the 'Open in Colab' badge of a lesson."""
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path)})"
+
+
+def setup_block() -> str:
+    """The first lines of every lesson's setup cell.
+
+    On Colab it clones the repository at :data:`TESTED_REF` (so the shipped checkpoints in
+    ``data/`` come along) and installs it; everywhere it checks that the installed package is
+    the version the lesson was tested with. Elsewhere than Colab it installs nothing.
+    """
+    url = f"https://github.com/{REPOSITORY}"
+    return "\n".join([
+        f"{_SETUP_START} at the version these lessons were tested with.",
+        "import sys, subprocess",
+        'if "google.colab" in sys.modules:',
+        f'    subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "{TESTED_REF}", "{url}",',
+        '                    "/content/inferml-course"], check=False)',
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/inferml-course"], check=True)',
+        '    sys.path.insert(0, "/content/inferml-course")',
+        "import inferml_course as ic",
+        f'ic.require("{__version__}")  # the lesson and the package must match',
+    ])
+
+
+# --- notebook editing ---------------------------------------------------------------------------
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _set_source(cell, text: str) -> None:
+    cell["source"] = text
+
+
+def _first_code_cell(nb):
+    return next(c for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def with_setup_block(source: str) -> str:
+    """``source`` with its Colab lines replaced by :func:`setup_block`, every other line kept in order.
+
+    The Colab lines are the marker comment, ``import sys, subprocess``, the ``if "google.colab"``
+    block, ``import inferml_course as ic`` and the ``ic.require(...)`` line.
+    """
+    kept, in_colab_if = [], False
+    for line in source.splitlines():
+        if in_colab_if and (line.startswith((" ", "\t")) or not line.strip()):
+            continue
+        in_colab_if = line.startswith('if "google.colab" in sys.modules')
+        if in_colab_if or line.startswith((_SETUP_START, _SETUP_END)) or line.strip() in (
+                "import sys, subprocess", "import inferml_course as ic"):
+            continue
+        kept.append(line)
+    rest = "\n".join(kept).strip("\n")
+    return setup_block() + ("\n\n" + rest if rest else "")
+
+
+def with_badge(source: str, path: Path | str) -> str:
+    """Markdown ``source`` (the title cell) with the lesson's Colab badge after its first line."""
+    badge = colab_badge(path)
+    lines = [line for line in source.splitlines() if "colab-badge.svg" not in line]
+    while len(lines) > 1 and not lines[1].strip() and (len(lines) < 3 or not lines[2].strip()):
+        lines.pop(1)
+    return "\n".join(lines[:1] + ["", badge] + lines[1:])
+
+
+def _slide_type(cell, is_setup: bool) -> str:
+    src = _source(cell).lstrip()
+    if cell["cell_type"] == "markdown":
+        if src.startswith("# ") or src.startswith("## "):
+            return "slide"
+        return "subslide" if src.startswith("### ") else "-"
+    if is_setup or re.fullmatch(r"(#[^\n]*\n|\s)*(assert [^\n]*\n?)+", src + "\n"):
+        return "skip"            # setup and assert-only cells run but are not shown
+    if ".widget" in src or "interact(" in src:
+        return "slide"           # widgets get a slide of their own
+    if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+        return "fragment"        # reveal the solution after the question
+    return "-"
+
+
+def add_slide_metadata(nb) -> None:
+    """Set ``metadata.slideshow.slide_type`` on every cell (RISE / ``nbconvert --to slides``).
+
+    Level-1 and level-2 headings start a slide, level-3 a sub-slide, widget cells get their own
+    slide, solutions appear as fragments, setup and assert-only cells are skipped in the deck.
+    """
+    setup = _first_code_cell(nb)
+    for cell in nb["cells"]:
+        cell.setdefault("metadata", {})["slideshow"] = {"slide_type": _slide_type(cell, cell is setup)}
+
+
+def sync_notebook(path: Path) -> bool:
+    """Rewrite a lesson's badge, setup block and slide metadata in place; True if it changed."""
+    path = Path(path)
+    text = path.read_text()
+    nb = json.loads(text)
+    title = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    _set_source(title, with_badge(_source(title), path))
+    setup = _first_code_cell(nb)
+    _set_source(setup, with_setup_block(_source(setup)))
+    add_slide_metadata(nb)
+    new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    if new != text:
+        path.write_text(new)
+        return True
+    return False
+
+
+def student_source(source: str) -> str:
+    """A solution cell's code turned into an exercise: its comments, and its answer (the last name it assigns) set to ``...``."""
+    comments = [line for line in source.splitlines() if line.lstrip().startswith("#")]
+    assigned = []
+    for node in ast.walk(ast.parse(source)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AnnAssign, ast.AugAssign)) else []
+        assigned += [(t.lineno, t.id) for t in targets if isinstance(t, ast.Name)]
+    names = [name for _, name in sorted(assigned)]
+    body = [f"{name} = ...  # your answer" for name in names[-1:]] or ["..."]
+    return "\n".join(comments + body)
+
+
+def student_version(nb):
+    """A copy of ``nb`` in which every cell tagged ``solution`` holds a placeholder instead."""
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] == "code" and SOLUTION_TAG in tags:
+            _set_source(cell, student_source(_source(cell)))
+            cell["metadata"]["tags"] = [t for t in tags if t != SOLUTION_TAG] + ["exercise"]
+            cell["outputs"], cell["execution_count"] = [], None
+    return nb
+
+
+def write_student_versions(out_dir: Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Write the student version of every lesson to ``out_dir``; returns the written paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in lesson_paths(notebook_dir):
+        target = out_dir / path.name
+        target.write_text(json.dumps(student_version(json.loads(path.read_text())), indent=1,
+                                     ensure_ascii=False) + "\n")
+        written.append(target)
+    return written
+
+
+# --- execution and the book ---------------------------------------------------------------------
+
+def execute_lesson(path: Path, timeout: int = 600, progress: bool = True):
+    """Execute a lesson with nbclient in its own folder; returns (notebook, seconds)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    n_code = sum(c.cell_type == "code" for c in nb.cells)
+    bar = tqdm(total=n_code, desc=path.stem, disable=not progress, leave=False)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}},
+                            on_cell_executed=lambda **_: bar.update())
+    start = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        bar.close()
+    return nb, time.perf_counter() - start
+
+
+def _lesson_title(nb, path: Path) -> str:
+    for cell in nb.cells if hasattr(nb, "cells") else nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            first = _source(cell).strip().splitlines()[0]
+            return first.lstrip("# ").strip()
+    return path.stem
+
+
+_IMAGE_CHECK = """<script>
+window.addEventListener("load", function () {
+  // the page's own images (figures are embedded); external badges need a network
+  var imgs = Array.prototype.slice.call(document.images).filter(function (i) {
+    return !/^https?:/.test(i.getAttribute("src") || ""); });
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
+});
+</script>"""
+
+
+def _page(body_html: str, nav: str) -> str:
+    """Insert the navigation bar and the image check into an nbconvert page."""
+    body_html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body_html, count=1)
+    return body_html.replace("</body>", _IMAGE_CHECK + nav + "</body>", 1)
+
+
+def _nav(entries, i: int | None) -> str:
+    links = ['<a href="index.html">Course home</a>']
+    if i is not None and i > 0:
+        links.append(f'<a href="{entries[i - 1][0]}">&larr; {html.escape(entries[i - 1][1])}</a>')
+    if i is not None and i + 1 < len(entries):
+        links.append(f'<a href="{entries[i + 1][0]}">{html.escape(entries[i + 1][1])} &rarr;</a>')
+    return ('<nav class="course-nav" style="padding:8px 16px;background:#f3f4f6;font:15px sans-serif">'
+            + " &middot; ".join(links) + "</nav>")
+
+
+def build_book(out_dir: Path, lessons=None, execute: bool = True, timeout: int = 600, progress: bool = True,
+               notebook_dir: Path = NOTEBOOK_DIR) -> Path:
+    """Execute the lessons and render a static HTML site; returns the path of ``index.html``.
+
+    Args:
+        lessons: lesson numbers such as ``["00", "02"]`` (default: all).
+        execute: run each lesson first (with a progress bar); otherwise render the stored notebooks.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [p for p in lesson_paths(notebook_dir) if lessons is None or p.name[:2] in set(lessons)]
+    if not paths:
+        raise ValueError(f"no lessons match {lessons!r}; available: {[p.name[:2] for p in lesson_paths(notebook_dir)]}")
+    exporter = HTMLExporter(template_name="lab")
+    rendered, rows = [], []
+    for path in tqdm(paths, desc="course book", disable=not progress):
+        if execute:
+            nb, seconds = execute_lesson(path, timeout, progress)
+        else:
+            nb, seconds = nbformat.read(path, as_version=4), None
+        rendered.append((path.stem + ".html", _lesson_title(nb, path), nb))
+        rows.append((path, seconds))
+    entries = [(name, title) for name, title, _ in rendered]
+    for i, (name, title, nb) in enumerate(rendered):
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        (out_dir / name).write_text(_page(body, _nav(entries, i)))
+    items = "\n".join(
+        f'<tr><td>{path.name[:2]}</td><td><a href="{name}">{html.escape(title)}</a></td>'
+        f'<td>{"" if seconds is None else f"{seconds:.0f} s"}</td></tr>'
+        for (name, title, _), (path, seconds) in zip(rendered, rows))
+    index = out_dir / "index.html"
+    index.write_text(f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Inferential machine learning</title>
+<style>body{{font:16px sans-serif;max-width:860px;margin:2em auto}}td{{padding:4px 12px}}</style></head>
+<body>{_nav(entries, None)}<h1>Inferential machine learning</h1>
+<p>The executed lessons of the inferml-course (version {__version__}). Source and instructions:
+<a href="https://github.com/{REPOSITORY}">github.com/{REPOSITORY}</a>.</p>
+<table><tr><th>#</th><th>lesson</th><th>execution time</th></tr>
+{items}
+</table></body></html>
+""")
+    return index

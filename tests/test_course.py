@@ -1,0 +1,109 @@
+"""Teaching tooling: Colab setup blocks and badges, slides, student versions, the course book."""
+import inspect
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from inferml_course import checks, course
+
+LESSONS = course.lesson_paths()
+
+
+def _nb(path):
+    return json.loads(path.read_text())
+
+
+def _code(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_has_badge_and_canonical_setup_block(path):
+    nb = _nb(path)
+    title = "".join(nb["cells"][0]["source"])
+    assert title.startswith("# ") and course.colab_badge(path) in title
+    setup = "".join(_code(nb)[0]["source"])
+    assert setup.startswith(course.setup_block()), "run `python -m inferml_course sync`"
+    assert course.REPOSITORY in setup and course.TESTED_REF in setup
+
+
+def test_setup_block_installs_only_on_colab(tmp_path):
+    # executed here (not on Colab) the block installs nothing and passes the version check
+    code = course.setup_block() + "\nprint('ok', ic.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert out.stdout.startswith("ok") and not (tmp_path / "content").exists()
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_slide_metadata(path):
+    nb = _nb(path)
+    types = [c.get("metadata", {}).get("slideshow", {}).get("slide_type") for c in nb["cells"]]
+    assert None not in types, "run `python -m inferml_course sync`"
+    assert types[0] == "slide"
+    for cell, kind in zip(nb["cells"], types):
+        if cell["cell_type"] == "code" and ".widget" in "".join(cell["source"]):
+            assert kind == "slide", "widget cells get a slide of their own"
+
+
+def test_nbconvert_slides(tmp_path):
+    path = LESSONS[0]
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "slides", str(path), "--output-dir",
+                    str(tmp_path)], check=True, capture_output=True)
+    html = next(tmp_path.glob("*.slides.html")).read_text()
+    assert html.count("<section") >= 10
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_student_version_strips_solutions_keeps_checkers(path):
+    nb = _nb(path)
+    solutions = [c for c in _code(nb) if course.SOLUTION_TAG in c.get("metadata", {}).get("tags", [])]
+    assert len(solutions) >= 2, "each lesson has at least two exercises"
+    student = course.student_version(nb)
+    cells = _code(student)
+    assert not any(course.SOLUTION_TAG in c["metadata"].get("tags", []) for c in cells)
+    exercises = [i for i, c in enumerate(cells) if "exercise" in c["metadata"].get("tags", [])]
+    assert len(exercises) == len(solutions)
+    for i in exercises:
+        src = "".join(cells[i]["source"])
+        answer = src.strip().splitlines()[-1].split("=")[0].strip()
+        assert src.strip().endswith("= ...  # your answer")
+        following = "".join("".join(c["source"]) for c in cells[i + 1:i + 3])
+        assert "checks.check_" in following and answer in following, "the checker reads the answer"
+
+
+def test_write_student_versions(tmp_path):
+    written = course.write_student_versions(tmp_path)
+    assert [p.name for p in written] == [p.name for p in LESSONS]
+    assert "exercise" in written[0].read_text()
+
+
+@pytest.mark.parametrize("name", checks.__all__)
+def test_every_checker_fails_on_an_empty_answer(name):
+    fn = getattr(checks, name)
+    params = list(inspect.signature(fn).parameters.values())
+    args = [...] + [None for p in params[1:] if p.default is inspect.Parameter.empty]
+    with pytest.raises(AssertionError, match=r"TRY AGAIN"):
+        fn(*args)
+
+
+def test_book_renders_a_lesson_that_loads_in_chromium(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium (.ci/run installs Debian's chromium)")
+    index = course.build_book(tmp_path, lessons=["00"], progress=False)
+    page = tmp_path / (LESSONS[0].stem + ".html")
+    assert page.is_file() and LESSONS[0].stem in index.read_text()
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120).stdout
+    assert 'class="course-nav"' in dom
+    loaded = dom.split('data-images-loaded="')[1].split('"')[0]
+    ok, total = map(int, loaded.split("/"))
+    assert total >= 5 and ok == total, f"images loaded: {loaded}"
+    assert "jp-OutputArea-output" in dom
+    assert "Traceback (most recent call last)" not in dom, "a cell shows an error"
