@@ -406,6 +406,17 @@ def test_ensemble_probs_average_member_probabilities():
         bayesian.ensemble(TinyNet(), x)
 
 
+def test_score_batch_on_an_ensemble_reuses_the_members_pass():
+    ens = Ensemble([TinyNet(seed=s).eval() for s in range(3)])
+    x = images(5)
+    result = scores.score_batch(ens, x, ["ensemble", "ensemble_mi", "msp"])
+    with torch.no_grad():
+        assert torch.allclose(result.logits.exp(), ens(x).exp(), atol=1e-6)
+    assert torch.allclose(result.scores["ensemble"], bayesian.ensemble(ens, x))
+    assert torch.allclose(result.scores["ensemble_mi"], bayesian.ensemble(ens, x, measure="epistemic"))
+    assert torch.allclose(result.scores["msp"], -torch.softmax(ens(x), 1).max(1).values, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------- hygiene
 def snapshot(model):
     return {

@@ -29,7 +29,7 @@ import importlib.util
 _SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets")
 _SHORTCUTS = {
     "SCORES": "scores", "uncertainty": "scores", "get_score": "scores", "compute_scores": "scores",
-    "available_scores": "scores", "fit_mahalanobis": "scores",
+    "available_scores": "scores", "fit_mahalanobis": "scores", "score_batch": "scores",
     "decompose": "bayesian", "mc_dropout_probs": "bayesian", "ensemble_probs": "bayesian",
     "gradtrust": "trust", "purview": "trust", "gradnorm": "trust",
     "expected_calibration_error": "calibration", "fit_temperature": "calibration",

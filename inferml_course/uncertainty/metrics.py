@@ -287,13 +287,18 @@ def format_table(values: dict, metric: str | None = None, higher_is_better: bool
     ``higher_is_better`` defaults to :data:`DIRECTIONS`. With ``metric=None`` the columns are metric
     names (e.g. ``"AUAC"``, ``"AUFC"``, ``"AUROC"``) and each one's direction comes from
     :data:`DIRECTIONS`. With ``mark_best``, the best value of each column gets ``*``, the runner-up ``+``.
+    A descriptive table (a ``metric`` that is not a quality measure, ``higher_is_better=None``,
+    ``mark_best=False``) prints no direction.
     """
     rows = list(values)
     columns = list(dict.fromkeys(c for r in rows for c in values[r]))
     directions = {}
+    descriptive = metric is not None and higher_is_better is None and metric not in DIRECTIONS and not mark_best
     for c in columns:
         name = metric if metric is not None else c
-        if metric is not None and higher_is_better is not None:
+        if descriptive:
+            directions[c] = True
+        elif metric is not None and higher_is_better is not None:
             directions[c] = bool(higher_is_better)
         elif name in DIRECTIONS:
             directions[c] = DIRECTIONS[name] == "higher"
@@ -301,7 +306,9 @@ def format_table(values: dict, metric: str | None = None, higher_is_better: bool
             raise ValueError(f"say whether higher is better for metric {name!r} (higher_is_better=...)")
     scale = 100.0 if percent else 1.0
     unit = " (%)" if percent else ""
-    if metric is not None:
+    if descriptive:
+        header = f"{metric}{unit}"
+    elif metric is not None:
         header = f"{metric}{unit}: {'higher' if directions[columns[0]] else 'lower'} is better"
     else:
         header = "; ".join(f"{c}{unit} {'higher' if directions[c] else 'lower'} is better" for c in columns)

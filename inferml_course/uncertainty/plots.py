@@ -114,7 +114,7 @@ def trust_curves(curves: dict, ax=None, ylabel: str = "accuracy of the retained 
         ax.plot(100 * _np(x), 100 * _np(y), label=str(name), linewidth=1.8)
     for name, value in (reference or {}).items():
         ax.axhline(100 * value, color="gray", linestyle=":", linewidth=1.2)
-        ax.text(1, 100 * value, f" {name}", va="bottom", ha="left", color="gray", fontsize=10)
+        ax.text(22, 100 * value, f" {name}", va="bottom", ha="left", color="gray", fontsize=10)
     ax.set_xlabel("percentile of trust (least trusted images removed, %)")
     ax.set_ylabel(ylabel + " (%)")
     ax.set_title(title or "trust curves (higher is better)")
@@ -142,8 +142,11 @@ def quadrant_scatter(trust, confidence, correct, ax=None, trust_split: float | N
     ax.axhline(cs, color="gray", linestyle="--", linewidth=1)
     if log_trust and (t > 0).all():
         ax.set_xscale("log")
-    xlo, xhi = ax.get_xlim()
     ylo, yhi = ax.get_ylim()
+    pad = 0.12 * (yhi - ylo)
+    ylo, yhi = ylo - pad, yhi + pad                     # room for the count boxes above and below the points
+    ax.set_ylim(ylo, yhi)
+    xlo, xhi = ax.get_xlim()
     for name, (x, y, ha, va) in {"low trust, high confidence": (xlo, yhi, "left", "top"),
                                  "high trust, high confidence": (xhi, yhi, "right", "top"),
                                  "low trust, low confidence": (xlo, ylo, "left", "bottom"),
@@ -160,11 +163,19 @@ def quadrant_scatter(trust, confidence, correct, ax=None, trust_split: float | N
 
 
 def ood_histograms(id_scores, ood_scores: dict, ax=None, title: str | None = None,
-                   xlabel: str = "uncertainty score", bins: int = 30):
-    """Density histograms of a score on in-distribution images and on each OOD set."""
+                   xlabel: str = "uncertainty score", bins: int = 30, log_x: bool = False):
+    """Density histograms of a score on in-distribution images and on each OOD set.
+
+    ``log_x=True`` uses logarithmic bins and axis (for positive, heavy-tailed scores such as distances).
+    """
     ax = _axes(ax, (5.6, 3.8))
     all_values = np.concatenate([_np(id_scores)] + [_np(v) for v in ood_scores.values()])
-    edges = np.histogram_bin_edges(all_values, bins=bins)
+    if log_x:
+        positive = all_values[all_values > 0]
+        edges = np.logspace(np.log10(positive.min()), np.log10(positive.max()), bins + 1)
+        ax.set_xscale("log")
+    else:
+        edges = np.histogram_bin_edges(all_values, bins=bins)
     ax.hist(_np(id_scores), bins=edges, density=True, alpha=0.55, color="gray", label="in-distribution")
     for name, values in ood_scores.items():
         ax.hist(_np(values), bins=edges, density=True, histtype="step", linewidth=1.8, label=name.replace("_", " "))

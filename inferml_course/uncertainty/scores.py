@@ -356,8 +356,15 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
     names = [get_score(n).name for n in names]
     out: dict[str, torch.Tensor] = {}
     shared = [n for n in names if n in _SHARED]
+    ensemble_parts = None
+    if "ensemble" in names or "ensemble_mi" in names:
+        member_probs = bayesian.ensemble_probs(model, x, batch_size=batch_size)
+        ensemble_parts = bayesian.decompose(member_probs)
     if any(n in ("gradtrust", "gradnorm", "mahalanobis") for n in shared):
         logits, h = forward_with_features(model, x, batch_size)
+    elif ensemble_parts is not None and hasattr(model, "member_logits"):
+        # an Ensemble's forward is log(mean member probability): reuse the members' pass
+        logits, h = torch.log(member_probs.mean(0)), None
     else:
         logits, h = forward_logits(model, x, batch_size), None
     if shared:
@@ -380,12 +387,11 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
             out["mc_dropout"] = parts.total
         if "mc_dropout_mi" in names:
             out["mc_dropout_mi"] = parts.epistemic
-    if "ensemble" in names or "ensemble_mi" in names:
-        parts = bayesian.decompose(bayesian.ensemble_probs(model, x, batch_size=batch_size))
+    if ensemble_parts is not None:
         if "ensemble" in names:
-            out["ensemble"] = parts.total
+            out["ensemble"] = ensemble_parts.total
         if "ensemble_mi" in names:
-            out["ensemble_mi"] = parts.epistemic
+            out["ensemble_mi"] = ensemble_parts.epistemic
     for n in names:
         if n not in out:
             options = dict(odin_options or {}) if n == "odin" else {}
