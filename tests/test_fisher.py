@@ -372,3 +372,56 @@ def test_bad_params_and_options(cnn, images, monkeypatch):
         fisher.representation_spectrum(linear_model(), torch.randn(3, 4))
     with pytest.raises(ValueError, match="directions"):
         fisher.descent_step_losses(fisher.logistic_toy_loss, torch.zeros(2), torch.zeros(1, 2))
+
+
+# ------------------------------------------------------------------ exercise checkers (lesson 01)
+
+def test_lesson01_checkers(capsys):
+    from inferml_course import checks
+
+    assert checks.check_bernoulli_fisher(1 / (0.1 * 0.9), 0.1)
+    for wrong in (0.09, 5.0, None, "x"):
+        with pytest.raises(AssertionError, match="TRY AGAIN"):
+            checks.check_bernoulli_fisher(wrong, 0.1)
+    g = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    assert checks.check_fisher_trace(g.pow(2).sum(1).mean(), g)
+    for wrong in (g.pow(2).sum(), g.norm(dim=1).mean(), ...):
+        with pytest.raises(AssertionError, match="TRY AGAIN"):
+            checks.check_fisher_trace(wrong, g)
+    theta = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    grad = fisher.toy_gradient(fisher.logistic_toy_loss, theta)
+    assert checks.check_steepest_direction(-3 * grad, [1.0, -2.0])
+    for wrong in (grad, torch.tensor([1.0, 0.0]), torch.zeros(2), torch.ones(3)):
+        with pytest.raises(AssertionError, match="TRY AGAIN"):
+            checks.check_steepest_direction(wrong, [1.0, -2.0])
+    assert "[PASS]" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ figures and widget (no browser)
+
+def test_lesson01_figures_and_widget():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inferml_course import fisher_plots
+
+    try:
+        fig = fisher_plots.plot_bernoulli_fisher(0.3, n=500)
+        assert len(fig.axes) == 2 and all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+        fig = fisher_plots.plot_descent(torch.tensor([-2.5, 2.5]), step=1.0, n_paths=2)
+        labels = fig.axes[0].get_legend_handles_labels()[1]
+        assert len(labels) == 3 and labels[0].startswith("negative gradient")
+        fig = fisher_plots.plot_spectra({"a": torch.tensor([3.0, 1.0, 0.1]), "b": torch.tensor([2.0, 0.01, 0.0])})
+        assert "eff. rank" in fig.axes[0].get_legend_handles_labels()[1][0]
+        fig = fisher_plots.plot_score_distributions({"clean": torch.rand(20), "ood": torch.rand(20) + 1}, "norm")
+        assert fig.axes[0].get_xlabel() == "norm"
+        explorer = fisher_plots.BernoulliFisherExplorer(theta=0.4, n=300)
+        explorer.theta.value = 0.6  # triggers a redraw through observe
+        fig = explorer.draw(0.2, 400)
+        assert "0.20" in fig.axes[0].get_title()
+        table = fisher_plots.format_table([{"a": "x", "b": 0.5}], ["a", "b"], title="T")
+        assert table.splitlines()[0] == "T" and "0.500" in table
+    finally:
+        plt.close("all")

@@ -236,3 +236,56 @@ def test_benchmarks_on_a_tiny_model(cnn):
         intro.ood_benchmark(model, x, {"noise": x}, methods=("mahalanobis",))
     with pytest.raises(ValueError, match="ood_sets"):
         intro.ood_benchmark(model, x, {})
+
+
+def test_lesson04_checkers(cnn, images, capsys):
+    from inferml_course import checks
+
+    with torch.no_grad():
+        h = cnn.embed(images[:1])[0]
+        z = cnn.last_layer(h)
+    onehot = F.one_hot(torch.tensor(2), K).float()
+    right = torch.outer(torch.softmax(z, 0) - onehot, h)
+    assert checks.check_question_gradient(right, h, z, question=2)
+    for wrong in (-right, torch.outer(z - onehot, h), right.T, right + 1, None):
+        with pytest.raises(AssertionError, match="TRY AGAIN"):
+            checks.check_question_gradient(wrong, h, z, question=2)
+    result = {"accuracy": {"feed-forward": torch.tensor([[0.5, 0.6]]), "introspective": torch.tensor([[0.6, 0.6]])}}
+    assert checks.check_accuracy_gain(0.05, result)
+    for wrong in (5.0, -0.05, 0.1):
+        with pytest.raises(AssertionError, match="TRY AGAIN"):
+            checks.check_accuracy_gain(wrong, result)
+    assert "[PASS]" in capsys.readouterr().out
+
+
+def test_lesson04_figures_and_widget(cnn):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inferml_course import introspection_plots
+    from inferml_course.datasets import ImageDataset
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 3, 32, 32, generator=gen)
+    y = torch.randint(0, K, (12,), generator=gen)
+    data = ImageDataset(x, y, [f"class {k}" for k in range(K)], name="toy")
+    model = intro.IntrospectiveClassifier(cnn, hidden=(8, 8)).fit(x, y, epochs=1)
+    try:
+        fig = introspection_plots.show_question_gradients(torch.rand(K, K), data.classes, predicted=1)
+        assert fig.axes[0].get_ylabel()
+        result = intro.corruption_benchmark(model, x, y, corruptions=["fog"], severities=(1, 3))
+        fig = introspection_plots.plot_corruption_comparison(result)
+        assert len(fig.axes) == 2
+        rows = introspection_plots.corruption_rows(result)
+        assert [r["corruption"] for r in rows] == ["fog", "mean"]
+        explorer = introspection_plots.IntrospectionExplorer(model, data)
+        explorer.corruption.value = "fog"  # redraw through observe
+        out = explorer.compute("contrast", 4, 3)
+        assert out["norms"].shape == (K, K)
+        assert torch.allclose(out["feed_forward"].sum(), torch.tensor(1.0), atol=1e-5)
+        fig = explorer.draw("none", 1, 0)
+        assert len(fig.axes) >= 3
+    finally:
+        plt.close("all")
