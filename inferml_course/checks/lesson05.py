@@ -24,7 +24,7 @@ def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool
             hint = {"total": "entropy of the MEAN prediction: average the S probability vectors first.",
                     "aleatoric": "MEAN of the S entropies: one entropy per sample, then average.",
                     "epistemic": "total minus aleatoric (the mutual information)."}[name]
-            if name != "epistemic" and torch.allclose(got / torch.log(torch.tensor(2.0)).to(got), want, atol=atol):
+            if name != "epistemic" and torch.allclose(got * torch.log(torch.tensor(2.0)).to(got), want, atol=atol):
                 hint = "use the natural logarithm (nats), not log2."
             _fail(f"{name} differs from ours. Hint: {hint}")
     return _pass(f"total = aleatoric + epistemic; mean epistemic share {float(expected.epistemic.sum() / expected.total.sum()):.0%}.")

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from . import bayesian, trust
 from ._utils import (check_batch_size, check_labels, check_logits, check_model, check_number, eval_mode,
-                     forward_logits, forward_with_features, validate_images)
+                     forward_logits, forward_with_features, last_layer, validate_images)
 
 __all__ = [
     "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
@@ -311,7 +311,9 @@ def uncertainty(name: str, model, x: torch.Tensor, **options) -> torch.Tensor:
     return get_score(name)(model, x, **options)
 
 
-_SHARED = ("msp", "entropy", "margin", "nll", "max_logit", "energy", "gradtrust", "gradnorm", "mahalanobis")
+_SHARED = ("msp", "entropy", "margin", "nll", "max_logit", "energy", "gradtrust", "gradtrust_topk", "gradnorm",
+           "mahalanobis")
+_NEED_FEATURES = ("gradtrust_topk", "gradnorm", "mahalanobis")
 
 
 def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
@@ -360,7 +362,7 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
     if "ensemble" in names or "ensemble_mi" in names:
         member_probs = bayesian.ensemble_probs(model, x, batch_size=batch_size)
         ensemble_parts = bayesian.decompose(member_probs)
-    if any(n in ("gradtrust", "gradnorm", "mahalanobis") for n in shared):
+    if any(n in _NEED_FEATURES for n in shared):
         logits, h = forward_with_features(model, x, batch_size)
     elif ensemble_parts is not None and hasattr(model, "member_logits"):
         # an Ensemble's forward is log(mean member probability): reuse the members' pass
@@ -376,6 +378,8 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
                 out[n] = -trust.gradtrust_from_logits(logits)
             elif n == "gradnorm":
                 out[n] = -trust.gradnorm_closed_form(logits, h)
+            elif n == "gradtrust_topk":
+                out[n] = -trust.gradtrust_topk_from_features(last_layer(model), logits, h, batch_size=batch_size)
             elif n == "mahalanobis":
                 if mahalanobis_stats is None:
                     raise ValueError("the mahalanobis score needs mahalanobis_stats=fit_mahalanobis(...)")

@@ -23,7 +23,8 @@ from .._validate import check_choice
 from ._utils import (check_batch_size, check_logits, check_model, check_number, eval_mode, forward_with_features,
                      last_layer, validate_images)
 
-__all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "purview", "purview_features",
+__all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_topk_from_features", "purview",
+           "purview_features", "purview_parameters",
            "gradnorm", "gradnorm_closed_form", "PURVIEW_PARTS"]
 
 
@@ -109,7 +110,15 @@ def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512) ->
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     logits, h = forward_with_features(model, x, batch_size)
+    return gradtrust_topk_from_features(layer, logits, h, k, batch_size)
+
+
+def gradtrust_topk_from_features(layer, logits: torch.Tensor, h: torch.Tensor, k: int = 3,
+                                 batch_size: int = 512) -> torch.Tensor:
+    """:func:`gradtrust_topk` from the logits (B, N) and last-layer inputs h (B, D) of one forward pass."""
     n = logits.shape[1]
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
     if not 2 <= k <= n:
         raise ValueError(f"k must be from 2 to the number of classes ({n}), got {k}")
     w, b = _head(layer)
@@ -134,14 +143,15 @@ def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512) ->
 PURVIEW_PARTS = ("final", "initial", "all")
 
 
-def purview_features(model, x: torch.Tensor, batch_size: int = 128) -> tuple[torch.Tensor, list[str]]:
-    """Per-sample squared gradient norms of every parameter tensor: ``(N, P)`` and the P names.
+def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) -> tuple[torch.Tensor, list[str]]:
+    """Per-sample squared gradient norms of parameter tensors: ``(N, P)`` and the P names.
 
     Loss per image: ``mean_c BCEWithLogits(z_c, 1)``, the all-ones "confounding label" in which
     every class is present. The gradients are per-sample (``vmap`` of ``grad`` over a
     ``functional_call``), so nothing accumulates: the released demo forgot to zero its gradients
-    and added GradNorm's; here no ``.grad`` is read or written at all. All parameters are
-    included, in ``named_parameters()`` order, whatever their ``requires_grad``.
+    and added GradNorm's; here no ``.grad`` is read or written at all. By default all parameters
+    are included, in ``named_parameters()`` order, whatever their ``requires_grad``; ``names``
+    restricts the result (and the backward pass, which then stops at the earliest of them).
     """
     check_model(model)
     validate_images(x)
@@ -149,19 +159,41 @@ def purview_features(model, x: torch.Tensor, batch_size: int = 128) -> tuple[tor
     params = {name: p.detach() for name, p in model.named_parameters()}
     if not params:
         raise ValueError("model has no parameters")
+    if names is None:
+        names = list(params)
+    else:
+        names = list(names)
+        unknown = [n for n in names if n not in params]
+        if unknown or not names:
+            raise ValueError(f"unknown parameter names {unknown}; valid: {', '.join(params)}")
+    constants = {name: p for name, p in params.items() if name not in names}
     buffers = {name: b for name, b in model.named_buffers()}
 
-    def loss(p, xi):
-        z = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+    def loss(selected, xi):
+        z = functional_call(model, ({**constants, **selected}, buffers), (xi.unsqueeze(0),))
         return F.binary_cross_entropy_with_logits(z, torch.ones_like(z))
 
     per_sample = vmap(grad(loss), in_dims=(None, 0))
+    selected = {name: params[name] for name in names}
     rows = []
     with eval_mode(model), torch.no_grad():
         for chunk in x.split(batch_size):
-            g = per_sample(params, chunk)
-            rows.append(torch.stack([g[name].pow(2).flatten(1).sum(1) for name in params], dim=1))
-    return torch.cat(rows), list(params)
+            g = per_sample(selected, chunk)
+            rows.append(torch.stack([g[name].pow(2).flatten(1).sum(1) for name in names], dim=1))
+    return torch.cat(rows), names
+
+
+def purview_parameters(model, part: str = "final") -> list[str]:
+    """The parameter names that :func:`purview` averages for ``part`` (see there)."""
+    check_choice(part, PURVIEW_PARTS, "part")
+    names = [name for name, _ in model.named_parameters()]
+    p = len(names)
+    j = p - 1
+    if part == "initial":
+        return names[:max(j // 2, 1)]
+    if part == "final":
+        return names[(j + 1) // 2:]
+    return names
 
 
 def purview(model, x: torch.Tensor, part: str = "final", batch_size: int = 128) -> torch.Tensor:
@@ -172,19 +204,12 @@ def purview(model, x: torch.Tensor, part: str = "final", batch_size: int = 128) 
     ``"final"`` (default) those from ``ceil(j/2)`` on, ``"all"`` every tensor. (For odd j the
     middle tensor is in neither half, as in the demo.) Returns the mean squared gradient norm:
     **higher = more uncertain** (the input needs a larger update to fit the model's purview).
-    The demo reports its negative as a trust score.
+    The demo reports its negative as a trust score. Only the gradients that enter the score are
+    computed, so ``"final"`` needs a shorter backward pass than ``"all"``.
     """
-    check_choice(part, PURVIEW_PARTS, "part")
-    feats, _ = purview_features(model, x, batch_size)
-    p = feats.shape[1]
-    j = p - 1
-    if part == "initial":
-        cols = slice(0, max(j // 2, 1))
-    elif part == "final":
-        cols = slice((j + 1) // 2, p)
-    else:
-        cols = slice(0, p)
-    return feats[:, cols].mean(1)
+    check_model(model)
+    feats, _ = purview_features(model, x, batch_size, names=purview_parameters(model, part))
+    return feats.mean(1)
 
 
 # ------------------------------------------------------------------------------------------- GradNorm
