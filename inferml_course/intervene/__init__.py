@@ -1,0 +1,46 @@
+"""Intervenability at inference (lesson 09): what happens when people step in.
+
+==============  ======================================================================================
+module          contents
+==============  ======================================================================================
+``membership``  membership inference: shadow-model attack, loss / confidence threshold attack,
+                AUC and TPR at low FPR, tiny targets that overfit or not (privacy glass)
+``adversarial`` FGSM and PGD (L-infinity, pixel space), input gradients, robustness curves
+``prompting``   a promptable segmenter (random walker) and simulated annotators (prompting glass)
+``causal``      do-interventions on the watermark model, the do-calculus readings, SHAPE vs RISE,
+                insertion / deletion games (causal and interpretability glasses)
+``plots``       the lesson's figures
+``widgets``     live teaching: place prompts, move or recolour the watermark
+==============  ======================================================================================
+
+Submodules load lazily: ``from inferml_course.intervene import adversarial`` or
+``intervene.fgsm(...)`` for the most used functions.
+"""
+from __future__ import annotations
+
+import importlib
+
+_SUBMODULES = ("membership", "adversarial", "prompting", "causal", "plots", "widgets")
+_SHORTCUTS = {
+    "fgsm": "adversarial", "pgd": "adversarial", "robustness_curve": "adversarial", "input_gradient": "adversarial",
+    "success_rate": "adversarial",
+    "membership_experiment": "membership", "membership_report": "membership", "tpr_at_fpr": "membership",
+    "loss_scores": "membership", "ShadowAttack": "membership", "ThresholdAttack": "membership",
+    "segment": "prompting", "simulate_annotator": "prompting", "prompt_curves": "prompting", "iou": "prompting",
+    "set_watermark": "causal", "intervention_probs": "causal", "do_table": "causal", "causal_summary": "causal",
+    "shape": "causal", "rise_and_shape": "causal", "insertion_deletion": "causal",
+}
+
+__all__ = [*_SUBMODULES, *_SHORTCUTS]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    if name in _SHORTCUTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'inferml_course.intervene' has no attribute {name!r}")

@@ -1,0 +1,300 @@
+"""Engineered interventions: gradient-based adversarial examples (FGSM and PGD, L-infinity).
+
+Everything happens in pixel space: images are (N, C, H, W) in [0, 1] and the model normalises
+internally (the course contract), so ``epsilon = 8/255`` means "at most 8 grey levels per pixel"
+and adversarial images stay valid images after clipping to [0, 1].
+
+============== ======================================================== ====================================
+function       definition                                               cost (forward + backward passes)
+============== ======================================================== ====================================
+``fgsm``       x' = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1)      1 (Goodfellow, Shlens, Szegedy 2015)
+``pgd``        optional uniform start in [-eps, eps]; then ``steps``    ``steps`` (+1 forward when ``y`` is
+               times x <- x + alpha * sign(grad), projected back onto   None and the start is random)
+               the eps-ball around x and onto [0, 1] (Madry et al.
+               2018)
+============== ======================================================== ====================================
+
+Conventions (torchattacks 3.5 for the formulas, so the oracle tests compare bit for bit when the
+random start is off):
+
+* ``y=None`` attacks the model's own prediction (read from the first forward pass, as ART does,
+  which avoids "label leaking"); pass the true labels to attack those.
+* ``targeted=True`` makes ``y`` the *target* classes (required) and descends the cross-entropy
+  towards them (torchattacks: cost = -CE(f(x), target)).
+* The loss is summed over the batch (torchattacks averages it; the sign of the gradient is the
+  same, and a summed loss makes every image's attack independent of its batch-mates).
+* PGD's random start (``random_start=True``, the torchattacks default) draws from a local
+  generator seeded with ``seed``; torchattacks uses the global RNG.
+
+Hygiene: the gradient is taken with ``torch.autograd.grad`` with respect to a fresh copy of the
+input, so parameter ``.grad``, ``requires_grad`` flags and the model's train/eval mode are left
+exactly as found (a warning, never a silent switch, when dropout or batch norm is in training
+mode; torchattacks switches the model to eval mode).
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validate import check_choice, check_images, check_positive_int
+
+__all__ = ["ATTACKS", "fgsm", "pgd", "attack", "input_gradient", "success_rate", "robustness_curve",
+           "check_pixel_range"]
+
+#: Attacks available through :func:`attack` and :func:`robustness_curve`.
+ATTACKS = ("fgsm", "pgd")
+
+_MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+
+
+def _warn_if_training(model: nn.Module, method: str) -> None:
+    import warnings
+
+    if any(m.training for m in model.modules() if isinstance(m, _MODE_DEPENDENT)):
+        warnings.warn(f"{method}: the model is in training mode, so dropout makes the attack random and batch-norm "
+                      "layers mix the images of a batch. Call model.eval() first unless that is what you want.",
+                      stacklevel=3)
+
+
+def check_pixel_range(x: torch.Tensor, argument: str = "x") -> torch.Tensor:
+    """Images (N, C, H, W), floating point, finite, with every value in [0, 1] (pixel space)."""
+    check_images(x, argument)
+    lo, hi = float(x.detach().min()), float(x.detach().max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{argument} must hold pixel values in [0, 1] (the model normalises internally), got values "
+                         f"from {lo:.3g} to {hi:.3g}; pass the images before normalisation")
+    return x
+
+
+def _check_real(value, argument: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not value == value or value < 0 or (positive and value == 0) or value == float("inf"):
+        raise ValueError(f"{argument} must be a {'positive' if positive else 'non-negative'} finite number, "
+                         f"got {value!r}")
+    return value
+
+
+def _check_bool(value, argument: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{argument} must be True or False, got {type(value).__name__}")
+    return value
+
+
+def _labels(y, n: int, device, argument: str = "y") -> torch.Tensor | None:
+    """``y`` as a LongTensor (N,) or None; the range is checked later against the logits."""
+    if y is None:
+        return None
+    if isinstance(y, bool):
+        raise TypeError(f"{argument} must be None, an int, a sequence of ints or a tensor of shape (N,), got a bool")
+    if isinstance(y, numbers.Integral):
+        return torch.full((n,), int(y), dtype=torch.long, device=device)
+    t = y if isinstance(y, torch.Tensor) else torch.as_tensor(y)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{argument} must hold integer class indices, got dtype {t.dtype}")
+    if t.shape != (n,):
+        raise ValueError(f"{argument} must have shape ({n},) (one class per image), got {tuple(t.shape)}")
+    return t.to(device=device, dtype=torch.long)
+
+
+def _check_logits(logits, n: int, y: torch.Tensor | None, argument: str = "y") -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"model must return logits of shape (N, K) = ({n}, K), got {shape}")
+    if y is not None:
+        bad = (y < 0) | (y >= logits.shape[1])
+        if bool(bad.any()):
+            raise ValueError(f"{argument} out of range: {int(y[bad][0])} is not a class index from 0 to "
+                             f"{logits.shape[1] - 1}")
+    return logits
+
+
+def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, targeted: bool):
+    """Gradient of the attack objective with respect to ``x`` (a fresh leaf), and the logits.
+
+    Objective: CE(f(x), y) summed over the batch (to ascend), or -CE towards the target when
+    ``targeted``. ``y=None`` uses the argmax of these very logits (no extra pass).
+    """
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_(True)
+        logits = _check_logits(model(leaf), x.shape[0], y)
+        labels = logits.detach().argmax(1) if y is None else y
+        loss = F.cross_entropy(logits, labels, reduction="sum")
+        if targeted:
+            loss = -loss
+        (grad,) = torch.autograd.grad(loss, leaf)
+    return grad, logits.detach(), labels
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = False) -> torch.Tensor:
+    """The gradient (N, C, H, W) that FGSM follows: d CE(f(x), y) / dx (or d[-CE(f(x), target)] / dx).
+
+    Its sign, scaled by epsilon, *is* the FGSM perturbation. One forward and one backward pass.
+    """
+    x = check_pixel_range(x)
+    _check_bool(targeted, "targeted")
+    y = _labels(y, x.shape[0], x.device)
+    if targeted and y is None:
+        raise ValueError("y is required when targeted=True: it holds the target classes")
+    _warn_if_training(model, "input_gradient")
+    return _loss_gradient(model, x, y, targeted)[0]
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, targeted: bool = False,
+         batch_size: int | None = None) -> torch.Tensor:
+    """Fast gradient sign method: x' = clip(x + epsilon * sign(grad_x CE(f(x), y)), 0, 1).
+
+    Untargeted (default): ``y`` holds the classes to move away from (None: the model's
+    predictions). ``targeted=True``: ``y`` holds target classes and the step goes down the loss
+    towards them. Returns adversarial images (N, C, H, W) in [0, 1], detached, dtype of ``x``.
+    One forward and one backward pass per image.
+    """
+    x = check_pixel_range(x)
+    epsilon = _check_real(epsilon, "epsilon")
+    _check_bool(targeted, "targeted")
+    y = _labels(y, x.shape[0], x.device)
+    if targeted and y is None:
+        raise ValueError("y is required when targeted=True: it holds the target classes")
+    batch_size = _check_batch_size(batch_size)
+    _warn_if_training(model, "fgsm")
+    out = []
+    for xb, yb in _chunks(x, y, batch_size):
+        grad, _, _ = _loss_gradient(model, xb, yb, targeted)
+        out.append((xb.detach() + epsilon * grad.sign()).clamp(0, 1))
+    return torch.cat(out)
+
+
+def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, step_size: float = 2 / 255,
+        steps: int = 10, random_start: bool = True, targeted: bool = False, seed: int = 0,
+        batch_size: int | None = None) -> torch.Tensor:
+    """Projected gradient descent in the L-infinity ball of radius ``epsilon`` (Madry et al. 2018).
+
+    Start at x (``random_start=False``) or at clip(x + U(-eps, eps), 0, 1) drawn from a generator
+    seeded with ``seed``; then ``steps`` times: x_t+1 = clip(x + clip(x_t + alpha sign(grad) - x,
+    -eps, eps), 0, 1) with alpha = ``step_size``. ``y`` and ``targeted`` as in :func:`fgsm` (with a
+    random start and ``y=None`` one extra forward pass on the clean images fixes the classes).
+    Cost: ``steps`` forward and backward passes.
+    """
+    x = check_pixel_range(x)
+    epsilon = _check_real(epsilon, "epsilon")
+    step_size = _check_real(step_size, "step_size", positive=True)
+    check_positive_int(steps, "steps")
+    _check_bool(random_start, "random_start")
+    _check_bool(targeted, "targeted")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    y = _labels(y, x.shape[0], x.device)
+    if targeted and y is None:
+        raise ValueError("y is required when targeted=True: it holds the target classes")
+    batch_size = _check_batch_size(batch_size)
+    _warn_if_training(model, "pgd")
+    x0 = x.detach()
+    if random_start:
+        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+        noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
+        start = (x0 + epsilon * noise).clamp(0, 1)
+    else:
+        start = x0.clone()
+    out = []
+    for (xb, yb), sb in zip(_chunks(x0, y, batch_size), start.split(batch_size or len(x0))):
+        if yb is None and random_start:  # attack the prediction on the clean image, not on the noisy start
+            with torch.no_grad():
+                yb = _check_logits(model(xb), xb.shape[0], None).argmax(1)
+        adv = sb
+        for _ in range(steps):
+            grad, _, labels = _loss_gradient(model, adv, yb, targeted)
+            yb = labels  # y=None: fixed after the first step
+            adv = adv + step_size * grad.sign()
+            adv = (xb + (adv - xb).clamp(-epsilon, epsilon)).clamp(0, 1)
+        out.append(adv.detach())
+    return torch.cat(out)
+
+
+def _check_batch_size(batch_size):
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    return batch_size
+
+
+def _chunks(x, y, batch_size):
+    step = batch_size or len(x)
+    for i in range(0, len(x), step):
+        yield x[i:i + step], (None if y is None else y[i:i + step])
+
+
+def attack(name: str, model: nn.Module, x: torch.Tensor, y=None, **options) -> torch.Tensor:
+    """Run attack ``name`` (one of :data:`ATTACKS`) with its options."""
+    check_choice(name, ATTACKS, "attack")
+    return {"fgsm": fgsm, "pgd": pgd}[name](model, x, y, **options)
+
+
+@torch.no_grad()
+def _predict(model, x, batch_size):
+    step = batch_size or len(x)
+    return torch.cat([model(x[i:i + step]).argmax(1) for i in range(0, len(x), step)])
+
+
+def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = False, among=None,
+                 batch_size: int | None = None) -> float:
+    """Attack success rate, **higher = stronger attack** (a fraction in [0, 1]).
+
+    Untargeted: the share of images whose prediction is no longer ``y``; targeted: the share now
+    predicted as the target ``y``. ``among`` (a boolean (N,) tensor) restricts the count, e.g. to
+    the images the model classified correctly before the attack (the usual convention).
+    """
+    check_images(x_adv, "x_adv")
+    y = _labels(y, x_adv.shape[0], x_adv.device)
+    if y is None:
+        raise ValueError("y is required: the true labels (untargeted) or the target classes (targeted)")
+    pred = _predict(model, x_adv, _check_batch_size(batch_size))
+    hit = pred == y if targeted else pred != y
+    if among is not None:
+        among = torch.as_tensor(among, device=hit.device)
+        if among.dtype != torch.bool or among.shape != hit.shape:
+            raise ValueError(f"among must be a boolean tensor of shape {tuple(hit.shape)}")
+        if not bool(among.any()):
+            raise ValueError("among selects no image")
+        hit = hit[among]
+    return float(hit.float().mean())
+
+
+def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255,
+                                                                   16 / 255),
+                     attack: str = "pgd", batch_size: int | None = None, **options) -> dict:
+    """Accuracy and attack success rate against the attack budget epsilon.
+
+    Returns ``{"epsilon": (E,), "accuracy": (E,), "success_rate": (E,)}`` (float tensors):
+    accuracy on the attacked images (higher = more robust) and the share of the initially correct
+    images that the attack flips (higher = stronger attack). ``y`` are the true labels. PGD's step
+    size defaults to ``max(epsilon / 4, 1/255)`` per epsilon unless ``step_size`` is given, so
+    every budget gets the same number of steps to use it.
+    """
+    check_choice(attack, ATTACKS, "attack")
+    x = check_pixel_range(x)
+    y = _labels(y, x.shape[0], x.device)
+    if y is None:
+        raise ValueError("y is required: the true labels")
+    eps = [_check_real(e, "epsilons") for e in epsilons]
+    if not eps:
+        raise ValueError("epsilons must hold at least one value")
+    clean_correct = _predict(model, x, _check_batch_size(batch_size)) == y
+    acc, rate = [], []
+    for e in eps:
+        if e == 0:
+            adv = x
+        elif attack == "fgsm":
+            adv = fgsm(model, x, y, epsilon=e, batch_size=batch_size, **options)
+        else:
+            opts = dict(options)
+            opts.setdefault("step_size", 2.5 * e / opts.get("steps", 10))
+            adv = pgd(model, x, y, epsilon=e, batch_size=batch_size, **opts)
+        pred = _predict(model, adv, batch_size)
+        acc.append(float((pred == y).float().mean()))
+        rate.append(float((pred[clean_correct] != y[clean_correct]).float().mean()) if clean_correct.any() else 0.0)
+    return {"epsilon": torch.tensor(eps), "accuracy": torch.tensor(acc), "success_rate": torch.tensor(rate)}
