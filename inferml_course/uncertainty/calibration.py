@@ -76,9 +76,8 @@ def reliability_bins(confidences, correct, n_bins: int = 15, rule: str = "left_c
     count = torch.zeros(slots, dtype=conf.dtype, device=conf.device).index_add_(0, idx, torch.ones_like(c))
     sum_conf = torch.zeros_like(count).index_add_(0, idx, c)
     sum_acc = torch.zeros_like(count).index_add_(0, idx, a)
-    with torch.no_grad():
-        mean_conf = torch.where(count > 0, sum_conf / count.clamp_min(1), torch.nan)
-        accuracy = torch.where(count > 0, sum_acc / count.clamp_min(1), torch.nan)
+    mean_conf = torch.where(count > 0, sum_conf / count.clamp_min(1), torch.nan)
+    accuracy = torch.where(count > 0, sum_acc / count.clamp_min(1), torch.nan)
     return {"edges": edges, "count": count, "confidence": mean_conf, "accuracy": accuracy,
             "n": conf.numel(), "rule": rule}
 

@@ -16,6 +16,11 @@ from .scores import MahalanobisStats, score_batch
 __all__ = ["corrupted_mix", "misprediction_table", "corruption_table", "format_corruption_table", "ood_table",
            "format_ood_table", "quadrant_counts", "TUTORIAL_NAMES"]
 
+def _device(model) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 #: Display names in the tutorial's wording.
 TUTORIAL_NAMES = {"msp": "Softmax", "entropy": "Entropy", "nll": "NLL", "max_logit": "max logit",
                   "margin": "Margin", "odin": "ODIN", "mc_dropout": "MCD", "gradnorm": "GradNorm",
@@ -67,8 +72,8 @@ def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stat
     "correct", "accuracy", "reference"}`` where ``reference`` holds the AUAC of a useless
     (``random``) and a perfect (``oracle``) score on these predictions.
     """
-    result = score_batch(model, dataset.images, names, mahalanobis_stats=mahalanobis_stats, samples=samples,
-                         seed=seed, batch_size=batch_size)
+    result = score_batch(model, dataset.images.to(_device(model)), names, mahalanobis_stats=mahalanobis_stats,
+                         samples=samples, seed=seed, batch_size=batch_size)
     predictions = result.logits.argmax(1).cpu()
     labels = dataset.labels.cpu()
     correct = predictions == labels
@@ -93,7 +98,7 @@ def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2
     from ..datasets.corruptions import corrupt
 
     check_batch_size(batch_size)
-    sub = dataset.images if n is None else dataset.images[:n]
+    sub = (dataset.images if n is None else dataset.images[:n]).to(_device(model))
     labels = dataset.labels[:sub.shape[0]].cpu()
     out = {"auac": {}, "accuracy": {}}
     for ci, name in enumerate(corruptions):
@@ -150,11 +155,12 @@ def ood_table(model, id_images: torch.Tensor, ood_sets: dict, names, *, id_score
     already computed on ``id_images``.
     """
     kw = dict(mahalanobis_stats=mahalanobis_stats, samples=samples, seed=seed, batch_size=batch_size)
+    device = _device(model)
     if id_scores is None:
-        id_scores = score_batch(model, id_images, names, **kw).scores
+        id_scores = score_batch(model, id_images.to(device), names, **kw).scores
     table = {n: {} for n in names}
     for set_name, images in ood_sets.items():
-        scores = score_batch(model, images, names, **kw).scores
+        scores = score_batch(model, images.to(device), names, **kw).scores
         for n in names:
             table[n][set_name] = ood_metrics(id_scores[n].detach().cpu(), scores[n].detach().cpu())
     return table

@@ -1,0 +1,695 @@
+"""Uncertainty attribution: *where* in the input does a Bayesian network's uncertainty come from?
+
+Three families, all returning maps (N, H, W) at input resolution whose large values mark the pixels
+that make the model uncertain:
+
+* :func:`ua_backprop`: UA-Backprop (Wang, Joshi, Wang and Ji, CVPR 2023), a gradient-based
+  redistribution of the uncertainty U over the pixels that satisfies **completeness**: the map sums
+  to U;
+* :func:`optimization_ua`: optimisation-based attribution (Wang, Biswas and Ji, ECCV 2024): learn
+  the smallest segment mask whose blurring removes the most uncertainty;
+* :func:`attribute` with a baseline name: the explain package's methods (gradient, SmoothGrad, IG,
+  Blur IG, FullGrad, occlusion, LIME, Kernel SHAP with and without segments) applied to the
+  uncertainty as the target function (:class:`UncertaintyModel` returns U as a single "logit").
+
+**Posterior samples.** :class:`BayesianModel` turns a network into S fixed posterior samples
+theta^1..theta^S and returns their logits (S, N, K):
+
+* ``source="mc_dropout"``: S dropout masks drawn once from ``seed`` and applied as fixed
+  thinned networks (the dropout modules stay in eval mode; forward hooks multiply by the stored
+  masks, one mask per sample shared by every image). So U(x) is a deterministic, differentiable
+  function of x, which gradients, perturbation methods and the optimisation all need. (The
+  lesson-05 :func:`~inferml_course.uncertainty.bayesian.mc_dropout` draws fresh masks for every
+  image instead: the same distribution, different numbers.) For a :class:`SmallCNN`, whose dropout
+  sits only in the classifier head, the trunk runs once and only the head S times.
+* ``source="ensemble"``: the members of an :class:`~inferml_course.models.Ensemble`
+  (``member_logits``) or a list of models; S = the number of members.
+
+**Uncertainty** (nats), with g^s = softmax(z^s) and g-bar = mean_s g^s::
+
+    total      U_t = sum_i -gbar_i log gbar_i
+    aleatoric  U_a = sum_i mean_s (-g_i^s log g_i^s)
+    epistemic  U_e = U_t - U_a
+
+**UA-Backprop** (the rules of the CVPR 2023 poster; see ``reference/original-methods.md`` §6):
+
+1. *U -> probabilities*: per-class shares U_{t,g_i} = -gbar_i log gbar_i, U_{a,g_i} =
+   mean_s(-g_i^s log g_i^s), U_{e,g_i} = U_{t,g_i} - U_{a,g_i} (each sums to its U over i).
+2. *probabilities -> logits*, per sample: U_{z_i^s} = sum_j c(g_j^s -> z_i^s) U_{g_j} with
+   c(g_j^s -> z_i^s) = softmax_k( (d g_j^s / d z_k^s) / (g_j^s tau1) ) at k = i. For a softmax,
+   (d g_j / d z_k) / g_j = delta_jk - g_k, so c_j = softmax((e_j - g^s) / tau1): a closed form
+   without autograd. Each row of c sums to 1, so sum_i U_{z_i^s} = U.
+3. *logits -> pixels*: M(x) = (1/S) sum_s sum_i U_{z_i^s} M_i^s(x) with
+   M_i^s = psi(|d z_i^s/dx * x| + sum_l |d z_i^s/d b_l * b_l|, tau2), a FullGrad-style map: the
+   input term plus the bias term of every layer with a spatial bias (the input normalisation,
+   convolution biases, the effective eval-mode bias of batch norm), each summed over channels and
+   upsampled bilinearly to the input size with its total kept (scaled by the area ratio).
+   psi makes each map sum to 1 over the pixels: **our choice** (the poster names psi and tau2 but
+   does not define psi) is a softmax over the pixels of the map divided by its maximum, with
+   temperature tau2: psi(v) = softmax(v / (tau2 max v)). Small tau2 concentrates each map on its
+   peak, large tau2 spreads it evenly.
+
+Then sum over pixels of M = (1/S) sum_s U = U: completeness, exactly, for each uncertainty type.
+The poster gives no values of tau1 and tau2; the defaults (:data:`TAU1`, :data:`TAU2`) were chosen
+with the blurring test on validation images (not the lesson's test images); both are arguments.
+
+Cost of UA-Backprop: the S posterior forward passes plus S x K backward passes over the batch
+(one per sample and class: every logit of every sample needs its own input-gradient map). They run
+``vectorize``-d over the K classes on GPUs and as a loop on one retained graph on CPUs (see
+:func:`~inferml_course.uncertainty.explanations.batched_grad`).
+
+Everything here follows the course contracts: images (N, C, H, W) in [0, 1]; the model's modes,
+hooks, ``requires_grad`` and ``.grad`` are left as found (gradients via ``torch.autograd.grad``);
+randomness from local generators seeded by ``seed``; bad input raises at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validate import check_choice, check_positive_int
+from ..explain._hooks import capture_many, check_mode
+from ..explain._targets import check_input, output_dtype
+from ..explain.gradients import _implicit_bias
+from ._utils import DROPOUT_TYPES, eval_mode
+from .bayesian import MEASURES, Decomposition
+from .explanations import batched_grad
+
+__all__ = ["BayesianModel", "UncertaintyModel", "uncertainty_from_probs", "class_shares", "logit_coefficients",
+           "logit_shares", "psi", "ua_backprop", "ua_backprop_details", "UAResult", "learnable_blur",
+           "optimization_ua", "OptimizationResult", "grid_segments", "attribute", "UA_METHODS", "BASELINES",
+           "SOURCES", "TAU1", "TAU2", "METHOD_NAMES"]
+
+SOURCES = ("mc_dropout", "ensemble")
+#: Default temperature of the probabilities -> logits stage (chosen on validation images).
+TAU1 = 0.2
+#: Default temperature of psi, the pixel normalisation (chosen on validation images).
+TAU2 = 1.0
+DEFAULT_SAMPLES = 20
+
+
+# --- posterior samples ----------------------------------------------------------------------------------
+
+def _is_head_only_cnn(model: nn.Module) -> bool:
+    """A SmallCNN (with its own forward) whose dropout sits in the classifier head only."""
+    from ..models.architectures import SmallCNN
+
+    if not isinstance(model, SmallCNN) or type(model).forward is not SmallCNN.forward:
+        return False
+    return not any(isinstance(m, DROPOUT_TYPES) for m in (*model.normalize.modules(), *model.features.modules()))
+
+
+class BayesianModel(nn.Module):
+    """S fixed posterior samples of a network: :meth:`sample_logits` returns logits (S, N, K).
+
+    Args:
+        model: a network with dropout (``source="mc_dropout"``), an ``Ensemble`` or a list of models
+            (``source="ensemble"``). ``source=None`` picks ``"ensemble"`` for those and
+            ``"mc_dropout"`` otherwise.
+        samples: MC dropout: the number of dropout masks S (default 20). Ensemble: must be None or
+            the number of members.
+        seed: seeds the dropout masks (a local generator; the global RNG is untouched).
+
+    ``forward(x)`` returns log of the mean predicted probability (N, K), like ``Ensemble``. The
+    wrapped network is evaluated in eval mode (its flags are restored after every call).
+    """
+
+    def __init__(self, model, source: str | None = None, samples: int | None = None, seed: int = 0):
+        super().__init__()
+        if isinstance(model, BayesianModel):
+            raise TypeError("model is already a BayesianModel; pass it directly to the attribution functions")
+        if isinstance(model, (list, tuple)):
+            if not model or not all(isinstance(m, nn.Module) for m in model):
+                raise TypeError("model must be an nn.Module or a non-empty list of nn.Modules")
+            model = nn.ModuleList(model)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        is_ensemble = isinstance(model, nn.ModuleList) or hasattr(model, "member_logits")
+        if source is None:
+            source = "ensemble" if is_ensemble else "mc_dropout"
+        check_choice(source, SOURCES, "source")
+        self.model, self.source, self.seed = model, source, int(seed)
+        if source == "ensemble":
+            if not is_ensemble:
+                raise ValueError("source='ensemble' needs an Ensemble (with member_logits) or a list of models")
+            members = len(model) if isinstance(model, nn.ModuleList) else len(model.members)
+            if samples is not None and samples != members:
+                raise ValueError(f"samples must be None or {members} (the number of ensemble members) for "
+                                 f"source='ensemble', got {samples!r}")
+            self.samples = members
+            self._dropouts = []
+        else:
+            self.samples = DEFAULT_SAMPLES if samples is None else check_positive_int(samples, "samples")
+            self._dropouts = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES) and m.p > 0]
+            if not self._dropouts:
+                raise ValueError("source='mc_dropout' needs a model with dropout modules (p > 0); "
+                                 "use an ensemble (source='ensemble') for a model without dropout")
+        self._head_only = source == "mc_dropout" and _is_head_only_cnn(model)
+        self._masks: dict = {}
+
+    @property
+    def normalize(self):
+        """The wrapped network's input normalisation (so that ``baseline="mean"`` works in the explainers)."""
+        net = self.model
+        if isinstance(net, nn.ModuleList):
+            net = net[0]
+        elif hasattr(net, "members"):
+            net = net.members[0]
+        return getattr(net, "normalize", None)
+
+    def _mask(self, index: int, module: nn.Module, shape, device, dtype) -> torch.Tensor:
+        """Dropout masks (S, *shape) of dropout module ``index``, drawn once per feature shape."""
+        key = (index, tuple(shape))
+        if key not in self._masks:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * index + 1)
+            keep = (torch.rand((self.samples, *shape), generator=gen) >= module.p).float()
+            self._masks[key] = keep / (1.0 - module.p)
+        return self._masks[key].to(device=device, dtype=dtype)
+
+    @contextlib.contextmanager
+    def _fixed_masks(self):
+        """Inside the block the dropout modules (in eval mode) multiply by the stored mask of sample
+        ``state["s"]``; yields that mutable state. Hooks are removed even on errors."""
+        state = {"s": 0}
+
+        def hook_for(index):
+            def hook(module, _inputs, output):
+                return output * self._mask(index, module, output.shape[1:], output.device, output.dtype)[state["s"]]
+            return hook
+
+        handles = []
+        try:
+            for i, m in enumerate(self._dropouts):
+                handles.append(m.register_forward_hook(hook_for(i)))
+            yield state
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _sampled_passes(self, x: torch.Tensor) -> list:
+        net = self.model
+        passes = []
+        with self._fixed_masks() as state:
+            if self._head_only:
+                trunk = net.features(net.normalize(x))
+                for s in range(self.samples):
+                    state["s"] = s
+                    passes.append(net.classifier(trunk))
+            else:
+                for s in range(self.samples):
+                    state["s"] = s
+                    passes.append(net(x))
+        return passes
+
+    def sample_logit_list(self, x: torch.Tensor) -> list:
+        """Logits of every posterior sample as a list of S tensors (N, K), differentiable with respect to
+        x. Kept apart (not stacked) so that a backward pass from one sample visits only that sample's graph."""
+        with eval_mode(self.model):
+            net = self.model
+            if self.source == "ensemble":
+                if isinstance(net, nn.ModuleList):
+                    out = [m(x) for m in net]
+                elif isinstance(getattr(net, "members", None), nn.ModuleList):
+                    out = [m(x) for m in net.members]
+                else:
+                    out = list(net.member_logits(x))
+            else:
+                out = self._sampled_passes(x)
+        for z in out:
+            if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != x.shape[0]:
+                shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                raise ValueError(f"model must return logits of shape (N, K) = ({x.shape[0]}, K), got {shape}")
+        return out
+
+    def sample_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of every posterior sample, (S, N, K), differentiable with respect to x."""
+        return torch.stack(self.sample_logit_list(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(self.sample_logits(x), dim=-1)
+        return torch.logsumexp(log_p, 0) - math.log(self.samples)
+
+
+def _as_bayesian(model, source, samples, seed) -> BayesianModel:
+    if isinstance(model, UncertaintyModel):
+        model = model.bayes
+    if isinstance(model, BayesianModel):
+        if source not in (None, model.source) or samples not in (None, model.samples):
+            raise ValueError("model is a BayesianModel already: leave source and samples at None")
+        return model
+    return BayesianModel(model, source, samples, seed)
+
+
+def _uncertainty_model(model, measure, source, samples, seed) -> "UncertaintyModel":
+    """``model`` as an :class:`UncertaintyModel`; ``measure=None`` means the model's own measure (an
+    UncertaintyModel) or ``"total"``."""
+    own = model.measure if isinstance(model, UncertaintyModel) else None
+    if measure is None:
+        measure = own or "total"
+    check_choice(measure, MEASURES, "measure")
+    if own is not None and own != measure:
+        raise ValueError(f"model is an UncertaintyModel of the {own!r} uncertainty, but measure={measure!r}; "
+                         "leave measure at None or wrap the BayesianModel (model.bayes) instead")
+    if own is not None and source is None and samples is None:
+        return model
+    return UncertaintyModel(model, measure, source, samples, seed)
+
+
+def uncertainty_from_probs(probs: torch.Tensor) -> Decomposition:
+    """Total, aleatoric and epistemic uncertainty (nats) of samples (S, N, K), differentiable;
+    epistemic = total - aleatoric without clamping (so completeness is exact)."""
+    total = -torch.special.xlogy(probs.mean(0), probs.mean(0)).sum(-1)
+    aleatoric = -torch.special.xlogy(probs, probs).sum(-1).mean(0)
+    return Decomposition(total, aleatoric, total - aleatoric)
+
+
+class UncertaintyModel(nn.Module):
+    """The uncertainty of a Bayesian model as a one-output network: ``forward(x)`` is U(x), shape (N, 1).
+
+    With it every explainer of :mod:`inferml_course.explain` attributes the uncertainty instead of a
+    class score (``target=0``; perturbation methods need ``output="logit"``, since a softmax over a
+    single output is always 1).
+
+    Args: ``model`` (a network, an ensemble or a :class:`BayesianModel`), ``measure`` (``"total"``,
+    ``"aleatoric"`` or ``"epistemic"``), ``source``, ``samples``, ``seed`` as in :class:`BayesianModel`.
+    """
+
+    def __init__(self, model, measure: str = "total", source: str | None = None, samples: int | None = None,
+                 seed: int = 0):
+        super().__init__()
+        check_choice(measure, MEASURES, "measure")
+        self.bayes = _as_bayesian(model, source, samples, seed)
+        self.measure = measure
+
+    @property
+    def normalize(self):
+        return self.bayes.normalize
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(self.bayes.sample_logits(x), dim=-1)
+        return getattr(uncertainty_from_probs(probs), self.measure).unsqueeze(1)
+
+
+# --- UA-Backprop ------------------------------------------------------------------------------------------
+
+def class_shares(probs: torch.Tensor) -> dict:
+    """Stage 1, U -> probabilities: per-class shares (N, K) of each uncertainty type for samples
+    (S, N, K); ``shares[m].sum(1)`` is uncertainty ``m``."""
+    mean = probs.mean(0)
+    total = -torch.special.xlogy(mean, mean)
+    aleatoric = -torch.special.xlogy(probs, probs).mean(0)
+    return {"total": total, "aleatoric": aleatoric, "epistemic": total - aleatoric}
+
+
+def logit_coefficients(probs: torch.Tensor, tau1: float = TAU1) -> torch.Tensor:
+    """Stage 2 coefficients c(g_j -> z_i) = softmax_k((dg_j/dz_k) / (g_j tau1)) at k = i, for
+    probabilities (..., K): shape (..., K_j, K_i), each row summing to 1.
+
+    For a softmax (dg_j/dz_k) / g_j = delta_jk - g_k, so row j is softmax((e_j - g) / tau1).
+    """
+    k = probs.shape[-1]
+    eye = torch.eye(k, device=probs.device, dtype=probs.dtype)
+    return torch.softmax((eye - probs.unsqueeze(-2)) / tau1, dim=-1)
+
+
+def logit_shares(probs: torch.Tensor, tau1: float = TAU1) -> dict:
+    """Stages 1 and 2: U_{z_i^s} (S, N, K) for each uncertainty type; each (s, n) row sums to U_n."""
+    coef = logit_coefficients(probs, tau1)                    # (S, N, K_j, K_i)
+    return {m: torch.einsum("snji,nj->sni", coef, share) for m, share in class_shares(probs).items()}
+
+
+def psi(maps: torch.Tensor, tau2: float = TAU2) -> torch.Tensor:
+    """Our psi: softmax over the pixels of ``maps / (tau2 * max(maps))`` per map (..., H, W);
+    every output map sums to 1 (a map of zeros becomes uniform)."""
+    flat = maps.flatten(-2)
+    peak = flat.amax(-1, keepdim=True)
+    scaled = flat / (tau2 * torch.where(peak > 0, peak, torch.ones_like(peak)))
+    return torch.softmax(scaled, dim=-1).view(maps.shape)
+
+
+def _spatial_biases(bayes: BayesianModel):
+    """(module, bias) for every module of the wrapped network with a bias (conv, batch norm, Normalize)."""
+    return [(m, b) for m in bayes.model.modules() if not isinstance(m, nn.Linear)
+            and (b := _implicit_bias(m)) is not None]
+
+
+def _evidence_map(grads, x, captured, size):
+    """FullGrad-style map |dz/dx * x| + sum_l |dz/db_l * b_l| from the gradients of one logit
+    (or of B stacked logits, with a leading B axis): (..., N, H, W)."""
+    total = (grads[0] * x).abs().sum(-3)
+    area = size[0] * size[1]
+    for g, (out, b) in zip(grads[1:], captured):
+        if g is None or out.dim() != 4:
+            continue
+        term = (g * b.to(g.dtype).view(-1, 1, 1)).abs().sum(-3)             # (..., N, h, w)
+        h, w = term.shape[-2:]
+        if (h, w) != tuple(size):
+            lead = term.shape[:-2]
+            term = F.interpolate(term.reshape(-1, 1, h, w), size=tuple(size), mode="bilinear",
+                                 align_corners=False).view(*lead, *size) * (h * w / area)
+        total = total + term
+    return total
+
+
+def _logit_evidence(z, inputs, x, captured, size, vectorize):
+    """psi-free evidence maps of every logit of one posterior sample z (N, K): (K, N, H, W)."""
+    n, k = z.shape
+    if vectorize is None:
+        vectorize = z.device.type == "cuda"
+    eye = torch.eye(k, device=z.device, dtype=z.dtype)
+    if vectorize:
+        grads = batched_grad(z, inputs, eye[:, None, :].expand(k, n, k), True)
+        return _evidence_map(grads, x, captured, size)
+    maps = []
+    for i in range(k):
+        grads = torch.autograd.grad(z, inputs, grad_outputs=eye[i].expand(n, k), retain_graph=True,
+                                    allow_unused=True)
+        maps.append(_evidence_map(grads, x, captured, size))
+    return torch.stack(maps)
+
+
+class UAResult(NamedTuple):
+    """What :func:`ua_backprop_details` returns.
+
+    * ``maps``: ``{"total", "aleatoric", "epistemic"}`` -> (N, H, W); each map sums to its uncertainty;
+    * ``uncertainty``: the :class:`~inferml_course.uncertainty.bayesian.Decomposition` (N,) each;
+    * ``probs``: the posterior samples' probabilities (S, N, K).
+    """
+
+    maps: dict
+    uncertainty: Decomposition
+    probs: torch.Tensor
+
+
+def _check_temperature(value, argument):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{argument} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, samples: int | None = None,
+                        seed: int = 0, tau1: float = TAU1, tau2: float = TAU2, batch_size: int = 16,
+                        vectorize: bool | None = None) -> UAResult:
+    """UA-Backprop maps of all three uncertainty types at once (the expensive part, the S x K
+    evidence maps, is shared). Arguments as in :func:`ua_backprop`."""
+    x = check_input(x)
+    tau1, tau2 = _check_temperature(tau1, "tau1"), _check_temperature(tau2, "tau2")
+    check_positive_int(batch_size, "batch_size")
+    bayes = _as_bayesian(model, source, samples, seed)
+    check_mode(bayes.model, "ua_backprop")
+    biased = _spatial_biases(bayes)
+    size = x.shape[-2:]
+    maps = {m: [] for m in MEASURES}
+    all_probs = []
+    for chunk in x.split(batch_size):
+        xg = chunk.detach().requires_grad_(True)
+        with torch.enable_grad(), capture_many([m for m, _ in biased]) as outputs:
+            zs = bayes.sample_logit_list(xg)                       # S x (n, K)
+            captured = [(out, b) for outs, (_, b) in zip(outputs, biased) for out in outs]
+            inputs = [xg] + [o for o, _ in captured]
+            probs = torch.softmax(torch.stack(zs).detach(), -1)    # (S, n, K)
+            shares = logit_shares(probs.double(), tau1)            # (S, n, K) per measure
+            s_count, n = len(zs), chunk.shape[0]
+            acc = {m: torch.zeros((n, *size), device=x.device, dtype=torch.float64) for m in MEASURES}
+            for s, z in enumerate(zs):
+                evidence = psi(_logit_evidence(z, inputs, chunk.detach(), captured, size, vectorize).double(),
+                               tau2)                               # (K, n, H, W), each map sums to 1
+                for m in MEASURES:
+                    acc[m] += torch.einsum("ni,inhw->nhw", shares[m][s], evidence)
+        for m in MEASURES:
+            maps[m].append(acc[m] / s_count)
+        all_probs.append(probs)
+    dtype = output_dtype(x)
+    probs = torch.cat(all_probs, 1)
+    out = {m: torch.cat(v).to(dtype) for m, v in maps.items()}
+    return UAResult(out, uncertainty_from_probs(probs.double()), probs)
+
+
+def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
+                samples: int | None = None, seed: int = 0, tau1: float = TAU1, tau2: float = TAU2,
+                batch_size: int = 16, vectorize: bool | None = None) -> torch.Tensor:
+    """UA-Backprop (Wang et al., CVPR 2023): the uncertainty map (N, H, W) of ``measure``
+    (``"total"``, ``"aleatoric"`` or ``"epistemic"``; None: ``"total"``, or the measure of an
+    :class:`UncertaintyModel`); it sums over the pixels to that uncertainty.
+
+    Args:
+        model: a network with dropout (MC dropout), an ``Ensemble`` / list of models, or a
+            :class:`BayesianModel` / :class:`UncertaintyModel`.
+        source, samples, seed: the posterior samples (see :class:`BayesianModel`).
+        tau1: temperature of the probabilities -> logits coefficients (small: each probability's
+            share goes to its own logit; large: spread evenly over the logits).
+        tau2: temperature of psi, the per-logit pixel normalisation (small: peaked maps).
+        batch_size: images per chunk (memory grows with batch_size x K).
+        vectorize: see :func:`~inferml_course.uncertainty.explanations.batched_grad`.
+
+    Cost: S posterior forward passes and S x K backward passes per chunk (see the module docstring).
+    """
+    umodel = _uncertainty_model(model, measure, source, samples, seed)
+    return ua_backprop_details(umodel.bayes, x, None, None, seed, tau1, tau2, batch_size, vectorize).maps[umodel.measure]
+
+
+# --- optimisation-based UA -----------------------------------------------------------------------------
+
+def learnable_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 6) -> torch.Tensor:
+    """g_phi: a separable Gaussian blur of each image (N, C, H, W) with its own standard deviation
+    ``sigma`` (N,) in pixels, differentiable with respect to sigma; fixed ``radius`` (13 taps),
+    reflected borders."""
+    n, c, h, w = x.shape
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets[None] / sigma.to(x.dtype).view(n, 1)) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)      # (N C, taps)
+    pad = min(radius, h - 1, w - 1)
+    if pad < radius:
+        kernel = kernel[:, radius - pad: radius + pad + 1]
+        kernel = kernel / kernel.sum(1, keepdim=True)
+    y = F.pad(x.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode="reflect")
+    y = F.conv2d(y, kernel.view(n * c, 1, 1, -1), groups=n * c)
+    y = F.conv2d(y, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return y.view(n, c, h, w)
+
+
+def grid_segments(x: torch.Tensor, cell: int = 8) -> torch.Tensor:
+    """Square ``cell`` x ``cell`` patches as segments (N, H, W): the features of "Kernel SHAP without segments"."""
+    x = check_input(x)
+    check_positive_int(cell, "cell")
+    n, _, h, w = x.shape
+    rows = torch.arange(h, device=x.device) // cell
+    cols = torch.arange(w, device=x.device) // cell
+    labels = rows[:, None] * (-(-w // cell)) + cols[None]
+    return labels.expand(n, h, w).clone()
+
+
+class OptimizationResult(NamedTuple):
+    """What :func:`optimization_ua` returns with ``return_details=True``.
+
+    * ``attribution`` (N, H, W): the learnt mask with noise-free weights sigmoid(theta / tau),
+      averaged over the segmentation scales, in [0, 1];
+    * ``weights`` (N, F): those segment weights (0 for padded segments); ``segments`` (L, N, H, W): the
+      partitions, labels numbered across them (segment i of image n is ``segments[:, n] == i``);
+    * ``sigma`` (N,): the learnt blur; ``history`` (steps,): the mean objective at each step (with the
+      Gumbel noise of that step); ``uncertainty_before`` / ``uncertainty_after`` (N,): U(x) and U of the
+      image perturbed with the hard mask (weights > 0.5) and the learnt blur.
+    """
+
+    attribution: torch.Tensor
+    weights: torch.Tensor
+    segments: torch.Tensor
+    sigma: torch.Tensor
+    history: torch.Tensor
+    uncertainty_before: torch.Tensor
+    uncertainty_after: torch.Tensor
+
+
+def _check_segments(segments, x):
+    n, _, h, w = x.shape
+    if not isinstance(segments, torch.Tensor) or segments.shape != (n, h, w) or segments.is_floating_point() \
+            or segments.dtype == torch.bool:
+        shape = tuple(segments.shape) if isinstance(segments, torch.Tensor) else type(segments).__name__
+        raise ValueError(f"segments must be an integer tensor of shape ({n}, {h}, {w}), got {shape}")
+    if bool((segments < 0).any()):
+        raise ValueError("segments must hold non-negative segment labels")
+    return segments.to(device=x.device, dtype=torch.long)
+
+
+def _positive(value, argument, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{argument} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+    return float(value)
+
+
+def _segment_stack(x, segments, n_segments):
+    """Segmentations as (L, N, H, W) labels, each partition's labels offset past the previous ones, and
+    the number of segments F_n of every image (N,) over all partitions."""
+    from ..explain.perturbation import superpixels
+
+    if segments is None:
+        scales = (n_segments,) if isinstance(n_segments, numbers.Integral) else tuple(n_segments)
+        if not scales or not all(isinstance(k, numbers.Integral) and not isinstance(k, bool) and k > 0 for k in scales):
+            raise ValueError(f"n_segments must be a positive int or a tuple of them, got {n_segments!r}")
+        parts = [superpixels(x, int(k)) for k in scales]
+    else:
+        parts = [segments] if isinstance(segments, torch.Tensor) else list(segments)
+        if not parts:
+            raise ValueError("segments must be a tensor (N, H, W) or a non-empty list of them")
+        parts = [_check_segments(p, x) for p in parts]
+    offset = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    stacked = []
+    for p in parts:
+        stacked.append(p + offset.view(-1, 1, 1))
+        offset = offset + p.flatten(1).amax(1) + 1
+    return torch.stack(stacked), offset
+
+
+def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
+                    samples: int | None = None, seed: int = 0, segments=None, n_segments=(12, 40, 100),
+                    steps: int = 60, lr: float = 0.2, lam: float = 2.0, tau: float = 0.5, init: float = -1.0,
+                    sigma: float = 2.0, return_details: bool = False):
+    """Optimisation-based uncertainty attribution (Wang, Biswas and Ji, ECCV 2024), with superpixels
+    at several scales standing in for Segment Anything.
+
+    Minimises, for every image at once (the images are independent; the loss is their sum)::
+
+        U((1 - M) * x + M * g_phi(x)) + lam * mean(M),   M = min(1, sum_i w_i M_i)
+
+    over one logit theta_i per segment mask M_i and the blur phi (one log-sigma per image).
+    w_i = sigmoid((theta_i + L_i) / tau) is a Gumbel-sigmoid relaxation (L_i logistic noise, drawn
+    fresh at every step from a generator seeded with ``seed``), so the weights stay nearly binary;
+    g_phi is :func:`learnable_blur`. Adam with learning rate ``lr`` for ``steps`` steps; theta starts
+    at ``init`` (mostly off), sigma at ``sigma`` pixels.
+
+    Segment Anything proposes overlapping masks at several granularities (objects, parts,
+    sub-parts). We imitate that with SLIC superpixels at the scales ``n_segments`` (each scale a
+    partition; masks of different scales overlap). The attribution is the noise-free mask averaged
+    over the scales, sum_i sigmoid(theta_i / tau) M_i / L in [0, 1]: a pixel chosen at every scale
+    scores 1, so the map is graded inside large segments.
+
+    Args:
+        measure, source, samples, seed: the uncertainty U (see :class:`UncertaintyModel`); the same
+            ``seed`` also seeds the Gumbel noise, so the result is reproducible.
+        segments: an integer tensor (N, H, W) or a list of them (one partition per scale); default
+            SLIC superpixels (:func:`inferml_course.explain.superpixels`) with each of ``n_segments``.
+        lam: the weight of the mask-size penalty mean(M) (nats per unit area).
+        return_details: return an :class:`OptimizationResult` instead of the map.
+
+    Cost: ``steps`` forward and backward passes of the posterior samples over the batch (plus one
+    forward pass each for ``uncertainty_before`` and ``uncertainty_after``) and one SLIC per image and scale.
+    """
+    x = check_input(x)
+    check_positive_int(steps, "steps")
+    lr, tau, sigma = _positive(lr, "lr"), _positive(tau, "tau"), _positive(sigma, "sigma")
+    lam = _positive(lam, "lam", allow_zero=True)
+    if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init):
+        raise ValueError(f"init must be a finite number, got {init!r}")
+    umodel = _uncertainty_model(model, measure, source, samples, seed)
+    check_mode(umodel.bayes.model, "optimization_ua")
+    seg, count = _segment_stack(x, segments, n_segments)             # (L, N, H, W), (N,)
+    levels = seg.shape[0]
+    n, _, h, w = x.shape
+    f = int(count.max())
+    valid = (torch.arange(f, device=x.device)[None] < count[:, None]).to(x.dtype)
+    index = seg.permute(1, 0, 2, 3).reshape(n, -1)                  # (N, L*H*W)
+    xd = x.detach()
+    theta = torch.full((n, f), float(init), device=x.device, dtype=x.dtype, requires_grad=True)
+    log_sigma = torch.full((n,), math.log(sigma), device=x.device, dtype=x.dtype, requires_grad=True)
+    opt = torch.optim.Adam([theta, log_sigma], lr=lr)
+    gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    history = []
+
+    def coverage(weights):
+        return (weights * valid).gather(1, index).view(n, levels, h, w).sum(1)      # sum_i w_i M_i
+
+    def perturbed(weights, log_s):
+        mask = coverage(weights).clamp(max=1).unsqueeze(1)
+        return (1 - mask) * xd + mask * learnable_blur(xd, log_s.exp().clamp(0.3, 6.0)), mask
+
+    with torch.enable_grad():
+        for _ in range(steps):
+            u = torch.rand((n, f), generator=gen, device=x.device, dtype=x.dtype).clamp(1e-6, 1 - 1e-6)
+            weights = torch.sigmoid((theta + torch.log(u) - torch.log1p(-u)) / tau)
+            image, mask = perturbed(weights, log_sigma)
+            objective = umodel(image)[:, 0] + lam * mask.mean((1, 2, 3))
+            theta_grad, sigma_grad = torch.autograd.grad(objective.sum(), [theta, log_sigma])
+            theta.grad, log_sigma.grad = theta_grad, sigma_grad
+            opt.step()
+            history.append(float(objective.detach().mean()))
+    theta, log_sigma = theta.detach(), log_sigma.detach()
+    weights = torch.sigmoid(theta / tau) * valid
+    attribution = (coverage(weights) / levels).to(output_dtype(x))
+    if not return_details:
+        return attribution
+    with torch.no_grad():
+        before = umodel(xd)[:, 0]
+        after = umodel(perturbed((weights > 0.5).to(x.dtype), log_sigma)[0])[:, 0]
+    return OptimizationResult(attribution, weights, seg, log_sigma.exp().clamp(0.3, 6.0), torch.tensor(history),
+                              before, after)
+
+
+# --- baselines: the explain package with the uncertainty as the target function --------------------------
+
+#: Every method of :func:`attribute`, in the posters' table order.
+UA_METHODS = ("ua_backprop", "optimization_ua", "gradient", "smoothgrad", "integrated_gradients", "blur_ig",
+              "fullgrad", "occlusion", "lime", "kernel_shap", "kernel_shap_segments")
+#: The baselines (explain-package methods on U).
+BASELINES = UA_METHODS[2:]
+#: Display names in the posters' wording.
+METHOD_NAMES = {"ua_backprop": "UA-Backprop", "optimization_ua": "Optimisation UA", "gradient": "Grad",
+                "smoothgrad": "SmoothGrad", "integrated_gradients": "IG", "blur_ig": "Blur IG",
+                "fullgrad": "FullGrad", "occlusion": "Occlusion", "lime": "LIME", "kernel_shap": "KernelSHAP",
+                "kernel_shap_segments": "KernelSHAP + segments"}
+
+
+def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
+              posterior_samples: int | None = None, seed: int = 0, segments=None, **options) -> torch.Tensor:
+    """Uncertainty attribution map (N, H, W) by name (:data:`UA_METHODS`); **larger = more uncertainty**.
+
+    Baselines run the explain package on :class:`UncertaintyModel` (``target=0``):
+    ``gradient`` (|dU/dx|, max over channels), ``smoothgrad``, ``integrated_gradients`` (baseline:
+    the training mean colour), ``blur_ig``, ``fullgrad``, and the perturbation methods on U itself
+    (``output="logit"``; removed regions take the training mean colour): ``occlusion``
+    (positive = occluding the region lowers U), ``lime`` (SLIC superpixels), ``kernel_shap`` (8 x 8
+    pixel grid cells: "without segments") and ``kernel_shap_segments`` (the SLIC segments that
+    :func:`optimization_ua` uses, or ``segments``). Signed methods keep their sign: positive values
+    raise the uncertainty. ``options`` go to the method (e.g. ``steps=20`` for IG,
+    ``samples=100`` for LIME; the number of posterior samples is ``posterior_samples``).
+    ``segments`` is used by ``optimization_ua`` (a tensor or a list of partitions), ``lime`` and
+    ``kernel_shap_segments`` (one partition: the finest of a list).
+    """
+    from .. import explain
+
+    check_choice(method, UA_METHODS, "method")
+    x = check_input(x)
+    umodel = _uncertainty_model(model, measure, source, posterior_samples, seed)
+    if method == "ua_backprop":
+        return ua_backprop(umodel, x, seed=seed, **options)
+    if method == "optimization_ua":
+        return optimization_ua(umodel, x, seed=seed, segments=segments, **options)
+    if isinstance(segments, (list, tuple)):
+        segments = segments[-1]
+    if method == "gradient":
+        return explain.saliency(umodel, x, target=0, **options)
+    if method == "smoothgrad":
+        return explain.smoothgrad(umodel, x, target=0, **{"seed": seed, **options})
+    if method == "integrated_gradients":
+        return explain.integrated_gradients(umodel, x, target=0, **{"baseline": "mean", **options})
+    if method == "blur_ig":
+        return explain.blur_ig(umodel, x, target=0, **options)
+    if method == "fullgrad":
+        return explain.fullgrad(umodel, x, target=0, **options)
+    common = {"target": 0, "output": "logit", "baseline": "mean", "batch_size": 512}
+    if method == "occlusion":
+        return explain.occlusion(umodel, x, **{**common, "window": 6, "stride": 2, **options})
+    if method == "lime":
+        return explain.lime(umodel, x, segments=segments, **{**common, "seed": seed, **options})
+    if method == "kernel_shap":
+        return explain.kernel_shap(umodel, x, segments=grid_segments(x), **{**common, "seed": seed, **options})
+    seg = explain.superpixels(x, options.pop("n_segments", 40)) if segments is None else segments
+    return explain.kernel_shap(umodel, x, segments=seg, **{**common, "seed": seed, **options})
