@@ -1,0 +1,373 @@
+"""Causal assessment via interventions, and the dangers of incomplete interventions.
+
+**do-interventions on the watermark model.** ``signs_spurious_cnn`` was trained on signs that
+carry a class-coloured watermark (``datasets.signs(..., spurious=True)``). Observing that its
+accuracy is perfect tells us nothing about *why*; intervening does. ``do(W = w)`` overwrites the
+watermark with class w's colour (:func:`set_watermark`), ``do(W = none)`` removes it, and
+``do(S = s)`` renders a different sign while the watermark is held fixed. :func:`intervention_probs`
+estimates P(y | do(S = s), do(W = w)) for every pair by averaging the softmax over fresh
+renderings (backgrounds, positions and lighting vary, so every other factor is intervened on too).
+
+The three rules of the do-calculus (Pearl 2012) frame the reading of that table
+(:func:`causal_summary`); the network is not a structural causal model and pixels are not
+causal variables, so these are the rules' *recipes*, not proofs:
+
+1. insertion / deletion of observations, P(y | do(x), z, w) = P(y | do(x), w): **fix the
+   candidate cause** (the watermark) and check that observing anything else (the sign) no
+   longer changes the answer (``sign effect``);
+2. action / observation exchange, P(y | do(x), do(z), w) = P(y | do(x), z, w): keep the
+   candidate cause fixed and **intervene on everything else** (sign, background, position)
+   (``watermark effect`` is its mirror: fix everything else, change the watermark);
+3. insertion / deletion of actions, P(y | do(x), do(z), w) = P(y | do(x), w): **revert** an
+   intervention (delete the watermark, insert it back) and note how much the answer moves
+   (``deletion effect``).
+
+**RISE vs SHAPE.** RISE (in :mod:`inferml_course.explain`) intervenes at random: it keeps random
+smooth masks of the image and credits every kept pixel with the score. SHAPE (Chowdhury et al.,
+ICIP 2024) estimates *necessity* instead, E_M[f(x) - f(x masked by M) | pixel removed], with the
+very same masks inverted:
+
+    RISE(p)  = sum_i f(x . M_i) M_i(p) / (n p_keep)
+    SHAPE(p) = sum_i [f(x) - f(x . M_i)] (1 - M_i(p)) / (n (1 - p_keep))
+
+so SHAPE(p) = p_keep / (1 - p_keep) RISE(p) + [f(x) (1 - Mbar(p)) - mean_i f(x . M_i)] / (1 - p_keep),
+with Mbar(p) the share of masks that keep pixel p (:func:`mask_coverage`). Both maps carry the
+same masks' fingerprint, weighted differently: a finite set of random interventions is an
+incomplete one. :func:`insertion_deletion` runs the games that score such maps.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._validate import check_choice, check_images, check_positive_int
+
+__all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
+           "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
+           "blur", "insertion_deletion", "SUBSTRATES"]
+
+#: What removed pixels become in :func:`insertion_deletion`.
+SUBSTRATES = ("blur", "mean", "zero")
+
+
+# ------------------------------------------------------------------------------ the interventions
+def _watermark_defaults():
+    from ..datasets.signs import WATERMARK_COLOURS, WATERMARK_SIZE
+
+    return WATERMARK_COLOURS, WATERMARK_SIZE
+
+
+def _check_position(position, size, h, w):
+    if (not isinstance(position, (tuple, list)) or len(position) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in position)):
+        raise ValueError(f"position must be a pair of ints (row, col), got {position!r}")
+    r, c = int(position[0]), int(position[1])
+    if not (0 <= r <= h - size and 0 <= c <= w - size):
+        raise ValueError(f"position {position} puts the {size}x{size} watermark outside the {h}x{w} image; "
+                         f"rows 0..{h - size}, cols 0..{w - size}")
+    return r, c
+
+
+def set_watermark(images: torch.Tensor, watermark, position=(1, 1), size: int | None = None,
+                  fill="surround", colours: torch.Tensor | None = None) -> torch.Tensor:
+    """do(W := w): a copy of ``images`` (N, 3, H, W) with a ``size`` x ``size`` square at ``position``
+    (top-left (row, col); the dataset's watermark sits at (1, 1)) painted in watermark colour(s).
+
+    ``watermark``: a class index (int), a tensor / sequence (N,) of class indices, or ``None`` to
+    *remove* the square: ``fill="surround"`` paints it with each image's mean colour of the
+    one-pixel ring around it (the local background), a number or a (3,) tensor paints that colour.
+    ``colours`` defaults to :data:`inferml_course.datasets.signs.WATERMARK_COLOURS`.
+    """
+    check_images(images, "images", channels=3)
+    default_colours, default_size = _watermark_defaults()
+    colours = default_colours if colours is None else colours
+    size = default_size if size is None else check_positive_int(size, "size")
+    n, c, h, w = images.shape
+    r, col = _check_position(position, size, h, w)
+    out = images.clone()
+    if watermark is None:
+        if isinstance(fill, str):
+            check_choice(fill, ("surround",), "fill")
+            r0, r1, c0, c1 = max(r - 1, 0), min(r + size + 1, h), max(col - 1, 0), min(col + size + 1, w)
+            ring = torch.zeros(h, w, dtype=torch.bool, device=images.device)
+            ring[r0:r1, c0:c1] = True
+            ring[r:r + size, col:col + size] = False
+            paint = images[:, :, ring].mean(2)[:, :, None, None]
+        else:
+            paint = torch.as_tensor(fill, dtype=images.dtype, device=images.device)
+            if paint.numel() not in (1, c):
+                raise ValueError(f"fill must be 'surround', a number or a tensor of {c} values, got {tuple(paint.shape)}")
+            if not torch.isfinite(paint).all() or bool((paint < 0).any() or (paint > 1).any()):
+                raise ValueError("fill must hold colour values in [0, 1]")
+            paint = paint.reshape(1, -1, 1, 1)
+        out[:, :, r:r + size, col:col + size] = paint
+        return out
+    if isinstance(watermark, bool):
+        raise TypeError("watermark must be None, an int or a tensor of class indices, got a bool")
+    k = torch.as_tensor(watermark)
+    if k.is_floating_point() or k.dtype == torch.bool:
+        raise TypeError(f"watermark must hold integer class indices, got dtype {k.dtype}")
+    if k.dim() == 0:
+        k = k.expand(n)
+    if k.shape != (n,):
+        raise ValueError(f"watermark must be an int or have shape ({n},), got {tuple(k.shape)}")
+    if bool(((k < 0) | (k >= len(colours))).any()):
+        raise ValueError(f"watermark out of range: class indices must be from 0 to {len(colours) - 1}")
+    paint = colours.to(device=images.device, dtype=images.dtype)[k.to(colours.device).long()]
+    out[:, :, r:r + size, col:col + size] = paint[:, :, None, None]
+    return out
+
+
+def randomise_watermark(images: torch.Tensor, num_classes: int = 9, seed: int = 0, **options) -> torch.Tensor:
+    """do(W ~ uniform): each image gets the watermark of a class drawn uniformly at random (seeded),
+    independent of its label: the randomised experiment that breaks a spurious correlation."""
+    check_images(images, "images", channels=3)
+    gen = torch.Generator().manual_seed(int(seed))
+    k = torch.randint(num_classes, (images.shape[0],), generator=gen)
+    return set_watermark(images, k, **options)
+
+
+def signs_by_class(n_per_class: int, seed: int = 0, classes=None) -> torch.Tensor:
+    """Fresh renderings without watermark, grouped by sign: a tensor (S, n_per_class, 3, 32, 32) for
+    the S sign classes (default: the nine training classes, in label order)."""
+    from ..datasets.signs import CLASSES, generate_signs
+
+    check_positive_int(n_per_class, "n_per_class")
+    classes = tuple(CLASSES if classes is None else classes)
+    data = generate_signs(n_per_class * len(classes), seed=seed, classes=classes, spurious=False)
+    order = data.labels.argsort(stable=True)
+    return data.images[order].view(len(classes), n_per_class, *data.images.shape[1:])
+
+
+@torch.no_grad()
+def intervention_probs(model: nn.Module, signs: torch.Tensor, watermarks=None, include_removed: bool = True,
+                       position=(1, 1), batch_size: int = 1024) -> torch.Tensor:
+    """Per-image predictions under do(S = s), do(W = w): probabilities (S, W', n, K).
+
+    ``signs`` (S, n, 3, H, W) holds unwatermarked renderings of each sign (:func:`signs_by_class`);
+    ``watermarks`` the classes w to stamp (default 0..S-1); with ``include_removed`` the last
+    column is do(W = none), the signs as rendered. The model's mode is left as found.
+    """
+    if not isinstance(signs, torch.Tensor) or signs.dim() != 5:
+        raise ValueError("signs must be a tensor (S, n, 3, H, W) of renderings grouped by sign class")
+    s, n = signs.shape[:2]
+    flat = signs.reshape(s * n, *signs.shape[2:])
+    check_images(flat, "signs", channels=3)
+    watermarks = list(range(s)) if watermarks is None else [int(w) for w in watermarks]
+    device = next(model.parameters()).device
+    columns = []
+    for w in watermarks + ([None] if include_removed else []):
+        x = flat if w is None else set_watermark(flat, w, position=position)
+        logits = torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)])
+        columns.append(torch.softmax(logits.float(), 1).cpu().view(s, n, -1))
+    return torch.stack(columns, 1)
+
+
+def do_table(probs: torch.Tensor) -> torch.Tensor:
+    """P(y | do(S = s), do(W = w)) (S, W', K): the mean of :func:`intervention_probs` over renderings."""
+    if not isinstance(probs, torch.Tensor) or probs.dim() != 4:
+        raise ValueError("probs must be the (S, W', n, K) output of intervention_probs")
+    return probs.mean(2)
+
+
+def total_variation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Total-variation distance 0.5 sum |p - q| over the last axis (0 = same distribution, 1 = disjoint)."""
+    return 0.5 * (p - q).abs().sum(-1)
+
+
+def causal_summary(table: torch.Tensor, has_removed: bool = True) -> dict:
+    """The table's three readings (total-variation distances in [0, 1]):
+
+    * ``sign effect`` (rules 1 and 2): with the watermark held fixed, how far the prediction moves
+      when the sign changes: mean over w and s of TV(P(y | do(s), do(w)), mean_s P(y | do(s), do(w)));
+    * ``watermark effect``: with the sign held fixed, how far it moves when the watermark changes;
+    * ``deletion effect`` (rule 3): how far it moves when the watermark is deleted, mean over s, w
+      of TV(P(y | do(s), do(w)), P(y | do(s), do(W = none))) (needs ``has_removed``).
+    """
+    if not isinstance(table, torch.Tensor) or table.dim() != 3:
+        raise ValueError("table must be a (S, W', K) tensor from do_table")
+    stamped = table[:, :-1] if has_removed else table
+    out = {"sign effect": float(total_variation(stamped, stamped.mean(0, keepdim=True)).mean()),
+           "watermark effect": float(total_variation(stamped, stamped.mean(1, keepdim=True)).mean())}
+    if has_removed:
+        out["deletion effect"] = float(total_variation(stamped, table[:, -1:]).mean())
+    return out
+
+
+def follow_rates(probs: torch.Tensor, watermarks=None) -> dict:
+    """Which factor the *decisions* follow, from :func:`intervention_probs` output (S, W', n, K) whose
+    first W columns stamp ``watermarks`` (default 0..W-1) and whose last column removes the mark.
+
+    ``watermark``: the share of conflicting pairs (s != w) predicted as w; ``sign``: the share of
+    conflicting pairs predicted as s; ``sign, no watermark``: accuracy on the unwatermarked signs.
+    """
+    s, wp, n, k = probs.shape
+    watermarks = list(range(wp - 1)) if watermarks is None else list(watermarks)
+    pred = probs.argmax(-1)  # (S, W', n)
+    sign_ids = torch.arange(s).view(s, 1, 1)
+    wm_ids = torch.tensor(watermarks).view(1, -1, 1)
+    stamped = pred[:, :len(watermarks)]
+    conflict = (sign_ids != wm_ids).expand_as(stamped)
+    return {"watermark": float((stamped == wm_ids)[conflict].float().mean()),
+            "sign": float((stamped == sign_ids)[conflict].float().mean()),
+            "sign, no watermark": float((pred[:, -1] == torch.arange(s).view(s, 1)).float().mean())}
+
+
+# ------------------------------------------------------------------------------------ RISE vs SHAPE
+def mask_coverage(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """Mbar (H, W): the share of RISE / SHAPE masks that keep each pixel (its expectation is p_keep;
+    the deviation from it is the masks' fingerprint that both maps inherit)."""
+    from ..explain.perturbation import rise_masks
+
+    return rise_masks(n_masks, size, grid_size, p_keep, seed).mean(0)
+
+
+def _check_p_keep(p_keep):
+    if isinstance(p_keep, bool) or not isinstance(p_keep, numbers.Real) or not 0 < p_keep < 1:
+        raise ValueError(f"p_keep must be a probability strictly between 0 and 1 (SHAPE divides by 1 - p_keep), "
+                         f"got {p_keep!r}")
+    return float(p_keep)
+
+
+@torch.no_grad()
+def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
+                   p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
+                   batch_size: int | None = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """RISE and SHAPE maps (N, H, W) each, from one set of masked forward passes (shared masks).
+
+    The RISE map equals :func:`inferml_course.explain.rise` with the same options (same masks from
+    :func:`~inferml_course.explain.perturbation.rise_masks`, same ``baseline`` blend); SHAPE uses the
+    inverted masks and the score drop f(x) - f(x masked). ``output``: ``"probability"`` (default,
+    as our RISE) or ``"logit"`` (the released SHAPE code scores raw logits). Cost: N (1 + n_masks)
+    forward images.
+    """
+    from ..explain._hooks import check_mode
+    from ..explain._targets import (as_target_tensor, check_batch_size, check_input, check_logits, output_dtype,
+                                    resolve_baseline, resolve_targets, scores_from_logits)
+    from ..explain.perturbation import OUTPUTS, rise_masks
+
+    check_positive_int(n_masks, "n_masks")
+    check_positive_int(grid_size, "grid_size")
+    p_keep = _check_p_keep(p_keep)
+    batch_size = check_batch_size(batch_size)
+    x = check_input(x)
+    check_choice(output, OUTPUTS, "output")
+    t = as_target_tensor(target, x.shape[0], x.device)
+    check_mode(model, "rise_and_shape")
+    logits = check_logits(model(x), x.shape[0])
+    t = resolve_targets(t, logits)
+    base = scores_from_logits(logits, output).gather(1, t[:, None])[:, 0]  # f(x) (N,)
+    n, c, h, w = x.shape
+    masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
+    b = resolve_baseline(model, x, baseline).expand_as(x)
+    step = n_masks if batch_size is None else max(1, batch_size // n)
+    rise_sum = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
+    shape_sum = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
+    for i in range(0, n_masks, step):
+        mi = masks[i:i + step]
+        blended = (b.unsqueeze(0) + mi[:, None, None] * (x.unsqueeze(0) - b.unsqueeze(0))).reshape(-1, c, h, w)
+        out = check_logits(model(blended), blended.shape[0])
+        s = scores_from_logits(out, output).gather(1, t.repeat(mi.shape[0])[:, None])[:, 0].view(-1, n)  # (p, N)
+        flat = mi.reshape(-1, h * w)
+        rise_sum += s.t() @ flat
+        shape_sum += (base[None] - s).t() @ (1 - flat)
+    dtype = output_dtype(x)
+    return ((rise_sum / (n_masks * p_keep)).view(n, h, w).to(dtype),
+            (shape_sum / (n_masks * (1 - p_keep))).view(n, h, w).to(dtype))
+
+
+def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
+          p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
+          batch_size: int | None = 4096) -> torch.Tensor:
+    """SHAPE (Chowdhury, Prabhushankar, AlRegib and Deriche, ICIP 2024): the necessity map (N, H, W),
+    sum_i [f(x) - f(x masked by M_i)] (1 - M_i) / (n_masks (1 - p_keep)).
+
+    Explainer contract ``f(model, x, target=None, **options)``; the masks are RISE's
+    (:func:`~inferml_course.explain.perturbation.rise_masks`) for the same ``n_masks``,
+    ``grid_size``, ``p_keep`` and ``seed``, so :func:`~inferml_course.explain.rise` and ``shape``
+    intervene identically. Signed (a pixel whose removal *raises* the score is negative).
+    Cost: N (1 + n_masks) forward images.
+    """
+    return rise_and_shape(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size)[1]
+
+
+# ---------------------------------------------------------------------------- insertion / deletion
+def blur(x: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
+    """Gaussian blur of images (N, C, H, W) (separable, reflect padding, kernel radius 3 sigma capped
+    by the image size)."""
+    check_images(x, "x")
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
+        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    c, h, w = x.shape[1:]
+    radius = min(int(round(3 * sigma)), h - 1, w - 1)
+    r = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    y = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    y = F.conv2d(y, g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    y = F.pad(y, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(y, g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _substrate(model, x, kind, sigma):
+    from ..explain._targets import resolve_baseline
+
+    if kind == "blur":
+        return blur(x, sigma)
+    if kind == "mean":
+        return resolve_baseline(model, x, "mean").expand_as(x)
+    return torch.zeros_like(x)
+
+
+@torch.no_grad()
+def insertion_deletion(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, steps: int = 32,
+                       insertion_substrate: str = "blur", deletion_substrate: str = "mean", sigma: float = 4.0,
+                       batch_size: int | None = 2048) -> dict:
+    """The insertion and deletion games (Petsiuk et al. 2018) for saliency ``maps`` (N, H, W).
+
+    Pixels are ranked by decreasing saliency (ties by index) and moved in ``steps`` equal chunks.
+    *Deletion* replaces the top pixels of x by ``deletion_substrate``; the softmax probability of
+    the target (default: the class predicted on x) should fall fast: AUC **lower is better**.
+    *Insertion* starts from ``insertion_substrate`` and pastes the top pixels of x back: AUC
+    **higher is better**. Substrates: ``"blur"`` (Gaussian, ``sigma`` pixels), ``"mean"`` (the
+    training-set mean colour, what RISE's masks blend towards) or ``"zero"``. The original RISE
+    evaluation also deletes to a constant and inserts into a blur; SHAPE's code blurs in both.
+    AUC = trapezoid over the removed fraction 0..1. Returns ``{"insertion": (N,), "deletion": (N,),
+    "insertion_curve": (N, steps + 1), "deletion_curve": (N, steps + 1), "fraction": (steps + 1,)}``.
+    Cost: 2 N (steps + 1) forward images.
+    """
+    from ..explain._targets import as_target_tensor, check_batch_size, check_input, check_logits, resolve_targets
+
+    x = check_input(x)
+    check_positive_int(steps, "steps")
+    check_choice(insertion_substrate, SUBSTRATES, "insertion_substrate")
+    check_choice(deletion_substrate, SUBSTRATES, "deletion_substrate")
+    batch_size = check_batch_size(batch_size)
+    n, c, h, w = x.shape
+    if not isinstance(maps, torch.Tensor) or maps.shape != (n, h, w):
+        shape_ = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise ValueError(f"maps must be a tensor of shape ({n}, {h}, {w}), got {shape_}")
+    if not torch.isfinite(maps).all():
+        raise ValueError("maps contains NaN or infinite values")
+    t = as_target_tensor(target, n, x.device)
+    t = resolve_targets(t, check_logits(model(x), n))
+    order = torch.argsort(maps.to(x.device).flatten(1), dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(h * w, device=x.device).expand(n, -1))
+    counts = torch.linspace(0, h * w, steps + 1, device=x.device).round().long()
+    top = (rank[None] < counts[:, None, None]).view(steps + 1, n, 1, h, w).to(x.dtype)  # (S+1, N, 1, H, W)
+    curves = {}
+    for game, start, end in (("insertion", _substrate(model, x, insertion_substrate, sigma), x),
+                             ("deletion", x, _substrate(model, x, deletion_substrate, sigma))):
+        images = (start[None] + top * (end - start)[None]).reshape(-1, c, h, w)
+        step = images.shape[0] if batch_size is None else batch_size
+        probs = torch.cat([torch.softmax(check_logits(model(images[i:i + step]), images[i:i + step].shape[0]), 1)
+                           for i in range(0, images.shape[0], step)])
+        curves[game] = probs.view(steps + 1, n, -1).gather(2, t.view(1, n, 1).expand(steps + 1, n, 1))[..., 0].t()
+    fraction = counts.float() / (h * w)
+    auc = {g: torch.trapezoid(curves[g], fraction.to(curves[g].dtype), dim=1).float() for g in curves}
+    return {"insertion": auc["insertion"], "deletion": auc["deletion"], "insertion_curve": curves["insertion"].float(),
+            "deletion_curve": curves["deletion"].float(), "fraction": fraction.cpu()}
