@@ -1,0 +1,364 @@
+"""Human evaluation: "which robot is more reasonable?", a blind two-alternative study.
+
+The lecture's human evaluation (after Selvaraju et al.'s Grad-CAM study on Mechanical Turk) shows
+people an image and the explanations of two "robots" (two methods, names hidden) and asks which
+robot's reasoning is more reasonable, on a five-point scale. Each answer becomes a preference in
+{+2, +1, 0, -1, -2} for robot A, and, after undoing the random left/right placement, a preference
+for one *method* over another.
+
+* :class:`PairwiseStudy` builds the items (every pair of methods on every image, shuffled, the
+  sides swapped at random), shows them as an ipywidgets form (ipywidgets 7 and 8), records each
+  answer with :meth:`~PairwiseStudy.answer` (what the form's button calls) and appends human
+  answers to a CSV file as they come in.
+* :class:`SimulatedRater` stands in for a class when there is none (continuous integration,
+  self-study): it prefers the map with more of its energy on the sign, plus noise. Its answers are
+  marked ``rater_kind="simulated"`` and every table of them says so. **They are not human data**,
+  and no human data ship with the course.
+* :func:`aggregate` gives each method's mean preference (in [-2, 2], **higher is better**) and
+  each pair's, with percentile bootstrap confidence intervals (resampling answers).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import itertools
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["SCALE", "FIELDS", "StudyItem", "PairwiseStudy", "SimulatedRater", "aggregate", "StudyResult",
+           "load_responses", "save_responses", "bootstrap_ci"]
+
+#: The five answers of the lecture's form and the preference each gives robot A.
+SCALE = (
+    ("Robot A seems clearly more reasonable than robot B", 2),
+    ("Robot A seems slightly more reasonable than robot B", 1),
+    ("Both robots seem equally reasonable", 0),
+    ("Robot B seems slightly more reasonable than robot A", -1),
+    ("Robot B seems clearly more reasonable than robot A", -2),
+)
+#: Columns of a response (and of the CSV file).
+FIELDS = ("rater", "rater_kind", "item", "image", "robot_a", "robot_b", "choice", "preference_a", "time")
+_KINDS = ("human", "simulated")
+
+
+@dataclass(frozen=True)
+class StudyItem:
+    """One question: image ``image`` with method ``robot_a`` on the left and ``robot_b`` on the right."""
+
+    index: int
+    image: int
+    robot_a: str
+    robot_b: str
+
+
+def _choice_index(choice) -> int:
+    """An answer as 1..5 (1 = robot A clearly better), from 1..5 or the answer's text."""
+    if isinstance(choice, str):
+        for k, (label, _) in enumerate(SCALE):
+            if choice == label:
+                return k + 1
+        raise ValueError(f"choice {choice!r} is not one of the five answers: {[label for label, _ in SCALE]}")
+    if isinstance(choice, bool) or not isinstance(choice, int) or not 1 <= choice <= 5:
+        raise ValueError(f"choice must be 1..5 (1 = 'robot A clearly more reasonable') or an answer's text, "
+                         f"got {choice!r}")
+    return choice
+
+
+def save_responses(responses, path) -> None:
+    """Write responses (a list of dicts with :data:`FIELDS`) to a CSV file."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        for r in responses:
+            writer.writerow({k: r[k] for k in FIELDS})
+
+
+def load_responses(path) -> list:
+    """Read responses written by a study or :func:`save_responses` (numbers converted back)."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(FIELDS) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path} is not a response file: columns {sorted(missing)} are missing")
+        out = []
+        for row in reader:
+            row = dict(row)
+            for key in ("item", "image", "choice", "preference_a"):
+                row[key] = int(row[key])
+            if row["rater_kind"] not in _KINDS:
+                raise ValueError(f"{path}: rater_kind must be one of {_KINDS}, got {row['rater_kind']!r}")
+            out.append(row)
+    return out
+
+
+class PairwiseStudy:
+    """A blind "which robot is more reasonable?" study over the maps of several methods.
+
+    ``images`` (N, C, H, W); ``maps`` a dict method -> (N, H, W); ``class_names`` (N,) the class each
+    map explains (shown as the question "why <class>?"); ``pairs`` the method pairs to compare
+    (default: all); ``seed`` fixes the item order and the sides. ``csv_path``: human answers are
+    appended there as they are given (the file is created at the first answer).
+
+    In a lesson::
+
+        study = PairwiseStudy(images, maps, class_names, csv_path="votes.csv")
+        display(study.widget)           # the class answers, one item after another
+    """
+
+    def __init__(self, images: torch.Tensor, maps: dict, class_names=None, pairs=None, seed: int = 0,
+                 csv_path=None, rater: str = "class"):
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] == 0:
+            raise ValueError("images must be a non-empty tensor of shape (N, C, H, W)")
+        if not isinstance(maps, dict) or len(maps) < 2:
+            raise ValueError("maps must be a dict with at least two methods: method name -> maps (N, H, W)")
+        n, _, h, w = images.shape
+        for name, m in maps.items():
+            if not isinstance(m, torch.Tensor) or tuple(m.shape) != (n, h, w):
+                shape = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+                raise ValueError(f"maps[{name!r}] must have shape {(n, h, w)}, got {shape}")
+        if class_names is not None and len(class_names) != n:
+            raise ValueError(f"class_names must name one class per image ({n}), got {len(class_names)}")
+        methods = list(maps)
+        if pairs is None:
+            pairs = list(itertools.combinations(methods, 2))
+        for a, b in pairs:
+            if a not in maps or b not in maps or a == b:
+                raise ValueError(f"pairs must hold two different methods of maps {methods}, got {(a, b)!r}")
+        self.images, self.maps, self.class_names = images.detach().cpu(), {k: v.detach().cpu() for k, v in
+                                                                            maps.items()}, class_names
+        self.csv_path, self.rater = csv_path, rater
+        gen = torch.Generator().manual_seed(int(seed))
+        raw = [(i, a, b) for (a, b) in pairs for i in range(n)]
+        order = torch.randperm(len(raw), generator=gen).tolist()
+        swap = torch.rand(len(raw), generator=gen) < 0.5
+        self.items = []
+        for k, j in enumerate(order):
+            i, a, b = raw[j]
+            if bool(swap[k]):
+                a, b = b, a
+            self.items.append(StudyItem(k, i, a, b))
+        self.responses: list = []
+        self.current = 0
+        self._widget = None
+
+    # --- recording ---------------------------------------------------------------------------------------------
+    def answer(self, choice, item: int | None = None, rater: str | None = None, kind: str = "human") -> dict:
+        """Record one answer (1..5 or its text) to ``item`` (default: the current one) and move on.
+
+        Human answers are appended to ``csv_path``; simulated ones are kept in memory only.
+        """
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+        k = _choice_index(choice)
+        index = self.current if item is None else item
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.items):
+            raise ValueError(f"item must be an item index from 0 to {len(self.items) - 1}, got {index!r}")
+        it = self.items[index]
+        record = {"rater": rater or self.rater, "rater_kind": kind, "item": it.index, "image": it.image,
+                  "robot_a": it.robot_a, "robot_b": it.robot_b, "choice": k, "preference_a": SCALE[k - 1][1],
+                  "time": _dt.datetime.now().isoformat(timespec="seconds")}
+        self.responses.append(record)
+        if kind == "human" and self.csv_path is not None:
+            new = not os.path.exists(self.csv_path)
+            with open(self.csv_path, "a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=FIELDS)
+                if new:
+                    writer.writeheader()
+                writer.writerow(record)
+        if item is None:
+            self.current = (self.current + 1) % len(self.items)
+        return record
+
+    def simulate(self, rater: "SimulatedRater", n_raters: int = 1, items=None) -> list:
+        """Let a simulated rater answer ``items`` (default: all) ``n_raters`` times, through
+        :meth:`answer`, marked ``rater_kind="simulated"``. Returns the new records."""
+        if not isinstance(rater, SimulatedRater):
+            raise TypeError("rater must be a SimulatedRater")
+        items = range(len(self.items)) if items is None else items
+        new = []
+        for r in range(n_raters):
+            for k in items:
+                it = self.items[k]
+                choice = rater.choose(self.maps[it.robot_a][it.image], self.maps[it.robot_b][it.image], it.image)
+                new.append(self.answer(choice, item=k, rater=f"{rater.name}-{r}", kind="simulated"))
+        return new
+
+    # --- the form -------------------------------------------------------------------------------------------------
+    def draw(self, item: int | None = None):
+        """The figure of one item: the input, robot A's and robot B's explanation (method names hidden)."""
+        import matplotlib.pyplot as plt
+
+        from .. import plotting
+
+        it = self.items[self.current if item is None else item]
+        image = self.images[it.image]
+        question = f"why {self.class_names[it.image].replace('_', ' ')}?" if self.class_names is not None else ""
+        fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
+        plotting.show_image(axes[0], image, f"input: {question}")
+        for ax, method, robot in ((axes[1], it.robot_a, "robot A"), (axes[2], it.robot_b, "robot B")):
+            plotting.show_image(ax, image, f"{robot} based its decision on")
+            plotting.overlay_heatmap(ax, self.maps[method][it.image])
+        fig.tight_layout()
+        return fig
+
+    @property
+    def widget(self):
+        """The ipywidgets form: the item's figure, the five answers, a rater name and a submit button."""
+        if self._widget is None:
+            self._widget = self._build_widget()
+        return self._widget
+
+    def _build_widget(self):
+        import ipywidgets as w
+
+        self._question = w.HTML("<b>Which robot is more reasonable?</b>")
+        self._choices = w.RadioButtons(options=[label for label, _ in SCALE], value=None,
+                                       layout=w.Layout(width="auto"))
+        self._name = w.Text(value=self.rater, description="your name")
+        self._submit = w.Button(description="Submit and next", button_style="primary")
+        self._status = w.HTML()
+        self._figure = w.Output()
+        self._submit.on_click(self._on_submit)
+        self._refresh()
+        return w.VBox([self._figure, self._question, self._choices, w.HBox([self._name, self._submit]),
+                       self._status])
+
+    def _on_submit(self, _button=None):
+        if self._choices.value is None:
+            self._status.value = "Pick one of the five answers first."
+            return
+        self.answer(self._choices.value, rater=self._name.value or self.rater)
+        self._choices.value = None
+        self._refresh()
+
+    def _refresh(self):
+        from IPython.display import display
+        import matplotlib.pyplot as plt
+
+        humans = sum(r["rater_kind"] == "human" for r in self.responses)
+        self._status.value = f"item {self.current + 1} of {len(self.items)}; {humans} answers recorded"
+        self._figure.clear_output(wait=True)
+        with self._figure:
+            fig = self.draw()
+            display(fig)
+            plt.close(fig)
+
+
+class SimulatedRater:
+    """A stand-in for a human rater, **not** human data: it prefers the map whose positive energy
+    lies more on the ground-truth region (``masks`` (N, H, W), e.g. the sign masks).
+
+    latent = ``sharpness`` * (energy_A - energy_B) + ``noise`` * standard normal, cut at -1.5, -0.5,
+    0.5, 1.5 into the five answers. Seeded, so its answers are reproducible.
+    """
+
+    def __init__(self, masks: torch.Tensor, sharpness: float = 4.0, noise: float = 0.5, seed: int = 0,
+                 name: str = "simulated"):
+        if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
+            raise ValueError("masks must be a boolean tensor of shape (N, H, W)")
+        self.masks = masks.detach().cpu().bool()
+        self.sharpness, self.noise, self.name = float(sharpness), float(noise), name
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def energy(self, heat: torch.Tensor, image: int) -> float:
+        pos = heat.detach().double().clamp_min(0)
+        total = float(pos.sum())
+        return float((pos * self.masks[image]).sum()) / total if total > 0 else 0.0
+
+    def choose(self, map_a: torch.Tensor, map_b: torch.Tensor, image: int) -> int:
+        """An answer 1..5 for one item."""
+        diff = self.energy(map_a, image) - self.energy(map_b, image)
+        latent = self.sharpness * diff + self.noise * float(torch.randn((), generator=self.generator))
+        preference = 2 if latent > 1.5 else 1 if latent > 0.5 else 0 if latent >= -0.5 else -1 if latent >= -1.5 else -2
+        return 3 - preference
+
+
+def bootstrap_ci(values: torch.Tensor, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
+    """Percentile bootstrap interval (low, high) of the mean of ``values`` (n,); (nan, nan) when empty."""
+    values = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if values.numel() == 0:
+        return float("nan"), float("nan")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    idx = torch.randint(0, values.numel(), (int(n_boot), values.numel()), generator=gen)
+    means = values[idx].mean(1)
+    alpha = (1 - level) / 2
+    return float(torch.quantile(means, alpha)), float(torch.quantile(means, 1 - alpha))
+
+
+@dataclass
+class StudyResult:
+    """Aggregated preferences. ``methods[name]`` and ``pairs[(a, b)]`` hold dicts with ``mean``
+    (in [-2, 2], higher = preferred), ``low``, ``high`` (bootstrap interval) and ``n`` answers."""
+
+    methods: dict
+    pairs: dict
+    kind: str
+    level: float
+    raters: int = 0
+    notes: list = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return "SIMULATED rater (not human data)" if self.kind == "simulated" else "human raters"
+
+    def ranking(self) -> list:
+        """Methods from most to least preferred."""
+        return sorted(self.methods, key=lambda m: -self.methods[m]["mean"])
+
+    def table(self) -> str:
+        pct = round(100 * self.level)
+        lines = [f"Mean preference in [-2, 2] (higher is better), {pct}% bootstrap interval; {self.label}, "
+                 f"{self.raters} rater(s)"]
+        width = max(8, *(len(m) for m in self.methods))
+        lines.append(f"{'method':<{width}}  {'mean':>6}  {f'{pct}% interval':>17}  {'answers':>7}")
+        for m in self.ranking():
+            r = self.methods[m]
+            lines.append(f"{m:<{width}}  {r['mean']:>+6.2f}  [{r['low']:>+6.2f}, {r['high']:>+6.2f}]  {r['n']:>7}")
+        return "\n".join(lines)
+
+
+def aggregate(responses, kind: str | None = None, n_boot: int = 2000, level: float = 0.95,
+              seed: int = 0) -> StudyResult:
+    """Mean preferences with bootstrap intervals, per method and per ordered method pair.
+
+    A method's preference is the answer's preference seen from that method's side (robot A:
+    ``preference_a``, robot B: its negative), averaged over every answer that showed it;
+    **higher is better**. ``kind``: ``"human"`` or ``"simulated"``; responses of both kinds are
+    never pooled (None accepts responses of a single kind only).
+    """
+    responses = list(responses)
+    kinds = {r["rater_kind"] for r in responses}
+    if kind is None:
+        if len(kinds) > 1:
+            raise ValueError("responses mix human and simulated raters; pass kind='human' or kind='simulated'")
+        kind = kinds.pop() if kinds else "human"
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    responses = [r for r in responses if r["rater_kind"] == kind]
+    if not responses:
+        raise ValueError(f"there are no {kind} responses to aggregate")
+    per_method, per_pair = {}, {}
+    for r in responses:
+        a, b, p = r["robot_a"], r["robot_b"], int(r["preference_a"])
+        per_method.setdefault(a, []).append(p)
+        per_method.setdefault(b, []).append(-p)
+        key, value = ((a, b), p) if a < b else ((b, a), -p)
+        per_pair.setdefault(key, []).append(value)
+
+    def summarise(values, salt):
+        v = torch.tensor(values, dtype=torch.float64)
+        low, high = bootstrap_ci(v, n_boot, level, seed + salt)
+        return {"mean": float(v.mean()), "low": low, "high": high, "n": len(values)}
+
+    methods = {m: summarise(v, k) for k, (m, v) in enumerate(sorted(per_method.items()))}
+    pairs = {p: summarise(v, 1000 + k) for k, (p, v) in enumerate(sorted(per_pair.items()))}
+    raters = len({r["rater"] for r in responses})
+    result = StudyResult(methods, pairs, kind, level, raters)
+    if math.isfinite(level) and len(responses) < 30:
+        result.notes.append(f"only {len(responses)} answers: the intervals are wide")
+    return result
