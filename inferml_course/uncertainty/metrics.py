@@ -94,8 +94,9 @@ def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95, positive: str = "ood", 
       ``positive="id"`` (Hendrycks et al., ODIN): accept ID images; TPR = fraction of ID accepted,
       FPR = fraction of OOD accepted. The two give different numbers unless the score
       distributions are mirror-symmetric.
-    * ``rule="first_ge"`` (default): the first ROC point (lowest threshold change) whose TPR is
-      ``>= tpr``; ``rule="nearest"``: the ROC point whose TPR is closest to ``tpr`` (first on ties).
+    * ``rule="first_ge"`` (default): going down in threshold, the first ROC point whose TPR is
+      ``>= tpr`` (the smallest FPR that reaches the target); ``rule="nearest"``: the ROC point whose
+      TPR is closest to ``tpr`` (the first one on ties), as in the Hendrycks family of scripts.
     """
     check_choice(positive, ("ood", "id"), "positive")
     check_choice(rule, ("first_ge", "nearest"), "rule")
