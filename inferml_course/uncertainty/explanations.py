@@ -22,11 +22,12 @@ Then U = minmax(var_Q minmax(C_Q)) (unbiased variance over the K - 1 contrast cl
 
 **Batched over contrast classes.** The gradient of the cross-entropy with label Q with respect to
 the logits is softmax(z) - onehot(Q), so every contrast map is one backward pass with a different
-``grad_outputs``. We stack the K - 1 of them (plus onehot(P) for E) and run a single vectorised
-backward (``torch.autograd.grad(..., is_grads_batched=True)``): one forward pass and no Python loop
-over classes (``vectorize=True``; on CPUs a loop over the stacked ``grad_outputs`` on one retained
-graph is faster, see :func:`voice`). For Contrast-CAM the backward only goes down to the CAM layer (the head of the
-network), for SmoothGrad down to the noisy inputs.
+``grad_outputs``. We stack the K - 1 of them (plus onehot(P) for E) after one forward pass and run
+a single vectorised backward (``torch.autograd.grad(..., is_grads_batched=True)``), with no Python
+loop over classes (``vectorize=True``, the default on GPUs). On CPUs PyTorch loops inside that
+call and copies more, so there the default runs the stacked ``grad_outputs`` one by one on the
+retained graph, which is faster (see :func:`voice`). For Contrast-CAM the backward only goes down
+to the CAM layer (the head of the network), for SmoothGrad down to the noisy inputs.
 
 Metrics (both on normalised maps, per image, **higher = more uncertain explanation** as in the paper):
 

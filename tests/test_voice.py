@@ -1,0 +1,290 @@
+"""VOICE (uncertainty in explanations): equals a loop over contrast classes through the explain package,
+its metrics give known answers on hand-made maps, the model is left untouched, bad input fails at once."""
+import pytest
+import torch
+from torch import nn
+
+from inferml_course import explain
+from inferml_course.uncertainty import explanations as ve
+
+from _explain_models import images, small_cnn
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+class LogSoftmax(nn.Module):
+    """log softmax(z)_Q = -cross-entropy(z, Q): the explain package's score for the contrast maps."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.log_softmax(self.model(x), 1)
+
+
+def reference_cam(model, x):
+    """The authors' recipe, one contrast class at a time, through the explain package."""
+    e = explain.normalize_maps(explain.grad_cam(model, x)).double()
+    p = model(x).argmax(1)
+    k = model(x).shape[1]
+    maps = []
+    for q in range(k):
+        contrast = torch.where(p == q, (q + 1) % k, torch.full_like(p, q))  # placeholder, dropped below
+        maps.append(explain.normalize_maps(explain.contrast_cam(model, x, target=p, contrast=contrast)).double())
+    stacked = torch.stack(maps, 1)
+    keep = torch.arange(k)[None] != p[:, None]
+    others = stacked[keep].view(x.shape[0], k - 1, *x.shape[-2:])
+    return e, explain.normalize_maps(others.var(1)).double(), others
+
+
+def reference_smoothgrad(model, x, samples, channels, noise=0.15, seed=0):
+    p = model(x).argmax(1)
+    e = explain.normalize_maps(explain.smoothgrad(model, x, samples=samples, channels=channels, noise=noise,
+                                                  seed=seed)).double()
+    others = ve.contrast_classes(p, model(x).shape[1])
+    maps = [explain.normalize_maps(explain.smoothgrad(LogSoftmax(model), x, target=others[:, j], samples=samples,
+                                                      channels=channels, noise=noise, seed=seed)).double()
+            for j in range(others.shape[1])]
+    return e, explain.normalize_maps(torch.stack(maps, 1).var(1)).double()
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_contrast_cam_voice_equals_a_loop_over_contrast_classes(vectorize):
+    model, x = small_cnn(), images(3)
+    result = ve.voice(model, x, vectorize=vectorize)
+    e, u, others = reference_cam(model, x)
+    assert torch.allclose(result.explanation, e, atol=1e-10)
+    assert torch.allclose(result.uncertainty, u, atol=1e-10)
+    assert torch.allclose(result.contrast_maps, others, atol=1e-10)
+    assert result.uncertainty.shape == (3, 16, 16) and result.contrast_maps.shape == (3, 4, 16, 16)
+    assert torch.equal(result.prediction, model(x).argmax(1))
+
+
+@pytest.mark.parametrize("channels", ["abs", "max_abs"])
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_smoothgrad_voice_equals_a_loop_over_contrast_classes(channels, vectorize):
+    model, x = small_cnn(), images(2)
+    result = ve.voice(model, x, explainer="smoothgrad", samples=3, channels=channels, vectorize=vectorize,
+                      batch_size=4)
+    e, u = reference_smoothgrad(model, x, 3, channels)
+    assert torch.allclose(result.explanation, e, atol=1e-9)
+    assert torch.allclose(result.uncertainty, u, atol=1e-9)
+
+
+def test_contrast_classes_and_target():
+    p = torch.tensor([0, 3, 5])
+    q = ve.contrast_classes(p, 6)
+    assert q.tolist() == [[1, 2, 3, 4, 5], [0, 1, 2, 4, 5], [0, 1, 2, 3, 4]]
+    model, x = small_cnn(), images(2)
+    result = ve.voice(model, x, target=[1, 2])
+    assert result.prediction.tolist() == [1, 2]
+    assert (result.contrast != result.prediction[:, None]).all()
+
+
+def test_batch_independence_and_raw_variance():
+    model, x = small_cnn(), images(3)
+    whole = ve.voice(model, x, normalize=False)
+    for i in range(3):
+        one = ve.voice(model, x[i:i + 1], normalize=False)
+        assert torch.allclose(whole.uncertainty[i], one.uncertainty[0], atol=1e-10)
+    assert torch.allclose(whole.uncertainty, whole.contrast_maps.var(1))
+    assert torch.allclose(ve.voice_map(model, x), explain.normalize_maps(whole.uncertainty).double())
+
+
+def test_two_classes_give_zero_uncertainty_and_percentile_rule():
+    model, x = small_cnn(num_classes=2), images(2)
+    assert torch.count_nonzero(ve.voice(model, x).uncertainty) == 0
+    many = small_cnn()
+    result = ve.voice(many, images(2), normalization="percentile")
+    assert result.contrast_maps.min() >= 0 and result.contrast_maps.max() <= 1
+
+
+def test_float32_output_and_input_grad_flag_kept():
+    model, x = small_cnn(torch.float32), images(2, dtype=torch.float32).requires_grad_(True)
+    result = ve.voice(model, x, explainer="smoothgrad", samples=2)
+    assert result.uncertainty.dtype == torch.float32 and x.requires_grad and x.grad is None
+
+
+# --- metrics on hand-made maps ---------------------------------------------------------------------------
+
+def test_iou_known_answers():
+    e = torch.zeros(1, 4, 4)
+    u = torch.zeros(1, 4, 4)
+    e[0, :2] = 1.0          # 8 pixels
+    u[0, 1:3] = 1.0         # 8 pixels, 4 shared
+    assert ve.iou(e, u).item() == pytest.approx((4 + 1e-6) / (12 + 1e-6))
+    assert ve.iou(e, e).item() == pytest.approx(1.0)
+    assert ve.iou(e, 1 - e).item() == pytest.approx(1e-6 / (16 + 1e-6))
+    assert ve.iou(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)).item() == pytest.approx(1.0)  # the authors' smoothing
+    half = torch.full((1, 4, 4), 0.3)
+    assert ve.iou(half, half, threshold=0.5).item() == pytest.approx(1.0)
+    assert ve.iou(half, e, threshold=0.2).item() == pytest.approx((8 + 1e-6) / (16 + 1e-6))
+
+
+def test_snr_known_answers():
+    u = torch.zeros(2, 4, 4)
+    u[0, :2] = 1.0                      # mean 0.5, population std 0.5
+    u[1] = 0.7                          # constant
+    assert ve.snr(u).tolist() == pytest.approx([1.0, 0.0])
+    u3 = torch.zeros(1, 2, 2)
+    u3[0, 0, 0] = 1.0                   # mean 1/4, std sqrt(3)/4
+    assert ve.snr(u3).item() == pytest.approx(1 / 3 ** 0.5)
+
+
+maps = st.lists(st.floats(0, 1, allow_nan=False), min_size=16, max_size=16).map(
+    lambda v: torch.tensor(v, dtype=torch.float64).view(1, 4, 4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps, maps, st.floats(0.0, 0.9))
+def test_iou_properties(e, u, t):
+    value = ve.iou(e, u, t).item()
+    assert 0 < value <= 1 + 1e-12
+    assert value == pytest.approx(ve.iou(u, e, t).item())
+
+
+@settings(max_examples=60, deadline=None)
+@given(maps, st.floats(0.01, 100))
+def test_snr_is_scale_invariant(u, c):
+    assert ve.snr(u * c).item() == pytest.approx(ve.snr(u).item(), rel=1e-5, abs=1e-6)
+
+
+def test_voice_stats():
+    model, x = small_cnn(), images(2)
+    result = ve.voice(model, x)
+    stats = ve.voice_stats(result, threshold=0.2)
+    assert torch.allclose(stats["iou"], ve.iou(result.explanation, result.uncertainty, 0.2))
+    assert torch.allclose(stats["snr"], ve.snr(result.uncertainty))
+    with pytest.raises(TypeError, match="result"):
+        ve.voice_stats((1, 2))
+
+
+# --- hygiene and bad input -------------------------------------------------------------------------------
+
+class Bomb(nn.Module):
+    """Identity that raises in the forward or the backward pass when armed."""
+
+    def __init__(self):
+        super().__init__()
+        self.armed = None
+
+    def forward(self, x):
+        if self.armed == "forward":
+            raise RuntimeError("boom (forward)")
+        if self.armed == "backward" and x.requires_grad:
+            x = x.clone()
+            x.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom (backward)")))
+        return x
+
+
+def snapshot(model):
+    return {
+        "training": [(n, m.training) for n, m in model.named_modules()],
+        "hooks": [(n, len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
+                  for n, m in model.named_modules()],
+        "requires_grad": [(n, p.requires_grad) for n, p in model.named_parameters()],
+        "grad": [(n, None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()],
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+    }
+
+
+def assert_same(before, after):
+    for key in ("training", "hooks", "requires_grad"):
+        assert before[key] == after[key], key
+    for (n, g0), (_, g1) in zip(before["grad"], after["grad"]):
+        assert (g0 is None and g1 is None) or torch.equal(g0, g1), n
+    for k, v in before["state"].items():
+        assert torch.equal(v, after["state"][k]), k
+
+
+def prepared_model():
+    model = small_cnn(torch.float32)
+    model.classifier.dropout2 = Bomb()
+    model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
+    model.features.block1.conv1.weight.requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize("explainer", ve.EXPLAINERS)
+def test_model_untouched(explainer):
+    model = prepared_model()
+    before = snapshot(model)
+    ve.voice(model, images(2, dtype=torch.float32), explainer=explainer, samples=2)
+    assert_same(before, snapshot(model))
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+@pytest.mark.parametrize("explainer", ve.EXPLAINERS)
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_model_untouched_after_an_exception(explainer, where, vectorize):
+    model = prepared_model()
+    before = snapshot(model)
+    model.classifier.dropout2.armed = where
+    with pytest.raises(RuntimeError, match="boom"):
+        ve.voice(model, images(2, dtype=torch.float32), explainer=explainer, samples=2, vectorize=vectorize)
+    model.classifier.dropout2.armed = None
+    assert_same(before, snapshot(model))
+
+
+def test_training_mode_warns_and_is_kept():
+    model = small_cnn().train()
+    with pytest.warns(UserWarning, match="training mode"):
+        ve.voice(model, images(2))
+    assert model.training
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"explainer": "gradcam"}, ValueError, "explainer"),
+    ({"layer": "features.nope"}, ValueError, "layer"),
+    ({"target": 7}, ValueError, "target"),
+    ({"target": 1.5}, TypeError, "target"),
+    ({"normalization": "zscore"}, ValueError, "normalization"),
+    ({"explainer": "smoothgrad", "channels": "keep"}, ValueError, "channels"),
+    ({"explainer": "smoothgrad", "samples": 0}, ValueError, "samples"),
+    ({"explainer": "smoothgrad", "noise": -1.0}, ValueError, "noise"),
+    ({"explainer": "smoothgrad", "batch_size": 0}, ValueError, "batch_size"),
+])
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ve.voice(small_cnn(), images(2), **kwargs)
+
+
+@pytest.mark.parametrize("x, error, match", [
+    (torch.rand(3, 16, 16), ValueError, "shape"),
+    (torch.zeros(0, 3, 16, 16), ValueError, "empty"),
+    (torch.full((1, 3, 16, 16), float("nan")), ValueError, "NaN"),
+    (torch.ones(1, 3, 16, 16, dtype=torch.long), TypeError, "floating"),
+    ([[1.0]], TypeError, "Tensor"),
+])
+def test_bad_images(x, error, match):
+    with pytest.raises(error, match=match):
+        ve.voice(small_cnn(torch.float32), x)
+
+
+def test_bad_metric_input():
+    good = torch.rand(2, 4, 4)
+    with pytest.raises(ValueError, match="same shape"):
+        ve.iou(good, torch.rand(2, 4, 5))
+    with pytest.raises(ValueError, match="shape"):
+        ve.iou(good[0], good[0])
+    with pytest.raises(ValueError, match="NaN"):
+        ve.snr(torch.full((1, 2, 2), float("nan")))
+    with pytest.raises(TypeError, match="floating"):
+        ve.snr(torch.ones(1, 2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="threshold"):
+        ve.iou(good, good, threshold=float("nan"))
+    with pytest.raises(ValueError, match="empty"):
+        ve.snr(torch.zeros(0, 2, 2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_follows_the_device():
+    model, x = small_cnn(torch.float32).cuda(), images(2, dtype=torch.float32).cuda()
+    for explainer in ve.EXPLAINERS:
+        result = ve.voice(model, x, explainer=explainer, samples=2)
+        assert result.uncertainty.device.type == "cuda" and result.contrast.device.type == "cuda"
+    gpu = ve.voice(model, x)  # the noise of SmoothGrad comes from the device's generator; CAMs must agree
+    cpu = ve.voice(model.cpu(), x.cpu())
+    assert torch.allclose(gpu.uncertainty.cpu(), cpu.uncertainty, atol=1e-4)
