@@ -156,26 +156,49 @@ def sync_notebook(path: Path) -> bool:
     return False
 
 
-def student_source(source: str) -> str:
-    """A solution cell's code turned into an exercise: its comments, and its answer (the last name it assigns) set to ``...``."""
+def _checker_answer_names(checker_source: str) -> list[str]:
+    """Names in the first argument of the first ``checks.check_*(...)`` call of a cell."""
+    try:
+        tree = ast.parse(checker_source)
+    except SyntaxError:
+        return []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr.startswith("check_") and node.args):
+            return [n.id for n in ast.walk(node.args[0]) if isinstance(n, ast.Name)]
+    return []
+
+
+def student_source(source: str, answers=None) -> str:
+    """A solution cell turned into an exercise: its comments, and each answer name set to ``...``.
+
+    ``answers`` are the names the checker reads (see :func:`student_version`); by default the
+    last name the cell assigns.
+    """
     comments = [line for line in source.splitlines() if line.lstrip().startswith("#")]
     assigned = []
     for node in ast.walk(ast.parse(source)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
             node, (ast.AnnAssign, ast.AugAssign)) else []
-        assigned += [(t.lineno, t.id) for t in targets if isinstance(t, ast.Name)]
+        assigned += [(n.lineno, n.id) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
     names = [name for _, name in sorted(assigned)]
-    body = [f"{name} = ...  # your answer" for name in names[-1:]] or ["..."]
+    chosen = [n for n in (answers or []) if n in names] or names[-1:]
+    body = [f"{name} = ...  # your answer" for name in dict.fromkeys(chosen)] or ["..."]
     return "\n".join(comments + body)
 
 
 def student_version(nb):
-    """A copy of ``nb`` in which every cell tagged ``solution`` holds a placeholder instead."""
+    """A copy of ``nb`` in which every cell tagged ``solution`` holds placeholders instead.
+
+    The placeholders are the names that the next code cell's checker reads as its answer.
+    """
     nb = copy.deepcopy(nb)
-    for cell in nb["cells"]:
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for i, cell in enumerate(code):
         tags = cell.get("metadata", {}).get("tags", [])
-        if cell["cell_type"] == "code" and SOLUTION_TAG in tags:
-            _set_source(cell, student_source(_source(cell)))
+        if SOLUTION_TAG in tags:
+            answers = _checker_answer_names(_source(code[i + 1])) if i + 1 < len(code) else []
+            _set_source(cell, student_source(_source(cell), answers))
             cell["metadata"]["tags"] = [t for t in tags if t != SOLUTION_TAG] + ["exercise"]
             cell["outputs"], cell["execution_count"] = [], None
     return nb

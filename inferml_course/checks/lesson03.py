@@ -8,8 +8,8 @@ from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, re
 
 def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
     """Lesson 03: d CE(z, Q) / d z for one logit vector z (K,): what Contrast-CAM back-propagates."""
-    z = torch.as_tensor(logits).detach().double().reshape(-1)
     answer = _as_tensor(answer, "the gradient").detach().double().reshape(-1)
+    z = torch.as_tensor(logits).detach().double().reshape(-1)
     expected = torch.softmax(z, 0)
     expected[int(contrast)] -= 1
     if answer.shape != expected.shape:
