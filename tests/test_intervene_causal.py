@@ -141,6 +141,11 @@ def test_rise_and_shape_follow_their_definitions_with_shared_masks(p):
     identity = p / (1 - p) * rise + (s0[:, None, None] * (1 - mbar) - scores.mean(0)[:, None, None]) / (1 - p)
     assert torch.allclose(shape, identity, atol=1e-10)
     assert torch.allclose(causal.mask_coverage(40, (12, 12), 4, p, 7).double(), mbar)
+    # the decomposition: a shared signal C plus the fingerprint Mbar with different weights
+    s_bar = scores.mean(0)
+    signal = torch.einsum("mn,mhw->nhw", scores - s_bar, masks) / 40
+    assert torch.allclose(rise, (signal + s_bar[:, None, None] * mbar) / p, atol=1e-10)
+    assert torch.allclose(shape, (signal + (s0 - s_bar)[:, None, None] * (1 - mbar)) / (1 - p), atol=1e-10)
     # another seed: other masks, other maps
     assert not torch.allclose(causal.shape(model, x, t, n_masks=40, grid_size=4, p_keep=p, seed=8), shape)
 

@@ -30,10 +30,16 @@ very same masks inverted:
     RISE(p)  = sum_i f(x . M_i) M_i(p) / (n p_keep)
     SHAPE(p) = sum_i [f(x) - f(x . M_i)] (1 - M_i(p)) / (n (1 - p_keep))
 
-so SHAPE(p) = p_keep / (1 - p_keep) RISE(p) + [f(x) (1 - Mbar(p)) - mean_i f(x . M_i)] / (1 - p_keep),
-with Mbar(p) the share of masks that keep pixel p (:func:`mask_coverage`). Both maps carry the
-same masks' fingerprint, weighted differently: a finite set of random interventions is an
-incomplete one. :func:`insertion_deletion` runs the games that score such maps.
+so, with s_bar the mean masked score, Mbar(p) the share of masks that keep pixel p
+(:func:`mask_coverage`) and C(p) = mean_i (f(x . M_i) - s_bar) M_i(p),
+
+    RISE(p)  = [C(p) + s_bar Mbar(p)] / p_keep
+    SHAPE(p) = [C(p) + (f(x) - s_bar) (1 - Mbar(p))] / (1 - p_keep).
+
+Both maps share the signal C and carry the masks' fingerprint Mbar, which a finite set of random
+interventions never makes flat, with different weights: s_bar / p_keep for RISE and
+(f(x) - s_bar) / (1 - p_keep) for SHAPE. Whichever weight is large, that map shows where the
+masks fell more than what the model used. :func:`insertion_deletion` runs the games that score such maps.
 """
 from __future__ import annotations
 
@@ -47,7 +53,7 @@ from .._validate import check_choice, check_images, check_positive_int
 
 __all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
-           "blur", "insertion_deletion", "SUBSTRATES"]
+           "blur", "insertion_deletion", "localisation_auroc", "SUBSTRATES"]
 
 #: What removed pixels become in :func:`insertion_deletion`.
 SUBSTRATES = ("blur", "mean", "zero")
@@ -371,3 +377,17 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, ta
     auc = {g: torch.trapezoid(curves[g], fraction.to(curves[g].dtype), dim=1).float() for g in curves}
     return {"insertion": auc["insertion"], "deletion": auc["deletion"], "insertion_curve": curves["insertion"].float(),
             "deletion_curve": curves["deletion"].float(), "fraction": fraction.cpu()}
+
+
+def localisation_auroc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per map (N,): the AUROC with which the map's values separate the pixels inside ``masks``
+    (N, H, W) bool from those outside, **higher is better** (0.5 = a map unrelated to the region,
+    1 = every region pixel ranked above every other pixel). Unaffected by offsets and positive
+    scaling of a map, so RISE and SHAPE maps compare fairly. One rank-based AUROC per image."""
+    from ..uncertainty.metrics import auroc
+
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
+        raise ValueError("maps must be a tensor of shape (N, H, W)")
+    if not isinstance(masks, torch.Tensor) or masks.shape != maps.shape or masks.dtype != torch.bool:
+        raise ValueError(f"masks must be a boolean tensor of the maps' shape {tuple(maps.shape)}")
+    return torch.tensor([auroc(m.flatten().double(), k.flatten()) for m, k in zip(maps.detach().cpu(), masks.cpu())])

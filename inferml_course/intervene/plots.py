@@ -1,7 +1,9 @@
 """Figures of lesson 09 (intervenability). Every function returns the matplotlib figure."""
 from __future__ import annotations
 
+import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 
@@ -31,6 +33,7 @@ def plot_membership(experiments: dict):
         ax.hist(loss[member], bins=bins, alpha=0.6, label="members", color="tab:red")
         ax.hist(loss[~member], bins=bins, alpha=0.6, label="non-members", color="tab:blue")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         gap = e["gap"]["gap"]
         ax.set(xlabel="cross-entropy loss of the record", ylabel="records",
                title=f"{name}: train-test gap {gap:.0%}")
@@ -152,7 +155,7 @@ def show_prompting(image: torch.Tensor, mask: torch.Tensor, results: dict, count
 
 
 # ---------------------------------------------------------------------------------------- causal
-def plot_do_tables(tables: dict, class_names, short: int = 9):
+def plot_do_tables(tables: dict, class_names, short: int = 12):
     """Per model (``{name: do_table(...)}`` with a last 'removed' column): heatmaps of
     P(y = watermark class | do(S = s), do(W = w)) and P(y = sign class | do(S = s), do(W = w))."""
     names = [c.replace("_", " ")[:short] for c in class_names]
