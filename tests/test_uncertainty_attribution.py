@@ -202,7 +202,7 @@ def test_maps_point_at_the_source_of_uncertainty():
     m = ua.ua_backprop(u, x)
     assert (m[:, inside].sum(1) > 0.9 * m.sum((1, 2))).all()
     quadrants = ua.grid_segments(x, 8)
-    r = ua.optimization_ua(u, x, segments=quadrants, steps=40, return_details=True)
+    r = ua.optimization_ua(u, x, segments=quadrants, steps=40, lam=1.0, return_details=True)
     assert (r.attribution[:, inside].mean(1) > 0.9).all() and (r.attribution[:, ~inside].max() < 0.1)
     assert (r.uncertainty_after < 0.5 * r.uncertainty_before).all()
 

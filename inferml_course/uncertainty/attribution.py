@@ -563,7 +563,7 @@ def _segment_stack(x, segments, n_segments):
 
 def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
                     samples: int | None = None, seed: int = 0, segments=None, n_segments=(12, 40, 100),
-                    steps: int = 60, lr: float = 0.2, lam: float = 2.0, tau: float = 0.5, init: float = -1.0,
+                    steps: int = 60, lr: float = 0.2, lam: float = 2.0, tau: float = 0.5, init: float = -2.0,
                     sigma: float = 2.0, return_details: bool = False):
     """Optimisation-based uncertainty attribution (Wang, Biswas and Ji, ECCV 2024), with superpixels
     at several scales standing in for Segment Anything.
@@ -583,6 +583,10 @@ def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: 
     partition; masks of different scales overlap). The attribution is the noise-free mask averaged
     over the scales, sum_i sigmoid(theta_i / tau) M_i / L in [0, 1]: a pixel chosen at every scale
     scores 1, so the map is graded inside large segments.
+
+    The defaults (scales, ``lam``, ``init``, ``steps``, ``lr``, ``tau``) are ours, chosen with the blurring
+    test and the anomaly IoU on another draw of anomalies (seed 123) than the lesson's; the poster
+    gives none.
 
     Args:
         measure, source, samples, seed: the uncertainty U (see :class:`UncertaintyModel`); the same
