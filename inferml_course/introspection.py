@@ -369,6 +369,8 @@ def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tens
     for name in corruptions:
         check_choice(name, CORRUPTIONS, "corruption")
     names = ("feed-forward", "introspective")
+    device = next(classifier.parameters()).device
+    images, labels = images.to(device), labels.to(device)  # corrupt and classify where the model lives
 
     def score(x):
         probs = classifier.both_proba(x, batch_size)
