@@ -201,3 +201,26 @@ def test_figures_and_game_explorer():
     explorer.step.value = 3  # the observer redraws without a browser
     for f in figs + [fig]:
         plt.close(f)
+
+
+# ------------------------------------------------------------------------------------ lesson 10 checkers
+def test_lesson10_checkers_pass_and_fail_with_hints(capsys):
+    from inferml_course import checks
+
+    full, masked = torch.tensor([0.8, 0.5]), torch.tensor([0.6, 0.6])
+    assert checks.check_average_drop(12.5, full, masked)
+    for wrong, hint in ((0.125, "percent"), (2.5, "clip"), (40.0, "Hint"), (..., "empty")):
+        with pytest.raises(AssertionError, match=hint):
+            checks.check_average_drop(wrong, full, masked)
+    assert checks.check_huffman_bits(224, [45, 13, 12, 16, 9, 5])
+    with pytest.raises(AssertionError, match="fixed-length"):
+        checks.check_huffman_bits(300, [45, 13, 12, 16, 9, 5])
+    with pytest.raises(AssertionError, match="not optimal"):
+        checks.check_huffman_bits(225, [45, 13, 12, 16, 9, 5])
+    scores = {"deletion_auc": {"a": 0.1, "b": 0.2}}
+    assert checks.check_metric_winner("a", scores, "deletion_auc")
+    with pytest.raises(AssertionError, match="lower is better"):
+        checks.check_metric_winner("b", scores, "deletion_auc")
+    with pytest.raises(AssertionError, match="not one of"):
+        checks.check_metric_winner("z", scores, "deletion_auc")
+    assert "[PASS]" in capsys.readouterr().out

@@ -70,7 +70,12 @@ def masked_images(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, substra
     maps, _ = as_map_dict(maps, x)
     mask = to_mask(next(iter(maps.values())).to(x), normalize)
     sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype)
-    return sub + mask[:, None] * (x - sub)
+    return _blend(x, sub, mask[:, None])
+
+
+def _blend(x, sub, mask):
+    """x where mask = 1, the substrate where mask = 0, exactly at both ends."""
+    return x * mask + sub * (1 - mask)
 
 
 def average_drop(full: torch.Tensor, masked: torch.Tensor) -> float:
@@ -168,27 +173,27 @@ class MaskingResult:
 @torch.no_grad()
 def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substrate="mean",
                     normalize: str = "max", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
-                    batch_size: int = 256) -> MaskingResult:
+                    batch_size="auto") -> MaskingResult:
     """Classify the explanation-masked images of one map (N, H, W) or several (dict name -> map).
 
     ``target=None`` scores the class predicted on ``x`` (read from the forward pass on ``x`` that
     the metric needs for Y anyway). Cost: N + N * (number of maps) forward images, batched.
     See :class:`MaskingResult` and the module docstring for the metrics and their directions.
     """
-    batch_size = check_batch(batch_size)
+    check_batch(batch_size)
     check_choice(normalize, NORMALIZATIONS, "normalize")
     x, t, full, _ = first_pass(model, x, target, output, "heatmap_masking")
+    batch_size = check_batch(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     masks = torch.stack([to_mask(maps[name].to(x), normalize) for name in names])  # (M, N, H, W)
     sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype)
     n = x.shape[0]
-    delta = x - sub
 
     def build(a, b):
         j = torch.arange(a, b, device=x.device)
         m, i = j // n, j % n
-        return sub[i] + masks[m, i][:, None] * delta[i]
+        return _blend(x[i], sub[i], masks[m, i][:, None])
 
     scores, predicted = score_jobs(model, len(names) * n, build, t.repeat(len(names)), output, batch_size,
                                    want_prediction=True)

@@ -95,7 +95,7 @@ def plot_rank_matrix(scores: dict, directions: dict | None = None, methods=None,
         for j in range(grid.shape[1]):
             if not np.isnan(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=9,
-                        color="white" if grid[i, j] <= np.nanmax(grid) / 2 else "black")
+                        color="black" if grid[i, j] <= np.nanmax(grid) / 2 else "white")
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels([f"{k} {'↑' if _direction(k, directions) else '↓'}" for k in metrics], rotation=40,
                        ha="right", fontsize=10)
@@ -123,7 +123,7 @@ def plot_study(result, title: str | None = None):
     ax.invert_yaxis()
     ax.set_xlim(-2, 2)
     ax.set_xlabel("mean preference (-2 .. +2, higher is better)")
-    ax.set_title(title or f"Which robot is more reasonable? ({result.label})")
+    ax.set_title(title or f"Which robot is more reasonable?\n{result.label}")
     fig.tight_layout()
     return fig
 

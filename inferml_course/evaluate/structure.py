@@ -232,22 +232,24 @@ class StructureResult:
 @torch.no_grad()
 def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode: str = "keep",
                      thresholds=DEFAULT_THRESHOLDS, substrate="mean", output: str = "probability",
-                     blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size: int = 256) -> StructureResult:
+                     blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto") -> StructureResult:
     """Structure-wise insertion (``mode="keep"``) or deletion (``mode="remove"``) of one map (N, H, W)
     or several (dict name -> map): threshold the min-max scaled map, keep or remove the region,
     and record the Huffman bit ratio, the score and the correctness of every masked image.
 
     Accuracy is measured against ``target`` (None: the class predicted on ``x``). Cost: 2 N +
-    N T (number of maps) forward images, batched; one Huffman code per masked image, vectorised.
+    N T (number of maps) forward images, batched; one Huffman code per masked image, all built in
+    one vectorised pass (memory: 256 counts per image).
     Keep-mode AUC: higher is better; remove-mode AUC: lower is better.
     """
     check_choice(mode, tuple(MODES), "mode")
-    batch_size = check_batch(batch_size)
+    check_batch(batch_size)
     thr = torch.as_tensor(thresholds, dtype=torch.float64)
     if thr.dim() != 1 or thr.numel() == 0 or not torch.isfinite(thr).all() or bool((thr < 0).any()) \
             or bool((thr > 1).any()) or bool((thr.diff() <= 0).any()):
         raise ValueError(f"thresholds must be a non-empty increasing sequence in [0, 1], got {thresholds!r}")
     x, t, full, full_pred = first_pass(model, x, target, output, "structure_curves")
+    batch_size = check_batch(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n = x.shape[0]
@@ -255,7 +257,6 @@ def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode:
     scaled = torch.stack([minmax(maps[name].to(x)) for name in names])  # (M, N, H, W)
     thr_d = thr.to(device=x.device, dtype=x.dtype)
     tcount = thr.numel()
-    delta = x - sub
     total = len(names) * tcount * n  # jobs (map m, threshold j, image i), then the N substrate-only images
 
     def build(a, b):
@@ -264,24 +265,28 @@ def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode:
         k, i = rest // n, rest % n
         region = scaled[m, i] >= thr_d[k, None, None]
         keep = region if mode == "keep" else ~region
-        parts = [sub[i] + keep[:, None].to(x.dtype) * delta[i]]
+        parts = [torch.where(keep[:, None], x[i], sub[i])]
         if b > total:
             parts.append(sub[max(a - total, 0):b - total])
         return torch.cat(parts)
 
     targets = torch.cat([t.repeat(len(names) * tcount), t])
-    bits, scores, predicted = [], [], []
+    counts, scores, predicted = [], [], []
     for start in range(0, total + n, batch_size):
         stop = min(total + n, start + batch_size)
         images = build(start, stop)
-        bits.append(huffman_bits(images))
+        counts.append(histograms(images))
         s, p = score_jobs(model, stop - start, lambda a, b: images[a:b], targets[start:stop], output, stop - start,
                           want_prediction=True)
         scores.append(s)
         predicted.append(p)
-    bits, scores, predicted = torch.cat(bits), torch.cat(scores), torch.cat(predicted)
+    # one vectorised Huffman construction for every masked image, the substrates and the originals
+    counts = torch.cat(counts + [histograms(x)])
+    bits = (counts * huffman_code_lengths(counts)).sum(1)
+    scores, predicted = torch.cat(scores), torch.cat(predicted)
     correct = predicted == targets
-    base_bits = huffman_bits(x).double().clamp_min(1)
+    base_bits = bits[total + n:].double().clamp_min(1)
+    bits = bits[:total + n]
     ends = {"bit_ratio": (torch.ones(n, dtype=torch.float64, device=x.device), bits[total:].double() / base_bits),
             "scores": (full, scores[total:]), "correct": (full_pred == t, correct[total:])}
     out = {"bit_ratio": {}, "scores": {}, "correct": {}}
