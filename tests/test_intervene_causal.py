@@ -6,7 +6,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 from inferml_course import explain  # noqa: E402
 from inferml_course.datasets.signs import WATERMARK_COLOURS, WATERMARK_SIZE, generate_signs  # noqa: E402
@@ -175,73 +174,40 @@ def test_shape_contract_and_hygiene():
 
 def test_shape_scores_at_least_as_well_as_rise_on_signs():
     from inferml_course import datasets, models
+    from inferml_course.evaluate import insertion_deletion
 
     model = models.load_model("signs_cnn")
-    x = datasets.load("signs", "test").images[:6]
+    test = datasets.load("signs", "test")
+    x = test.images[:6]
     rise, shape = causal.rise_and_shape(model, x, n_masks=200)
-    r = causal.insertion_deletion(model, x, rise, steps=16)
-    s = causal.insertion_deletion(model, x, shape, steps=16)
-    rnd = causal.insertion_deletion(model, x, torch.rand(6, 32, 32, generator=torch.Generator().manual_seed(0)),
-                                    steps=16)
+    maps = {"RISE": rise, "SHAPE": shape, "random": torch.rand(6, 32, 32, generator=torch.Generator().manual_seed(0))}
+    games = insertion_deletion(model, x, maps, steps=16).summary()
     # measured on these 6 signs: both far better than a random map; SHAPE within 0.02 of RISE or better
-    for m in (r, s):
-        assert m["insertion"].mean() > rnd["insertion"].mean() + 0.1
-        assert m["deletion"].mean() < rnd["deletion"].mean() - 0.1
-    assert s["insertion"].mean() >= r["insertion"].mean() - 0.02
-    assert s["deletion"].mean() <= r["deletion"].mean() + 0.02
+    for name in ("RISE", "SHAPE"):
+        assert games[name]["insertion_auc"] > games["random"]["insertion_auc"] + 0.1
+        assert games[name]["deletion_auc"] < games["random"]["deletion_auc"] - 0.1
+    assert games["SHAPE"]["insertion_auc"] >= games["RISE"]["insertion_auc"] - 0.02
+    assert games["SHAPE"]["deletion_auc"] <= games["RISE"]["deletion_auc"] + 0.02
+    # and it localises the sign at least as well (offset-free AUROC against the sign masks)
+    loc = {k: causal.localisation_auroc(v, test.masks["sign"][:6]).mean() for k, v in maps.items()}
+    assert loc["SHAPE"] >= loc["RISE"] - 0.02 and loc["random"] < 0.65
 
 
-# --------------------------------------------------------------------------- insertion / deletion
-class RegionModel(nn.Module):
-    """logit_0 = 20 * mean of the region's pixels - 10, logit_1 = 0: only the region matters."""
-
-    def __init__(self, region):
-        super().__init__()
-        self.register_buffer("region", region.float())
-
-    def forward(self, x):
-        z = 20 * (x.mean(1) * self.region).sum((1, 2)) / self.region.sum() - 10
-        return torch.stack([z, torch.zeros_like(z)], 1)
-
-
-def test_insertion_deletion_reward_the_right_map():
-    region = torch.zeros(8, 8, dtype=torch.bool)
-    region[2:4, 2:6] = True
-    model = RegionModel(region)
-    x = torch.ones(2, 3, 8, 8)
-    good = region.float().expand(2, 8, 8)
-    bad = (~region).float().expand(2, 8, 8)
-    g = causal.insertion_deletion(model, x, good, steps=8, insertion_substrate="zero", deletion_substrate="zero")
-    b = causal.insertion_deletion(model, x, bad, steps=8, insertion_substrate="zero", deletion_substrate="zero")
-    assert torch.all(g["deletion"] < b["deletion"]) and torch.all(g["insertion"] > b["insertion"])
-    p_full = torch.softmax(model(x), 1)[:, 0]
-    p_empty = torch.softmax(model(torch.zeros_like(x)), 1)[:, 0]
-    assert torch.allclose(g["deletion_curve"][:, 0], p_full) and torch.allclose(g["deletion_curve"][:, -1], p_empty)
-    assert torch.allclose(g["insertion_curve"][:, 0], p_empty) and torch.allclose(g["insertion_curve"][:, -1], p_full)
-    # the AUC is the trapezoid over the fraction axis
-    f = g["fraction"]
-    assert torch.allclose(g["deletion"], torch.trapezoid(g["deletion_curve"], f, dim=1))
-    assert g["fraction"][0] == 0 and g["fraction"][-1] == 1
-
-
-def test_blur():
-    flat = torch.full((1, 3, 16, 16), 0.3)
-    assert torch.allclose(causal.blur(flat, 2.0), flat, atol=1e-6)
-    x = images(1, dtype=torch.float32)
-    assert causal.blur(x, 3.0).std() < x.std()
-    with pytest.raises(ValueError, match="sigma"):
-        causal.blur(x, 0)
+def test_localisation_auroc():
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[:, 1:3, 1:3] = True
+    perfect = masks.float() * 2 + 5
+    assert torch.allclose(causal.localisation_auroc(perfect, masks), torch.ones(2))
+    assert torch.allclose(causal.localisation_auroc(-perfect, masks), torch.zeros(2))
+    with pytest.raises(ValueError, match="boolean"):
+        causal.localisation_auroc(perfect, masks.float())
 
 
 def test_bad_input():
     x = images(2, h=32, w=32, dtype=torch.float32)
     model = small_cnn(torch.float32)
-    with pytest.raises(ValueError, match="maps must be a tensor of shape"):
-        causal.insertion_deletion(model, x, torch.rand(2, 16, 16))
-    with pytest.raises(ValueError, match="NaN"):
-        causal.insertion_deletion(model, x, torch.full((2, 32, 32), float("nan")))
-    with pytest.raises(ValueError, match="unknown insertion_substrate"):
-        causal.insertion_deletion(model, x, torch.rand(2, 32, 32), insertion_substrate="noise")
+    with pytest.raises(ValueError, match="batch_size"):
+        causal.shape(model, x, n_masks=4, batch_size="big")
     with pytest.raises(ValueError, match="watermark out of range"):
         causal.set_watermark(x, 20)
     with pytest.raises(ValueError, match="position"):
@@ -303,7 +269,5 @@ def test_plots_return_figures():
             plots.show_adversarial(model, x, x.flip(0), torch.randn(3, 3, 32, 32), classes, torch.tensor([0, 1, 2]))]
     res = prompting.simulate_annotator(x[0], maps[0] > 0.5, "random", n_prompts=3)
     figs.append(plots.show_prompting(x[0], maps[0] > 0.5, {"random": res}, counts=(1, 3)))
-    ins = causal.insertion_deletion(model, x, maps, steps=4)
-    figs.append(plots.plot_insertion_deletion({"rand": ins}))
     assert all(f is not None for f in figs)
     plt.close("all")

@@ -7,8 +7,9 @@ module          contents
                 AUC and TPR at low FPR, tiny targets that overfit or not (privacy glass)
 ``adversarial`` FGSM and PGD (L-infinity, pixel space), input gradients, robustness curves
 ``prompting``   a promptable segmenter (random walker) and simulated annotators (prompting glass)
-``causal``      do-interventions on the watermark model, the do-calculus readings, SHAPE vs RISE,
-                insertion / deletion games (causal and interpretability glasses)
+``causal``      do-interventions on the watermark model, the do-calculus readings, SHAPE with RISE's
+                masks (causal and interpretability glasses; the insertion / deletion games that
+                score them are in ``inferml_course.evaluate``)
 ``plots``       the lesson's figures
 ``widgets``     live teaching: place prompts, move or recolour the watermark
 ==============  ======================================================================================
@@ -28,7 +29,7 @@ _SHORTCUTS = {
     "loss_scores": "membership", "ShadowAttack": "membership", "ThresholdAttack": "membership",
     "segment": "prompting", "simulate_annotator": "prompting", "prompt_curves": "prompting", "iou": "prompting",
     "set_watermark": "causal", "intervention_probs": "causal", "do_table": "causal", "causal_summary": "causal",
-    "shape": "causal", "rise_and_shape": "causal", "insertion_deletion": "causal",
+    "shape": "causal", "rise_and_shape": "causal",
 }
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS]

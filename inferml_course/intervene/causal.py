@@ -39,24 +39,21 @@ so, with s_bar the mean masked score, Mbar(p) the share of masks that keep pixel
 Both maps share the signal C and carry the masks' fingerprint Mbar, which a finite set of random
 interventions never makes flat, with different weights: s_bar / p_keep for RISE and
 (f(x) - s_bar) / (1 - p_keep) for SHAPE. Whichever weight is large, that map shows where the
-masks fell more than what the model used. :func:`insertion_deletion` runs the games that score such maps.
+masks fell more than what the model used. The insertion and deletion games that score such maps
+live in :mod:`inferml_course.evaluate.insertion_deletion`.
 """
 from __future__ import annotations
 
 import numbers
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._validate import check_choice, check_images, check_positive_int
 
 __all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
-           "blur", "insertion_deletion", "localisation_auroc", "SUBSTRATES"]
-
-#: What removed pixels become in :func:`insertion_deletion`.
-SUBSTRATES = ("blur", "mean", "zero")
+           "localisation_auroc"]
 
 
 # ------------------------------------------------------------------------------ the interventions
@@ -231,6 +228,18 @@ def mask_coverage(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, s
     return rise_masks(n_masks, size, grid_size, p_keep, seed).mean(0)
 
 
+def _resolve_batch(batch_size, x):
+    """Images per forward pass: an int, None (all) or "auto" (256 images of 32 x 32 on a CPU, 4096 on a GPU)."""
+    from ..explain._targets import check_batch_size
+
+    if isinstance(batch_size, str) and batch_size == "auto":
+        pixels = (256 if x.device.type == "cpu" else 4096) * 32 * 32
+        return max(1, pixels // (x.shape[-1] * x.shape[-2]))
+    if isinstance(batch_size, str):
+        raise ValueError(f"batch_size must be a positive integer, 'auto' or None, got {batch_size!r}")
+    return check_batch_size(batch_size)
+
+
 def _check_p_keep(p_keep):
     if isinstance(p_keep, bool) or not isinstance(p_keep, numbers.Real) or not 0 < p_keep < 1:
         raise ValueError(f"p_keep must be a probability strictly between 0 and 1 (SHAPE divides by 1 - p_keep), "
@@ -241,7 +250,7 @@ def _check_p_keep(p_keep):
 @torch.no_grad()
 def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
                    p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
-                   batch_size: int | None = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+                   batch_size="auto") -> tuple[torch.Tensor, torch.Tensor]:
     """RISE and SHAPE maps (N, H, W) each, from one set of masked forward passes (shared masks).
 
     The RISE map equals :func:`inferml_course.explain.rise` with the same options (same masks from
@@ -251,15 +260,15 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
     forward images.
     """
     from ..explain._hooks import check_mode
-    from ..explain._targets import (as_target_tensor, check_batch_size, check_input, check_logits, output_dtype,
-                                    resolve_baseline, resolve_targets, scores_from_logits)
+    from ..explain._targets import (as_target_tensor, check_input, check_logits, output_dtype, resolve_baseline,
+                                    resolve_targets, scores_from_logits)
     from ..explain.perturbation import OUTPUTS, rise_masks
 
     check_positive_int(n_masks, "n_masks")
     check_positive_int(grid_size, "grid_size")
     p_keep = _check_p_keep(p_keep)
-    batch_size = check_batch_size(batch_size)
     x = check_input(x)
+    batch_size = _resolve_batch(batch_size, x)
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, "rise_and_shape")
@@ -287,7 +296,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
 
 def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
           p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
-          batch_size: int | None = 4096) -> torch.Tensor:
+          batch_size="auto") -> torch.Tensor:
     """SHAPE (Chowdhury, Prabhushankar, AlRegib and Deriche, ICIP 2024): the necessity map (N, H, W),
     sum_i [f(x) - f(x masked by M_i)] (1 - M_i) / (n_masks (1 - p_keep)).
 
@@ -298,85 +307,6 @@ def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, g
     Cost: N (1 + n_masks) forward images.
     """
     return rise_and_shape(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size)[1]
-
-
-# ---------------------------------------------------------------------------- insertion / deletion
-def blur(x: torch.Tensor, sigma: float = 4.0) -> torch.Tensor:
-    """Gaussian blur of images (N, C, H, W) (separable, reflect padding, kernel radius 3 sigma capped
-    by the image size)."""
-    check_images(x, "x")
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
-        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-    c, h, w = x.shape[1:]
-    radius = min(int(round(3 * sigma)), h - 1, w - 1)
-    r = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    y = F.pad(x, (radius, radius, 0, 0), mode="reflect")
-    y = F.conv2d(y, g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    y = F.pad(y, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(y, g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def _substrate(model, x, kind, sigma):
-    from ..explain._targets import resolve_baseline
-
-    if kind == "blur":
-        return blur(x, sigma)
-    if kind == "mean":
-        return resolve_baseline(model, x, "mean").expand_as(x)
-    return torch.zeros_like(x)
-
-
-@torch.no_grad()
-def insertion_deletion(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, steps: int = 32,
-                       insertion_substrate: str = "blur", deletion_substrate: str = "mean", sigma: float = 4.0,
-                       batch_size: int | None = 2048) -> dict:
-    """The insertion and deletion games (Petsiuk et al. 2018) for saliency ``maps`` (N, H, W).
-
-    Pixels are ranked by decreasing saliency (ties by index) and moved in ``steps`` equal chunks.
-    *Deletion* replaces the top pixels of x by ``deletion_substrate``; the softmax probability of
-    the target (default: the class predicted on x) should fall fast: AUC **lower is better**.
-    *Insertion* starts from ``insertion_substrate`` and pastes the top pixels of x back: AUC
-    **higher is better**. Substrates: ``"blur"`` (Gaussian, ``sigma`` pixels), ``"mean"`` (the
-    training-set mean colour, what RISE's masks blend towards) or ``"zero"``. The original RISE
-    evaluation also deletes to a constant and inserts into a blur; SHAPE's code blurs in both.
-    AUC = trapezoid over the removed fraction 0..1. Returns ``{"insertion": (N,), "deletion": (N,),
-    "insertion_curve": (N, steps + 1), "deletion_curve": (N, steps + 1), "fraction": (steps + 1,)}``.
-    Cost: 2 N (steps + 1) forward images.
-    """
-    from ..explain._targets import as_target_tensor, check_batch_size, check_input, check_logits, resolve_targets
-
-    x = check_input(x)
-    check_positive_int(steps, "steps")
-    check_choice(insertion_substrate, SUBSTRATES, "insertion_substrate")
-    check_choice(deletion_substrate, SUBSTRATES, "deletion_substrate")
-    batch_size = check_batch_size(batch_size)
-    n, c, h, w = x.shape
-    if not isinstance(maps, torch.Tensor) or maps.shape != (n, h, w):
-        shape_ = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
-        raise ValueError(f"maps must be a tensor of shape ({n}, {h}, {w}), got {shape_}")
-    if not torch.isfinite(maps).all():
-        raise ValueError("maps contains NaN or infinite values")
-    t = as_target_tensor(target, n, x.device)
-    t = resolve_targets(t, check_logits(model(x), n))
-    order = torch.argsort(maps.to(x.device).flatten(1), dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(h * w, device=x.device).expand(n, -1))
-    counts = torch.linspace(0, h * w, steps + 1, device=x.device).round().long()
-    top = (rank[None] < counts[:, None, None]).view(steps + 1, n, 1, h, w).to(x.dtype)  # (S+1, N, 1, H, W)
-    curves = {}
-    for game, start, end in (("insertion", _substrate(model, x, insertion_substrate, sigma), x),
-                             ("deletion", x, _substrate(model, x, deletion_substrate, sigma))):
-        images = (start[None] + top * (end - start)[None]).reshape(-1, c, h, w)
-        step = images.shape[0] if batch_size is None else batch_size
-        probs = torch.cat([torch.softmax(check_logits(model(images[i:i + step]), images[i:i + step].shape[0]), 1)
-                           for i in range(0, images.shape[0], step)])
-        curves[game] = probs.view(steps + 1, n, -1).gather(2, t.view(1, n, 1).expand(steps + 1, n, 1))[..., 0].t()
-    fraction = counts.float() / (h * w)
-    auc = {g: torch.trapezoid(curves[g], fraction.to(curves[g].dtype), dim=1).float() for g in curves}
-    return {"insertion": auc["insertion"], "deletion": auc["deletion"], "insertion_curve": curves["insertion"].float(),
-            "deletion_curve": curves["deletion"].float(), "fraction": fraction.cpu()}
 
 
 def localisation_auroc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

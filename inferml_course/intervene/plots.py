@@ -10,8 +10,7 @@ import torch
 from .. import plotting
 
 __all__ = ["plot_membership", "show_adversarial", "plot_robustness", "plot_prompt_curves", "show_prompting",
-           "draw_prompts", "plot_do_tables", "show_watermark_interventions", "show_rise_shape",
-           "plot_insertion_deletion"]
+           "draw_prompts", "plot_do_tables", "show_watermark_interventions", "show_rise_shape"]
 
 
 def _np(x):
@@ -223,22 +222,5 @@ def show_rise_shape(images: torch.Tensor, rows: dict, coverage: torch.Tensor | N
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r, extra].set_ylabel(name)
-    fig.tight_layout()
-    return fig
-
-
-def plot_insertion_deletion(results: dict):
-    """Mean insertion and deletion curves for ``{method: insertion_deletion(...)}`` with the AUCs."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, r in results.items():
-        f = _np(r["fraction"])
-        a.plot(f, _np(r["insertion_curve"]).mean(0), label=f"{name} (AUC {float(r['insertion'].mean()):.3f})")
-        b.plot(f, _np(r["deletion_curve"]).mean(0), label=f"{name} (AUC {float(r['deletion'].mean()):.3f})")
-    a.set(xlabel="fraction of pixels inserted", ylabel="probability of the predicted class",
-          title="insertion (higher AUC is better)")
-    b.set(xlabel="fraction of pixels deleted", ylabel="probability of the predicted class",
-          title="deletion (lower AUC is better)")
-    a.legend(fontsize=9)
-    b.legend(fontsize=9)
     fig.tight_layout()
     return fig
