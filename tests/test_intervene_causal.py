@@ -20,7 +20,8 @@ def test_set_watermark_paints_only_the_square():
     x = images(4, h=32, w=32, dtype=torch.float32)
     out = causal.set_watermark(x, torch.tensor([0, 3, 8, 2]))
     s = WATERMARK_SIZE
-    assert torch.equal(out[:, :, 1:1 + s, 1:1 + s], WATERMARK_COLOURS[[0, 3, 8, 2]][:, :, None, None].expand(4, 3, s, s))
+    expected = WATERMARK_COLOURS[[0, 3, 8, 2]][:, :, None, None].expand(4, 3, s, s)
+    assert torch.equal(out[:, :, 1:1 + s, 1:1 + s], expected)
     outside = torch.ones(32, 32, dtype=torch.bool)
     outside[1:1 + s, 1:1 + s] = False
     assert torch.equal(out[:, :, outside], x[:, :, outside])

@@ -102,7 +102,8 @@ def set_watermark(images: torch.Tensor, watermark, position=(1, 1), size: int | 
         else:
             paint = torch.as_tensor(fill, dtype=images.dtype, device=images.device)
             if paint.numel() not in (1, c):
-                raise ValueError(f"fill must be 'surround', a number or a tensor of {c} values, got {tuple(paint.shape)}")
+                raise ValueError(f"fill must be 'surround', a number or a tensor of {c} values, "
+                                 f"got {tuple(paint.shape)}")
             if not torch.isfinite(paint).all() or bool((paint < 0).any() or (paint > 1).any()):
                 raise ValueError("fill must hold colour values in [0, 1]")
             paint = paint.reshape(1, -1, 1, 1)
