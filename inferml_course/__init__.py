@@ -13,7 +13,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "config", "datasets", "models", "plotting", "widgets", "checks",
+    "config", "datasets", "models", "plotting", "widgets", "checks", "course",
+    "fisher", "introspection", "explain", "uncertainty", "intervene", "evaluate",
 )
 
 __all__ = ["__version__", "require", *_SUBMODULES]
