@@ -87,7 +87,8 @@ def main():
         t_loop = best_time(lambda: loop_grads(model, x, y, chosen), args.repeat)
         t_fast = best_time(lambda: fisher.per_sample_grads(model, x, y, params=params), args.repeat)
         size = sum(p.numel() for p in chosen)
-        rows.append((f"per-sample grads, signs_cnn, {label} ({size} params), {n} images", t_loop, t_fast, "ratio >= 10"))
+        rows.append((f"per-sample grads, signs_cnn, {label} ({size} params), {n} images", t_loop, t_fast,
+                     "ratio >= 10"))
 
     mlp = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 5)).to(device).eval()
     xv = torch.randn(n, 20, device=device)

@@ -150,7 +150,8 @@ def _resolve_target(target, n: int, k: int, device, seed: int):
         try:
             labels = torch.as_tensor(target)
         except Exception as error:
-            raise TypeError(f"target must be an int, a sequence or a tensor of shape (N,), got {type(target).__name__}") from error
+            raise TypeError("target must be an int, a sequence or a tensor of shape (N,), "
+                            f"got {type(target).__name__}") from error
         if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
             raise TypeError(f"target must hold integer class indices, got dtype {labels.dtype}")
         if labels.dim() == 0:
@@ -159,7 +160,8 @@ def _resolve_target(target, n: int, k: int, device, seed: int):
             raise ValueError(f"target must have shape ({n},) to match x, got {tuple(labels.shape)}")
     labels = labels.long()
     if labels.min() < 0 or labels.max() >= k:
-        raise ValueError(f"target holds class indices outside 0..{k - 1}: min {int(labels.min())}, max {int(labels.max())}")
+        raise ValueError(f"target holds class indices outside 0..{k - 1}: "
+                         f"min {int(labels.min())}, max {int(labels.max())}")
     return "given", labels.to(device), torch.zeros(n, 1, device=device)
 
 
@@ -331,9 +333,9 @@ def fisher_eigenvalues(grads: torch.Tensor, k: int | None = None) -> torch.Tenso
     With fewer samples than parameters (M < P) this uses the Gram trick: ``G^T G`` and ``G G^T``
     share their non-zero eigenvalues, and ``G G^T`` is only M x M.
     """
-    g = _check_grads(grads).double()
+    g = _check_grads(grads)
     m, p = g.shape
-    small = g @ g.T if m <= p else g.T @ g
+    small = (g @ g.T if m <= p else g.T @ g).double()  # product in the input precision (fast), eigh in float64
     values = torch.linalg.eigvalsh(small / m).flip(0).clamp_min(0.0)
     values = values[:min(m, p)]
     if k is not None:
