@@ -207,3 +207,15 @@ def test_path_methods_cost_what_their_definition_costs():
     model.calls = model.images = 0
     explain.occlusion(model, x, 1, window=8, stride=8)
     assert model.images == 3 * (1 + 4)
+
+
+@pytest.mark.parametrize("name", ["smoothgrad", "integrated_gradients", "blur_ig", "occlusion", "rise", "lime",
+                                  "kernel_shap"])
+def test_bad_batch_size_fails_before_any_forward(name):
+    model = Counting(small_cnn(torch.float32)).eval()
+    x = images(2, dtype=torch.float32)
+    for bad in (0, -3, "big", 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            explain.explain(name, model, x, batch_size=bad)
+    assert model.calls == 0
+    explain.explain(name, model, x, batch_size=1, **FAST.get(name, {}))  # one image per pass still works

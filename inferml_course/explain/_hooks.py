@@ -107,21 +107,6 @@ def capture_many(modules):
             handle.remove()
 
 
-class _GuidedReLU(torch.autograd.Function):
-    """ReLU forward; backward passes only positive gradients where the input was positive."""
-
-    @staticmethod
-    def forward(ctx, z):
-        out = z.clamp_min(0)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return grad.clamp_min(0) * (out > 0).to(grad.dtype)
-
-
 class _DeconvReLU(torch.autograd.Function):
     """ReLU forward; backward is a ReLU applied to the gradient (the forward mask is ignored)."""
 
@@ -134,26 +119,31 @@ class _DeconvReLU(torch.autograd.Function):
         return grad.clamp_min(0)
 
 
-_RULES = {"guided": _GuidedReLU, "deconvnet": _DeconvReLU}
-
-
 @contextmanager
 def relu_rule(model: nn.Module, rule: str):
     """Inside the block, every ``nn.ReLU`` module of ``model`` back-propagates with ``rule``
     (``"guided"`` or ``"deconvnet"``); forward values are unchanged.
 
-    A forward pre-hook keeps the pre-activation (cloning it first for in-place ReLUs, so the
-    module cannot overwrite it) and a forward hook returns the rule's output computed from it.
+    * guided: a forward hook registers a gradient hook on each ReLU output that rectifies the
+      incoming gradient; the ReLU's own backward then applies its forward mask (input > 0). No
+      extra forward work, one extra elementwise pass backward.
+    * deconvnet: the mask must *not* be applied, so the ReLU's backward is bypassed: a forward
+      pre-hook keeps the pre-activation (cloned first for in-place ReLUs, so the module cannot
+      overwrite it) and a forward hook returns a ReLU whose backward rectifies the gradient only.
+
     Functional ``F.relu`` calls cannot be seen by hooks and keep the ordinary gradient, as in
     Captum; a warning says so when the model has no ``nn.ReLU`` module at all.
     """
-    function = _RULES[rule]
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     if not relus:
         warnings.warn(f"{rule} rule: the model has no nn.ReLU modules, so the result is the plain gradient",
                       stacklevel=3)
     stash: dict[int, torch.Tensor] = {}
     handles = []
+
+    def rectify_gradient(module, _inputs, output):
+        if output.requires_grad:
+            output.register_hook(torch.relu)
 
     def pre_hook(module, inputs):
         z = inputs[0]
@@ -162,13 +152,16 @@ def relu_rule(model: nn.Module, rule: str):
             return (z.clone(), *inputs[1:])
         return None
 
-    def post_hook(module, _inputs, _output):
-        return function.apply(stash.pop(id(module)))
+    def deconv_hook(module, _inputs, _output):
+        return _DeconvReLU.apply(stash.pop(id(module)))
 
     try:
         for m in relus:
-            handles.append(m.register_forward_pre_hook(pre_hook))
-            handles.append(m.register_forward_hook(post_hook))
+            if rule == "guided":
+                handles.append(m.register_forward_hook(rectify_gradient))
+            else:
+                handles.append(m.register_forward_pre_hook(pre_hook))
+                handles.append(m.register_forward_hook(deconv_hook))
         yield
     finally:
         for handle in handles:

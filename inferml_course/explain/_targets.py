@@ -142,9 +142,21 @@ def resolve_baseline(model: nn.Module, x: torch.Tensor, baseline, argument: str 
     raise TypeError(f"{argument} must be 'mean', 'zero', a number or a tensor, got {type(baseline).__name__}")
 
 
-def check_batch_size(batch_size, argument: str = "batch_size") -> int | None:
+#: Pixels (images x H x W) per forward pass that ``batch_size="auto"`` allows: 256 images of 32 x 32 on a CPU
+#: (bigger batches only add memory traffic there), 4096 on a GPU.
+AUTO_PIXELS = {"cpu": 256 * 32 * 32, "cuda": 4096 * 32 * 32}
+
+
+def check_batch_size(batch_size, x: torch.Tensor | None = None, argument: str = "batch_size") -> int | None:
+    """A positive int, None (everything in one pass), or ``"auto"`` (needs ``x``): as many images of x's
+    size as :data:`AUTO_PIXELS` allows on x's device (at least one)."""
     if batch_size is None:
         return None
+    if isinstance(batch_size, str) and batch_size == "auto":
+        if x is None:  # validated; resolved later, once x is known
+            return "auto"
+        budget = AUTO_PIXELS.get(x.device.type, AUTO_PIXELS["cuda"])
+        return max(1, budget // (x.shape[-1] * x.shape[-2]))
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"{argument} must be a positive integer or None, got {batch_size!r}")
+        raise ValueError(f"{argument} must be a positive integer, 'auto' or None, got {batch_size!r}")
     return batch_size

@@ -122,19 +122,17 @@ def _predicted(model, x):
         return check_logits(model(x), x.shape[0]).argmax(1)
 
 
-def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None, multiply=False,
-                    want_scores=False):
+def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None, multiply=False):
     """Weighted sum over points k of the gradient of z_t at ``point(k)`` (N, C, H, W).
 
     ``point(ks)`` returns the images for point indices ``ks`` stacked as (len(ks) * N, C, H, W),
     point-major. Points are processed ``max(1, batch_size // N)`` at a time (all at once when
     ``batch_size`` is None). ``t`` (N,) is range-checked against the first chunk's logits.
-    Returns (sum_k w_k grad_k [* point_k], target scores (n_points, N) or None, targets).
+    Returns (sum_k w_k grad_k [* point_k], targets).
     """
     n = x.shape[0]
     per_chunk = n_points if batch_size is None else max(1, min(n_points, batch_size // n))
     total = torch.zeros_like(x)
-    scores = [] if want_scores else None
     with torch.enable_grad(), (relu_rule(model, rule) if rule else nullcontext()):
         for start in range(0, n_points, per_chunk):
             ks = list(range(start, min(n_points, start + per_chunk)))
@@ -148,13 +146,11 @@ def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None
                 grad = grad * inp
             w = weights[start:start + len(ks)].to(device=x.device, dtype=x.dtype)
             total += (grad.view(len(ks), *x.shape) * w.view(-1, 1, 1, 1, 1)).sum(0)
-            if want_scores:
-                scores.append(chosen.detach().view(len(ks), n))
-    return total, (torch.cat(scores) if want_scores else None), t
+    return total, t
 
 
 def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25, noise: float = 0.15,
-               noise_type: str = "relative", base: str = "saliency", seed: int = 0, batch_size: int | None = None,
+               noise_type: str = "relative", base: str = "saliency", seed: int = 0, batch_size="auto",
                channels: str = "max_abs") -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): the mean of ``base``'s attribution over ``samples`` noisy copies.
 
@@ -166,8 +162,9 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
         base: ``"saliency"`` (signed gradients are averaged, then reduced), ``"input_x_gradient"``
             (noisy input times its gradient), ``"guided_backprop"`` or ``"deconvnet"``.
         seed: seeds a local ``torch.Generator`` (the global random state is untouched).
-        batch_size: the most noisy images per forward/backward pass (None: all at once). The
-            result does not depend on it: the noise is drawn one sample at a time.
+        batch_size: the most noisy images per forward/backward pass: ``"auto"`` (256 images of
+            32 x 32 on a CPU, 4096 on a GPU, fewer for bigger images), an int, or None (all at once,
+            Captum's default). The result does not depend on it: the noise is drawn one sample at a time.
 
     Cost: ``samples`` forward and backward passes over the batch, plus one forward when ``target=None``.
     """
@@ -176,7 +173,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     check_choice(base, SMOOTHGRAD_BASES, "base")
     check_choice(noise_type, ("relative", "absolute"), "noise_type")
     check_positive_int(samples, "samples")
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size, x)
     if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a non-negative number, got {noise!r}")
     check_mode(model, "smoothgrad")
@@ -198,7 +195,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
         return (xd.unsqueeze(0) + sigma.unsqueeze(0) * eps).reshape(-1, *x.shape[1:])
 
     weights = torch.full((samples,), 1.0 / samples, dtype=torch.float64)
-    total, _, _ = _path_gradients(model, point, samples, x, t, batch_size, weights, rule=_BASE_RULE[base],
+    total, _ = _path_gradients(model, point, samples, x, t, batch_size, weights, rule=_BASE_RULE[base],
                                   multiply=base == "input_x_gradient")
     return _finish(total, x, channels)
 
@@ -230,7 +227,7 @@ def quadrature(rule: str, steps: int):
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baseline=0.0, steps: int = 50,
-                         rule: str = "gausslegendre", batch_size: int | None = None, channels: str = "sum",
+                         rule: str = "gausslegendre", batch_size="auto", channels: str = "sum",
                          return_gap: bool = False):
     """Integrated gradients (Sundararajan, Taly and Yan 2017):
     (x - b) * integral_0^1 d z_t / d x (b + alpha (x - b)) d alpha, by quadrature.
@@ -239,7 +236,9 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
         baseline: the reference image b: 0 (black, the paper's and Captum's default), ``"mean"``
             (the training-set mean colour), a number or a tensor (see :func:`resolve_baseline`).
         steps, rule: the quadrature (see :func:`quadrature`); the defaults (50, Gauss-Legendre) are Captum's.
-        batch_size: the most path images per forward/backward pass (None: all steps at once).
+        batch_size: the most path images per forward/backward pass: ``"auto"`` (256 images of 32 x 32
+            on a CPU, 4096 on a GPU), an int, or None (all steps at once, Captum's default); the
+            result does not depend on it.
         return_gap: also return the completeness gap per image,
             sum(attribution) - (z_t(x) - z_t(b)), which goes to 0 as ``steps`` grows. It costs one
             forward pass on x and b when the rule's nodes do not contain both ends.
@@ -250,7 +249,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     x = check_input(x)
     check_choice(channels, CHANNELS, "channels")
     alphas, weights = quadrature(rule, steps)
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size, x)
     check_mode(model, "integrated_gradients")
     b = resolve_baseline(model, x, baseline).expand_as(x)
     n = x.shape[0]
@@ -264,7 +263,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     def point(ks):
         return (b.unsqueeze(0) + a[ks].view(-1, 1, 1, 1, 1) * delta.unsqueeze(0)).reshape(-1, *x.shape[1:])
 
-    total, _, t = _path_gradients(model, point, steps, x, t, batch_size, weights)
+    total, t = _path_gradients(model, point, steps, x, t, batch_size, weights)
     attr = delta * total
     result = _finish(attr, x, channels)
     if not return_gap:
@@ -314,7 +313,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8.0, steps: int = 50,
-            grad_step: float = 0.01, batch_size: int | None = None, channels: str = "sum") -> torch.Tensor:
+            grad_step: float = 0.01, batch_size="auto", channels: str = "sum") -> torch.Tensor:
     """Blur integrated gradients (Xu et al. 2020): integrate the gradient along a path from a heavily
     blurred image (sigma = ``max_sigma`` pixels) to x, so no artificial baseline image is needed.
 
@@ -328,7 +327,7 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     x = check_input(x)
     check_choice(channels, CHANNELS, "channels")
     check_positive_int(steps, "steps")
-    batch_size = check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size, x)
     for value, name in ((max_sigma, "max_sigma"), (grad_step, "grad_step")):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
             raise ValueError(f"{name} must be a positive number, got {value!r}")

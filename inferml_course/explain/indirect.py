@@ -12,6 +12,8 @@ All run without gradients; dataset-wide passes take ``batch_size`` images at a t
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -49,6 +51,13 @@ def _leaves(module: nn.Module):
 
 def _as_int(v):
     return int(v[0]) if isinstance(v, (tuple, list)) else int(v)
+
+
+def patch_origin(model: nn.Module, layer, row, col):
+    """The input pixel (top, left) where the receptive field of unit (row, col) of ``layer`` starts."""
+    size, jump, start = receptive_field(model, layer)
+    first = lambda i: int(math.floor(start + jump * i - (size - 1) / 2 + 0.5))  # noqa: E731
+    return first(row), first(col)
 
 
 def receptive_field(model: nn.Module, layer) -> tuple[int, int, float]:
@@ -110,11 +119,10 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
     flat = where[image_index, channels.to(best.device)[:, None]]
     rows, cols = flat // map_w, flat % map_w
     size, jump, start = receptive_field(model, module)
-    half = size // 2
     c, h, w = images.shape[1:]
     padded = torch.nn.functional.pad(images, (size, size, size, size), value=fill)
-    top = (start + jump * rows.float()).round().long() - half + size
-    left = (start + jump * cols.float()).round().long() - half + size
+    top = torch.floor(start + jump * rows.double() - (size - 1) / 2 + 0.5).long() + size  # first pixel, padded
+    left = torch.floor(start + jump * cols.double() - (size - 1) / 2 + 0.5).long() + size
     r = top[..., None] + torch.arange(size, device=top.device)  # (n_ch, k, P)
     q = left[..., None] + torch.arange(size, device=top.device)
     src = padded[image_index.to(images.device)]  # (n_ch, k, C, H + 2P, W + 2P)

@@ -114,19 +114,21 @@ def occlusion_windows(size, window, stride, device=None) -> torch.Tensor:
 
 @torch.no_grad()
 def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2, baseline="mean",
-              output: str = "probability", batch_size: int | None = 4096) -> torch.Tensor:
+              output: str = "probability", batch_size="auto") -> torch.Tensor:
     """Occlusion saliency (Zeiler and Fergus 2014): slide a ``window`` of ``baseline`` colour over the
     image with ``stride``; each pixel gets the mean score drop, score(x) - score(x occluded), over the
     windows that cover it. Positive = the region supports the target class. Signed.
 
     ``window`` and ``stride``: an int or (h, w). ``baseline``: ``"mean"`` (default: the training-set
     mean colour), a number, or a tensor (see the module docstring for why grey and not black).
-    ``batch_size``: the most occluded images per forward pass (None: all at once).
+    ``batch_size``: the most occluded images per forward pass (``"auto"``: 256 images of 32 x 32 on a
+    CPU, 4096 on a GPU; None: all at once).
     """
     window = _pair(window, "window")
     stride = _pair(stride, "stride")
-    batch_size = check_batch_size(batch_size)
+    check_batch_size(batch_size)  # fail before the forward pass
     x, t, base = _start(model, x, target, output, "occlusion")
+    batch_size = check_batch_size(batch_size, x)
     n, c, h, w = x.shape
     masks = occlusion_windows((h, w), window, stride, x.device)  # (P, H, W)
     p = masks.shape[0]
@@ -171,7 +173,7 @@ def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed
 @torch.no_grad()
 def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
          p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
-         batch_size: int | None = 4096) -> torch.Tensor:
+         batch_size="auto") -> torch.Tensor:
     """RISE (Petsiuk, Das and Saenko 2018): saliency = sum_i score(x masked by M_i) M_i / (n_masks p_keep).
 
     The masks (:func:`rise_masks`, the same for every image) blend each pixel between the image
@@ -183,8 +185,9 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, gr
     check_positive_int(grid_size, "grid_size")
     if not isinstance(p_keep, (int, float)) or isinstance(p_keep, bool) or not 0 < p_keep <= 1:
         raise ValueError(f"p_keep must be a probability in (0, 1], got {p_keep!r}")
-    batch_size = check_batch_size(batch_size)
+    check_batch_size(batch_size)  # fail before the forward pass
     x, t, _ = _start(model, x, target, output, "rise")
+    batch_size = check_batch_size(batch_size, x)
     n, c, h, w = x.shape
     masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
     b = resolve_baseline(model, x, baseline).expand_as(x)
@@ -267,8 +270,9 @@ def _weighted_fit(z, y, weights, valid, ridge):
 
 def _surrogate_setup(model, x, target, segments, n_segments, output, method, samples, batch_size):
     check_positive_int(samples, "samples")
-    batch_size = check_batch_size(batch_size)
+    check_batch_size(batch_size)  # fail before the forward pass
     x, t, _ = _start(model, x, target, output, method)
+    batch_size = check_batch_size(batch_size, x)
     seg = superpixels(x, n_segments) if segments is None else _check_segments(segments, x)
     count = seg.flatten(1).amax(1) + 1  # F_n
     f = int(count.max())
@@ -284,7 +288,7 @@ def _paint(coef, seg, x):
 @torch.no_grad()
 def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
          kernel_width: float = 0.25, ridge: float = 1.0, segments: torch.Tensor | None = None, baseline="mean",
-         output: str = "probability", seed: int = 0, batch_size: int | None = 4096) -> torch.Tensor:
+         output: str = "probability", seed: int = 0, batch_size="auto") -> torch.Tensor:
     """LIME (Ribeiro, Singh and Guestrin 2016) on SLIC superpixels; each pixel gets its superpixel's weight.
 
     ``samples`` binary vectors keep each superpixel with probability 1/2 (the first keeps all);
@@ -314,7 +318,7 @@ def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_s
 @torch.no_grad()
 def kernel_shap(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
                 segments: torch.Tensor | None = None, baseline="mean", output: str = "probability", seed: int = 0,
-                batch_size: int | None = 4096) -> torch.Tensor:
+                batch_size="auto") -> torch.Tensor:
     """Kernel SHAP (Lundberg and Lee 2017) on SLIC superpixels: Shapley values of the superpixels,
     estimated by a weighted linear fit on random coalitions; each pixel gets its superpixel's value.
 
