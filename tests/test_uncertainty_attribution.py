@@ -533,3 +533,56 @@ def test_follows_the_device():
     assert r.attribution.device.type == "cuda"
     b = ev.blurring_test(ua.UncertaintyModel(model, samples=3), x, m)
     assert 0 <= b.murr[0.02] <= 1
+
+
+# --- figures, widget and checkers ----------------------------------------------------------------------------
+
+def test_figures_and_widget_draw():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from inferml_course.uncertainty import attribution_plots as ap
+
+    model, x = cnn(dtype=torch.float32), images(3, dtype=torch.float32)
+    u = ua.UncertaintyModel(model, samples=3)
+    maps = {"ua_backprop": ua.ua_backprop(u, x), "gradient": ua.attribute("gradient", u, x)}
+    masks = torch.zeros(3, 16, 16, dtype=torch.bool)
+    masks[:, 4:8, 4:8] = True
+    fig = ap.ua_maps_grid(x, maps, masks)
+    assert len(fig.axes) == 3 * 3 and fig.axes[1].get_title() == "UA-Backprop"
+    fig2 = ap.blurring_curves({k: ev.blurring_test(u, x, m, points=2) for k, m in maps.items()})
+    explorer = ap.BlurringExplorer(u, x, maps, masks, max_pixels=20)
+    fig3 = explorer.draw("gradient", 1, 10)
+    assert "10 pixels blurred" in fig3.axes[2].get_title()
+    explorer.pixels.value = 0
+    for f in (fig, fig2, fig3):
+        plt.close(f)
+    plt.close("all")
+
+
+def test_lesson08_checkers():
+    from inferml_course import checks
+
+    model, x = cnn(), images(3)
+    r = ua.ua_backprop_details(model, x, samples=3)
+    m = r.maps["epistemic"]
+    assert checks.check_completeness(m.sum((1, 2)), m, r.uncertainty.epistemic)
+    with pytest.raises(AssertionError, match="averaged"):
+        checks.check_completeness(m.mean((1, 2)), m, r.uncertainty.epistemic)
+    with pytest.raises(AssertionError, match="uncertainty type"):
+        checks.check_completeness(m.sum((1, 2)), m, r.uncertainty.total)
+    ratios = torch.tensor([[1.0, 0.9, 0.8, 0.5, 0.7], [1.0, 0.95, 0.9, 0.85, 0.6]])
+    b = ev.BlurringResult({0.02: 0.15, 0.05: 0.45}, {}, torch.tensor([0, 10, 20, 30, 51]), ratios, torch.ones(2))
+    assert checks.check_murr(0.15, b, 0.02) and checks.check_murr(0.45, b, 0.05)
+    with pytest.raises(AssertionError, match="every evaluated pixel count"):
+        checks.check_murr(0.45, b, 0.02)
+    with pytest.raises(AssertionError, match="last step"):
+        checks.check_murr(0.35, b, 0.05)
+    with pytest.raises(AssertionError, match="empty"):
+        checks.check_murr(None, b, 0.05)
+    table = {"A": {"IoU": 0.2}, "B": {"IoU": 0.5}}
+    assert checks.check_best_method("B", table, "IoU")
+    with pytest.raises(AssertionError, match="not the best"):
+        checks.check_best_method("A", table, "IoU")
+    with pytest.raises(AssertionError, match="not a row"):
+        checks.check_best_method("C", table, "IoU")

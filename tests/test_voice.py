@@ -288,3 +288,46 @@ def test_follows_the_device():
     gpu = ve.voice(model, x)  # the noise of SmoothGrad comes from the device's generator; CAMs must agree
     cpu = ve.voice(model.cpu(), x.cpu())
     assert torch.allclose(gpu.uncertainty.cpu(), cpu.uncertainty, atol=1e-4)
+
+
+# --- figures, widget and checkers ----------------------------------------------------------------------------
+
+def test_figures_and_widget_draw():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from inferml_course.uncertainty import attribution_plots as ap
+
+    model, x = small_cnn(torch.float32), images(3, dtype=torch.float32)
+    result = ve.voice(model, x)
+    names = [f"class {k}" for k in range(5)]
+    fig = ap.voice_panel(x, result, [0, 2], names, torch.tensor([0, 1, 2]), n_contrast=2)
+    assert len(fig.axes) == 2 * 5
+    fig2 = ap.metric_boxplots({"a": torch.rand(5), "b": torch.rand(3)}, "IoU")
+    explorer = ap.VoiceExplorer(model, x, torch.tensor([0, 1, 2]), names, samples=2)
+    fig3 = explorer.draw(1, "smoothgrad", 0.3)
+    assert len(fig3.axes) == 4 and "IoU" in fig3.axes[3].get_title()
+    explorer.threshold.value = 0.5                      # the observer redraws without error
+    for f in (fig, fig2, fig3):
+        plt.close(f)
+    plt.close("all")
+
+
+def test_lesson07_checkers():
+    from inferml_course import checks
+
+    model, x = small_cnn(), images(3)
+    result = ve.voice(model, x)
+    assert checks.check_voice_map(explain.normalize_maps(result.contrast_maps.var(1)), result)
+    assert checks.check_voice_map(explain.normalize_maps(result.contrast_maps.var(1, correction=0)), result)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*normalise"):
+        checks.check_voice_map(result.contrast_maps.var(1), result)
+    values, correct = torch.tensor([1.0, 2.0, 3.0, 5.0]), torch.tensor([True, True, False, False])
+    assert checks.check_group_means((1.5, 4.0), values, correct)
+    with pytest.raises(AssertionError, match="swapped"):
+        checks.check_group_means((4.0, 1.5), values, correct)
+    with pytest.raises(AssertionError, match="empty"):
+        checks.check_group_means(..., values, correct)
+    assert checks.check_iou_at_threshold(ve.iou(result.explanation, result.uncertainty, 0.3), result, 0.3)
+    with pytest.raises(AssertionError, match="TRY AGAIN"):
+        checks.check_iou_at_threshold(torch.full((3,), 0.77), result, 0.3)

@@ -178,11 +178,14 @@ class BayesianModel(nn.Module):
     def _mask(self, index: int, module: nn.Module, shape, device, dtype) -> torch.Tensor:
         """Dropout masks (S, *shape) of dropout module ``index``, drawn once per feature shape."""
         key = (index, tuple(shape))
-        if key not in self._masks:
+        if key not in self._masks:  # drawn on the CPU, so the masks are the same on every device
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * index + 1)
-            keep = (torch.rand((self.samples, *shape), generator=gen) >= module.p).float()
+            keep = (torch.rand((self.samples, *shape), generator=gen) >= module.p).double()
             self._masks[key] = keep / (1.0 - module.p)
-        return self._masks[key].to(device=device, dtype=dtype)
+        placed = (*key, str(device), dtype)
+        if placed not in self._masks:
+            self._masks[placed] = self._masks[key].to(device=device, dtype=dtype)
+        return self._masks[placed]
 
     @contextlib.contextmanager
     def _fixed_masks(self):

@@ -91,15 +91,17 @@ def blurring_curves(results: dict, ax=None, title: str | None = None):
     """Mean remaining uncertainty U_k / U_0 against the number of blurred pixels k, one line per method
     (``{name: BlurringResult}``); a curve that falls faster (smaller area, AUC-URR) is better."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.8, 4.4))
-    for name, r in results.items():
-        ax.plot(r.pixels.numpy(), r.ratios.mean(0).numpy(), marker=".", label=METHOD_NAMES.get(name, name))
+        _, ax = plt.subplots(figsize=(8.6, 4.4))
+    colours = plt.get_cmap("tab10").colors
+    for i, (name, r) in enumerate(results.items()):
+        ax.plot(r.pixels.numpy(), r.ratios.mean(0).numpy(), marker="." if i < 10 else "x",
+                linestyle="-" if i < 10 else "--", color=colours[i % 10], label=METHOD_NAMES.get(name, name))
     ax.axhline(1.0, color="gray", linestyle=":", linewidth=1)
     ax.set_xlabel("blurred pixels (most attributed first)")
     ax.set_ylabel("remaining uncertainty U_k / U_0")
     ax.set_title(title or "Blurring test: lower curves are better")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=9, ncol=2)
+    ax.legend(frameon=False, fontsize=10, bbox_to_anchor=(1.02, 1), loc="upper left")
     ax.figure.tight_layout()
     return ax.figure
 

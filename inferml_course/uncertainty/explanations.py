@@ -24,10 +24,11 @@ Then U = minmax(var_Q minmax(C_Q)) (unbiased variance over the K - 1 contrast cl
 the logits is softmax(z) - onehot(Q), so every contrast map is one backward pass with a different
 ``grad_outputs``. We stack the K - 1 of them (plus onehot(P) for E) after one forward pass and run
 a single vectorised backward (``torch.autograd.grad(..., is_grads_batched=True)``), with no Python
-loop over classes (``vectorize=True``, the default on GPUs). On CPUs PyTorch loops inside that
-call and copies more, so there the default runs the stacked ``grad_outputs`` one by one on the
-retained graph, which is faster (see :func:`voice`). For Contrast-CAM the backward only goes down
-to the CAM layer (the head of the network), for SmoothGrad down to the noisy inputs.
+loop over classes. For Contrast-CAM the backward only goes down to the CAM layer (the head of the
+network) and is always vectorised by default. For SmoothGrad it goes down to the noisy inputs; on
+CPUs PyTorch loops inside the vectorised call for the convolution backward and copies more, so
+there the default runs the stacked ``grad_outputs`` one by one on the retained graph, which is
+faster (see :func:`voice`).
 
 Metrics (both on normalised maps, per image, **higher = more uncertain explanation** as in the paper):
 
@@ -156,7 +157,7 @@ def _cam_maps(model, x, target, layer, vectorize):
         probs = torch.softmax(logits.detach(), 1)
         others = contrast_classes(p, logits.shape[1])
         go = _grad_outputs(probs, p, others).to(logits.dtype)
-        g = batched_grad(logits, a, go, vectorize)
+        g = batched_grad(logits, a, go, True if vectorize is None else vectorize)  # the head only: vmap is cheap
     weights = g.mean((3, 4))                                  # (K, N, ch)
     cam = (weights[..., None, None] * a.detach().unsqueeze(0)).sum(2).clamp_min(0)  # (K, N, h, w)
     cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
@@ -221,10 +222,11 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
             variance, e.g. to compare magnitudes across images).
         batch_size: SmoothGrad only: the most noisy images per forward pass (None: all at once).
         vectorize: run the K backward passes as one vectorised call (``is_grads_batched=True``);
-            ``False`` loops over them on one retained graph; ``None`` (default) vectorises on GPUs
-            only. The numbers are the same. On CPUs PyTorch 2.x has no batching rule for the
-            convolution backward and loops inside vmap with extra copies, so there the plain loop
-            is faster (see ``benchmarks/bench_attribution.py``).
+            ``False`` loops over them on one retained graph. ``None`` (default): vectorised for
+            Contrast-CAM (the backward only crosses the head) and, for SmoothGrad, on GPUs only:
+            on CPUs PyTorch 2.x loops inside vmap for the convolution backward and copies more, so
+            the plain loop is faster there (about 1.8x, ``benchmarks/bench_attribution.py``). The
+            numbers are the same either way.
 
     Cost: ``"contrast_cam"``: one forward pass and one backward pass vectorised over the K classes,
     down to ``layer`` only. ``"smoothgrad"``: one forward pass on x plus ``samples`` forward passes
