@@ -1,6 +1,4 @@
 """Pixel-wise insertion / deletion and heatmap masking: reference loops, known orderings, hygiene, bad input."""
-import math
-import warnings
 
 import pytest
 import torch

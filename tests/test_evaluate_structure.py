@@ -1,5 +1,4 @@
 """Huffman coding (optimality against a brute force) and the structure-wise games."""
-import math
 
 import pytest
 import torch

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import itertools
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -319,6 +318,7 @@ class StudyResult:
         for m in self.ranking():
             r = self.methods[m]
             lines.append(f"{m:<{width}}  {r['mean']:>+6.2f}  [{r['low']:>+6.2f}, {r['high']:>+6.2f}]  {r['n']:>7}")
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -359,6 +359,6 @@ def aggregate(responses, kind: str | None = None, n_boot: int = 2000, level: flo
     pairs = {p: summarise(v, 1000 + k) for k, (p, v) in enumerate(sorted(per_pair.items()))}
     raters = len({r["rater"] for r in responses})
     result = StudyResult(methods, pairs, kind, level, raters)
-    if math.isfinite(level) and len(responses) < 30:
-        result.notes.append(f"only {len(responses)} answers: the intervals are wide")
+    if len(responses) < 30:
+        result.notes.append(f"only {len(responses)} answers: expect wide intervals")
     return result

@@ -73,7 +73,8 @@ def step_counts(pixels: int, steps: int, device=None) -> torch.Tensor:
 
 
 def auc(curves: torch.Tensor, fractions: torch.Tensor | None = None) -> torch.Tensor:
-    """Area (N,) under curves (N, S + 1) sampled at ``fractions`` (default: evenly on [0, 1]), trapezoid rule."""
+    """Area (N,) under curves (N, S + 1) sampled at ``fractions`` (default: evenly on [0, 1]), trapezoid rule.
+    For an insertion curve **higher is better**, for a deletion curve **lower is better**."""
     if not isinstance(curves, torch.Tensor) or curves.dim() != 2 or curves.shape[1] < 2:
         raise ValueError("curves must be a tensor of shape (N, S + 1) with at least two points per curve")
     if fractions is None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._validate import check_choice
+from .._validate import check_choice, check_images
 from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, minmax, score_jobs,
                       substrate_images)
 
@@ -67,6 +67,7 @@ def to_mask(maps: torch.Tensor, normalize: str = "max") -> torch.Tensor:
 def masked_images(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, substrate="mean", normalize: str = "max",
                   blur_sigma: float = DEFAULT_BLUR_SIGMA) -> torch.Tensor:
     """The explanation-masked images S_x = substrate + mask (x - substrate), (N, C, H, W)."""
+    x = check_images(x, "x")
     maps, _ = as_map_dict(maps, x)
     mask = to_mask(next(iter(maps.values())).to(x), normalize)
     sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype)
