@@ -78,7 +78,7 @@ def _source(cell) -> str:
 
 
 def _set_source(cell, text: str) -> None:
-    cell["source"] = text
+    cell["source"] = text.splitlines(keepends=True)  # nbformat's on-disk layout
 
 
 def _first_code_cell(nb):
@@ -149,7 +149,7 @@ def sync_notebook(path: Path) -> bool:
     setup = _first_code_cell(nb)
     _set_source(setup, with_setup_block(_source(setup)))
     add_slide_metadata(nb)
-    new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    new = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if new != text:
         path.write_text(new)
         return True
@@ -211,7 +211,7 @@ def write_student_versions(out_dir: Path, notebook_dir: Path = NOTEBOOK_DIR) -> 
     written = []
     for path in lesson_paths(notebook_dir):
         target = out_dir / path.name
-        target.write_text(json.dumps(student_version(json.loads(path.read_text())), indent=1,
+        target.write_text(json.dumps(student_version(json.loads(path.read_text())), indent=1, sort_keys=True,
                                      ensure_ascii=False) + "\n")
         written.append(target)
     return written
