@@ -149,7 +149,8 @@ def main():
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU; median of {repeats} run(s); "
           "* = reference timed on a subset and scaled linearly")
-    head = f"{'task':<62} {'ours wall':>9} {'ours cpu':>9} {'ref wall':>9} {'ref cpu':>9} {'ratio':>6}  {'target':<22} max|diff|"
+    head = (f"{'task':<62} {'ours wall':>9} {'ours cpu':>9} {'ref wall':>9} {'ref cpu':>9} {'ratio':>6}  "
+            f"{'target':<22} max|diff|")
     print(head)
     print("-" * len(head))
     for task, ow, oc, rw, rc, ratio, target, diff in rows:

@@ -1,4 +1,5 @@
-"""Checkers for lesson 07 (uncertainty in explanations, VOICE): each compares an answer with the package's own computation."""
+"""Checkers for lesson 07 (uncertainty in explanations, VOICE): each compares an answer with the package's
+own computation."""
 from __future__ import annotations
 
 import torch

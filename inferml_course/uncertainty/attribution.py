@@ -468,7 +468,8 @@ def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str 
     Cost: S posterior forward passes and S x K backward passes per chunk (see the module docstring).
     """
     umodel = _uncertainty_model(model, measure, source, samples, seed)
-    return ua_backprop_details(umodel.bayes, x, None, None, seed, tau1, tau2, batch_size, vectorize).maps[umodel.measure]
+    result = ua_backprop_details(umodel.bayes, x, None, None, seed, tau1, tau2, batch_size, vectorize)
+    return result.maps[umodel.measure]
 
 
 # --- optimisation-based UA -----------------------------------------------------------------------------
@@ -681,8 +682,6 @@ def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, s
     ``segments`` is used by ``optimization_ua`` (a tensor or a list of partitions), ``lime`` and
     ``kernel_shap_segments`` (one partition: the finest of a list).
     """
-    from .. import explain
-
     check_choice(method, UA_METHODS, "method")
     x = check_input(x)
     umodel = _uncertainty_model(model, measure, source, posterior_samples, seed)
@@ -692,6 +691,13 @@ def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, s
         return optimization_ua(umodel, x, seed=seed, segments=segments, **options)
     if isinstance(segments, (list, tuple)):
         segments = segments[-1]
+    with eval_mode(umodel.bayes.model):  # U is evaluated in eval mode anyway: keep the explainers' mode check quiet
+        return _baseline(method, umodel, x, seed, segments, options)
+
+
+def _baseline(method, umodel, x, seed, segments, options):
+    from .. import explain
+
     if method == "gradient":
         return explain.saliency(umodel, x, target=0, **options)
     if method == "smoothgrad":

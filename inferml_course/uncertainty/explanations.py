@@ -66,7 +66,8 @@ from ..explain._targets import (as_target_tensor, check_batch_size, check_input,
                                 output_dtype, reduce_channels, resolve_targets)
 from ..explain.maps import normalize_maps
 
-__all__ = ["VoiceResult", "voice", "voice_map", "contrast_classes", "batched_grad", "iou", "snr", "voice_stats", "EXPLAINERS",
+__all__ = ["VoiceResult", "voice", "voice_map", "contrast_classes", "batched_grad", "iou", "snr", "voice_stats",
+           "EXPLAINERS",
            "NORMALIZATIONS"]
 
 #: Explainers VOICE can wrap.
