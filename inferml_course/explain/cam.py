@@ -143,6 +143,9 @@ def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, 
         target: P (None: the predicted class); it only sets the default Q.
         contrast: Q: None (the runner-up: the highest logit other than P), an int, a sequence or a
             tensor (N,). Q = P answers "Why not P with 100 % confidence?".
+
+    For a batch the per-image losses are summed, so every image gets exactly the gradient of the
+    authors' one-image code (whose mean over a batch of one is that image's loss).
     """
     with torch.enable_grad():
         x, logits, a, t, q = _forward_at_layer(model, x, layer, "contrast_cam", target, contrast)

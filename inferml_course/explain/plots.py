@@ -6,6 +6,7 @@ image for display only (:func:`normalize_maps`); signed maps use a diverging col
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -140,7 +141,8 @@ def show_method_grid(images: torch.Tensor, maps: dict, row_titles=None, signed: 
             m = maps[name][r]
             is_signed = bool((m < 0).any()) if signed is None else signed.get(name, False)
             shown = normalize_maps(m[None], "absmax" if is_signed else "minmax")[0]
-            _map_on(axes[r, c + 1], images[r], shown, name.replace("_", " ") if r == 0 else None, signed=is_signed)
+            title = textwrap.fill(name.replace("_", " "), 18) if r == 0 else None
+            _map_on(axes[r, c + 1], images[r], shown, title, signed=is_signed)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
