@@ -16,8 +16,14 @@ The same curves are computed four ways on signs_cnn, in one run:
   slow for the whole workload, so it runs on the first ``--naive-images`` images and its time is
   scaled to N (marked "extrapolated").
 
-Reported: wall seconds (medians of ``--repeats``), images per second, the speed-up of ours over each
-loop, and the largest difference between their curves and ours. Torch uses its default thread count
+On a machine shared with other jobs, run it as ``OMP_NUM_THREADS=1 python benchmarks/bench_evaluate.py``:
+with two torch threads competing for busy cores we measured three times the CPU seconds for the
+same work. Measured here (2-core shared machine, one thread, load about 3): ours 31 s, the per-step
+loop 1.3x and the naive loop 3.1x slower, the frozen model 0.7x of ours.
+
+Reported: wall and CPU seconds of the process (medians of ``--repeats``; with one thread the CPU
+time is the work done and stays steady on a busy machine), images per second (wall), the speed-up
+of ours over each loop (wall), and the largest difference between their curves and ours. Torch uses its default thread count
 (the target machine has 2 cores); a busy machine slows every row alike, so compare the ratios.
 """
 from __future__ import annotations
@@ -97,12 +103,14 @@ def frozen(model, x):
 
 
 def wall(fn, repeats):
-    times, out = [], None
+    """(median wall seconds, median CPU seconds of this process, last output)."""
+    times, cpus, out = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(times), statistics.median(cpus), out
 
 
 def max_diff(ours, theirs, rows=None):
@@ -148,38 +156,40 @@ def main(argv=None):
         return run
 
     ours_call(model)()  # warm-up
-    t_ours, result = wall(ours_call(model), args.repeats)
-    rows = [("ours (batched)", t_ours, images, None, "")]
+    t_ours, c_ours, result = wall(ours_call(model), args.repeats)
+    rows = [("ours (batched)", t_ours, c_ours, images, None, "")]
     fast = frozen(model, x)
     if fast is not None:
         ours_call(fast)()
-        t_fast, res_fast = wall(ours_call(fast), args.repeats)
+        t_fast, c_fast, res_fast = wall(ours_call(fast), args.repeats)
         diff = max(float((getattr(res_fast, g)[k] - getattr(result, g)[k]).abs().max())
                    for g in ("insertion", "deletion") for k in maps)
-        rows.append(("ours, frozen model", t_fast, images, diff, ""))
+        rows.append(("ours, frozen model", t_fast, c_fast, images, diff, ""))
 
     def loop_call():
         out = per_step_loop(model, x, maps, steps, sub)
         sync()
         return out
 
-    t_loop, loop_out = wall(loop_call, args.repeats)
-    rows.append(("per-step loop (N images per pass)", t_loop, len(methods) * 2 * (steps + 1) * n + n,
+    t_loop, c_loop, loop_out = wall(loop_call, args.repeats)
+    rows.append(("per-step loop (N images per pass)", t_loop, c_loop, len(methods) * 2 * (steps + 1) * n + n,
                  max_diff(result, loop_out), ""))
 
     xs, subs = x[:naive_n], sub[:naive_n]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     naive_out = naive_loop(model, xs, {k: v[:naive_n] for k, v in maps.items()}, steps, subs)
     sync()
     t_naive = (time.perf_counter() - start) * n / naive_n
-    rows.append((f"naive loop (1 image per pass)", t_naive, len(methods) * 2 * (steps + 2) * n,
+    c_naive = (time.process_time() - cpu) * n / naive_n
+    rows.append(("naive loop (1 image per pass)", t_naive, c_naive, len(methods) * 2 * (steps + 2) * n,
                  max_diff(result, naive_out, naive_n), f"extrapolated from {naive_n} images"))
 
-    print(f"\n{'implementation':<36} {'wall s':>8} {'images/s':>10} {'ours is x faster':>17} {'max |diff|':>11}  note")
-    for name, seconds, count, diff, note in rows:
+    print(f"\n{'implementation':<36} {'wall s':>8} {'CPU s':>8} {'images/s':>10} {'ours is x faster':>17} "
+          f"{'max |diff|':>11}  note")
+    for name, seconds, cpu_s, count, diff, note in rows:
         ratio = seconds / t_ours
         d = "-" if diff is None else f"{diff:.1e}"
-        print(f"{name:<36} {seconds:>8.2f} {count / seconds:>10.0f} {ratio:>17.1f} {d:>11}  {note}")
+        print(f"{name:<36} {seconds:>8.2f} {cpu_s:>8.2f} {count / seconds:>10.0f} {ratio:>17.1f} {d:>11}  {note}")
     print(f"\nspeed target: <= 30 s for 100 images x 8 methods x 64 steps; ours took {t_ours:.1f} s"
           + ("" if (n, len(methods), steps) == (100, 8, 64) else " (not the target configuration)"))
 
