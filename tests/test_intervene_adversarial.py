@@ -6,6 +6,7 @@ from torch import nn
 from inferml_course.intervene import adversarial as adv
 
 from _explain_models import small_cnn
+from _hygiene import assert_same, snapshot  # noqa: E402
 
 
 def images(n=6, c=3, h=16, w=16, seed=1, dtype=torch.float32):
@@ -157,26 +158,6 @@ def prepared():
     model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
     model.features.block1.conv1.weight.requires_grad_(False)
     return model
-
-
-def snapshot(model):
-    return {
-        "training": [(n, m.training) for n, m in model.named_modules()],
-        "hooks": [(n, len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
-                  for n, m in model.named_modules()],
-        "requires_grad": [(n, p.requires_grad) for n, p in model.named_parameters()],
-        "grad": [(n, None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()],
-        "state": {k: v.clone() for k, v in model.state_dict().items()},
-    }
-
-
-def assert_same(a, b):
-    for key in ("training", "hooks", "requires_grad"):
-        assert a[key] == b[key], key
-    for (n, g0), (_, g1) in zip(a["grad"], b["grad"]):
-        assert (g0 is None and g1 is None) or torch.equal(g0, g1), n
-    for k, v in a["state"].items():
-        assert torch.equal(v, b["state"][k]), k
 
 
 @pytest.mark.parametrize("call", ["fgsm", "pgd", "input_gradient", "curve"])

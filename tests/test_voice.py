@@ -11,6 +11,7 @@ from _explain_models import images, small_cnn
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
+from _hygiene import assert_same, snapshot  # noqa: E402
 
 
 class LogSoftmax(nn.Module):
@@ -177,26 +178,6 @@ class Bomb(nn.Module):
             x = x.clone()
             x.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom (backward)")))
         return x
-
-
-def snapshot(model):
-    return {
-        "training": [(n, m.training) for n, m in model.named_modules()],
-        "hooks": [(n, len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks))
-                  for n, m in model.named_modules()],
-        "requires_grad": [(n, p.requires_grad) for n, p in model.named_parameters()],
-        "grad": [(n, None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()],
-        "state": {k: v.clone() for k, v in model.state_dict().items()},
-    }
-
-
-def assert_same(before, after):
-    for key in ("training", "hooks", "requires_grad"):
-        assert before[key] == after[key], key
-    for (n, g0), (_, g1) in zip(before["grad"], after["grad"]):
-        assert (g0 is None and g1 is None) or torch.equal(g0, g1), n
-    for k, v in before["state"].items():
-        assert torch.equal(v, after["state"][k]), k
 
 
 def prepared_model():
