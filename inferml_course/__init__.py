@@ -8,7 +8,7 @@ Submodules load lazily, so ``import inferml_course`` costs little more than ``im
 """
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -20,12 +20,8 @@ _SUBMODULES = (
 __all__ = ["__version__", "require", *_SUBMODULES]
 
 
-def __getattr__(name):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'inferml_course' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals())
+
 
 
 def require(version: str) -> None:

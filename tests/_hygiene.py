@@ -23,3 +23,29 @@ def assert_same(before, after):
         assert (g0 is None and g1 is None) or torch.equal(g0, g1), n
     for k, v in before["state"].items():
         assert torch.equal(v, after["state"][k]), k
+
+
+class Bomb(nn.Module):
+    """``inner`` (identity by default) that raises in the forward or the backward pass when armed
+    (``armed = "forward"`` or ``"backward"``; ``True`` means forward)."""
+
+    def __init__(self, inner=None):
+        super().__init__()
+        self.armed = None
+        self.inner = inner if inner is not None else nn.Identity()
+
+    def forward(self, x):
+        if self.armed in ("forward", True):
+            raise RuntimeError("boom (forward)")
+        if self.armed == "backward" and x.requires_grad:
+            x = x.clone()
+            x.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom (backward)")))
+        return self.inner(x)
+
+
+def arm_for_hygiene(model, bomb=None):
+    """Put a Bomb at ``classifier.dropout2``, a stale ``.grad`` and a frozen parameter into a SmallCNN."""
+    model.classifier.dropout2 = bomb if bomb is not None else Bomb()
+    model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
+    model.features.block1.conv1.weight.requires_grad_(False)
+    return model

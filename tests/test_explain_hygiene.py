@@ -6,7 +6,7 @@ from torch import nn
 from inferml_course import explain
 
 from _explain_models import images, small_cnn
-from _hygiene import assert_same, snapshot  # noqa: E402
+from _hygiene import arm_for_hygiene, assert_same, snapshot  # noqa: E402
 
 FAST = {
     "smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}, "blur_ig": {"steps": 4},
@@ -16,28 +16,8 @@ FAST = {
 CAMS = ("grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam")
 
 
-class Bomb(nn.Module):
-    """Identity that raises in the forward or the backward pass when armed."""
-
-    def __init__(self):
-        super().__init__()
-        self.armed = None
-
-    def forward(self, x):
-        if self.armed == "forward":
-            raise RuntimeError("boom (forward)")
-        if self.armed == "backward" and x.requires_grad:
-            x = x.clone()
-            x.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom (backward)")))
-        return x
-
-
 def prepared_model():
-    model = small_cnn(torch.float32)
-    model.classifier.dropout2 = Bomb()
-    model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
-    model.features.block1.conv1.weight.requires_grad_(False)
-    return model
+    return arm_for_hygiene(small_cnn(torch.float32))
 
 
 @pytest.mark.parametrize("name", explain.METHODS)

@@ -6,7 +6,7 @@ from torch import nn
 from inferml_course.intervene import adversarial as adv
 
 from _explain_models import small_cnn
-from _hygiene import assert_same, snapshot  # noqa: E402
+from _hygiene import arm_for_hygiene, assert_same, snapshot  # noqa: E402
 
 
 def images(n=6, c=3, h=16, w=16, seed=1, dtype=torch.float32):
@@ -141,23 +141,8 @@ def test_success_rates_rise_with_epsilon_on_a_trained_model():
 
 
 # ------------------------------------------------------------------------------------- hygiene
-class Bomb(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.armed = False
-
-    def forward(self, x):
-        if self.armed:
-            raise RuntimeError("boom")
-        return x
-
-
 def prepared():
-    model = cnn()
-    model.classifier.dropout2 = Bomb()
-    model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
-    model.features.block1.conv1.weight.requires_grad_(False)
-    return model
+    return arm_for_hygiene(cnn())
 
 
 @pytest.mark.parametrize("call", ["fgsm", "pgd", "input_gradient", "curve"])

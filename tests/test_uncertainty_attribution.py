@@ -15,7 +15,7 @@ from _explain_models import images, small_cnn
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
-from _hygiene import assert_same, snapshot  # noqa: E402
+from _hygiene import Bomb, arm_for_hygiene, assert_same, snapshot  # noqa: E402
 
 
 def cnn(seed=0, dtype=torch.float64, **kw):
@@ -387,27 +387,8 @@ def test_format_table_marks_by_direction():
 
 # --- hygiene and bad input ---------------------------------------------------------------------------------
 
-class Bomb(nn.Module):
-    def __init__(self, p=0.5):
-        super().__init__()
-        self.armed = None
-        self.inner = nn.Dropout(p)
-
-    def forward(self, x):
-        if self.armed == "forward":
-            raise RuntimeError("boom (forward)")
-        if self.armed == "backward" and x.requires_grad:
-            x = x.clone()
-            x.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom (backward)")))
-        return self.inner(x)
-
-
 def prepared_model():
-    model = cnn(dtype=torch.float32)
-    model.classifier.dropout2 = Bomb()
-    model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
-    model.features.block1.conv1.weight.requires_grad_(False)
-    return model
+    return arm_for_hygiene(cnn(dtype=torch.float32), Bomb(nn.Dropout(0.5)))
 
 
 CALLS = {

@@ -11,7 +11,7 @@ from _explain_models import images, small_cnn
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
-from _hygiene import assert_same, snapshot  # noqa: E402
+from _hygiene import arm_for_hygiene, assert_same, snapshot  # noqa: E402
 
 
 class LogSoftmax(nn.Module):
@@ -164,28 +164,8 @@ def test_voice_stats():
 
 # --- hygiene and bad input -------------------------------------------------------------------------------
 
-class Bomb(nn.Module):
-    """Identity that raises in the forward or the backward pass when armed."""
-
-    def __init__(self):
-        super().__init__()
-        self.armed = None
-
-    def forward(self, x):
-        if self.armed == "forward":
-            raise RuntimeError("boom (forward)")
-        if self.armed == "backward" and x.requires_grad:
-            x = x.clone()
-            x.register_hook(lambda g: (_ for _ in ()).throw(RuntimeError("boom (backward)")))
-        return x
-
-
 def prepared_model():
-    model = small_cnn(torch.float32)
-    model.classifier.dropout2 = Bomb()
-    model.features.block3.conv1.weight.grad = torch.full_like(model.features.block3.conv1.weight, 0.5)
-    model.features.block1.conv1.weight.requires_grad_(False)
-    return model
+    return arm_for_hygiene(small_cnn(torch.float32))
 
 
 @pytest.mark.parametrize("explainer", ve.EXPLAINERS)

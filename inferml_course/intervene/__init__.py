@@ -19,7 +19,7 @@ Submodules load lazily: ``from inferml_course.intervene import adversarial`` or
 """
 from __future__ import annotations
 
-import importlib
+from inferml_course._lazy import lazy_getattr
 
 _SUBMODULES = ("membership", "adversarial", "prompting", "causal", "plots", "widgets")
 _SHORTCUTS = {
@@ -35,13 +35,5 @@ _SHORTCUTS = {
 __all__ = [*_SUBMODULES, *_SHORTCUTS]
 
 
-def __getattr__(name):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    if name in _SHORTCUTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'inferml_course.intervene' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals(), _SHORTCUTS)
+

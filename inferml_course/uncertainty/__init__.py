@@ -23,8 +23,7 @@ module          contents
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
+from inferml_course._lazy import lazy_getattr
 
 _SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets")
 _SHORTCUTS = {
@@ -39,17 +38,5 @@ _SHORTCUTS = {
 __all__ = [*_SUBMODULES, *_SHORTCUTS]
 
 
-def __getattr__(name):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    if name in _SHORTCUTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_SHORTCUTS[name]}"), name)
-        globals()[name] = value
-        return value
-    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # modules added later load the same way
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'inferml_course.uncertainty' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, globals(), _SHORTCUTS)
+
