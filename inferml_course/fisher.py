@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
+from ._modes import eval_mode
 from ._validate import check_choice, check_positive_int
 
 __all__ = [
@@ -187,23 +188,6 @@ def _pick(logits: torch.Tensor, mode: str, label: torch.Tensor, noise: torch.Ten
     return label
 
 
-class _EvalMode:
-    """Context: the model in eval mode (BatchNorm running statistics, no dropout), mode restored on exit."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc):
-        for module, mode in self.modes:
-            module.training = mode
-        return False
-
-
 def _per_sample_chunks(model, x, target, params, batch_size, seed):
     """Yield (start, {name: (b, *shape)} gradients of -log p(target | x)) chunk by chunk."""
     _check_model(model)
@@ -220,7 +204,7 @@ def _per_sample_chunks(model, x, target, params, batch_size, seed):
         return -torch.log_softmax(logits, -1).gather(0, y.view(1))[0]
 
     per_sample = vmap(grad(nll), in_dims=(None, 0, 0, 0))
-    with _EvalMode(model):
+    with eval_mode(model):
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
             yield start, per_sample(fn.params, x[sl], labels[sl], noise[sl])
@@ -285,7 +269,7 @@ def fisher_trace_per_sample(model: nn.Module, x: torch.Tensor, params=None, batc
         return (lp.exp() * sq).sum()
 
     batched = vmap(trace, in_dims=(None, 0))
-    with _EvalMode(model):
+    with eval_mode(model):
         return torch.cat([batched(fn.params, x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
@@ -424,7 +408,7 @@ def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torc
     check_positive_int(batch_size, "batch_size")
     if not callable(getattr(model, "embed", None)):
         raise TypeError("model needs an .embed(x) method returning penultimate features (N, D)")
-    with _EvalMode(model):
+    with eval_mode(model):
         return torch.cat([model.embed(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._modes import eval_mode
 from ._validate import check_choice, check_images, check_positive_int
 
 __all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms", "ReflectionNetwork",
@@ -128,20 +129,6 @@ def _check_options(loss: str, reduction: str) -> None:
     check_choice(reduction, REDUCTIONS, "reduction")
 
 
-class _EvalMode:
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        for module, mode in self.modes:
-            module.training = mode
-        return False
-
-
 @torch.no_grad()
 def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", reduction: str = "sum",
                            include_bias: bool = True, layer=None, batch_size: int = 512) -> torch.Tensor:
@@ -157,7 +144,7 @@ def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross
     check_images(x, "x")
     fc = _last_layer(model, layer)
     out = []
-    with _EvalMode(model):
+    with eval_mode(model):
         for i in range(0, x.shape[0], batch_size):
             h, z = _sensing_pass(model, fc, x[i:i + batch_size])
             out.append(_features_from(h, z, loss, reduction, include_bias))
@@ -322,7 +309,7 @@ class IntrospectiveClassifier(nn.Module):
         check_images(x, "x")
         check_positive_int(batch_size, "batch_size")
         ff, intro = [], []
-        with _EvalMode(self):
+        with eval_mode(self):
             for i in range(0, x.shape[0], batch_size):
                 z, r = self.forward_both(x[i:i + batch_size])
                 ff.append(torch.softmax(z, 1))

@@ -8,30 +8,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._modes import eval_mode, restore_modes, save_modes  # noqa: F401 (eval_mode is re-exported)
 from .._validate import check_images
 
 
 # ----------------------------------------------------------------------------------------------- modes
-def _save_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
-    return [(m, m.training) for m in model.modules()]
-
-
-def _restore_modes(saved) -> None:
-    for module, flag in saved:
-        module.training = flag
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every module in eval mode; on exit restore each module's own ``training`` flag (also on errors)."""
-    saved = _save_modes(model)
-    try:
-        model.eval()
-        yield model
-    finally:
-        _restore_modes(saved)
-
-
 DROPOUT_TYPES = (nn.modules.dropout._DropoutNd,)
 
 
@@ -51,14 +32,14 @@ def mc_dropout_mode(model: nn.Module) -> Iterator[nn.Module]:
     if not any(m.p > 0 for m in drops):
         raise ValueError("model has no dropout module with p > 0, so MC dropout would return S identical "
                          "predictions; use a model with nn.Dropout layers (e.g. SmallCNN)")
-    saved = _save_modes(model)
+    saved = save_modes(model)
     try:
         model.eval()
         for m in drops:
             m.train()
         yield model
     finally:
-        _restore_modes(saved)
+        restore_modes(saved)
 
 
 # ------------------------------------------------------------------------------------------- arguments
