@@ -61,6 +61,24 @@ def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return masked.argmax(1)
 
 
+def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module):
+    """Forward ``x`` (N, C, H, W) keeping the output of ``module``: logits (N, K) and A (N, k, h, w).
+
+    A requires grad even when every parameter is frozen (the input is made to require grad), so
+    ``torch.autograd.grad(score, A)`` works; call it under ``torch.enable_grad()``.
+    """
+    n = x.shape[0]
+    xg = x.detach().requires_grad_(True)
+    with capture(module) as store:
+        logits = check_logits(model(xg), n)
+    a = store.output
+    if a is None:
+        raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
+    if a.dim() != 4 or a.shape[0] != n:
+        raise ValueError(f"layer must output feature maps (N, K, h, w); it outputs shape {tuple(a.shape)}")
+    return logits, a
+
+
 def _forward_at_layer(model, x, layer, method, target, contrast=None):
     """Check every argument, then forward ``x`` keeping the activations of ``layer``.
 
@@ -72,14 +90,7 @@ def _forward_at_layer(model, x, layer, method, target, contrast=None):
     q = as_target_tensor(contrast, n, x.device, "contrast")
     module = resolve_layer(model, layer)
     check_mode(model, method)
-    xg = x.detach().requires_grad_(True)  # so that A requires grad even when every parameter is frozen
-    with capture(module) as store:
-        logits = check_logits(model(xg), n)
-    a = store.output
-    if a is None:
-        raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
-    if a.dim() != 4 or a.shape[0] != n:
-        raise ValueError(f"layer must output feature maps (N, K, h, w); it outputs shape {tuple(a.shape)}")
+    logits, a = logits_and_feature_maps(model, x, module)
     t = resolve_targets(t, logits)
     if q is not None:
         q = resolve_targets(q, logits, "contrast")

@@ -61,7 +61,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import check_choice, check_positive_int
-from ..explain._hooks import capture, check_mode, resolve_layer
+from ..explain._hooks import check_mode, resolve_layer
+from ..explain.cam import logits_and_feature_maps
 from ..explain._targets import (as_target_tensor, check_batch_size, check_input, check_logits,
                                 output_dtype, reduce_channels, resolve_targets)
 from ..explain.maps import normalize_maps
@@ -145,15 +146,8 @@ def _cam_maps(model, x, target, layer, vectorize):
     t = as_target_tensor(target, n, x.device)
     module = resolve_layer(model, layer)
     check_mode(model, "voice")
-    xg = x.detach().requires_grad_(True)  # so the activations require grad even for frozen parameters
     with torch.enable_grad():
-        with capture(module) as store:
-            logits = check_logits(model(xg), n)
-        a = store.output
-        if a is None:
-            raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
-        if a.dim() != 4 or a.shape[0] != n:
-            raise ValueError(f"layer must output feature maps (N, K, h, w); it outputs shape {tuple(a.shape)}")
+        logits, a = logits_and_feature_maps(model, x, module)
         p = resolve_targets(t, logits)
         probs = torch.softmax(logits.detach(), 1)
         others = contrast_classes(p, logits.shape[1])
