@@ -10,9 +10,10 @@ import torch
 
 from . import plotting
 from .datasets import ImageDataset
-from .datasets.corruptions import CORRUPTIONS, corrupt
+from .datasets.corruptions import CORRUPTIONS
 from .fisher_plots import _display_and_close, format_table
 from .introspection import IntrospectiveClassifier, question_gradient_norms
+from .widgets import CorruptedImageExplorer
 
 __all__ = ["show_question_gradients", "plot_corruption_comparison", "corruption_rows", "IntrospectionExplorer",
            "format_table"]
@@ -79,7 +80,7 @@ def corruption_rows(result: dict) -> list[dict]:
     return rows
 
 
-class IntrospectionExplorer:
+class IntrospectionExplorer(CorruptedImageExplorer):
     """Pick an image, a corruption and a severity; see the introspective gradients and both predictions.
 
     Usage: ``explorer = IntrospectionExplorer(intro, test_set); display(explorer.widget)``.
@@ -87,23 +88,12 @@ class IntrospectionExplorer:
 
     def __init__(self, classifier: IntrospectiveClassifier, dataset: ImageDataset, corruptions=CORRUPTIONS,
                  seed: int = 0):
-        import ipywidgets as w
-
-        self.classifier, self.dataset, self.seed = classifier, dataset, seed
-        self.corruption = w.Dropdown(options=["none", *corruptions], value="none", description="corruption")
-        self.severity = w.IntSlider(value=3, min=1, max=5, description="severity", continuous_update=False)
-        self.index = w.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image", continuous_update=False)
-        self.output = w.Output()
-        for control in (self.corruption, self.severity, self.index):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.corruption, self.severity, self.index]), self.output])
-        self._refresh()
+        self.classifier = classifier
+        super().__init__(dataset, corruptions, seed)
 
     def compute(self, corruption: str, severity: int, index: int) -> dict:
         """Image, question-gradient norms (K, K) and both probability vectors for one setting."""
-        x = self.dataset.images[index:index + 1]
-        if corruption != "none":
-            x = corrupt(x, corruption, severity, seed=self.seed)
+        x = self.image(corruption, severity, index)
         device = next(self.classifier.parameters()).device
         x = x.to(device)
         ff, intro = self.classifier.both_proba(x)
@@ -117,8 +107,7 @@ class IntrospectionExplorer:
         label = int(self.dataset.labels[index])
         classes = self.dataset.classes
         fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [0.8, 1.2, 1.4]})
-        setting = "clean" if corruption == "none" else f"{corruption.replace('_', ' ')}, severity {severity}"
-        plotting.show_image(axes[0], r["image"], f"{setting}\ntrue: {_short(classes[label])}")
+        plotting.show_image(axes[0], r["image"], f"{self.setting(corruption, severity)}\ntrue: {_short(classes[label])}")
         show_question_gradients(r["norms"], classes, axes[1], predicted=int(r["feed_forward"].argmax()))
         k = len(classes)
         pos = np.arange(k)
@@ -134,8 +123,3 @@ class IntrospectionExplorer:
                           f"H: {_short(classes[i_pred])} ({r['introspective'][i_pred]:.0%})", fontsize=11)
         fig.tight_layout()
         return fig
-
-    def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            _display_and_close(self.draw(self.corruption.value, self.severity.value, self.index.value))
