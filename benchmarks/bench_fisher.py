@@ -8,6 +8,11 @@ Rows:
 * per-sample gradients of ``signs_cnn`` for 1 000 test images (all parameters, and the last layer
   only): :func:`inferml_course.fisher.per_sample_grads` (``torch.func`` vmap) against a Python loop
   of batch-1 forward + ``torch.autograd.grad`` calls. Target: ratio >= 10.
+* two bounds, timed on the same 1 000 images: one batched forward pass without gradients, and one
+  batched forward + backward with the gradients summed over the batch (what per-sample gradients cost
+  at the very least). Their "ratio" against the loop is the most that ANY batched per-sample method
+  could reach on this machine: if the batched forward alone takes more than a tenth of the loop's
+  time, the 10x target cannot be met here whatever the implementation.
 * the same for a small MLP on 1 000 vectors, where per-call overhead dominates.
 * introspective features of the 10 000 training signs (all K questions): the closed form in
   :func:`inferml_course.introspection.introspective_features` against K autograd backward passes
@@ -50,6 +55,19 @@ def loop_grads(model, x, y, params):
     return torch.stack(rows)
 
 
+@torch.no_grad()
+def batched_forward(model, x, batch_size=256):
+    for start in range(0, x.shape[0], batch_size):
+        model(x[start:start + batch_size])
+
+
+def batched_summed_grads(model, x, y, batch_size=256):
+    params = list(model.parameters())
+    for start in range(0, x.shape[0], batch_size):
+        loss = F.cross_entropy(model(x[start:start + batch_size]), y[start:start + batch_size], reduction="sum")
+        torch.autograd.grad(loss, params)
+
+
 def loop_question_grads(model, x):
     fc = model.last_layer
     out = []
@@ -89,6 +107,17 @@ def main():
         size = sum(p.numel() for p in chosen)
         rows.append((f"per-sample grads, signs_cnn, {label} ({size} params), {n} images", t_loop, t_fast,
                      "ratio >= 10"))
+        if params is None:
+            t_all_loop = t_loop
+
+    # Lower bounds on the time of ANY batched per-sample-gradient method for the same images: it must at
+    # least run the network forward over them, and per-sample gradients cost at least a batched backward.
+    t_forward = best_time(lambda: batched_forward(model, x), args.repeat)
+    t_summed = best_time(lambda: batched_summed_grads(model, x, y), args.repeat)
+    rows.append((f"  bound: batched forward only, no gradients, {n} images", t_all_loop, t_forward,
+                 "the most any method can reach"))
+    rows.append((f"  bound: batched forward + backward, summed (not per-sample) grads", t_all_loop, t_summed,
+                 "the most a backward-based method can reach"))
 
     mlp = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 5)).to(device).eval()
     xv = torch.randn(n, 20, device=device)

@@ -210,7 +210,7 @@ def _per_sample_chunks(model, x, target, params, batch_size, seed):
             yield start, per_sample(fn.params, x[sl], labels[sl], noise[sl])
 
 
-def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 256,
+def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
                      seed: int = 0, flatten: bool = True):
     """Gradients of ``-log p(target | x_n)`` for every sample, batched with ``torch.func``.
 
@@ -232,7 +232,7 @@ def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None
     return {n: torch.cat([g[n] for _, g in chunks]) for n in names}
 
 
-def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 256,
+def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
                    seed: int = 0) -> torch.Tensor:
     """L2 norm of each sample's loss gradient, (N,). **Higher = more surprise** (more uncertain).
 
@@ -362,7 +362,7 @@ def fisher_from_grads(grads: torch.Tensor, kind: str = "sampled", top_k: int = 1
 
 def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled", labels=None, params=None,
                        n_samples: int = 1, seed: int = 0, top_k: int = 10, full: bool = False,
-                       batch_size: int = 256) -> FisherInformation:
+                       batch_size: int = 128) -> FisherInformation:
     """Estimate the Fisher information of ``model`` on inputs ``x``.
 
     Args:
