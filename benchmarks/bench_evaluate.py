@@ -18,8 +18,9 @@ The same curves are computed four ways on signs_cnn, in one run:
 
 On a machine shared with other jobs, run it as ``OMP_NUM_THREADS=1 python benchmarks/bench_evaluate.py``:
 with two torch threads competing for busy cores we measured three times the CPU seconds for the
-same work. Measured here (2-core shared machine, one thread, load about 3): ours 31 s, the per-step
-loop 1.3x and the naive loop 3.1x slower, the frozen model 0.7x of ours.
+same work. Measured here on an idle 2-core machine with torch's default two threads: ours 13.8 s
+(27.5 CPU s), the per-step loop 1.4x and the naive loop 5.0x slower, the frozen model 0.7x of ours;
+on the same machine shared with other jobs (one thread, load about 3): ours 31 s.
 
 Reported: wall and CPU seconds of the process (medians of ``--repeats``; with one thread the CPU
 time is the work done and stays steady on a busy machine), images per second (wall), the speed-up
