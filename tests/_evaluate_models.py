@@ -2,8 +2,6 @@
 import torch
 from torch import nn
 
-from inferml_course.models import SmallCNN
-
 
 class RegionModel(nn.Module):
     """Additive logits: z_0 = sum_p w_p (x_p - 0.5) over channel-summed pixels, z_1 = 1, z_2 = -z_0 / 2
@@ -33,42 +31,3 @@ def region_setup(n=4, h=8, w=8, seed=0, dtype=torch.float64):
     model = RegionModel(weights).eval()
     perfect = (weights * (x - 0.5).sum(1))  # exact per-pixel contribution
     return model, x, perfect, region.expand(n, h, w).clone()
-
-
-def small_cnn(dtype=torch.float64, seed=0, num_classes=5):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SmallCNN(3, num_classes, width=4, hidden=16).to(dtype)
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.2, 0.2)
-                    m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
-
-
-def images(n=3, h=16, w=16, dtype=torch.float64, seed=1):
-    return torch.rand((n, 3, h, w), generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def model_state(model):
-    """Everything hygiene must leave unchanged."""
-    return {
-        "training": [m.training for m in model.modules()],
-        "requires_grad": [p.requires_grad for p in model.parameters()],
-        "grad": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-                     for m in model.modules()),
-        "params": [p.detach().clone() for p in model.parameters()],
-        "buffers": [b.detach().clone() for b in model.buffers()],
-    }
-
-
-def assert_same_state(before, after):
-    assert before["training"] == after["training"]
-    assert before["requires_grad"] == after["requires_grad"]
-    assert before["hooks"] == after["hooks"]
-    for a, b in zip(before["grad"], after["grad"]):
-        assert (a is None and b is None) or torch.equal(a, b)
-    for a, b in zip(before["params"] + before["buffers"], after["params"] + after["buffers"]):
-        assert torch.equal(a, b)

@@ -7,7 +7,9 @@ from hypothesis import given, settings, strategies as st
 from inferml_course import evaluate as ev
 from inferml_course.evaluate._common import gaussian_blur, substrate_images
 
-from _evaluate_models import assert_same_state, images, model_state, region_setup, small_cnn
+from _evaluate_models import region_setup
+from _explain_models import images, small_cnn
+from _hygiene import assert_same, snapshot
 
 
 # ------------------------------------------------------------------ a naive per-step reference loop
@@ -144,9 +146,9 @@ def test_game_optimized_map_wins_deletion_and_leaves_the_model_alone():
     x = images(n=3, h=12, w=12, dtype=torch.float32)
     for p in model.parameters():
         p.grad = torch.ones_like(p)
-    before = model_state(model)
+    before = snapshot(model)
     adv = ev.game_optimized_map(model, x, steps=8, substrate="mean")
-    assert_same_state(before, model_state(model))
+    assert_same(before, snapshot(model))
     assert adv.shape == (3, 12, 12)
     assert sorted(adv.unique().tolist()) == list(range(1, 9))  # every pixel moved at exactly one step
     g = torch.Generator().manual_seed(0)
@@ -223,9 +225,9 @@ def test_hygiene_model_untouched(call):
     for p in model.parameters():
         p.grad = torch.full_like(p, 0.5)
     model.features.requires_grad_(False)
-    before = model_state(model)
+    before = snapshot(model)
     call(model, x, torch.rand(2, 8, 8, dtype=torch.float64))
-    assert_same_state(before, model_state(model))
+    assert_same(before, snapshot(model))
 
 
 class Exploding(torch.nn.Module):
@@ -246,13 +248,13 @@ class Exploding(torch.nn.Module):
 def test_hygiene_after_an_exception(fn):
     model = Exploding(small_cnn(), ok=2)
     x = images(n=2, h=8, w=8)
-    before = model_state(model)
+    before = snapshot(model)
     with pytest.raises(RuntimeError, match="boom"):
         if fn == "insertion_deletion":
             ev.insertion_deletion(model, x, torch.rand(2, 8, 8, dtype=torch.float64), steps=4, batch_size=2)
         else:
             ev.game_optimized_map(model, x, steps=4)
-    assert_same_state(before, model_state(model))
+    assert_same(before, snapshot(model))
 
 
 def test_training_mode_is_kept_and_warned_about():

@@ -14,7 +14,7 @@ from inferml_course import evaluate as ev  # noqa: E402
 from inferml_course.evaluate import plots as evplots  # noqa: E402
 from inferml_course.evaluate.widgets import GameExplorer  # noqa: E402
 
-from _evaluate_models import images, small_cnn  # noqa: E402
+from _explain_models import images, small_cnn  # noqa: E402
 
 
 def study_setup(n=3, seed=0, csv_path=None):

@@ -8,7 +8,8 @@ from inferml_course import evaluate as ev
 from inferml_course.evaluate._common import substrate_images
 from inferml_course.evaluate.structure import _brute_force_optimal_cost, _heap_huffman_cost
 
-from _evaluate_models import images, region_setup, small_cnn
+from _evaluate_models import region_setup
+from _explain_models import images, small_cnn
 
 counts_strategy = st.lists(st.integers(0, 60), min_size=1, max_size=6).filter(lambda c: sum(c) > 0)
 
