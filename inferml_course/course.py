@@ -52,19 +52,28 @@ def colab_badge(path: Path | str) -> str:
 def setup_block() -> str:
     """The first lines of every lesson's setup cell.
 
-    On Colab it clones the repository at :data:`TESTED_REF` (so the shipped checkpoints in
-    ``data/`` come along) and installs it; everywhere it checks that the installed package is
-    the version the lesson was tested with. Elsewhere than Colab it installs nothing.
+    On Colab it clones the repository (so the shipped checkpoints in ``data/`` come along) at
+    :data:`TESTED_REF`, or at the default branch when that tag does not exist, installs it, and
+    stops with a clear message when GitHub cannot be reached; re-running the cell reuses the clone.
+    Everywhere it checks that the installed package is the version the lesson was tested with.
+    Elsewhere than Colab it installs nothing.
     """
     url = f"https://github.com/{REPOSITORY}"
     return "\n".join([
         f"{_SETUP_START} at the version these lessons were tested with.",
-        "import sys, subprocess",
+        "import os, sys, subprocess",
         'if "google.colab" in sys.modules:',
-        f'    subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "{TESTED_REF}", "{url}",',
-        '                    "/content/inferml-course"], check=False)',
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/inferml-course"], check=True)',
-        '    sys.path.insert(0, "/content/inferml-course")',
+        f'    here, url = "/content/inferml-course", "{url}"',
+        '    clone = ["git", "clone", "-q", "--depth", "1"]',
+        '    quiet = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # fail rather than ask for a password',
+        f'    for ref in (["--branch", "{TESTED_REF}"], []):  # the tested release, else the default branch',
+        '        if os.path.isdir(here) or subprocess.run(clone + ref + [url, here], env=quiet).returncode == 0:',
+        '            break',
+        '    else:',
+        '        raise RuntimeError(f"Could not download the course from {url}: check that this Colab runtime "',
+        '                           "has internet access, then run this cell again.")',
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", here], check=True)',
+        '    sys.path.insert(0, here)',
         "import inferml_course as ic",
         f'ic.require("{__version__}")  # the lesson and the package must match',
     ])
@@ -88,7 +97,7 @@ def _first_code_cell(nb):
 def with_setup_block(source: str) -> str:
     """``source`` with its Colab lines replaced by :func:`setup_block`, every other line kept in order.
 
-    The Colab lines are the marker comment, ``import sys, subprocess``, the ``if "google.colab"``
+    The Colab lines are the marker comment, ``import os, sys, subprocess``, the ``if "google.colab"``
     block, ``import inferml_course as ic`` and the ``ic.require(...)`` line.
     """
     kept, in_colab_if = [], False
@@ -97,7 +106,7 @@ def with_setup_block(source: str) -> str:
             continue
         in_colab_if = line.startswith('if "google.colab" in sys.modules')
         if in_colab_if or line.startswith((_SETUP_START, _SETUP_END)) or line.strip() in (
-                "import sys, subprocess", "import inferml_course as ic"):
+                "import sys, subprocess", "import os, sys, subprocess", "import inferml_course as ic"):
             continue
         kept.append(line)
     rest = "\n".join(kept).strip("\n")

@@ -37,6 +37,43 @@ def test_setup_block_installs_only_on_colab(tmp_path):
     assert out.stdout.startswith("ok") and not (tmp_path / "content").exists()
 
 
+_FAKE_COLAB = """
+import json, os, subprocess, sys, types
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+calls = []
+def fake_run(cmd, **kw):
+    calls.append({"cmd": cmd, "prompt": kw.get("env", {}).get("GIT_TERMINAL_PROMPT")})
+    failing = {SCENARIO!r}
+    return types.SimpleNamespace(returncode=128 if cmd[0] == "git" and ("--branch" in cmd or failing == "all")
+                                 and failing != "none" else 0)
+subprocess.run = fake_run
+os.path.isdir = lambda path: {SCENARIO!r} == "cloned" and path == "/content/inferml-course"
+"""
+
+
+@pytest.mark.parametrize("scenario, expected", [
+    ("none", ["git --branch", "pip"]),                 # the tested tag exists
+    ("tag", ["git --branch", "git", "pip"]),           # no tag: the default branch
+    ("cloned", ["pip"]),                               # the cell runs again: reuse the clone
+    ("all", None),                                     # no network: a clear error
+])
+def test_setup_block_on_a_simulated_colab(tmp_path, scenario, expected):
+    code = (_FAKE_COLAB.replace("{SCENARIO!r}", repr(scenario)) + course.setup_block()
+            + "\nprint(json.dumps(calls))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    if expected is None:
+        assert out.returncode != 0 and "internet access" in out.stderr
+        return
+    assert out.returncode == 0, out.stderr
+    calls = json.loads(out.stdout.strip().splitlines()[-1])
+    kinds = [c["cmd"][0] + (" --branch" if "--branch" in c["cmd"] else "") if c["cmd"][0] == "git" else "pip"
+             for c in calls]
+    assert kinds == expected
+    assert all(c["prompt"] == "0" for c in calls if c["cmd"][0] == "git")
+    if "git --branch" in kinds:
+        assert course.TESTED_REF in calls[0]["cmd"] and f"https://github.com/{course.REPOSITORY}" in calls[0]["cmd"]
+
+
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
 def test_slide_metadata(path):
     nb = _nb(path)
