@@ -131,17 +131,25 @@ def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     return _gradcam_like(model, x, target, layer, relu, "counterfactual_cam", -1.0)
 
 
-def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None) -> torch.Tensor:
+def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None, eps: float = 0.0) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018): pixel-weighted gradients,
-    w_k = sum_ij relu(g_ij) * g_ij^2 / (2 g_ij^2 + sum_ab A_ab * g_ij^3), with the paper's
-    exponential-score closed form (only first-order gradients, as in pytorch-grad-cam)."""
+    w_k = sum_ij relu(g_ij) * g_ij^2 / (2 g_ij^2 + sum_ab A_ab * g_ij^3 + eps), with the paper's
+    exponential-score closed form (only first-order gradients, as in pytorch-grad-cam).
+
+    ``eps`` = 0 follows the paper; pytorch-grad-cam adds eps = 1e-6 to the denominator, which
+    changes the weights where gradients are small (``eps=1e-6`` reproduces it). Where g = 0 or the
+    denominator is 0 the pixel gets no weight.
+    """
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps >= 0:
+        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
     with torch.enable_grad():
         x, logits, a, t, _ = _forward_at_layer(model, x, layer, "grad_cam_plus_plus", target)
         (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)
     a = a.detach()
     g2, g3 = g * g, g * g * g
-    denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g3
-    alpha = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), torch.zeros_like(g))
+    denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g3 + eps
+    valid = (denom != 0) & (g != 0)
+    alpha = torch.where(valid, g2 / torch.where(valid, denom, torch.ones_like(denom)), torch.zeros_like(g))
     weights = (alpha * g.clamp_min(0)).sum((2, 3))
     return _combine(a, weights, x.shape[-2:], True, output_dtype(x))
 
