@@ -116,7 +116,7 @@ def main():
     t_summed = best_time(lambda: batched_summed_grads(model, x, y), args.repeat)
     rows.append((f"  bound: batched forward only, no gradients, {n} images", t_all_loop, t_forward,
                  "the most any method can reach"))
-    rows.append((f"  bound: batched forward + backward, summed (not per-sample) grads", t_all_loop, t_summed,
+    rows.append(("  bound: batched forward + backward, summed (not per-sample) grads", t_all_loop, t_summed,
                  "the most a backward-based method can reach"))
 
     mlp = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 5)).to(device).eval()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import fisher
+from .widgets import show_figure
 
 __all__ = ["format_table", "plot_bernoulli_fisher", "BernoulliFisherExplorer", "plot_spectra", "plot_descent",
            "plot_score_distributions"]
@@ -62,13 +63,6 @@ def plot_bernoulli_fisher(theta: float = 0.3, n: int = 2000, seed: int = 0):
     return fig
 
 
-def _display_and_close(fig) -> None:
-    from IPython.display import display
-
-    display(fig)
-    plt.close(fig)
-
-
 class BernoulliFisherExplorer:
     """Slide the coin's bias and the number of Monte-Carlo draws; see the curvature and the estimates.
 
@@ -93,10 +87,7 @@ class BernoulliFisherExplorer:
         return plot_bernoulli_fisher(theta, n, self.seed)
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.theta.value, self.n.value)
-            _display_and_close(fig)
+        show_figure(self.output, self.draw, self.theta.value, self.n.value)
 
 
 def plot_spectra(spectra: dict, ax=None, title: str = "representation spectra", normalize: bool = True):

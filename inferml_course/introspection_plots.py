@@ -11,7 +11,7 @@ import torch
 from . import plotting
 from .datasets import ImageDataset
 from .datasets.corruptions import CORRUPTIONS
-from .fisher_plots import _display_and_close, format_table
+from .fisher_plots import format_table
 from .introspection import IntrospectiveClassifier, question_gradient_norms
 from .widgets import CorruptedImageExplorer
 

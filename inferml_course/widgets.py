@@ -14,6 +14,16 @@ from .datasets import ImageDataset
 from .datasets.corruptions import CORRUPTIONS, corrupt
 
 
+def show_figure(output, draw, *args) -> None:
+    """Replace what an ipywidgets ``Output`` shows with the figure ``draw(*args)`` returns, then close
+    the figure (so the notebook does not show it twice, whatever the matplotlib backend)."""
+    output.clear_output(wait=True)
+    with output:
+        fig = draw(*args)
+        display(fig)
+        plt.close(fig)
+
+
 class CorruptedImageExplorer:
     """Base of the explorers with an image slider, a corruption dropdown and a severity slider.
 
@@ -48,11 +58,7 @@ class CorruptedImageExplorer:
         raise NotImplementedError
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.corruption.value, self.severity.value, self.index.value)
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.corruption.value, self.severity.value, self.index.value)
 
 
 class CorruptionExplorer(CorruptedImageExplorer):

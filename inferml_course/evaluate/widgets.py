@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import plotting
+from ..widgets import show_figure
 from ._common import substrate_images
 from .insertion_deletion import GameResult, auc
 
@@ -72,10 +73,4 @@ class GameExplorer:
         return fig
 
     def _refresh(self):
-        from IPython.display import display
-
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.method.value, self.game.value, self.index.value, self.step.value)
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.method.value, self.game.value, self.index.value, self.step.value)

@@ -10,6 +10,7 @@ import torch
 
 from .. import plotting
 from ..datasets import ImageDataset
+from ..widgets import show_figure
 from . import cam
 from .indirect import representatives
 from .maps import normalize_maps
@@ -23,14 +24,6 @@ INTERACTIVE_OPTIONS = {
     "smoothgrad": {"samples": 25}, "integrated_gradients": {"steps": 32}, "blur_ig": {"steps": 32},
     "rise": {"n_masks": 1000}, "lime": {"samples": 200}, "kernel_shap": {"samples": 200},
 }
-
-
-def _show(fig):
-    """Display a figure inside an ``Output`` widget and close it (works with any matplotlib backend)."""
-    from IPython.display import display
-
-    display(fig)
-    plt.close(fig)
 
 
 def _device(model):
@@ -96,10 +89,7 @@ class MethodExplorer:
         return fig
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.index.value, self.method.value, self.target.value)
-            _show(fig)
+        show_figure(self.output, self.draw, self.index.value, self.method.value, self.target.value)
 
 
 class ContrastExplorer:
@@ -143,7 +133,4 @@ class ContrastExplorer:
                               self.gallery.images[rep] if rep >= 0 else None, mask)
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.index.value, self.p.value, self.q.value)
-            _show(fig)
+        show_figure(self.output, self.draw, self.index.value, self.p.value, self.q.value)

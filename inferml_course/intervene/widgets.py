@@ -13,9 +13,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
 
 from .. import plotting
+from ..widgets import show_figure
 from .causal import set_watermark
 from .plots import draw_prompts
 from .prompting import iou, segment
@@ -79,11 +79,7 @@ class WatermarkExplorer:
         self._refresh()
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.index.value, self.colour.value, self.row.value, self.col.value)
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.index.value, self.colour.value, self.row.value, self.col.value)
 
 
 class PromptExplorer:
@@ -156,8 +152,4 @@ class PromptExplorer:
         self._refresh()
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.index.value, self.points, self.labels, (self.row.value, self.col.value))
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.index.value, self.points, self.labels, (self.row.value, self.col.value))

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..plotting import overlay_heatmap, show_image
+from ..widgets import show_figure
 from .attribution import METHOD_NAMES
 from ..explain.gradients import gaussian_blur
 from .attribution_eval import _ranking
@@ -147,13 +148,7 @@ class VoiceExplorer:
         return fig
 
     def _refresh(self):
-        from IPython.display import display
-
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.index.value, self.explainer.value, self.threshold.value)
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.index.value, self.explainer.value, self.threshold.value)
 
 
 class BlurringExplorer:
@@ -197,10 +192,4 @@ class BlurringExplorer:
         return fig
 
     def _refresh(self):
-        from IPython.display import display
-
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.method.value, self.index.value, self.pixels.value)
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.method.value, self.index.value, self.pixels.value)

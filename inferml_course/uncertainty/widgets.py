@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
+from ..widgets import show_figure
 
 from .calibration import calibration_summary, fit_temperature
 from .experiments import TUTORIAL_NAMES
@@ -47,11 +47,7 @@ class TemperatureExplorer:
         return fig
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.temperature.value)
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.temperature.value)
 
 
 class ScoreDistributionExplorer:
@@ -107,8 +103,4 @@ class ScoreDistributionExplorer:
         return fig
 
     def _refresh(self):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.draw(self.corruption.value, self.severity.value, self.score.value)
-            display(fig)
-            plt.close(fig)
+        show_figure(self.output, self.draw, self.corruption.value, self.severity.value, self.score.value)
