@@ -14,20 +14,31 @@ def check_choice(value, valid: Iterable[str], argument: str) -> str:
     return value
 
 
-def check_images(x, argument: str = "x", channels: int | None = None, allow_empty: bool = False) -> torch.Tensor:
-    """Check an image batch: a floating tensor of shape (N, C, H, W), finite values."""
+def check_float_tensor(x, argument: str, form: str, dim: int | None = None, min_dim: int = 1,
+                       batch: bool = True, what: str = "") -> torch.Tensor:
+    """Check a floating tensor of finite values with ``dim`` dimensions (or at least ``min_dim``).
+
+    ``form`` is the shape as the error messages show it, e.g. ``"(N, C, H, W)"``; ``batch``: the
+    first dimension is a batch that must not be empty; ``what`` is added to the dtype message.
+    """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{argument} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
+        raise TypeError(f"{argument} must be a torch.Tensor of shape {form}, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{argument} must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}")
-    if x.dim() != 4:
-        raise ValueError(f"{argument} must have shape (N, C, H, W), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0 and not allow_empty:
+        raise TypeError(f"{argument} must be a floating-point tensor{what}, got dtype {x.dtype}")
+    if (dim is not None and x.dim() != dim) or x.dim() < min_dim:
+        raise ValueError(f"{argument} must have shape {form}, got shape {tuple(x.shape)}")
+    if batch and x.shape[0] == 0:
         raise ValueError(f"{argument} is an empty batch (N = 0)")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{argument} must have {channels} channels, got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{argument} contains NaN or infinite values")
+    return x
+
+
+def check_images(x, argument: str = "x", channels: int | None = None, allow_empty: bool = False) -> torch.Tensor:
+    """Check an image batch: a floating tensor of shape (N, C, H, W), finite values."""
+    check_float_tensor(x, argument, "(N, C, H, W)", dim=4, batch=not allow_empty, what=" with values in [0, 1]")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{argument} must have {channels} channels, got shape {tuple(x.shape)}")
     return x
 
 

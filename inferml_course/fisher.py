@@ -30,7 +30,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
 from ._modes import eval_mode
-from ._validate import check_choice, check_positive_int
+from ._validate import check_choice, check_float_tensor, check_positive_int
 
 __all__ = [
     "select_parameters", "per_sample_grads", "gradient_norms", "fisher_trace_per_sample",
@@ -50,18 +50,7 @@ MAX_FULL_MATRIX = 8192
 
 def _check_batch(x, argument: str = "x") -> torch.Tensor:
     """A non-empty floating batch (N, ...) of finite values (images (N, C, H, W) or toy vectors (N, D))."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{argument} must be a torch.Tensor of shape (N, ...), e.g. images (N, C, H, W), "
-                        f"got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{argument} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() < 2:
-        raise ValueError(f"{argument} must have a batch dimension, shape (N, ...), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{argument} is an empty batch (N = 0)")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{argument} contains NaN or infinite values")
-    return x
+    return check_float_tensor(x, argument, "(N, ...) with a batch dimension N, e.g. images (N, C, H, W)", min_dim=2)
 
 
 def _check_model(model) -> nn.Module:

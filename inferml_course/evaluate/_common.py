@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_images
+from .._validate import check_choice, check_float_tensor, check_images
 from ..explain._hooks import check_mode
 from ..explain._targets import as_target_tensor, check_logits, resolve_baseline, resolve_targets, scores_from_logits
 
@@ -49,22 +49,13 @@ def check_batch(batch_size, x: torch.Tensor | None = None, argument: str = "batc
 
 def check_maps(maps, x: torch.Tensor | None = None, argument: str = "maps", shape=None) -> torch.Tensor:
     """A map batch (N, H, W): a floating tensor, finite, matching the images ``x`` (N, C, H, W)."""
-    if not isinstance(maps, torch.Tensor):
-        raise TypeError(f"{argument} must be a torch.Tensor of shape (N, H, W), got {type(maps).__name__}")
-    if not maps.is_floating_point():
-        raise TypeError(f"{argument} must be a floating-point tensor, got dtype {maps.dtype}")
-    if maps.dim() != 3:
-        raise ValueError(f"{argument} must have shape (N, H, W), got shape {tuple(maps.shape)}")
-    if maps.shape[0] == 0:
-        raise ValueError(f"{argument} is an empty batch (N = 0)")
+    check_float_tensor(maps, argument, "(N, H, W)", dim=3)
     expected = shape
     if x is not None:
         expected = (x.shape[0], x.shape[2], x.shape[3])
     if expected is not None and tuple(maps.shape) != tuple(expected):
         raise ValueError(f"{argument} must have shape {tuple(expected)} (one map per image, at image resolution), "
                          f"got {tuple(maps.shape)}")
-    if not torch.isfinite(maps).all():
-        raise ValueError(f"{argument} contains NaN or infinite values")
     return maps
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import check_choice, check_positive_int
+from .._validate import check_choice, check_float_tensor, check_positive_int
 
 __all__ = ["STRATEGIES", "segment", "iou", "next_prompt", "simulate_annotator", "prompt_curves", "curve_summary",
            "ideal_prompts"]
@@ -49,14 +49,7 @@ STRATEGIES = ("well_placed", "over_prompting", "random")
 
 
 def _check_image(image, argument: str = "image") -> np.ndarray:
-    if not isinstance(image, torch.Tensor):
-        raise TypeError(f"{argument} must be a torch.Tensor of shape (C, H, W), got {type(image).__name__}")
-    if not image.is_floating_point():
-        raise TypeError(f"{argument} must be a floating-point tensor with values in [0, 1], got dtype {image.dtype}")
-    if image.dim() != 3:
-        raise ValueError(f"{argument} must have shape (C, H, W) (one image), got {tuple(image.shape)}")
-    if not torch.isfinite(image).all():
-        raise ValueError(f"{argument} contains NaN or infinite values")
+    check_float_tensor(image, argument, "(C, H, W) (one image)", dim=3, batch=False, what=" with values in [0, 1]")
     return image.detach().cpu().double().permute(1, 2, 0).numpy()
 
 

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_positive_int
+from .._validate import check_choice, check_float_tensor, check_positive_int
 from ..explain._hooks import check_mode, resolve_layer
 from ..explain.cam import logits_and_feature_maps
 from ..explain._targets import (as_target_tensor, check_batch_size, check_input, check_logits,
@@ -260,17 +260,7 @@ def voice_map(model: nn.Module, x: torch.Tensor, target=None, **options) -> torc
 # --- metrics -----------------------------------------------------------------------------------------------
 
 def _check_map(m, argument):
-    if not isinstance(m, torch.Tensor):
-        raise TypeError(f"{argument} must be a torch.Tensor of shape (N, H, W), got {type(m).__name__}")
-    if not m.is_floating_point():
-        raise TypeError(f"{argument} must be a floating-point tensor, got dtype {m.dtype}")
-    if m.dim() != 3:
-        raise ValueError(f"{argument} must have shape (N, H, W), got {tuple(m.shape)}")
-    if m.shape[0] == 0:
-        raise ValueError(f"{argument} is an empty batch (N = 0)")
-    if not torch.isfinite(m).all():
-        raise ValueError(f"{argument} contains NaN or infinite values")
-    return m
+    return check_float_tensor(m, argument, "(N, H, W)", dim=3)
 
 
 def iou(explanation: torch.Tensor, uncertainty: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
