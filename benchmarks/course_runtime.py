@@ -18,14 +18,7 @@ def main():
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n")
-    print("| lesson | seconds |\n|---|---|")
-    total = 0.0
-    for path in course.lesson_paths():
-        if args.lessons is None or path.name[:2] in args.lessons:
-            _, seconds = course.execute_lesson(path, progress=False)
-            total += seconds
-            print(f"| {path.stem} | {seconds:.0f} |", flush=True)
-    print(f"| total | {total:.0f} |")
+    course.print_runtimes(args.lessons, out=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":

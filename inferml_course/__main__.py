@@ -33,11 +33,7 @@ def main(argv=None) -> int:
         for path in course.lesson_paths():
             print(f"{'updated' if course.sync_notebook(path) else 'unchanged'} {path.name}")
     elif args.command == "runtimes":
-        print("| lesson | seconds |\n|---|---|")
-        for path in course.lesson_paths():
-            if args.lessons is None or path.name[:2] in args.lessons:
-                _, seconds = course.execute_lesson(path, progress=False)
-                print(f"| {path.stem} | {seconds:.0f} |", flush=True)
+        course.print_runtimes(args.lessons, out=lambda line: print(line, flush=True))
     return 0
 
 

@@ -249,6 +249,20 @@ def execute_lesson(path: Path, timeout: int = 600, progress: bool = True):
     return nb, time.perf_counter() - start
 
 
+def print_runtimes(lessons=None, out=print) -> float:
+    """Execute the lessons (numbers such as ``["00", "05"]``; default all) one after another and print
+    a markdown table of their wall-clock seconds, with the total; returns the total."""
+    out("| lesson | seconds |\n|---|---|")
+    total = 0.0
+    for path in lesson_paths():
+        if lessons is None or path.name[:2] in lessons:
+            _, seconds = execute_lesson(path, progress=False)
+            total += seconds
+            out(f"| {path.stem} | {seconds:.0f} |")
+    out(f"| total | {total:.0f} |")
+    return total
+
+
 def _lesson_title(nb, path: Path) -> str:
     for cell in nb.cells if hasattr(nb, "cells") else nb["cells"]:
         if cell["cell_type"] == "markdown":

@@ -145,3 +145,10 @@ def test_book_renders_a_lesson_that_loads_in_chromium(tmp_path):
     assert total >= 5 and ok == total, f"images loaded: {loaded}"
     assert "jp-OutputArea-output" in dom
     assert "Traceback (most recent call last)" not in dom, "a cell shows an error"
+
+
+def test_runtimes_table_for_one_lesson():
+    lines = []
+    total = course.print_runtimes(["03"], out=lines.append)
+    assert lines[0].startswith("| lesson | seconds |")
+    assert lines[1].startswith("| 03_") and lines[-1] == f"| total | {total:.0f} |" and total > 0
