@@ -249,12 +249,12 @@ def execute_lesson(path: Path, timeout: int = 600, progress: bool = True):
     return nb, time.perf_counter() - start
 
 
-def print_runtimes(lessons=None, out=print) -> float:
+def print_runtimes(lessons=None, out=print, notebook_dir: Path = NOTEBOOK_DIR) -> float:
     """Execute the lessons (numbers such as ``["00", "05"]``; default all) one after another and print
     a markdown table of their wall-clock seconds, with the total; returns the total."""
     out("| lesson | seconds |\n|---|---|")
     total = 0.0
-    for path in lesson_paths():
+    for path in lesson_paths(notebook_dir):
         if lessons is None or path.name[:2] in lessons:
             _, seconds = execute_lesson(path, progress=False)
             total += seconds

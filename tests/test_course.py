@@ -147,8 +147,14 @@ def test_book_renders_a_lesson_that_loads_in_chromium(tmp_path):
     assert "Traceback (most recent call last)" not in dom, "a cell shows an error"
 
 
-def test_runtimes_table_for_one_lesson():
+def test_runtimes_table(tmp_path):
+    import nbformat
+
+    for name in ("00_a.ipynb", "01_b.ipynb"):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1 + 1")])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / name)
     lines = []
-    total = course.print_runtimes(["03"], out=lines.append)
-    assert lines[0].startswith("| lesson | seconds |")
-    assert lines[1].startswith("| 03_") and lines[-1] == f"| total | {total:.0f} |" and total > 0
+    total = course.print_runtimes(["01"], out=lines.append, notebook_dir=tmp_path)
+    assert lines[:2] == ["| lesson | seconds |\n|---|---|", f"| 01_b | {total:.0f} |"]
+    assert lines[-1] == f"| total | {total:.0f} |" and len(lines) == 3
