@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import math
+
 import torch
 
 
@@ -52,4 +54,15 @@ def check_int_range(value, low: int, high: int, argument: str) -> int:
 def check_positive_int(value, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_number(value, argument: str, positive: bool = True, allow_zero: bool = False) -> float:
+    """A finite real number (not a bool) as a float; ``positive``: > 0, or >= 0 with ``allow_zero``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argument} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or (positive and (value < 0 or (value == 0 and not allow_zero))):
+        kind = ("non-negative " if allow_zero else "positive ") if positive else ""
+        raise ValueError(f"{argument} must be a {kind}finite number, got {value!r}")
     return value

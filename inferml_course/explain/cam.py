@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import check_number
 from ._hooks import capture, check_mode, resolve_layer
 from ._targets import as_target_tensor, check_input, check_logits, output_dtype, resolve_targets
 
@@ -140,8 +141,7 @@ def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     changes the weights where gradients are small (``eps=1e-6`` reproduces it). Where g = 0 or the
     denominator is 0 the pixel gets no weight.
     """
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps >= 0:
-        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+    eps = check_number(eps, "eps", allow_zero=True)
     with torch.enable_grad():
         x, logits, a, t, _ = _forward_at_layer(model, x, layer, "grad_cam_plus_plus", target)
         (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)

@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_positive_int
+from .._validate import check_choice, check_number, check_positive_int
 from ._hooks import capture_many, check_mode, relu_rule
 from ._targets import (CHANNELS, as_target_tensor, check_batch_size, check_input, check_logits, output_dtype,
                        reduce_channels, resolve_baseline, resolve_targets)
@@ -174,8 +174,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     check_choice(noise_type, ("relative", "absolute"), "noise_type")
     check_positive_int(samples, "samples")
     batch_size = check_batch_size(batch_size, x)
-    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+    noise = check_number(noise, "noise", allow_zero=True)
     check_mode(model, "smoothgrad")
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
@@ -328,9 +327,7 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     check_choice(channels, CHANNELS, "channels")
     check_positive_int(steps, "steps")
     batch_size = check_batch_size(batch_size, x)
-    for value, name in ((max_sigma, "max_sigma"), (grad_step, "grad_step")):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    max_sigma, grad_step = check_number(max_sigma, "max_sigma"), check_number(grad_step, "grad_step")
     check_mode(model, "blur_ig")
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)

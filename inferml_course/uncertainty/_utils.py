@@ -156,15 +156,6 @@ def check_batch_size(batch_size) -> int:
     return batch_size
 
 
-def check_number(value, argument: str, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{argument} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{argument} must be a {'positive ' if positive else ''}finite number, got {value!r}")
-    return value
-
-
 def check_model(model) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

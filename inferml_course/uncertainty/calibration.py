@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validate import check_choice
-from ._utils import (as_float_tensor, check_binary, check_labels, check_logits, check_number, check_probs,
+from .._validate import check_choice, check_number
+from ._utils import (as_float_tensor, check_binary, check_labels, check_logits, check_probs,
                      check_scores)
 
 __all__ = ["BIN_RULES", "reliability_bins", "expected_calibration_error", "ece", "maximum_calibration_error",

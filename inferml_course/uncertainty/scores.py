@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from . import bayesian, trust
-from ._utils import (check_batch_size, check_labels, check_logits, check_model, check_number, eval_mode,
+from .._validate import check_choice, check_number
+from ._utils import (check_batch_size, check_labels, check_logits, check_model, eval_mode,
                      forward_logits, forward_with_features, last_layer, validate_images)
 
 __all__ = [
@@ -302,7 +303,6 @@ def available_scores() -> tuple[str, ...]:
 
 def get_score(name: str) -> ScoreSpec:
     """The registry entry ``name`` (see :data:`SCORES`)."""
-    from .._validate import check_choice
     return SCORES[check_choice(name, available_scores(), "score name")]
 
 

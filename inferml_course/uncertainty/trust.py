@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from .._validate import check_choice
-from ._utils import (check_batch_size, check_logits, check_model, check_number, eval_mode, forward_with_features,
+from .._validate import check_choice, check_number
+from ._utils import (check_batch_size, check_logits, check_model, eval_mode, forward_with_features,
                      last_layer, validate_images)
 
 __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_topk_from_features", "purview",
