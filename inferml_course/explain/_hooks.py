@@ -59,7 +59,7 @@ _MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNor
 def check_mode(model: nn.Module, method: str) -> None:
     """Warn (never switch modes silently) when a dropout or batch-norm layer of ``model`` is in training mode."""
     if any(m.training for m in model.modules() if isinstance(m, _MODE_DEPENDENT)):
-        warnings.warn(f"{method}: the model is in training mode, so dropout makes the explanation random and "
+        warnings.warn(f"{method}: the model is in training mode, so dropout makes the result random and "
                       "batch-norm layers mix the samples of a batch and update their running statistics. "
                       "Call model.eval() first unless that is what you want.", stacklevel=3)
 

@@ -40,24 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validate import check_choice, check_images, check_positive_int
+from ..explain._hooks import check_mode
+from ..explain._targets import as_target_tensor, check_logits, resolve_targets
 
 __all__ = ["ATTACKS", "fgsm", "pgd", "attack", "input_gradient", "success_rate", "robustness_curve",
            "check_pixel_range"]
 
 #: Attacks available through :func:`attack` and :func:`robustness_curve`.
 ATTACKS = ("fgsm", "pgd")
-
-_MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
-
-
-def _warn_if_training(model: nn.Module, method: str) -> None:
-    import warnings
-
-    if any(m.training for m in model.modules() if isinstance(m, _MODE_DEPENDENT)):
-        warnings.warn(f"{method}: the model is in training mode, so dropout makes the attack random and batch-norm "
-                      "layers mix the images of a batch. Call model.eval() first unless that is what you want.",
-                      stacklevel=3)
-
 
 def check_pixel_range(x: torch.Tensor, argument: str = "x") -> torch.Tensor:
     """Images (N, C, H, W), floating point, finite, with every value in [0, 1] (pixel space)."""
@@ -85,34 +75,6 @@ def _check_bool(value, argument: str) -> bool:
     return value
 
 
-def _labels(y, n: int, device, argument: str = "y") -> torch.Tensor | None:
-    """``y`` as a LongTensor (N,) or None; the range is checked later against the logits."""
-    if y is None:
-        return None
-    if isinstance(y, bool):
-        raise TypeError(f"{argument} must be None, an int, a sequence of ints or a tensor of shape (N,), got a bool")
-    if isinstance(y, numbers.Integral):
-        return torch.full((n,), int(y), dtype=torch.long, device=device)
-    t = y if isinstance(y, torch.Tensor) else torch.as_tensor(y)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{argument} must hold integer class indices, got dtype {t.dtype}")
-    if t.shape != (n,):
-        raise ValueError(f"{argument} must have shape ({n},) (one class per image), got {tuple(t.shape)}")
-    return t.to(device=device, dtype=torch.long)
-
-
-def _check_logits(logits, n: int, y: torch.Tensor | None, argument: str = "y") -> torch.Tensor:
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != n:
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"model must return logits of shape (N, K) = ({n}, K), got {shape}")
-    if y is not None:
-        bad = (y < 0) | (y >= logits.shape[1])
-        if bool(bad.any()):
-            raise ValueError(f"{argument} out of range: {int(y[bad][0])} is not a class index from 0 to "
-                             f"{logits.shape[1] - 1}")
-    return logits
-
-
 def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, targeted: bool):
     """Gradient of the attack objective with respect to ``x`` (a fresh leaf), and the logits.
 
@@ -121,8 +83,8 @@ def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, ta
     """
     with torch.enable_grad():
         leaf = x.detach().requires_grad_(True)
-        logits = _check_logits(model(leaf), x.shape[0], y)
-        labels = logits.detach().argmax(1) if y is None else y
+        logits = check_logits(model(leaf), x.shape[0])
+        labels = resolve_targets(y, logits, "y")
         loss = F.cross_entropy(logits, labels, reduction="sum")
         if targeted:
             loss = -loss
@@ -137,10 +99,10 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = F
     """
     x = check_pixel_range(x)
     _check_bool(targeted, "targeted")
-    y = _labels(y, x.shape[0], x.device)
+    y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
-    _warn_if_training(model, "input_gradient")
+    check_mode(model, "input_gradient")
     return _loss_gradient(model, x, y, targeted)[0]
 
 
@@ -156,11 +118,11 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
     x = check_pixel_range(x)
     epsilon = _check_real(epsilon, "epsilon")
     _check_bool(targeted, "targeted")
-    y = _labels(y, x.shape[0], x.device)
+    y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
     batch_size = _check_batch_size(batch_size)
-    _warn_if_training(model, "fgsm")
+    check_mode(model, "fgsm")
     out = []
     for xb, yb in _chunks(x, y, batch_size):
         grad, _, _ = _loss_gradient(model, xb, yb, targeted)
@@ -187,11 +149,11 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     _check_bool(targeted, "targeted")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    y = _labels(y, x.shape[0], x.device)
+    y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
     batch_size = _check_batch_size(batch_size)
-    _warn_if_training(model, "pgd")
+    check_mode(model, "pgd")
     x0 = x.detach()
     if random_start:
         gen = torch.Generator(device=x.device).manual_seed(int(seed))
@@ -203,7 +165,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     for (xb, yb), sb in zip(_chunks(x0, y, batch_size), start.split(batch_size or len(x0))):
         if yb is None and random_start:  # attack the prediction on the clean image, not on the noisy start
             with torch.no_grad():
-                yb = _check_logits(model(xb), xb.shape[0], None).argmax(1)
+                yb = check_logits(model(xb), xb.shape[0]).argmax(1)
         adv = sb
         for _ in range(steps):
             grad, _, labels = _loss_gradient(model, adv, yb, targeted)
@@ -249,7 +211,7 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = Fals
     the images the model classified correctly before the attack (the usual convention).
     """
     check_images(x_adv, "x_adv")
-    y = _labels(y, x_adv.shape[0], x_adv.device)
+    y = as_target_tensor(y, x_adv.shape[0], x_adv.device, "y")
     if y is None:
         raise ValueError("y is required: the true labels (untargeted) or the target classes (targeted)")
     pred = _predict(model, x_adv, _check_batch_size(batch_size))
@@ -277,7 +239,7 @@ def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 25
     """
     check_choice(attack, ATTACKS, "attack")
     x = check_pixel_range(x)
-    y = _labels(y, x.shape[0], x.device)
+    y = as_target_tensor(y, x.shape[0], x.device, "y")
     if y is None:
         raise ValueError("y is required: the true labels")
     eps = [_check_real(e, "epsilons") for e in epsilons]
