@@ -26,27 +26,17 @@ spin and wait, so compare like with like.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from _timing import medians
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inferml_course import datasets, explain, models  # noqa: E402
 from inferml_course.uncertainty import attribution as ua, explanations as ve  # noqa: E402
-
-
-def timed(fn, repeats):
-    runs, out = [], None
-    for _ in range(repeats):
-        cpu, wall = time.process_time(), time.perf_counter()
-        out = fn()
-        runs.append((time.process_time() - cpu, time.perf_counter() - wall))
-    return out, statistics.median(c for c, _ in runs), statistics.median(w for _, w in runs)
 
 
 class LogSoftmax(nn.Module):
@@ -113,35 +103,35 @@ def main():
         rows.append((task, o_wall, o_cpu, r_wall * scale, r_cpu * scale, (r_wall * scale) / o_wall, target, diff))
 
     bayes = ua.BayesianModel(cnn, samples=20)
-    m_loop, *t_loop = timed(lambda: ua.ua_backprop(bayes, x, vectorize=False), repeats)
-    m_vec, *t_vec = timed(lambda: ua.ua_backprop(bayes, x, vectorize=True), repeats)
+    m_loop, *t_loop = medians(lambda: ua.ua_backprop(bayes, x, vectorize=False), repeats)
+    m_vec, *t_vec = medians(lambda: ua.ua_backprop(bayes, x, vectorize=True), repeats)
     n_naive = 8 if args.quick else 16
-    m_naive, *t_naive = timed(lambda: naive_ua_backprop(bayes, x[:n_naive]), 1)
+    m_naive, *t_naive = medians(lambda: naive_ua_backprop(bayes, x[:n_naive]), 1)
     row("UA-Backprop MC S=20, 64 img: default vs naive per-image loop*", t_loop, t_naive, 64 / n_naive, "<= 10 s",
         float((m_loop[:n_naive] - m_naive).abs().max()))
     row("UA-Backprop MC S=20, 64 img: default vs vectorize=True", t_loop, t_vec, 1.0, "<= 10 s",
         float((m_loop - m_vec).abs().max()))
-    e_loop, *te = timed(lambda: ua.ua_backprop(ens, x), repeats)
-    e_naive, *te_naive = timed(lambda: naive_ua_backprop(ua.BayesianModel(ens), x[:n_naive]), 1)
+    e_loop, *te = medians(lambda: ua.ua_backprop(ens, x), repeats)
+    e_naive, *te_naive = medians(lambda: naive_ua_backprop(ua.BayesianModel(ens), x[:n_naive]), 1)
     row("UA-Backprop ensemble S=5, 64 img: default vs naive*", te, te_naive, 64 / n_naive, None,
         float((e_loop[:n_naive] - e_naive).abs().max()))
 
     xo = x[:32]
     umodel = ua.UncertaintyModel(cnn, samples=20)
     segs = [explain.superpixels(xo, k) for k in (12, 40, 100)]
-    _, *t_opt = timed(lambda: ua.optimization_ua(umodel, xo, segments=segs), repeats)
+    _, *t_opt = medians(lambda: ua.optimization_ua(umodel, xo, segments=segs), repeats)
     n_single = 4 if args.quick else 8
-    _, *t_single = timed(lambda: [ua.optimization_ua(umodel, xo[i:i + 1], segments=[s[i:i + 1] for s in segs])
+    _, *t_single = medians(lambda: [ua.optimization_ua(umodel, xo[i:i + 1], segments=[s[i:i + 1] for s in segs])
                                   for i in range(n_single)], 1)
     row("Optimisation UA, 32 img batched vs one at a time*", t_opt, t_single, 32 / n_single,
         f"<= 1 s/img (ours {t_opt[1] / 32:.2f})")
 
     for explainer, n, samples in (("contrast_cam", 64, 10), ("smoothgrad", 16, 10)):
         xv = x[:n]
-        v_def, *tv = timed(lambda: ve.voice(cnn, xv, explainer=explainer, samples=samples), repeats)
+        v_def, *tv = medians(lambda: ve.voice(cnn, xv, explainer=explainer, samples=samples), repeats)
         other = explainer == "smoothgrad"   # the default vectorises Contrast-CAM and loops SmoothGrad on CPUs
-        v_vec, *tvv = timed(lambda: ve.voice(cnn, xv, explainer=explainer, samples=samples, vectorize=other), repeats)
-        v_ref, *tr = timed(lambda: voice_loop(cnn, xv, explainer, samples), repeats)
+        v_vec, *tvv = medians(lambda: ve.voice(cnn, xv, explainer=explainer, samples=samples, vectorize=other), repeats)
+        v_ref, *tr = medians(lambda: voice_loop(cnn, xv, explainer, samples), repeats)
         row(f"VOICE {explainer}, {n} img: default vs loop over classes", tv, tr, 1.0, None,
             float((v_def.uncertainty - v_ref).abs().max()))
         row(f"VOICE {explainer}, {n} img: default vs vectorize={other}", tv, tvv, 1.0, None,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 import time
 import warnings
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from _timing import medians
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inferml_course import datasets, evaluate as ev, explain, models  # noqa: E402
@@ -103,17 +103,6 @@ def frozen(model, x):
         return None
 
 
-def wall(fn, repeats):
-    """(median wall seconds, median CPU seconds of this process, last output)."""
-    times, cpus, out = [], [], None
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        out = fn()
-        times.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(times), statistics.median(cpus), out
-
-
 def max_diff(ours, theirs, rows=None):
     worst = 0.0
     for (name, game), curve in theirs.items():
@@ -157,12 +146,12 @@ def main(argv=None):
         return run
 
     ours_call(model)()  # warm-up
-    t_ours, c_ours, result = wall(ours_call(model), args.repeats)
+    result, c_ours, t_ours = medians(ours_call(model), args.repeats)
     rows = [("ours (batched)", t_ours, c_ours, images, None, "")]
     fast = frozen(model, x)
     if fast is not None:
         ours_call(fast)()
-        t_fast, c_fast, res_fast = wall(ours_call(fast), args.repeats)
+        res_fast, c_fast, t_fast = medians(ours_call(fast), args.repeats)
         diff = max(float((getattr(res_fast, g)[k] - getattr(result, g)[k]).abs().max())
                    for g in ("insertion", "deletion") for k in maps)
         rows.append(("ours, frozen model", t_fast, c_fast, images, diff, ""))
@@ -172,7 +161,7 @@ def main(argv=None):
         sync()
         return out
 
-    t_loop, c_loop, loop_out = wall(loop_call, args.repeats)
+    loop_out, c_loop, t_loop = medians(loop_call, args.repeats)
     rows.append(("per-step loop (N images per pass)", t_loop, c_loop, len(methods) * 2 * (steps + 1) * n + n,
                  max_diff(result, loop_out), ""))
 

@@ -15,40 +15,17 @@ inferml-course[bench]``) and torchvision.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from _timing import ab
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inferml_course import explain  # noqa: E402
-
-
-def timed(fn):
-    """(output, CPU seconds of this process, wall seconds) of one call."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    out = fn()
-    return out, time.process_time() - cpu, time.perf_counter() - wall
-
-
-def ab(ours, theirs, repeats):
-    """Alternate the two calls (after one warm-up each). Returns the median CPU and wall seconds of each
-    side and the last outputs."""
-    ours()
-    theirs()
-    runs = {"ours": [], "theirs": []}
-    out = {}
-    for _ in range(repeats):
-        for side, fn in (("ours", ours), ("theirs", theirs)):
-            out[side], cpu, wall = timed(fn)
-            runs[side].append((cpu, wall))
-    med = {side: (statistics.median(c for c, _ in v), statistics.median(w for _, w in v)) for side, v in runs.items()}
-    return med["ours"], med["theirs"], out["ours"], out["theirs"]
 
 
 def cases(model, x, t, layer, cfg):

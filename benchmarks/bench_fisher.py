@@ -28,27 +28,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _timing import best_wall
 from inferml_course import config, datasets, fisher, introspection, models
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up (vmap tracing, allocator)
-    times = []
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def loop_grads(model, x, y, params):
@@ -100,8 +86,8 @@ def opacus_comparison(model, x, y, repeat, batch_size=128):
         return torch.cat(out)
 
     assert torch.allclose(opacus_grads()[:20], fisher.per_sample_grads(plain, x[:20], y[:20]), atol=1e-4)
-    t_peer = best_time(opacus_grads, repeat)
-    t_ours = best_time(lambda: fisher.per_sample_grads(plain, x, y, batch_size=batch_size), repeat)
+    t_peer = best_wall(opacus_grads, repeat)
+    t_ours = best_wall(lambda: fisher.per_sample_grads(plain, x, y, batch_size=batch_size), repeat)
     return (f"per-sample grads, signs_cnn without batch norm, {x.shape[0]} images: Opacus as reference",
             t_peer, t_ours, "peer library")
 
@@ -140,8 +126,8 @@ def main():
         chosen = list(fisher.select_parameters(model, params).values())
         fast = fisher.per_sample_grads(model, x[:20], y[:20], params=params)
         assert torch.allclose(fast, loop_grads(model, x[:20], y[:20], chosen), atol=1e-5), label
-        t_loop = best_time(lambda: loop_grads(model, x, y, chosen), args.repeat)
-        t_fast = best_time(lambda: fisher.per_sample_grads(model, x, y, params=params), args.repeat)
+        t_loop = best_wall(lambda: loop_grads(model, x, y, chosen), args.repeat)
+        t_fast = best_wall(lambda: fisher.per_sample_grads(model, x, y, params=params), args.repeat)
         size = sum(p.numel() for p in chosen)
         rows.append((f"per-sample grads, signs_cnn, {label} ({size} params), {n} images", t_loop, t_fast,
                      "ratio >= 10"))
@@ -150,8 +136,8 @@ def main():
 
     # Lower bounds on the time of ANY batched per-sample-gradient method for the same images: it must at
     # least run the network forward over them, and per-sample gradients cost at least a batched backward.
-    t_forward = best_time(lambda: batched_forward(model, x), args.repeat)
-    t_summed = best_time(lambda: batched_summed_grads(model, x, y), args.repeat)
+    t_forward = best_wall(lambda: batched_forward(model, x), args.repeat)
+    t_summed = best_wall(lambda: batched_summed_grads(model, x, y), args.repeat)
     rows.append((f"  bound: batched forward only, no gradients, {n} images", t_all_loop, t_forward,
                  "the most any method can reach"))
     rows.append(("  bound: batched forward + backward, summed (not per-sample) grads", t_all_loop, t_summed,
@@ -168,16 +154,16 @@ def main():
     assert torch.allclose(fisher.per_sample_grads(mlp, xv[:20], yv[:20]), loop_grads(mlp, xv[:20], yv[:20], params),
                           atol=1e-5)
     rows.append((f"per-sample grads, MLP 20-64-64-5, {n} vectors",
-                 best_time(lambda: loop_grads(mlp, xv, yv, params), args.repeat),
-                 best_time(lambda: fisher.per_sample_grads(mlp, xv, yv), args.repeat), "ratio >= 10"))
+                 best_wall(lambda: loop_grads(mlp, xv, yv, params), args.repeat),
+                 best_wall(lambda: fisher.per_sample_grads(mlp, xv, yv), args.repeat), "ratio >= 10"))
 
     train = datasets.load("signs", "train")
     xt = train.images[:n_train].to(device)
     closed = introspection.introspective_features(model, xt[:20])
     assert torch.allclose(closed, loop_question_grads(model, xt[:20]), atol=1e-5)
     subset = 200 if args.quick else 500
-    t_loop_subset = best_time(lambda: loop_question_grads(model, xt[:subset]), 1)
-    t_closed = best_time(lambda: introspection.introspective_features(model, xt), args.repeat)
+    t_loop_subset = best_wall(lambda: loop_question_grads(model, xt[:subset]), 1)
+    t_closed = best_wall(lambda: introspection.introspective_features(model, xt), args.repeat)
     rows.append((f"introspective features, all 9 questions, {n_train} signs (loop extrapolated from {subset})",
                  t_loop_subset * n_train / subset, t_closed, "ours <= 20 s"))
 

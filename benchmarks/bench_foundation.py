@@ -5,20 +5,11 @@ Targets (issue 2): 10 000 signs <= 10 s; `import inferml_course` adds <= 1 s to 
 """
 import subprocess
 import sys
-import time
 
 import torch
 
+from _timing import best_wall
 from inferml_course.datasets import CORRUPTIONS, corrupt, generate_signs
-
-
-def best_of(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def import_overhead():
@@ -35,9 +26,9 @@ def main():
     print("| what | time | target |\n|---|---|---|")
     print(f"| import torch | {torch_s:.2f} s | |")
     print(f"| import inferml_course (+ datasets, models) after torch | {ours_s:.3f} s | <= 1 s |")
-    print(f"| generate 10 000 signs | {best_of(lambda: generate_signs(10_000, seed=0), 2):.2f} s | <= 10 s |")
+    print(f"| generate 10 000 signs | {best_wall(lambda: generate_signs(10_000, seed=0), 2):.2f} s | <= 10 s |")
     images = generate_signs(2_000, seed=1).images
-    worst = max(((best_of(lambda: corrupt(images, name, 5), 2), name) for name in CORRUPTIONS))
+    worst = max(((best_wall(lambda: corrupt(images, name, 5), 2), name) for name in CORRUPTIONS))
     print(f"| slowest corruption on 2 000 signs (severity 5: {worst[1]}) | {worst[0]:.2f} s | |")
 
 

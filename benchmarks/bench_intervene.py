@@ -12,24 +12,12 @@ Run: python benchmarks/bench_intervene.py [--device cuda] [--repeat 3]
 Ratios are ours / peer: below 1 means we are faster.
 """
 import argparse
-import time
 import warnings
 
 import numpy as np
 import torch
 
-
-def best_of(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from _timing import best_wall
 
 
 def main():
@@ -52,21 +40,21 @@ def main():
         import torchattacks
     except ImportError:
         torchattacks = None
-    fgsm_ours = best_of(lambda: adversarial.fgsm(model, x, y), args.repeat)
-    pgd_ours = best_of(lambda: adversarial.pgd(model, x, y, steps=10, random_start=False), args.repeat)
+    fgsm_ours = best_wall(lambda: adversarial.fgsm(model, x, y), args.repeat)
+    pgd_ours = best_wall(lambda: adversarial.pgd(model, x, y, steps=10, random_start=False), args.repeat)
     if torchattacks is not None:
         ta_fgsm = torchattacks.FGSM(model, eps=8 / 255)
         ta_pgd = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=10, random_start=False)
-        rows.append((f"FGSM, {len(x)} signs", fgsm_ours, "torchattacks.FGSM", best_of(lambda: ta_fgsm(x, y), args.repeat)))
+        rows.append((f"FGSM, {len(x)} signs", fgsm_ours, "torchattacks.FGSM", best_wall(lambda: ta_fgsm(x, y), args.repeat)))
         rows.append((f"PGD 10 steps, {len(x)} signs", pgd_ours, "torchattacks.PGD",
-                     best_of(lambda: ta_pgd(x, y), args.repeat)))
+                     best_wall(lambda: ta_pgd(x, y), args.repeat)))
     else:
         rows.append((f"FGSM, {len(x)} signs", fgsm_ours, "torchattacks (not installed)", float("nan")))
         rows.append((f"PGD 10 steps, {len(x)} signs", pgd_ours, "torchattacks (not installed)", float("nan")))
 
     xm = x[:8]
-    both = best_of(lambda: causal.rise_and_shape(model, xm, n_masks=500), args.repeat)
-    separate = best_of(lambda: (explain.rise(model, xm, n_masks=500), causal.shape(model, xm, n_masks=500)),
+    both = best_wall(lambda: causal.rise_and_shape(model, xm, n_masks=500), args.repeat)
+    separate = best_wall(lambda: (explain.rise(model, xm, n_masks=500), causal.shape(model, xm, n_masks=500)),
                        args.repeat)
     rows.append(("RISE + SHAPE, 8 signs x 500 masks (shared passes)", both, "explain.rise + causal.shape", separate))
 
@@ -85,12 +73,12 @@ def main():
             for _ in range(20):
                 random_walker(data, seeds, beta=400, mode="bf", channel_axis=-1)
 
-    rows.append(("segment x 20 (3 prompts)", best_of(lambda: [prompting.segment(image, points, labels)
+    rows.append(("segment x 20 (3 prompts)", best_wall(lambda: [prompting.segment(image, points, labels)
                                                             for _ in range(20)], args.repeat),
-                 "skimage random_walker x 20", best_of(direct, args.repeat)))
+                 "skimage random_walker x 20", best_wall(direct, args.repeat)))
 
     pool = datasets.generate_signs(2400, seed=7)
-    t = best_of(lambda: membership.membership_experiment(pool.images, pool.labels, "overfit", n_members=300,
+    t = best_wall(lambda: membership.membership_experiment(pool.images, pool.labels, "overfit", n_members=300,
                                                          n_shadow=3, progress=False), 1)
     rows.append(("membership experiment (overfit, 1 target + 3 shadows)", t, "", float("nan")))
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,32 +31,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from _timing import ab, medians
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inferml_course import datasets, models  # noqa: E402
 from inferml_course.uncertainty import calibration, metrics, scores, trust  # noqa: E402
-
-
-def median_time(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
-def ab(first, second, repeats):
-    """Alternate two calls after one warm-up each; medians (s) and the last outputs."""
-    first()
-    second()
-    t1, t2, o1, o2 = [], [], None, None
-    for _ in range(repeats):
-        t, o1 = median_time(first, 1)
-        t1.append(t)
-        t, o2 = median_time(second, 1)
-        t2.append(t)
-    return statistics.median(t1), statistics.median(t2), o1, o2
 
 
 # ------------------------------------------------------------------- per-sample loops (the originals)
@@ -134,16 +112,16 @@ def main():
     rows, total = [], 0.0
     for name in single:
         options = {"stats": stats} if name == "mahalanobis" else {}
-        t, _ = median_time(lambda: scores.uncertainty(name, model, x, **options), 1)
+        _, _, t = medians(lambda: scores.uncertainty(name, model, x, **options), 1)
         rows.append((name, t))
         total += t
     for name in ("ensemble", "ensemble_mi"):
-        t, _ = median_time(lambda: scores.uncertainty(name, ensemble, x), 1)
+        _, _, t = medians(lambda: scores.uncertainty(name, ensemble, x), 1)
         rows.append((f"{name} (5 members)", t))
         total += t
     cpu0 = time.process_time()
-    t_shared, _ = median_time(lambda: scores.compute_scores(model, x, single, mahalanobis_stats=stats), 1)
-    t_ens, _ = median_time(lambda: scores.compute_scores(ensemble, x, ["ensemble", "ensemble_mi"]), 1)
+    _, _, t_shared = medians(lambda: scores.compute_scores(model, x, single, mahalanobis_stats=stats), 1)
+    _, _, t_ens = medians(lambda: scores.compute_scores(ensemble, x, ["ensemble", "ensemble_mi"]), 1)
     cpu = time.process_time() - cpu0
     print(f"\n1. every score on {n} signs, one call each (seconds, lower is better)")
     print(f"{'score':<28}{'time (s)':>10}{'ms / image':>12}")
@@ -170,7 +148,7 @@ def main():
     print(f"\n2. per-sample loop (authors' batch size 1) vs batched, {n_loop} signs (seconds, lower is better)")
     print(f"{'score':<26}{'loop':>9}{'batched':>9}{'speed-up':>10}{'max rel diff':>14}")
     for name, loop, batched in cases:
-        t_loop, t_batch, o_loop, o_batch = ab(loop, batched, repeats)
+        (_, t_loop), (_, t_batch), o_loop, o_batch = ab(loop, batched, repeats)
         print(f"{name:<26}{t_loop:>9.3f}{t_batch:>9.3f}{t_loop / t_batch:>9.1f}x{rel_diff(o_batch, o_loop):>14.1e}")
 
     # ------------------------------------------------------------------------------- 3. metrics
@@ -184,7 +162,7 @@ def main():
     try:
         from torchmetrics.functional.classification import multiclass_calibration_error
 
-        t_o, t_p, o, p = ab(lambda: calibration.ece(probs, labels, 15, rule="torchmetrics"),
+        (_, t_o), (_, t_p), o, p = ab(lambda: calibration.ece(probs, labels, 15, rule="torchmetrics"),
                             lambda: multiclass_calibration_error(probs, labels, num_classes=10, n_bins=15),
                             repeats)
         print(f"{'ECE (15 bins) vs torchmetrics':<34}{t_o:>9.4f}{t_p:>9.4f}{t_p / t_o:>9.1f}x{abs(o - float(p)):>10.1e}")
@@ -193,11 +171,11 @@ def main():
     try:
         from sklearn.metrics import roc_auc_score
 
-        t_o, t_p, o, p = ab(lambda: metrics.auroc(s, y), lambda: roc_auc_score(y.numpy(), s.numpy()), repeats)
+        (_, t_o), (_, t_p), o, p = ab(lambda: metrics.auroc(s, y), lambda: roc_auc_score(y.numpy(), s.numpy()), repeats)
         print(f"{'AUROC vs scikit-learn':<34}{t_o:>9.4f}{t_p:>9.4f}{t_p / t_o:>9.1f}x{abs(o - p):>10.1e}")
     except ImportError:
         print("AUROC vs scikit-learn: skipped")
-    t_auac, _ = median_time(lambda: metrics.auac(s, y), repeats)
+    _, _, t_auac = medians(lambda: metrics.auac(s, y), repeats)
     print(f"{'AUAC (100 percentiles, tie-aware)':<34}{t_auac:>9.4f}{'-':>9}{'-':>10}{'-':>10}")
 
 
