@@ -39,15 +39,6 @@ from inferml_course import datasets, explain, models  # noqa: E402
 from inferml_course.uncertainty import attribution as ua, explanations as ve  # noqa: E402
 
 
-class LogSoftmax(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return torch.log_softmax(self.model(x), 1)
-
-
 def naive_ua_backprop(bayes, x):
     """UA-Backprop one image, one posterior sample and one logit at a time (same rules)."""
     out = []
@@ -79,7 +70,7 @@ def voice_loop(model, x, explainer, samples):
         if explainer == "contrast_cam":
             m = explain.contrast_cam(model, x, target=p, contrast=others[:, j])
         else:
-            m = explain.smoothgrad(LogSoftmax(model), x, target=others[:, j], samples=samples, channels="abs")
+            m = explain.smoothgrad(nn.Sequential(model, nn.LogSoftmax(dim=1)), x, target=others[:, j], samples=samples, channels="abs")
         maps.append(explain.normalize_maps(m))
     return explain.normalize_maps(torch.stack(maps, 1).var(1))
 

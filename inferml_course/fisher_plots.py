@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import fisher
-from .widgets import show_figure
+from .widgets import control_panel, show_figure
 
 __all__ = ["format_table", "plot_bernoulli_fisher", "BernoulliFisherExplorer", "plot_spectra", "plot_descent",
            "plot_score_distributions"]
@@ -76,10 +76,7 @@ class BernoulliFisherExplorer:
         self.theta = w.FloatSlider(value=theta, min=0.02, max=0.98, step=0.02, description="bias θ",
                                    continuous_update=False)
         self.n = w.IntSlider(value=n, min=50, max=20000, step=50, description="draws", continuous_update=False)
-        self.output = w.Output()
-        for control in (self.theta, self.n):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.theta, self.n]), self.output])
+        self.output, self.widget = control_panel([[self.theta, self.n]], self._refresh)
         self._refresh()
 
     def draw(self, theta: float, n: int):

@@ -14,6 +14,17 @@ from .datasets import ImageDataset
 from .datasets.corruptions import CORRUPTIONS, corrupt
 
 
+def control_panel(rows, on_change, observed=None):
+    """Rows of controls above an ``Output``: returns (output, box). ``on_change()`` runs whenever the
+    value of a control in ``observed`` (default: every control in ``rows``) changes."""
+    import ipywidgets as w
+
+    output = w.Output()
+    for control in observed if observed is not None else [c for row in rows for c in row]:
+        control.observe(lambda _change: on_change(), names="value")
+    return output, w.VBox([w.HBox(list(row)) for row in rows] + [output])
+
+
 def show_figure(output, draw, *args) -> None:
     """Replace what an ipywidgets ``Output`` shows with the figure ``draw(*args)`` returns, then close
     the figure (so the notebook does not show it twice, whatever the matplotlib backend)."""
@@ -38,10 +49,7 @@ class CorruptedImageExplorer:
         self.corruption = w.Dropdown(options=["none", *corruptions], value="none", description="corruption")
         self.severity = w.IntSlider(value=3, min=1, max=5, description="severity", continuous_update=False)
         self.index = w.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image", continuous_update=False)
-        self.output = w.Output()
-        for control in (self.corruption, self.severity, self.index):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.corruption, self.severity, self.index]), self.output])
+        self.output, self.widget = control_panel([[self.corruption, self.severity, self.index]], self._refresh)
         self._refresh()
 
     def image(self, corruption: str, severity: int, index: int) -> torch.Tensor:

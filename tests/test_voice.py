@@ -14,17 +14,6 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 from _hygiene import arm_for_hygiene, assert_same, snapshot  # noqa: E402
 
 
-class LogSoftmax(nn.Module):
-    """log softmax(z)_Q = -cross-entropy(z, Q): the explain package's score for the contrast maps."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return torch.log_softmax(self.model(x), 1)
-
-
 def reference_cam(model, x):
     """The authors' recipe, one contrast class at a time, through the explain package."""
     e = explain.normalize_maps(explain.grad_cam(model, x)).double()
@@ -45,7 +34,7 @@ def reference_smoothgrad(model, x, samples, channels, noise=0.15, seed=0):
     e = explain.normalize_maps(explain.smoothgrad(model, x, samples=samples, channels=channels, noise=noise,
                                                   seed=seed)).double()
     others = ve.contrast_classes(p, model(x).shape[1])
-    maps = [explain.normalize_maps(explain.smoothgrad(LogSoftmax(model), x, target=others[:, j], samples=samples,
+    maps = [explain.normalize_maps(explain.smoothgrad(nn.Sequential(model, nn.LogSoftmax(dim=1)), x, target=others[:, j], samples=samples,
                                                       channels=channels, noise=noise, seed=seed)).double()
             for j in range(others.shape[1])]
     return e, explain.normalize_maps(torch.stack(maps, 1).var(1)).double()

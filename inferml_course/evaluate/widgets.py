@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import plotting
-from ..widgets import show_figure
+from ..widgets import control_panel, show_figure
 from ._common import substrate_images
 from .insertion_deletion import GameResult, auc
 
@@ -34,10 +34,7 @@ class GameExplorer:
         self.game = w.Dropdown(options=["deletion", "insertion"], value="deletion", description="game")
         self.index = w.IntSlider(value=0, min=0, max=x.shape[0] - 1, description="image", continuous_update=False)
         self.step = w.IntSlider(value=steps // 4, min=0, max=steps, description="step", continuous_update=False)
-        self.output = w.Output()
-        for control in (self.method, self.game, self.index, self.step):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.method, self.game]), w.HBox([self.index, self.step]), self.output])
+        self.output, self.widget = control_panel([[self.method, self.game], [self.index, self.step]], self._refresh)
         self._refresh()
 
     def frame(self, method: str, game: str, index: int, step: int) -> torch.Tensor:

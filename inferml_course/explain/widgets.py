@@ -10,7 +10,7 @@ import torch
 
 from .. import plotting
 from ..datasets import ImageDataset
-from ..widgets import show_figure
+from ..widgets import control_panel, show_figure
 from . import cam
 from .indirect import representatives
 from .maps import normalize_maps
@@ -51,10 +51,7 @@ class MethodExplorer:
         self.target = w.Dropdown(options=[("predicted", -1)] + [(c, i) for i, c in enumerate(dataset.classes)],
                                  value=-1, description="explain")
         self.index = w.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image", continuous_update=False)
-        self.output = w.Output()
-        for control in (self.method, self.target, self.index):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.index, self.method, self.target]), self.output])
+        self.output, self.widget = control_panel([[self.index, self.method, self.target]], self._refresh)
         self._refresh()
 
     def explain(self, index: int, method: str, target: int = -1) -> dict:
@@ -112,10 +109,7 @@ class ContrastExplorer:
         self.p = w.Dropdown(options=[("predicted", -1)] + classes, value=-1, description="P")
         self.q = w.Dropdown(options=[("runner-up", -1)] + classes, value=-1, description="Q")
         self.index = w.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image", continuous_update=False)
-        self.output = w.Output()
-        for control in (self.p, self.q, self.index):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.index, self.p, self.q]), self.output])
+        self.output, self.widget = control_panel([[self.index, self.p, self.q]], self._refresh)
         self._refresh()
 
     def maps(self, index: int, p: int = -1, q: int = -1) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import plotting
-from ..widgets import show_figure
+from ..widgets import control_panel, show_figure
 from .causal import set_watermark
 from .plots import draw_prompts
 from .prompting import iou, segment
@@ -40,11 +40,9 @@ class WatermarkExplorer:
         self.colour = w.Dropdown(options=options, value=self._own_colour(0), description="watermark")
         self.row = w.IntSlider(value=1, min=0, max=side - self.size, description="row", continuous_update=False)
         self.col = w.IntSlider(value=1, min=0, max=side - self.size, description="column", continuous_update=False)
-        self.output = w.Output()
         self.index.observe(self._new_image, names="value")
-        for control in (self.colour, self.row, self.col):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.index, self.colour]), w.HBox([self.row, self.col]), self.output])
+        self.output, self.widget = control_panel([[self.index, self.colour], [self.row, self.col]], self._refresh,
+                                                 observed=[self.colour, self.row, self.col])
         self._refresh()
 
     def _own_colour(self, index: int) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..plotting import overlay_heatmap, show_image
-from ..widgets import show_figure
+from ..widgets import control_panel, show_figure
 from .attribution import METHOD_NAMES
 from ..explain.gradients import gaussian_blur
 from .attribution_eval import _ranking
@@ -122,10 +122,7 @@ class VoiceExplorer:
                                     description="explainer")
         self.threshold = w.FloatSlider(value=0.1, min=0.0, max=0.9, step=0.05, description="threshold",
                                        continuous_update=False)
-        self.output = w.Output()
-        for control in (self.index, self.explainer, self.threshold):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.index, self.explainer, self.threshold]), self.output])
+        self.output, self.widget = control_panel([[self.index, self.explainer, self.threshold]], self._refresh)
         self._refresh()
 
     def draw(self, index: int, explainer: str = "contrast_cam", threshold: float = 0.1):
@@ -166,10 +163,7 @@ class BlurringExplorer:
         self.method = w.Dropdown(options=[(METHOD_NAMES.get(k, k), k) for k in maps], description="method")
         self.index = w.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False)
         self.pixels = w.IntSlider(value=20, min=0, max=max_pixels, description="pixels", continuous_update=False)
-        self.output = w.Output()
-        for control in (self.method, self.index, self.pixels):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.method, self.index, self.pixels]), self.output])
+        self.output, self.widget = control_panel([[self.method, self.index, self.pixels]], self._refresh)
         self._refresh()
 
     @torch.no_grad()

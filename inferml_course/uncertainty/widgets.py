@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
-from ..widgets import show_figure
+from ..widgets import control_panel, show_figure
 
 from .calibration import calibration_summary, fit_temperature
 from .experiments import TUTORIAL_NAMES
@@ -32,9 +32,7 @@ class TemperatureExplorer:
         self.best = fit_temperature(self.logits, self.labels)
         self.temperature = w.FloatLogSlider(value=1.0, base=10, min=-0.7, max=0.9, step=0.02,
                                             description="temperature", continuous_update=False)
-        self.output = w.Output()
-        self.temperature.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([self.temperature, self.output])
+        self.output, self.widget = control_panel([[self.temperature]], self._refresh)
         self._refresh()
 
     def draw(self, temperature: float):
@@ -69,10 +67,7 @@ class ScoreDistributionExplorer:
         self.severity = w.IntSlider(value=3, min=1, max=5, description="severity", continuous_update=False)
         self.score = w.Dropdown(options=[(TUTORIAL_NAMES.get(s, s), s) for s in self.names], value=self.names[-1],
                                 description="score")
-        self.output = w.Output()
-        for control in (self.corruption, self.severity, self.score):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self.widget = w.VBox([w.HBox([self.corruption, self.severity, self.score]), self.output])
+        self.output, self.widget = control_panel([[self.corruption, self.severity, self.score]], self._refresh)
         self._refresh()
 
     def compute(self, corruption: str, severity: int) -> dict:
