@@ -70,7 +70,8 @@ def voice_loop(model, x, explainer, samples):
         if explainer == "contrast_cam":
             m = explain.contrast_cam(model, x, target=p, contrast=others[:, j])
         else:
-            m = explain.smoothgrad(nn.Sequential(model, nn.LogSoftmax(dim=1)), x, target=others[:, j], samples=samples, channels="abs")
+            log_probs = nn.Sequential(model, nn.LogSoftmax(dim=1))  # log softmax(z)_Q = -cross-entropy(z, Q)
+            m = explain.smoothgrad(log_probs, x, target=others[:, j], samples=samples, channels="abs")
         maps.append(explain.normalize_maps(m))
     return explain.normalize_maps(torch.stack(maps, 1).var(1))
 

@@ -45,7 +45,8 @@ def main():
     if torchattacks is not None:
         ta_fgsm = torchattacks.FGSM(model, eps=8 / 255)
         ta_pgd = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=10, random_start=False)
-        rows.append((f"FGSM, {len(x)} signs", fgsm_ours, "torchattacks.FGSM", best_wall(lambda: ta_fgsm(x, y), args.repeat)))
+        rows.append((f"FGSM, {len(x)} signs", fgsm_ours, "torchattacks.FGSM",
+                     best_wall(lambda: ta_fgsm(x, y), args.repeat)))
         rows.append((f"PGD 10 steps, {len(x)} signs", pgd_ours, "torchattacks.PGD",
                      best_wall(lambda: ta_pgd(x, y), args.repeat)))
     else:

@@ -34,7 +34,8 @@ def reference_smoothgrad(model, x, samples, channels, noise=0.15, seed=0):
     e = explain.normalize_maps(explain.smoothgrad(model, x, samples=samples, channels=channels, noise=noise,
                                                   seed=seed)).double()
     others = ve.contrast_classes(p, model(x).shape[1])
-    maps = [explain.normalize_maps(explain.smoothgrad(nn.Sequential(model, nn.LogSoftmax(dim=1)), x, target=others[:, j], samples=samples,
+    log_probs = nn.Sequential(model, nn.LogSoftmax(dim=1))  # log softmax(z)_Q = -cross-entropy(z, Q)
+    maps = [explain.normalize_maps(explain.smoothgrad(log_probs, x, target=others[:, j], samples=samples,
                                                       channels=channels, noise=noise, seed=seed)).double()
             for j in range(others.shape[1])]
     return e, explain.normalize_maps(torch.stack(maps, 1).var(1)).double()

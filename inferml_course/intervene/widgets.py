@@ -150,4 +150,5 @@ class PromptExplorer:
         self._refresh()
 
     def _refresh(self):
-        show_figure(self.output, self.draw, self.index.value, self.points, self.labels, (self.row.value, self.col.value))
+        show_figure(self.output, self.draw, self.index.value, self.points, self.labels,
+                    (self.row.value, self.col.value))
