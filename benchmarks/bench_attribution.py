@@ -36,16 +36,17 @@ from _timing import medians
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inferml_course import datasets, explain, models  # noqa: E402
-from inferml_course.uncertainty import attribution as ua, explanations as ve  # noqa: E402
+from inferml_course._core.hooks import capture_many  # noqa: E402
+from inferml_course.uncertainty import attribution as ua, voice as ve  # noqa: E402
 
 
 def naive_ua_backprop(bayes, x):
     """UA-Backprop one image, one posterior sample and one logit at a time (same rules)."""
     out = []
-    biased = ua._spatial_biases(bayes)
+    biased = ua.methods._spatial_biases(bayes)
     for i in range(x.shape[0]):
         xi = x[i:i + 1].detach().requires_grad_(True)
-        with torch.enable_grad(), explain._hooks.capture_many([m for m, _ in biased]) as outputs:
+        with torch.enable_grad(), capture_many([m for m, _ in biased]) as outputs:
             zs = bayes.sample_logit_list(xi)
             captured = [(o, b) for outs, (_, b) in zip(outputs, biased) for o in outs]
             inputs = [xi] + [o for o, _ in captured]
@@ -55,7 +56,7 @@ def naive_ua_backprop(bayes, x):
             for s, z in enumerate(zs):
                 for k in range(z.shape[1]):
                     grads = torch.autograd.grad(z[0, k], inputs, retain_graph=True, allow_unused=True)
-                    ev = ua._evidence_map(grads, x[i:i + 1], captured, x.shape[-2:])[0].double()
+                    ev = ua.methods._evidence_map(grads, x[i:i + 1], captured, x.shape[-2:])[0].double()
                     acc += shares[s, 0, k] * ua.psi(ev, ua.TAU2)
         out.append(acc / len(zs))
     return torch.stack(out).float()

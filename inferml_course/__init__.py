@@ -8,7 +8,7 @@ Submodules load lazily, so ``import inferml_course`` costs little more than ``im
 """
 from __future__ import annotations
 
-from ._lazy import lazy_getattr
+from ._core.lazy import lazy_package
 
 __version__ = "0.1.0"
 
@@ -20,7 +20,7 @@ _SUBMODULES = (
 __all__ = ["__version__", "require", *_SUBMODULES]
 
 
-__getattr__ = lazy_getattr(__name__, globals())
+__getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES)
 
 
 

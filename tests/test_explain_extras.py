@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
-from inferml_course import checks, explain
+from inferml_course import checks, evaluate, explain
 from inferml_course.datasets import ImageDataset
 from inferml_course.explain import gradients, indirect
 
@@ -119,12 +119,13 @@ def test_energy_inside_properties(data, scale):
     values, mask, n = data
     m = torch.tensor(values).view(n, 6, 6)
     k = torch.tensor(mask).view(n, 6, 6)
-    e = explain.energy_inside(m, k)
+    k[:, 0, 0], k[:, 0, 1] = True, False  # neither the mask nor its complement is empty (both defined)
+    e = evaluate.energy_pointing_game(m, k)
     assert ((e >= 0) & (e <= 1 + 1e-6)).all()
-    assert torch.allclose(explain.energy_inside(m * scale, k), e, atol=1e-5)      # scale invariant
-    full = explain.energy_inside(m, torch.ones_like(k))
-    assert torch.allclose(full, (m.clamp_min(0).flatten(1).sum(1) > 0).float())  # all mass inside
-    assert torch.allclose(e + explain.energy_inside(m, ~k), full, atol=1e-5)      # inside + outside
+    assert torch.allclose(evaluate.energy_pointing_game(m * scale, k), e, atol=1e-5)      # scale invariant
+    full = evaluate.energy_pointing_game(m, torch.ones_like(k))
+    assert torch.allclose(full, (m.clamp_min(0).flatten(1).sum(1) > 0).double())  # all mass inside
+    assert torch.allclose(e + evaluate.energy_pointing_game(m, ~k), full, atol=1e-5)      # inside + outside
 
 
 @settings(max_examples=60, deadline=None)
@@ -133,12 +134,14 @@ def test_pointing_game_properties(data):
     values, mask, n = data
     m = torch.tensor(values).view(n, 6, 6)
     k = torch.tensor(mask).view(n, 6, 6)
-    hit = explain.pointing_game(m, k)
+    k[:, 0, 0] = True  # a non-empty mask (an empty one has no answer: NaN, tested below)
+    hit = evaluate.pointing_game(m, k)
     assert set(hit.tolist()) <= {0.0, 1.0}
-    assert torch.equal(explain.pointing_game(torch.exp(m / 5), k), hit)  # invariant to increasing maps
-    assert torch.equal(explain.pointing_game(m, torch.zeros_like(k)), torch.zeros(n))
+    assert torch.equal(evaluate.pointing_game(torch.exp(m / 5), k), hit)  # invariant to increasing maps
+    with pytest.warns(RuntimeWarning, match="empty"):
+        assert evaluate.pointing_game(m, torch.zeros_like(k)).isnan().all()
     constant = torch.ones(n, 6, 6)
-    assert torch.equal(explain.pointing_game(constant, k), torch.zeros(n))  # a flat map points nowhere
+    assert torch.equal(evaluate.pointing_game(constant, k), torch.zeros(n, dtype=torch.float64))  # points nowhere
 
 
 def test_localisation_examples_and_errors():
@@ -147,18 +150,18 @@ def test_localisation_examples_and_errors():
     m[0, 3, 3] = 1.0
     mask = torch.zeros(1, 4, 4, dtype=torch.bool)
     mask[0, 1, 1] = True
-    assert explain.pointing_game(m, mask).item() == 1.0
-    assert explain.energy_inside(m, mask).item() == pytest.approx(0.75)
+    assert evaluate.pointing_game(m, mask).item() == 1.0
+    assert evaluate.energy_pointing_game(m, mask).item() == pytest.approx(0.75)
     mask2 = torch.zeros_like(mask)
     mask2[0, 2, 2] = True
-    assert explain.pointing_game(m, mask2).item() == 0.0
-    assert explain.pointing_game(m, mask2, tolerance=1).item() == 1.0
-    assert explain.mask_fraction(mask).item() == pytest.approx(1 / 16)
-    assert explain.energy_inside(torch.zeros(1, 4, 4), mask).item() == 0.0
+    assert evaluate.pointing_game(m, mask2).item() == 0.0
+    assert evaluate.pointing_game(m, mask2, tolerance=1).item() == 1.0
+    assert evaluate.mask_fraction(mask).item() == pytest.approx(1 / 16)
+    assert evaluate.energy_pointing_game(torch.zeros(1, 4, 4), mask).item() == 0.0
     with pytest.raises(ValueError, match="masks must have"):
-        explain.energy_inside(m, mask[:, :2])
+        evaluate.energy_pointing_game(m, mask[:, :2])
     with pytest.raises(ValueError, match="NaN"):
-        explain.pointing_game(torch.full((1, 4, 4), float("nan")), mask)
+        evaluate.pointing_game(torch.full((1, 4, 4), float("nan")), mask)
 
 
 # --- sanity check and display helpers ------------------------------------------------------------------------
@@ -166,18 +169,18 @@ def test_localisation_examples_and_errors():
 def test_randomized_copy_and_rank_correlation():
     model = small_cnn(torch.float32)
     state = torch.random.get_rng_state()
-    clone = explain.randomized_copy(model, seed=1)
+    clone = evaluate.randomized_copy(model, seed=1)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert not clone.training and clone is not model
     assert not torch.equal(clone.features.block1.conv1.weight, model.features.block1.conv1.weight)
     assert torch.equal(clone.normalize.mean, model.normalize.mean)
-    again = explain.randomized_copy(model, seed=1)
+    again = evaluate.randomized_copy(model, seed=1)
     assert all(torch.equal(a, b) for a, b in zip(clone.state_dict().values(), again.state_dict().values()))
     a = torch.randn(3, 5, 5)
-    assert torch.allclose(explain.rank_correlation(a, a), torch.ones(3))
-    assert torch.allclose(explain.rank_correlation(a, -a), -torch.ones(3))
-    assert torch.allclose(explain.rank_correlation(a, torch.exp(a)), torch.ones(3))
-    assert explain.rank_correlation(a, torch.zeros_like(a)).abs().max() == 0
+    assert torch.allclose(evaluate.rank_correlation(a, a), torch.ones(3))
+    assert torch.allclose(evaluate.rank_correlation(a, -a), -torch.ones(3))
+    assert torch.allclose(evaluate.rank_correlation(a, torch.exp(a)), torch.ones(3))
+    assert evaluate.rank_correlation(a, torch.zeros_like(a)).abs().max() == 0
 
 
 def test_normalize_maps_and_overlay():
@@ -264,7 +267,7 @@ def test_lesson02_checkers():
     with pytest.raises(AssertionError, match="TRY AGAIN"):
         checks.check_ig_completeness(gap + 1, model, x, None, steps=4)
     a, b = torch.randn(4, 5, 5), torch.randn(4, 5, 5)
-    rho = explain.rank_correlation(a, b).mean().item()
+    rho = evaluate.rank_correlation(a, b).mean().item()
     assert checks.check_rank_correlation(rho, a, b)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
         checks.check_rank_correlation(rho + 0.1, a, b)

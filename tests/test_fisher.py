@@ -357,7 +357,7 @@ def test_bad_params_and_options(cnn, images, monkeypatch):
         fisher.fisher_information(cnn, images, kind="empirical")
     with pytest.raises(ValueError, match="labels"):
         fisher.fisher_information(cnn, images, labels=torch.zeros(7, dtype=torch.long))
-    monkeypatch.setattr(fisher, "MAX_FULL_MATRIX", 100)
+    monkeypatch.setattr(fisher.information, "MAX_FULL_MATRIX", 100)
     with pytest.raises(ValueError, match="full"):
         fisher.fisher_information(cnn, images, full=True)
     with pytest.raises(ValueError, match="max_params"):
@@ -405,7 +405,7 @@ def test_lesson01_figures_and_widget():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from inferml_course import fisher_plots
+    from inferml_course import fisher as fisher_plots
 
     try:
         fig = fisher_plots.plot_bernoulli_fisher(0.3, n=500)

@@ -264,7 +264,7 @@ def test_lesson04_figures_and_widget(cnn):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from inferml_course import introspection_plots
+    from inferml_course import introspection as introspection_plots
     from inferml_course.datasets import ImageDataset
 
     gen = torch.Generator().manual_seed(0)

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from inferml_course.explain.gradients import fullgrad_terms
-from inferml_course.uncertainty import attribution as ua, attribution_eval as ev
+from inferml_course.uncertainty import attribution as ua
+from inferml_course.uncertainty import attribution as ev
 from inferml_course.uncertainty.bayesian import decompose
 
 from _explain_models import images, small_cnn
@@ -504,7 +505,7 @@ def test_figures_and_widget_draw():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from inferml_course.uncertainty import attribution_plots as ap
+    from inferml_course.uncertainty import attribution as ap
 
     model, x = cnn(dtype=torch.float32), images(3, dtype=torch.float32)
     u = ua.UncertaintyModel(model, samples=3)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from inferml_course import explain
-from inferml_course.uncertainty import explanations as ve
+from inferml_course.uncertainty import voice as ve
 
 from _explain_models import images, small_cnn
 
@@ -247,7 +247,7 @@ def test_figures_and_widget_draw():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from inferml_course.uncertainty import attribution_plots as ap
+    from inferml_course.uncertainty import voice as ap
 
     model, x = small_cnn(torch.float32), images(3, dtype=torch.float32)
     result = ve.voice(model, x)

@@ -40,7 +40,7 @@ def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
 
 def check_steepest_direction(answer, theta) -> bool:
     """Lesson 01: the direction of steepest descent of the logistic toy loss at ``theta`` (a 2-vector)."""
-    from ..fisher import logistic_toy_loss, toy_gradient
+    from ..fisher.toys import logistic_toy_loss, toy_gradient
 
     d = _as_tensor(answer, "direction").double().flatten()
     if d.numel() != 2:

@@ -42,7 +42,7 @@ def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, ba
 
 def check_rank_correlation(answer, maps_a: torch.Tensor, maps_b: torch.Tensor) -> bool:
     """Lesson 02: the mean Spearman rank correlation between two sets of maps (N, H, W)."""
-    from ..explain import rank_correlation
+    from ..evaluate import rank_correlation
 
     value = float(require_answer(answer, "the rank correlation"))
     expected = float(rank_correlation(maps_a, maps_b).mean())

@@ -45,7 +45,7 @@ def check_group_means(answer, values, correct, atol: float = 1e-4) -> bool:
 def check_iou_at_threshold(answer, result, threshold: float, atol: float = 1e-5) -> bool:
     """Lesson 07: VOICE's IoU per image (N,) between ``result.explanation`` and ``result.uncertainty``
     binarised at ``threshold``."""
-    from ..uncertainty.explanations import iou
+    from ..uncertainty.voice.maps import iou
 
     answer = _as_tensor(answer, "the IoU values").double().cpu().flatten()
     expected = iou(result.explanation, result.uncertainty, threshold).double().cpu()

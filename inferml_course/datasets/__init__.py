@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from .._validate import check_choice
+from .._core.checks import check_choice
 from ._base import ImageDataset
 from .anomalies import anomalies
 from .digits import digits

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import check_choice, check_positive_int
+from .._core.checks import check_choice, check_positive_int
 from ._base import ImageDataset
 from .ood import faces, noise, textures
 from .signs import SPLIT_SIZES, signs

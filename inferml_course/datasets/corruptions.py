@@ -56,7 +56,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_choice, check_images, check_int_range
+from .._core.checks import check_choice, check_images, check_int_range
 from ._base import ImageDataset
 
 __all__ = ["CORRUPTIONS", "SEVERITIES", "CIFAR_C_PARAMS", "EXTRA_PARAMS", "corrupt", "corrupted"]

@@ -6,7 +6,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_choice
+from .._core.checks import check_choice
 from ._base import ImageDataset
 
 CLASSES = tuple(str(i) for i in range(10))

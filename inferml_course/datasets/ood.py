@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_choice, check_positive_int
+from .._core.checks import check_choice, check_positive_int
 from ._base import ImageDataset
 from .signs import CLASSES as SIGN_CLASSES, new_class_signs
 

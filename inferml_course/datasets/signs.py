@@ -28,7 +28,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_choice, check_positive_int
+from .._core.checks import check_choice, check_positive_int
 from ._base import ImageDataset
 
 #: The nine classes the course models are trained on, in label order.

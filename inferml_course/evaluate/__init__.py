@@ -24,19 +24,20 @@ from .human import SCALE, PairwiseStudy, SimulatedRater, StudyResult, aggregate,
 from .insertion_deletion import GAMES, GameResult, auc, deletion_curve, game_optimized_map, insertion_curve, \
     insertion_deletion, pixel_ranks, step_counts
 from .localization import LOCALIZATION_METRICS, binarize, correlation, energy_pointing_game, iou, \
-    localization_scores, pixel_accuracy, pointing_game
+    localization_scores, mask_fraction, pixel_accuracy, pointing_game
 from .masking import MASKING_METRICS, MaskingResult, average_drop, expected_score, heatmap_masking, \
     increase_in_confidence, masked_accuracy, masked_images, to_mask, win_percentage
 from .ranking import DIRECTIONS, agreement, format_ranking, kendall_tau, merge_summaries, rank_methods
 from .structure import StructureResult, histograms, huffman_bits, huffman_code, huffman_code_lengths, \
     structure_curves, symbols
+from .sanity import randomized_copy, rank_correlation
 from ._common import OUTPUTS, SUBSTRATES, gaussian_blur, substrate_images
 
 __all__ = [
     "PairwiseStudy", "SimulatedRater", "StudyResult", "aggregate", "bootstrap_ci", "load_responses", "save_responses",
     "SCALE",
     "pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "binarize",
-    "localization_scores", "LOCALIZATION_METRICS",
+    "localization_scores", "mask_fraction", "LOCALIZATION_METRICS", "randomized_copy", "rank_correlation",
     "heatmap_masking", "MaskingResult", "masked_images", "to_mask", "average_drop", "increase_in_confidence",
     "expected_score", "masked_accuracy", "win_percentage", "MASKING_METRICS",
     "insertion_deletion", "insertion_curve", "deletion_curve", "auc", "GameResult", "pixel_ranks", "step_counts",

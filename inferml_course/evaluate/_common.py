@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_float_tensor, check_images
-from ..explain._hooks import check_mode
-from ..explain._targets import as_target_tensor, check_logits, resolve_baseline, resolve_targets, scores_from_logits
+from .._core.checks import check_choice, check_float_tensor, check_images
+from .._core.modes import check_mode
+from .._core.adapter import resolve_baseline
+from .._core.targets import as_target_tensor, check_model_output, resolve_targets, scores_from_logits
 
 __all__ = ["SUBSTRATES", "OUTPUTS", "as_map_dict", "check_maps", "substrate_images", "gaussian_blur",
            "first_pass", "score_jobs", "check_batch", "minmax"]
@@ -138,7 +139,7 @@ def first_pass(model: nn.Module, x, target, output: str, method: str):
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, method)
-    logits = check_logits(_forward(model, x), x.shape[0])
+    logits = check_model_output(_forward(model, x), x.shape[0])
     t = resolve_targets(t, logits)
     return x, t, scores_from_logits(logits, output).gather(1, t[:, None])[:, 0], logits.argmax(1)
 
@@ -161,7 +162,7 @@ def score_jobs(model: nn.Module, total: int, build, targets: torch.Tensor, outpu
     for start in range(0, total, batch_size):
         stop = min(total, start + batch_size)
         images = build(start, stop)
-        logits = check_logits(_forward(model, images), stop - start)
+        logits = check_model_output(_forward(model, images), stop - start)
         scores.append(scores_from_logits(logits, output).gather(1, targets[start:stop, None])[:, 0])
         if want_prediction:
             predicted.append(logits.argmax(1))

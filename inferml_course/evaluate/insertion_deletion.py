@@ -45,9 +45,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._validate import check_choice, check_images, check_positive_int
-from ..explain._hooks import check_mode
-from ..explain._targets import as_target_tensor, check_logits, resolve_targets
+from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.modes import check_mode
+from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, score_jobs, substrate_images
 
 __all__ = ["insertion_curve", "deletion_curve", "insertion_deletion", "auc", "pixel_ranks", "step_counts",
@@ -251,7 +251,7 @@ def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str
     x = x.detach()
     with torch.no_grad():  # the classes to play for, read on x (1 forward pass over the N images)
         t = torch.cat([resolve_targets(None if t is None else t[a:a + batch_size],
-                                       check_logits(model(x[a:a + batch_size]), x[a:a + batch_size].shape[0]))
+                                       check_model_output(model(x[a:a + batch_size]), x[a:a + batch_size].shape[0]))
                        for a in range(0, n, batch_size)])
     sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype).detach()
     counts = step_counts(hw, steps, x.device)

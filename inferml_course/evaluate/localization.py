@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ._common import check_maps, minmax, warn_nan
 
 __all__ = ["pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "binarize",
-           "localization_scores", "LOCALIZATION_METRICS"]
+           "localization_scores", "mask_fraction", "LOCALIZATION_METRICS"]
 
 #: Every localisation metric here; all are higher-is-better.
 LOCALIZATION_METRICS = {"pointing_game": "higher is better", "energy_pointing_game": "higher is better",
@@ -156,3 +156,12 @@ def localization_scores(maps, masks: torch.Tensor, threshold: float = 0.5, toler
             "pixel_accuracy": float(pixel_accuracy(m, masks, threshold).nanmean()),
         }
     return out
+
+
+def mask_fraction(masks: torch.Tensor) -> torch.Tensor:
+    """The area share (N,) of each mask (N, H, W): the energy a uniform map puts inside it, the chance
+    level of :func:`energy_pointing_game`."""
+    if not isinstance(masks, torch.Tensor) or masks.dim() != 3:
+        shape = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
+        raise ValueError(f"masks must be a tensor of shape (N, H, W), got {shape}")
+    return masks.flatten(1).float().mean(1)

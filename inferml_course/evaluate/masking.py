@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._validate import check_choice, check_images
+from .._core.checks import check_choice, check_images
 from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, minmax, score_jobs,
                       substrate_images)
 

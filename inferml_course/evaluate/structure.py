@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._validate import check_choice
+from .._core.checks import check_choice
 from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, minmax, score_jobs, substrate_images
 
 __all__ = ["huffman_code_lengths", "huffman_bits", "huffman_code", "symbols", "histograms", "structure_curves",

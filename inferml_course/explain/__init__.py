@@ -12,7 +12,7 @@ Direct explanations answer "why this decision?" with a map (N, H, W) over the in
 
 :func:`explain` and :data:`METHODS` loop over them by name. Indirect explanations (filters,
 activations, maximally activating patches, neighbours, embeddings) live in :mod:`.indirect`;
-:mod:`.localization` scores maps against masks; :mod:`.sanity` holds the randomisation check;
+Scores of maps against masks and the randomisation check are evaluations: :mod:`inferml_course.evaluate`;
 :func:`normalize_maps` and :func:`overlay` prepare maps for display. Module docstrings list each
 method's cost and every default in which we differ from Captum.
 """
@@ -22,12 +22,10 @@ from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, inp
     quadrature, saliency, smoothgrad
 from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, \
     nearest_neighbours, neighbour_agreement, project, receptive_field, representatives
-from .localization import energy_inside, mask_fraction, pointing_game
 from .maps import normalize_maps, overlay
 from .online import can_download
 from .perturbation import kernel_shap, lime, occlusion, rise, superpixels
 from .registry import FAMILIES, METHODS, SIGNED, explain, method
-from .sanity import randomized_copy, rank_correlation
 
 __all__ = [
     "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients", "blur_ig",
@@ -35,6 +33,5 @@ __all__ = [
     "contrast_cam", "explanatory_paradigms", "runner_up", "PARADIGMS", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
-    "nearest_neighbours", "neighbour_agreement", "project", "representatives", "pointing_game", "energy_inside", "mask_fraction",
-    "randomized_copy", "rank_correlation", "can_download",
+    "nearest_neighbours", "neighbour_agreement", "project", "representatives", "can_download",
 ]

@@ -44,9 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_number
-from ._hooks import capture, check_mode, resolve_layer
-from ._targets import as_target_tensor, check_input, check_logits, output_dtype, resolve_targets
+from .._core.checks import check_number
+from .._core.adapter import resolve_layer
+from .._core.hooks import capture
+from .._core.modes import check_mode
+from .._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
            "runner_up", "PARADIGMS"]
@@ -71,7 +73,7 @@ def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module
     n = x.shape[0]
     xg = x.detach().requires_grad_(True)
     with capture(module) as store:
-        logits = check_logits(model(xg), n)
+        logits = check_model_output(model(xg), n)
     a = store.output
     if a is None:
         raise ValueError("layer did not run during the forward pass; pick a layer the model uses")

@@ -57,10 +57,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_number, check_positive_int
-from ._hooks import capture_many, check_mode, relu_rule
-from ._targets import (CHANNELS, as_target_tensor, check_batch_size, check_input, check_logits, output_dtype,
-                       reduce_channels, resolve_baseline, resolve_targets)
+from .._core.checks import check_choice, check_number, check_positive_int
+from .._core.hooks import capture_many, relu_rule
+from .._core.modes import check_mode
+from .._core.adapter import implicit_bias, resolve_baseline
+from .._core.batching import check_batch_size
+from .._core.images import CHANNELS, reduce_channels
+from .._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
 
 __all__ = ["saliency", "input_x_gradient", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients",
            "blur_ig", "fullgrad", "quadrature", "RULES", "SMOOTHGRAD_BASES"]
@@ -83,7 +86,7 @@ def _single_pass(model, x, target, channels, rule, method, multiply):
     t = as_target_tensor(target, x.shape[0], x.device)
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad(), (relu_rule(model, rule) if rule else nullcontext()):
-        logits = check_logits(model(xg), x.shape[0])
+        logits = check_model_output(model(xg), x.shape[0])
         t = resolve_targets(t, logits)
         (grad,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), xg)
     return _finish(grad * x if multiply else grad, x, channels)
@@ -119,7 +122,7 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target=None, channels: str = "s
 
 def _predicted(model, x):
     with torch.no_grad():
-        return check_logits(model(x), x.shape[0]).argmax(1)
+        return check_model_output(model(x), x.shape[0]).argmax(1)
 
 
 def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None, multiply=False):
@@ -137,7 +140,7 @@ def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None
         for start in range(0, n_points, per_chunk):
             ks = list(range(start, min(n_points, start + per_chunk)))
             inp = point(ks).detach().requires_grad_(True)
-            logits = check_logits(model(inp), inp.shape[0])
+            logits = check_model_output(model(inp), inp.shape[0])
             if start == 0:
                 t = resolve_targets(t, logits[:n])
             chosen = logits.gather(1, t.repeat(len(ks))[:, None])
@@ -268,7 +271,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     if not return_gap:
         return result
     with torch.no_grad():
-        ends = check_logits(model(torch.cat([xd, b])), 2 * n)
+        ends = check_model_output(model(torch.cat([xd, b])), 2 * n)
         z_x, z_b = ends[:n].gather(1, t[:, None])[:, 0], ends[n:].gather(1, t[:, None])[:, 0]
     gap = attr.sum((1, 2, 3)) - (z_x - z_b)
     return result, gap.to(output_dtype(x)).detach()
@@ -346,7 +349,7 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
             blurred = gaussian_blur(reps, s)
             along = (gaussian_blur(reps, s + grad_step) - blurred) / grad_step  # d x_sigma / d sigma
             inp = blurred.detach().requires_grad_(True)
-            logits = check_logits(model(inp), inp.shape[0])
+            logits = check_model_output(model(inp), inp.shape[0])
             if start == 0:
                 t = resolve_targets(t, logits[:n])
             (grad,) = torch.autograd.grad(logits.gather(1, t.repeat(len(ks))[:, None]).sum(), inp)
@@ -357,24 +360,6 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
 
 # --- FullGrad -----------------------------------------------------------------------------------------------
 
-def _implicit_bias(module: nn.Module):
-    """The bias a module adds to its output channels, or None (conv and linear biases, the
-    effective bias of an eval-mode batch norm, and the course's ``Normalize`` layer)."""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        return None if module.bias is None else module.bias.detach()
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats \
-            and module.running_mean is not None:
-        scale = torch.rsqrt(module.running_var.detach() + module.eps)
-        if module.weight is not None:
-            scale = scale * module.weight.detach()
-        bias = -module.running_mean.detach() * scale
-        return bias + module.bias.detach() if module.bias is not None else bias
-    mean, std = getattr(module, "mean", None), getattr(module, "std", None)
-    if type(module).__name__ == "Normalize" and isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):
-        return -(mean / std).detach()
-    return None
-
-
 def fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     """The FullGrad decomposition of the target logit: (x * grad_x, [bias * grad of each biased layer
     output]); for a ReLU network in eval mode the sum of all terms equals z_t(x) exactly."""
@@ -382,10 +367,10 @@ def fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     check_mode(model, "fullgrad")
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
-    biased = [(m, b) for m in model.modules() if (b := _implicit_bias(m)) is not None]
+    biased = [(m, b) for m in model.modules() if (b := implicit_bias(m)) is not None]
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad(), capture_many([m for m, _ in biased]) as outputs:
-        logits = check_logits(model(xg), n)
+        logits = check_model_output(model(xg), n)
         t = resolve_targets(t, logits)
         flat = [(out, b) for outs, (_, b) in zip(outputs, biased) for out in outs]
         grads = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), [xg] + [o for o, _ in flat],

@@ -17,9 +17,10 @@ import math
 import torch
 from torch import nn
 
-from .._validate import check_choice, check_images, check_positive_int
-from ._hooks import capture, resolve_layer
-from ._targets import check_batch_size
+from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.adapter import resolve_layer
+from .._core.hooks import capture
+from .._core.batching import check_batch_size
 
 __all__ = ["first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
            "nearest_neighbours", "neighbour_agreement", "project", "representatives"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import check_choice
+from .._core.checks import check_choice
 
 __all__ = ["normalize_maps", "overlay"]
 

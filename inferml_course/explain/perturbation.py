@@ -53,10 +53,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_positive_int
-from ._hooks import check_mode
-from ._targets import (as_target_tensor, check_batch_size, check_input, check_logits, output_dtype,
-                       resolve_baseline, resolve_targets, scores_from_logits)
+from .._core.checks import check_choice, check_positive_int
+from .._core.modes import check_mode
+from .._core.adapter import resolve_baseline
+from .._core.batching import check_batch_size
+from .._core.targets import (as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets,
+    scores_from_logits)
 
 __all__ = ["occlusion", "rise", "lime", "kernel_shap", "superpixels", "occlusion_windows", "rise_masks", "OUTPUTS"]
 
@@ -78,7 +80,7 @@ def _scores(model, images, t, output, batch_size):
     out = []
     step = images.shape[0] if batch_size is None else batch_size
     for i in range(0, images.shape[0], step):
-        logits = check_logits(model(images[i:i + step]), images[i:i + step].shape[0])
+        logits = check_model_output(model(images[i:i + step]), images[i:i + step].shape[0])
         out.append(scores_from_logits(logits, output).gather(1, t[i:i + step, None])[:, 0])
     return torch.cat(out)
 
@@ -89,7 +91,7 @@ def _start(model, x, target, output, method):
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, method)
-    logits = check_logits(model(x), x.shape[0])
+    logits = check_model_output(model(x), x.shape[0])
     t = resolve_targets(t, logits)
     return x, t, scores_from_logits(logits, output).gather(1, t[:, None])[:, 0]
 

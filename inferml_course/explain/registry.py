@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .._validate import check_choice
+from .._core.checks import check_choice
 from . import cam, gradients, perturbation
 
 __all__ = ["METHODS", "FAMILIES", "SIGNED", "explain", "method"]

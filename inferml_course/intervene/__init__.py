@@ -19,7 +19,7 @@ Submodules load lazily: ``from inferml_course.intervene import adversarial`` or
 """
 from __future__ import annotations
 
-from inferml_course._lazy import lazy_getattr
+from .._core.lazy import lazy_package
 
 _SUBMODULES = ("membership", "adversarial", "prompting", "causal", "plots", "widgets")
 _SHORTCUTS = {
@@ -35,5 +35,5 @@ _SHORTCUTS = {
 __all__ = [*_SUBMODULES, *_SHORTCUTS]
 
 
-__getattr__ = lazy_getattr(__name__, globals(), _SHORTCUTS)
+__getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES, _SHORTCUTS)
 

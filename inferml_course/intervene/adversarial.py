@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_images, check_positive_int
-from ..explain._hooks import check_mode
-from ..explain._targets import as_target_tensor, check_logits, resolve_targets
+from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.modes import check_mode
+from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 
 __all__ = ["ATTACKS", "fgsm", "pgd", "attack", "input_gradient", "success_rate", "robustness_curve",
            "check_pixel_range"]
@@ -83,7 +83,7 @@ def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, ta
     """
     with torch.enable_grad():
         leaf = x.detach().requires_grad_(True)
-        logits = check_logits(model(leaf), x.shape[0])
+        logits = check_model_output(model(leaf), x.shape[0])
         labels = resolve_targets(y, logits, "y")
         loss = F.cross_entropy(logits, labels, reduction="sum")
         if targeted:
@@ -165,7 +165,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     for (xb, yb), sb in zip(_chunks(x0, y, batch_size), start.split(batch_size or len(x0))):
         if yb is None and random_start:  # attack the prediction on the clean image, not on the noisy start
             with torch.no_grad():
-                yb = check_logits(model(xb), xb.shape[0]).argmax(1)
+                yb = check_model_output(model(xb), xb.shape[0]).argmax(1)
         adv = sb
         for _ in range(steps):
             grad, _, labels = _loss_gradient(model, adv, yb, targeted)

@@ -49,7 +49,7 @@ import numbers
 import torch
 from torch import nn
 
-from .._validate import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_images, check_positive_int
 
 __all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
@@ -231,7 +231,7 @@ def mask_coverage(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, s
 
 def _resolve_batch(batch_size, x):
     """Images per forward pass: an int, None (all) or "auto" (256 images of 32 x 32 on a CPU, 4096 on a GPU)."""
-    from ..explain._targets import check_batch_size
+    from .._core.batching import check_batch_size
 
     if isinstance(batch_size, str) and batch_size == "auto":
         pixels = (256 if x.device.type == "cpu" else 4096) * 32 * 32
@@ -260,9 +260,10 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
     as our RISE) or ``"logit"`` (the released SHAPE code scores raw logits). Cost: N (1 + n_masks)
     forward images.
     """
-    from ..explain._hooks import check_mode
-    from ..explain._targets import (as_target_tensor, check_input, check_logits, output_dtype, resolve_baseline,
-                                    resolve_targets, scores_from_logits)
+    from .._core.modes import check_mode
+    from .._core.adapter import resolve_baseline
+    from .._core.targets import (as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets,
+        scores_from_logits)
     from ..explain.perturbation import OUTPUTS, rise_masks
 
     check_positive_int(n_masks, "n_masks")
@@ -273,7 +274,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, "rise_and_shape")
-    logits = check_logits(model(x), x.shape[0])
+    logits = check_model_output(model(x), x.shape[0])
     t = resolve_targets(t, logits)
     base = scores_from_logits(logits, output).gather(1, t[:, None])[:, 0]  # f(x) (N,)
     n, c, h, w = x.shape
@@ -285,7 +286,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
     for i in range(0, n_masks, step):
         mi = masks[i:i + step]
         blended = (b.unsqueeze(0) + mi[:, None, None] * (x.unsqueeze(0) - b.unsqueeze(0))).reshape(-1, c, h, w)
-        out = check_logits(model(blended), blended.shape[0])
+        out = check_model_output(model(blended), blended.shape[0])
         s = scores_from_logits(out, output).gather(1, t.repeat(mi.shape[0])[:, None])[:, 0].view(-1, n)  # (p, N)
         flat = mi.reshape(-1, h * w)
         rise_sum += s.t() @ flat

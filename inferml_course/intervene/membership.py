@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_images, check_positive_int
 
 __all__ = ["TinyMLP", "RECIPES", "FEATURES", "CLASSIFIERS", "train_recipe", "model_outputs", "split_pools",
            "Shadow", "train_shadow_models", "attack_features", "ShadowAttack", "loss_scores", "confidence_scores",

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._validate import check_choice, check_float_tensor, check_positive_int
+from .._core.checks import check_choice, check_float_tensor, check_positive_int
 
 __all__ = ["STRATEGIES", "segment", "iou", "next_prompt", "simulate_annotator", "prompt_curves", "curve_summary",
            "ideal_prompts"]

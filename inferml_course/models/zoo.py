@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .. import config
-from .._validate import check_choice
+from .._core.checks import check_choice
 from .architectures import Ensemble, SmallCNN
 from .training import train_model
 

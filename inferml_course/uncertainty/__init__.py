@@ -19,13 +19,16 @@ module          contents
 ``experiments`` the lessons' tables: corrupted test mixes, misprediction / corruption / OOD tables
 ``plots``       reliability diagrams, uncertainty maps, score histograms, the GradTrust quadrant plot
 ``widgets``     live-teaching widgets (temperature explorer, score distributions under corruption)
+``voice``       (subpackage) VOICE: uncertainty maps from the variance of contrastive explanations
+``attribution`` (subpackage) uncertainty attribution: UA-Backprop, optimisation-based UA, blurring test
 ==============  =====================================================================================
 """
 from __future__ import annotations
 
-from inferml_course._lazy import lazy_getattr
+from .._core.lazy import lazy_package
 
-_SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets")
+_SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets",
+               "voice", "attribution")
 _SHORTCUTS = {
     "SCORES": "scores", "uncertainty": "scores", "get_score": "scores", "compute_scores": "scores",
     "available_scores": "scores", "fit_mahalanobis": "scores", "score_batch": "scores",
@@ -38,5 +41,5 @@ _SHORTCUTS = {
 __all__ = [*_SUBMODULES, *_SHORTCUTS]
 
 
-__getattr__ = lazy_getattr(__name__, globals(), _SHORTCUTS)
+__getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES, _SHORTCUTS)
 

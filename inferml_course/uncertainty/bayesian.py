@@ -27,9 +27,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._validate import check_choice
-from ._utils import (check_batch_size, check_model, check_prob_samples, dropout_modules, eval_mode,
-                     mc_dropout_mode, validate_images)
+from .._core.checks import check_choice
+from .._core.batching import check_batch_size
+from .._core.checks import check_model, check_prob_samples, check_images
+from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode
 
 __all__ = ["Decomposition", "entropy_of_mean", "mean_entropy", "mutual_information", "decompose",
            "mc_dropout_probs", "ensemble_probs", "mc_dropout", "ensemble", "MEASURES"]
@@ -111,7 +112,7 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
     both paths give the same numbers.
     """
     check_model(model)
-    validate_images(x)
+    check_images(x)
     check_batch_size(batch_size)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
@@ -137,7 +138,7 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
     ``model`` is an :class:`~inferml_course.models.Ensemble` (anything with ``member_logits``) or a
     list of models. Every member runs in eval mode; modes are restored.
     """
-    validate_images(x)
+    check_images(x)
     check_batch_size(batch_size)
     if isinstance(model, (list, tuple, nn.ModuleList)):
         members = list(model)

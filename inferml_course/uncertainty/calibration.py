@@ -24,9 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validate import check_choice, check_number
-from ._utils import (as_float_tensor, check_binary, check_labels, check_logits, check_probs,
-                     check_scores)
+from .._core.checks import check_choice, check_number
+from .._core.checks import as_float_tensor, check_binary, check_labels, check_logits, check_probs, check_scores
 
 __all__ = ["BIN_RULES", "reliability_bins", "expected_calibration_error", "ece", "maximum_calibration_error",
            "mce", "adaptive_ece", "brier_score", "mean_nll", "calibration_summary", "fit_temperature",

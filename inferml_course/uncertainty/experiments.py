@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from ..datasets import ImageDataset
-from ._utils import check_batch_size, check_binary, check_scores
+from .._core.batching import check_batch_size
+from .._core.checks import check_binary, check_scores
 from .metrics import auac, auac_reference, aufc, misprediction_auroc, ood_metrics
 from .scores import MahalanobisStats, score_batch
 

@@ -17,8 +17,8 @@ import math
 
 import torch
 
-from .._validate import check_choice
-from ._utils import check_binary, check_labels, check_scores
+from .._core.checks import check_choice
+from .._core.checks import check_binary, check_labels, check_scores
 
 __all__ = ["auroc", "roc_curve", "fpr_at_tpr", "ood_metrics", "misprediction_auroc", "accuracy_curve",
            "f1_curve", "auac", "aufc", "auac_reference", "risk_coverage_curve", "aurc", "format_table",

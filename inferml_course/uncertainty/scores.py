@@ -39,9 +39,11 @@ import torch
 import torch.nn.functional as F
 
 from . import bayesian, trust
-from .._validate import check_choice, check_number
-from ._utils import (check_batch_size, check_labels, check_logits, check_model, eval_mode,
-                     forward_logits, forward_with_features, last_layer, validate_images)
+from .._core.checks import check_choice, check_number
+from .._core.adapter import forward_logits, forward_with_features, last_layer
+from .._core.batching import check_batch_size
+from .._core.checks import check_labels, check_logits, check_model, check_images
+from .._core.modes import eval_mode
 
 __all__ = [
     "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
@@ -72,7 +74,7 @@ def logit_scores(logits: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def _prepare(model, x, batch_size):
     check_model(model)
-    validate_images(x)
+    check_images(x)
     check_batch_size(batch_size)
 
 
@@ -347,7 +349,7 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
     (Mahalanobis only with ``mahalanobis_stats``; ensembles only for models with ``member_logits``).
     """
     check_model(model)
-    validate_images(x)
+    check_images(x)
     check_batch_size(batch_size)
     if names is None:
         names = [n for n in available_scores()

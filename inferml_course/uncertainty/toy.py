@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._utils import eval_mode, mc_dropout_mode
+from .._core.modes import eval_mode, mc_dropout_mode
 from .bayesian import Decomposition, _seeded, decompose
 
 __all__ = ["ToyData", "ToyGrid", "make_toy_moons", "ToyMLP", "train_toy_mlp", "train_toy_ensemble", "toy_grid",

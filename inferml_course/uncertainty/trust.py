@@ -19,9 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from .._validate import check_choice, check_number
-from ._utils import (check_batch_size, check_logits, check_model, eval_mode, forward_with_features,
-                     last_layer, validate_images)
+from .._core.checks import check_choice, check_number
+from .._core.adapter import forward_with_features, last_layer
+from .._core.batching import check_batch_size
+from .._core.checks import check_logits, check_model, check_images
+from .._core.modes import eval_mode
 
 __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_topk_from_features", "purview",
            "purview_features", "purview_parameters",
@@ -30,7 +32,7 @@ __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_to
 
 def _prepare(model, x, batch_size):
     check_model(model)
-    validate_images(x)
+    check_images(x)
     check_batch_size(batch_size)
     return last_layer(model)
 
@@ -154,7 +156,7 @@ def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) 
     restricts the result (and the backward pass, which then stops at the earliest of them).
     """
     check_model(model)
-    validate_images(x)
+    check_images(x)
     check_batch_size(batch_size)
     params = {name: p.detach() for name, p in model.named_parameters()}
     if not params:

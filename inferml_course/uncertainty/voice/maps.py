@@ -60,12 +60,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_float_tensor, check_positive_int
-from ..explain._hooks import check_mode, resolve_layer
-from ..explain.cam import logits_and_feature_maps
-from ..explain._targets import (as_target_tensor, check_batch_size, check_input, check_logits,
-                                output_dtype, reduce_channels, resolve_targets)
-from ..explain.maps import normalize_maps
+from ..._core.checks import check_choice, check_float_tensor, check_positive_int
+from ..._core.adapter import resolve_layer
+from ..._core.modes import check_mode
+from ...explain.cam import logits_and_feature_maps
+from ..._core.batching import check_batch_size
+from ..._core.images import reduce_channels
+from ..._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
+from ...explain.maps import normalize_maps
 
 __all__ = ["VoiceResult", "voice", "voice_map", "contrast_classes", "batched_grad", "iou", "snr", "voice_stats",
            "EXPLAINERS",
@@ -176,7 +178,7 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
     t = as_target_tensor(target, n, x.device)
     check_mode(model, "voice")
     with torch.no_grad():  # the clean forward pass: P (target=None) and the range check of targets
-        logits = check_logits(model(x.detach()), n)
+        logits = check_model_output(model(x.detach()), n)
     p = resolve_targets(t, logits)
     k = logits.shape[1]
     probs = torch.softmax(logits, 1)
@@ -189,7 +191,7 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
             chunk = noisy[start:start + per_chunk]
             s = chunk.shape[0]
             inp = chunk.reshape(-1, *x.shape[1:]).requires_grad_(True)
-            out = check_logits(model(inp), inp.shape[0])
+            out = check_model_output(model(inp), inp.shape[0])
             q = torch.softmax(out.detach(), 1)               # each noisy copy's own probabilities
             go = _grad_outputs(q, p.repeat(s), others.repeat(s, 1)).to(out.dtype)
             g = batched_grad(out, inp, go, vectorize)

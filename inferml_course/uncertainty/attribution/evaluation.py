@@ -35,10 +35,10 @@ from typing import NamedTuple
 
 import torch
 
-from .._validate import check_choice, check_positive_int
-from ..explain._targets import check_input
-from ..explain.gradients import gaussian_blur
-from .attribution import METHOD_NAMES, BayesianModel, UncertaintyModel
+from ..._core.checks import check_choice, check_positive_int
+from ..._core.targets import check_input
+from ...explain.gradients import gaussian_blur
+from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 
 __all__ = ["BlurringResult", "blurring_test", "binarize_maps", "map_iou", "anomaly_localization",
            "attention_inputs", "attention_mitigation", "format_table", "BUDGETS", "ADA_RULES", "BINARIZE_RULES",

@@ -9,10 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import fisher
-from .widgets import control_panel, show_figure
+from .. import fisher
 
-__all__ = ["format_table", "plot_bernoulli_fisher", "BernoulliFisherExplorer", "plot_spectra", "plot_descent",
+__all__ = ["format_table", "plot_bernoulli_fisher", "plot_spectra", "plot_descent",
            "plot_score_distributions"]
 
 
@@ -61,30 +60,6 @@ def plot_bernoulli_fisher(theta: float = 0.3, n: int = 2000, seed: int = 0):
     ax2.legend(loc="upper center")
     fig.tight_layout()
     return fig
-
-
-class BernoulliFisherExplorer:
-    """Slide the coin's bias and the number of Monte-Carlo draws; see the curvature and the estimates.
-
-    Usage: ``explorer = BernoulliFisherExplorer(); display(explorer.widget)``.
-    """
-
-    def __init__(self, theta: float = 0.3, n: int = 2000, seed: int = 0):
-        import ipywidgets as w
-
-        self.seed = seed
-        self.theta = w.FloatSlider(value=theta, min=0.02, max=0.98, step=0.02, description="bias θ",
-                                   continuous_update=False)
-        self.n = w.IntSlider(value=n, min=50, max=20000, step=50, description="draws", continuous_update=False)
-        self.output, self.widget = control_panel([[self.theta, self.n]], self._refresh)
-        self._refresh()
-
-    def draw(self, theta: float, n: int):
-        """The figure for one setting (see :func:`plot_bernoulli_fisher`)."""
-        return plot_bernoulli_fisher(theta, n, self.seed)
-
-    def _refresh(self):
-        show_figure(self.output, self.draw, self.theta.value, self.n.value)
 
 
 def plot_spectra(spectra: dict, ax=None, title: str = "representation spectra", normalize: bool = True):

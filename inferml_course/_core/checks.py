@@ -1,48 +1,75 @@
-"""Shared helpers of the uncertainty package: mode context managers, argument checks, a hooked forward."""
+"""Argument checks shared by every public function (one place, one wording)."""
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable
+
+import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._modes import eval_mode, restore_modes, save_modes  # noqa: F401 (eval_mode is re-exported)
-from .._validate import check_images
+
+def check_choice(value, valid: Iterable[str], argument: str) -> str:
+    """Return ``value`` if it is one of ``valid``; else a ValueError listing the valid names."""
+    valid = list(valid)
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"unknown {argument} {value!r}; valid names: {', '.join(valid)}")
+    return value
 
 
-# ----------------------------------------------------------------------------------------------- modes
-DROPOUT_TYPES = (nn.modules.dropout._DropoutNd,)
+def check_float_tensor(x, argument: str, form: str, dim: int | None = None, min_dim: int = 1,
+                       batch: bool = True, what: str = "") -> torch.Tensor:
+    """Check a floating tensor of finite values with ``dim`` dimensions (or at least ``min_dim``).
 
-
-def dropout_modules(model: nn.Module) -> list[nn.Module]:
-    """Every dropout module (Dropout, Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout) of ``model``."""
-    return [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
-
-
-@contextlib.contextmanager
-def mc_dropout_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode everywhere except the dropout modules, which sample (train mode).
-
-    Batch norm therefore keeps using (and never updates) its running statistics. Every module's
-    own flag is restored on exit, also when the body raises.
+    ``form`` is the shape as the error messages show it, e.g. ``"(N, C, H, W)"``; ``batch``: the
+    first dimension is a batch that must not be empty; ``what`` is added to the dtype message.
     """
-    drops = dropout_modules(model)
-    if not any(m.p > 0 for m in drops):
-        raise ValueError("model has no dropout module with p > 0, so MC dropout would return S identical "
-                         "predictions; use a model with nn.Dropout layers (e.g. SmallCNN)")
-    saved = save_modes(model)
-    try:
-        model.eval()
-        for m in drops:
-            m.train()
-        yield model
-    finally:
-        restore_modes(saved)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{argument} must be a torch.Tensor of shape {form}, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{argument} must be a floating-point tensor{what}, got dtype {x.dtype}")
+    if (dim is not None and x.dim() != dim) or x.dim() < min_dim:
+        raise ValueError(f"{argument} must have shape {form}, got shape {tuple(x.shape)}")
+    if batch and x.shape[0] == 0:
+        raise ValueError(f"{argument} is an empty batch (N = 0)")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{argument} contains NaN or infinite values")
+    return x
 
 
-# ------------------------------------------------------------------------------------------- arguments
+def check_images(x, argument: str = "x", channels: int | None = None, allow_empty: bool = False) -> torch.Tensor:
+    """Check an image batch: a floating tensor of shape (N, C, H, W), finite values."""
+    check_float_tensor(x, argument, "(N, C, H, W)", dim=4, batch=not allow_empty, what=" with values in [0, 1]")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{argument} must have {channels} channels, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_int_range(value, low: int, high: int, argument: str) -> int:
+    """Check that ``value`` is an integer in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{argument} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_positive_int(value, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_number(value, argument: str, positive: bool = True, allow_zero: bool = False) -> float:
+    """A finite real number (not a bool) as a float; ``positive``: > 0, or >= 0 with ``allow_zero``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argument} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or (positive and (value < 0 or (value == 0 and not allow_zero))):
+        kind = ("non-negative " if allow_zero else "positive ") if positive else ""
+        raise ValueError(f"{argument} must be a {kind}finite number, got {value!r}")
+    return value
+
+
 def as_float_tensor(value, argument: str) -> torch.Tensor:
     """A tensor or numpy array -> a floating tensor (float64 for float64 input, else float32)."""
     if isinstance(value, np.ndarray):
@@ -150,52 +177,7 @@ def check_logits(logits, argument: str = "logits") -> torch.Tensor:
     return logits
 
 
-def check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
-
-
 def check_model(model) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return model
-
-
-def last_layer(model: nn.Module) -> nn.Linear:
-    """``model.last_layer`` (the final nn.Linear producing the logits)."""
-    layer = getattr(model, "last_layer", None)
-    if not isinstance(layer, nn.Linear):
-        raise TypeError("model must expose its final linear layer as `model.last_layer` (an nn.Linear, e.g. "
-                        f"SmallCNN.classifier.fc2); {type(model).__name__} does not")
-    return layer
-
-
-# ------------------------------------------------------------------------------------------- forwards
-@torch.no_grad()
-def forward_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored."""
-    with eval_mode(model):
-        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
-
-
-@torch.no_grad()
-def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size: int = 512
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (N, K) and the input of ``model.last_layer`` (N, D) from ONE forward pass (eval mode).
-
-    A forward hook on the last layer reads its input; the hook is removed even on errors.
-    """
-    layer = last_layer(model)
-    store = []
-    handle = layer.register_forward_hook(lambda _m, inputs, _out: store.append(inputs[0].detach()))
-    try:
-        with eval_mode(model):
-            logits = torch.cat([model(chunk) for chunk in x.split(batch_size)])
-    finally:
-        handle.remove()
-    return logits, torch.cat(store).flatten(1)
-
-
-def validate_images(x, argument: str = "x") -> torch.Tensor:
-    return check_images(x, argument)

@@ -83,13 +83,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validate import check_choice, check_positive_int
-from ..explain._hooks import capture_many
-from ..explain._targets import check_input, output_dtype
-from ..explain.gradients import _implicit_bias
-from ._utils import DROPOUT_TYPES, eval_mode
-from .bayesian import MEASURES, Decomposition
-from .explanations import batched_grad
+from ..._core.checks import check_choice, check_positive_int
+from ..._core.hooks import capture_many
+from ..._core.targets import check_input, output_dtype
+from ..._core.adapter import implicit_bias
+from ..._core.modes import DROPOUT_TYPES, eval_mode
+from ..bayesian import MEASURES, Decomposition
+from ..voice.maps import batched_grad
 
 __all__ = ["BayesianModel", "UncertaintyModel", "uncertainty_from_probs", "class_shares", "logit_coefficients",
            "logit_shares", "psi", "ua_backprop", "ua_backprop_details", "UAResult", "learnable_blur",
@@ -108,7 +108,7 @@ DEFAULT_SAMPLES = 20
 
 def _is_head_only_cnn(model: nn.Module) -> bool:
     """A SmallCNN (with its own forward) whose dropout sits in the classifier head only."""
-    from ..models.architectures import SmallCNN
+    from ...models.architectures import SmallCNN
 
     if not isinstance(model, SmallCNN) or type(model).forward is not SmallCNN.forward:
         return False
@@ -354,7 +354,7 @@ def psi(maps: torch.Tensor, tau2: float = TAU2) -> torch.Tensor:
 def _spatial_biases(bayes: BayesianModel):
     """(module, bias) for every module of the wrapped network with a bias (conv, batch norm, Normalize)."""
     return [(m, b) for m in bayes.model.modules() if not isinstance(m, nn.Linear)
-            and (b := _implicit_bias(m)) is not None]
+            and (b := implicit_bias(m)) is not None]
 
 
 def _evidence_map(grads, x, captured, size):
@@ -545,7 +545,7 @@ def _positive(value, argument, allow_zero=False):
 def _segment_stack(x, segments, n_segments):
     """Segmentations as (L, N, H, W) labels, each partition's labels offset past the previous ones, and
     the number of segments F_n of every image (N,) over all partitions."""
-    from ..explain.perturbation import superpixels
+    from ...explain.perturbation import superpixels
 
     if segments is None:
         scales = (n_segments,) if isinstance(n_segments, numbers.Integral) else tuple(n_segments)
@@ -696,7 +696,7 @@ def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, s
 
 
 def _baseline(method, umodel, x, seed, segments, options):
-    from .. import explain
+    from ... import explain
 
     if method == "gradient":
         return explain.saliency(umodel, x, target=0, **options)

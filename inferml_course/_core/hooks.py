@@ -17,51 +17,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["capture", "capture_many", "relu_rule", "resolve_layer", "layer_candidates", "check_mode"]
-
-
-def layer_candidates(model: nn.Module) -> list[str]:
-    """Dotted names of every sub-module of ``model`` (what ``layer=`` accepts as a string)."""
-    return [name for name, _ in model.named_modules() if name]
-
-
-def resolve_layer(model: nn.Module, layer) -> nn.Module:
-    """``layer`` as a module: a module of ``model``, a dotted name, or None for ``model.cam_layer``."""
-    if layer is None:
-        found = getattr(model, "cam_layer", None)
-        if isinstance(found, nn.Module):
-            return found
-        names = layer_candidates(model)
-        raise ValueError("layer is required: this model has no `cam_layer` attribute; pass a module or one of "
-                         f"these names: {_shorten(names)}")
-    if isinstance(layer, str):
-        try:
-            return model.get_submodule(layer)
-        except AttributeError:
-            raise ValueError(f"unknown layer name {layer!r}; valid names: {_shorten(layer_candidates(model))}") \
-                from None
-    if isinstance(layer, nn.Module):
-        if not any(m is layer for m in model.modules()):
-            raise ValueError("layer is a module that is not part of this model; pass one of its modules or one of "
-                             f"these names: {_shorten(layer_candidates(model))}")
-        return layer
-    raise TypeError(f"layer must be an nn.Module, a dotted module name or None, got {type(layer).__name__}")
-
-
-def _shorten(names: list[str], limit: int = 60) -> str:
-    text = ", ".join(names[:limit])
-    return text + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
-
-
-_MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
-
-
-def check_mode(model: nn.Module, method: str) -> None:
-    """Warn (never switch modes silently) when a dropout or batch-norm layer of ``model`` is in training mode."""
-    if any(m.training for m in model.modules() if isinstance(m, _MODE_DEPENDENT)):
-        warnings.warn(f"{method}: the model is in training mode, so dropout makes the result random and "
-                      "batch-norm layers mix the samples of a batch and update their running statistics. "
-                      "Call model.eval() first unless that is what you want.", stacklevel=3)
+__all__ = ["capture", "capture_many", "relu_rule"]
 
 
 class _Store:

@@ -1,0 +1,37 @@
+"""Fisher information at inference (lesson 01). Submodules load lazily::
+
+    from inferml_course import fisher
+    g = fisher.per_sample_grads(model, x)            # (N, P), torch.func, no loop over samples
+    info = fisher.fisher_information(model, x)       # trace, top eigenvalues, diagonal
+
+===============  =================================================================================
+module           contents
+===============  =================================================================================
+``information``  per-sample gradients, gradient norms, empirical / sampled Fisher, spectra,
+                 representation spectra and effective rank
+``toys``         the Bernoulli coin and the 2-D logistic loss surface (closed-form checks)
+``plots``        spectra, descent paths, score distributions, the coin's curvature; ``format_table``
+``widgets``      ``BernoulliFisherExplorer``
+===============  =================================================================================
+"""
+from __future__ import annotations
+
+from .._core.lazy import lazy_package
+
+_SUBMODULES = ("information", "toys", "plots", "widgets",)
+_SHORTCUTS = {
+    "MAX_FULL_MATRIX": "information",
+    "select_parameters": "information", "per_sample_grads": "information", "gradient_norms": "information",
+    "fisher_trace_per_sample": "information", "FisherInformation": "information",
+    "fisher_information": "information", "fisher_from_grads": "information", "fisher_matrix": "information",
+    "fisher_diagonal": "information", "fisher_trace": "information", "fisher_eigenvalues": "information",
+    "embeddings": "information", "representation_spectrum": "information", "effective_rank": "information",
+    "bernoulli_log_likelihood": "toys", "bernoulli_score": "toys", "bernoulli_fisher": "toys",
+    "bernoulli_fisher_monte_carlo": "toys", "logistic_toy_loss": "toys", "descent_step_losses": "toys",
+    "toy_gradient": "toys", "format_table": "plots", "plot_bernoulli_fisher": "plots", "plot_spectra": "plots",
+    "plot_descent": "plots", "plot_score_distributions": "plots", "BernoulliFisherExplorer": "widgets",
+}
+
+__all__ = [*_SUBMODULES, *_SHORTCUTS]
+
+__getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES, _SHORTCUTS)

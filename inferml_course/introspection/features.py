@@ -1,0 +1,169 @@
+"""Introspective learning (Prabhushankar & AlRegib, NeurIPS 2022): sensing, then reflection.
+
+Stage 1, *sensing*: a trained classifier ``f`` predicts ``y_hat`` feed-forward.
+Stage 2, *reflection*: the network is asked, for every class ``I``, "Why ``y_hat``, rather than
+``I``?". The answer is measured as the change the question would induce in the network: the
+gradient of a loss ``J(z, delta_I)`` between the prediction and the one-hot label ``delta_I``,
+taken with respect to the last (classifier) layer ``W`` (K x D, logits ``z = W h + b``). These
+*introspective features* feed a small MLP ``H`` (the reflection network), trained on the training
+set's features while ``f`` stays frozen; ``H``'s output is the introspective prediction.
+
+Closed form (no backward pass needed). With ``e_I = dJ(z, delta_I)/dz``:
+
+* ``loss="cross_entropy"``: ``J = -log softmax(z)_I`` and ``e_I = p - delta_I`` (as in Contrast-CAM,
+  whose question "Why P, rather than Q?" is the same; the slides' Lemma 1 has this log-sum-exp form);
+* ``loss="mse"``: ``J = mean_c (z_c - delta_Ic)^2`` and ``e_I = (2 / K) (z - delta_I)`` (the form
+  used in the lab's GradTrust code).
+
+Then ``dJ/dW = e_I h^T`` and ``dJ/db = e_I``: all K questions come from one forward pass.
+
+Feature reductions (``reduction=``), a design choice the paper leaves open:
+
+* ``"sum"`` (default): the sum over all K questions, ``(sum_I e_I) h^T`` (K x D, plus K bias
+  entries). By linearity this is the gradient for a target vector of all ones, which is how the
+  tutorial slides describe the extraction ("the loss between the prediction and a vector of all
+  ones"). For cross-entropy ``sum_I e_I = K p - 1``.
+* ``"full"``: every question's gradient stacked, K x K x D (+ K x K): large (10 368 values for our
+  signs model), only for small models.
+* ``"row_norms"``: for every question I and class row c, the norm of the gradient of row c of
+  ``(W, b)``: K x K values, ``|e_Ic| sqrt(||h||^2 + 1)``. Good for pictures, lossy as a feature.
+
+What is not from the paper (the code was never released) and is therefore an exposed argument:
+the loss ``J``, the reduction, the MLP widths (default 128 and 64), the optimiser (Adam), the
+epochs (default 5), weight decay and the feature standardisation inside ``H``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .._core.modes import eval_mode
+from .._core.checks import check_choice, check_images, check_positive_int
+
+__all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms"]
+
+LOSSES = ("cross_entropy", "mse")
+REDUCTIONS = ("sum", "full", "row_norms")
+
+
+# --------------------------------------------------------------------------------------------------
+# the sensing pass: penultimate features h and logits z in one forward
+# --------------------------------------------------------------------------------------------------
+
+def _last_layer(model: nn.Module, layer) -> nn.Linear:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if layer is None:
+        layer = getattr(model, "last_layer", None)
+        if layer is None:
+            raise ValueError("layer: the model has no .last_layer; pass the final nn.Linear as layer=")
+    elif isinstance(layer, str):
+        try:
+            layer = model.get_submodule(layer)
+        except AttributeError as error:
+            raise ValueError(f"layer: unknown module name {layer!r}") from error
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"layer must be the model's final nn.Linear (logits = W h + b), got {type(layer).__name__}")
+    if not any(m is layer for m in model.modules()):
+        raise ValueError("layer is not a sub-module of model")
+    return layer
+
+
+@contextlib.contextmanager
+def _capture_input(layer: nn.Module):
+    store = {}
+
+    def hook(_module, inputs, output):
+        store["h"], store["z"] = inputs[0], output
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def _sensing_pass(model: nn.Module, layer: nn.Linear, x: torch.Tensor):
+    """(h, z): the input of ``layer`` (N, D) and the model's logits (N, K), from one forward pass."""
+    with _capture_input(layer) as store:
+        z = model(x)
+    if "z" not in store or store["z"] is not z:
+        raise ValueError("layer's output must be the model's output (logits = W h + b); "
+                         "pass the final nn.Linear of the model as layer=")
+    return store["h"], z
+
+
+def _question_errors(z: torch.Tensor, loss: str) -> torch.Tensor:
+    """``e[n, I, :] = dJ(z_n, delta_I) / dz`` for every question I: (N, K, K)."""
+    k = z.shape[1]
+    eye = torch.eye(k, dtype=z.dtype, device=z.device)
+    if loss == "cross_entropy":
+        return torch.softmax(z, 1).unsqueeze(1) - eye
+    return (2.0 / k) * (z.unsqueeze(1) - eye)
+
+
+def _features_from(h: torch.Tensor, z: torch.Tensor, loss: str, reduction: str, include_bias: bool) -> torch.Tensor:
+    """Introspective features (N, F) from penultimate features h (N, D) and logits z (N, K)."""
+    e = _question_errors(z, loss)  # (N, I, K)
+    if reduction == "sum":
+        s = e.sum(1)  # (N, K): the gradient for an all-ones target
+        parts = [(s.unsqueeze(2) * h.unsqueeze(1)).flatten(1)]
+        if include_bias:
+            parts.append(s)
+        return torch.cat(parts, 1)
+    if reduction == "full":
+        parts = [(e.unsqueeze(3) * h[:, None, None, :]).flatten(1)]
+        if include_bias:
+            parts.append(e.flatten(1))
+        return torch.cat(parts, 1)
+    row = h.pow(2).sum(1, keepdim=True) + (1.0 if include_bias else 0.0)
+    return (e.abs() * row.sqrt().unsqueeze(2)).flatten(1)
+
+
+def _check_options(loss: str, reduction: str) -> None:
+    check_choice(loss, LOSSES, "loss")
+    check_choice(reduction, REDUCTIONS, "reduction")
+
+
+@torch.no_grad()
+def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", reduction: str = "sum",
+                           include_bias: bool = True, layer=None, batch_size: int = 512) -> torch.Tensor:
+    """Introspective features of ``x`` (N, C, H, W): gradients at the last layer for every question.
+
+    One forward pass per batch (eval mode, restored afterwards); the gradients come from the
+    closed form in the module docstring, which the tests check against autograd. Returns (N, F)
+    on ``x``'s device, with F = K*D (+K) for ``"sum"``, K*K*D (+K*K) for ``"full"`` and K*K for
+    ``"row_norms"``.
+    """
+    _check_options(loss, reduction)
+    check_positive_int(batch_size, "batch_size")
+    check_images(x, "x")
+    fc = _last_layer(model, layer)
+    out = []
+    with eval_mode(model):
+        for i in range(0, x.shape[0], batch_size):
+            h, z = _sensing_pass(model, fc, x[i:i + batch_size])
+            out.append(_features_from(h, z, loss, reduction, include_bias))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", layer=None,
+                            batch_size: int = 512) -> torch.Tensor:
+    """(N, K, K): entry [n, I, c] is the norm of the gradient of class row c of the last layer
+    (weights and bias) for the question "Why y_hat, rather than I?". Sparse for a confident model."""
+    feats = introspective_features(model, x, loss=loss, reduction="row_norms", layer=layer, batch_size=batch_size)
+    k = int(round(feats.shape[1] ** 0.5))
+    return feats.view(-1, k, k)
+
+
+# --------------------------------------------------------------------------------------------------
+# the reflection network H
+# --------------------------------------------------------------------------------------------------
+
+# --------------------------------------------------------------------------------------------------
+# evaluation: metrics and OOD scores come from inferml_course.uncertainty (course conventions:
+# uncertainty scores higher = more uncertain, OOD is the positive class)
+# --------------------------------------------------------------------------------------------------
