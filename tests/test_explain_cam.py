@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from inferml_course import explain
 
 from _explain_models import TwoChannelModel, images, small_cnn
+from conftest import require
 
 
 def _two_squares():
@@ -92,7 +93,7 @@ def test_grad_cam_and_plus_plus_by_hand_without_hooks():
 
 @pytest.fixture(scope="module")
 def captum_attr():
-    return pytest.importorskip("captum.attr")
+    return require("captum.attr")
 
 
 def test_grad_cam_equals_captum_layer_grad_cam_then_bilinear(captum_attr):
@@ -133,7 +134,7 @@ def test_contrast_cam_equals_captum_on_the_cross_entropy(captum_attr):
 
 
 def test_resnet18_grad_cam_equals_captum(captum_attr):
-    tv = pytest.importorskip("torchvision")
+    tv = require("torchvision")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = tv.models.resnet18(num_classes=7).double().eval()

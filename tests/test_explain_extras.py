@@ -12,6 +12,7 @@ from inferml_course.datasets import ImageDataset
 from inferml_course.explain import gradients, indirect
 
 from _explain_models import images, small_cnn
+from conftest import require
 
 
 # --- indirect explanations ---------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def test_can_download_never_hangs():
 
 
 def test_imagenet_wrapper_offline_path():
-    pytest.importorskip("torchvision")
+    require("torchvision")
     from inferml_course.explain.online import imagenet_resnet18
 
     model = imagenet_resnet18(pretrained=False)
@@ -232,7 +233,7 @@ def tiny_dataset():
 
 
 def test_widgets_draw_without_a_browser(tiny_dataset):
-    pytest.importorskip("ipywidgets")
+    require("ipywidgets")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -8,6 +8,7 @@ from inferml_course import explain
 from inferml_course.explain import gradients
 
 from _explain_models import images, linear_model, small_cnn
+from conftest import require
 
 
 def test_saliency_of_a_linear_model_is_its_weight():
@@ -204,7 +205,7 @@ def test_fullgrad_decomposition_is_complete():
 
 @pytest.fixture(scope="module")
 def captum_attr():
-    return pytest.importorskip("captum.attr")
+    return require("captum.attr")
 
 
 @pytest.mark.parametrize("name, cls, kwargs", [
@@ -253,7 +254,7 @@ def test_trapezoid_differs_from_captum_by_its_weight_sum(captum_attr):
 
 def test_resnet_guided_backprop_equals_captum(captum_attr):
     """torchvision's ResNet reuses one in-place ReLU module several times per block."""
-    tv = pytest.importorskip("torchvision")
+    tv = require("torchvision")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = tv.models.resnet18(num_classes=5).double().eval()

@@ -6,6 +6,7 @@ from inferml_course import explain
 from inferml_course.explain import perturbation
 
 from _explain_models import images, linear_model, small_cnn
+from conftest import require
 
 
 def grid_segments(n, h, w, cell):
@@ -66,7 +67,7 @@ def test_occlusion_default_baseline_is_the_training_mean():
 
 @pytest.mark.parametrize("window, stride", [(4, 2), (5, 3), ((3, 6), (1, 4))])
 def test_occlusion_equals_captum(window, stride):
-    captum_attr = pytest.importorskip("captum.attr")
+    captum_attr = require("captum.attr")
     model = small_cnn()
     x = images(3)
     t = torch.tensor([4, 0, 2])

@@ -6,6 +6,7 @@ from torch import nn
 from inferml_course.intervene import adversarial as adv
 
 from _explain_models import small_cnn
+from conftest import require
 from _hygiene import arm_for_hygiene, assert_same, snapshot  # noqa: E402
 
 
@@ -23,7 +24,7 @@ def labels(n=6, k=5, seed=2):
 
 # ------------------------------------------------------------------------------------- oracles
 def test_fgsm_matches_torchattacks():
-    ta = pytest.importorskip("torchattacks")
+    ta = require("torchattacks")
     model, x, y = cnn(), images(), labels()
     for eps in (2 / 255, 8 / 255):
         expected = ta.FGSM(model, eps=eps)(x, y)
@@ -32,7 +33,7 @@ def test_fgsm_matches_torchattacks():
 
 @pytest.mark.parametrize("targeted", [False, True])
 def test_pgd_matches_torchattacks_without_random_start(targeted):
-    ta = pytest.importorskip("torchattacks")
+    ta = require("torchattacks")
     model, x, y = cnn(), images(), labels()
     attack = ta.PGD(model, eps=8 / 255, alpha=2 / 255, steps=7, random_start=False)
     if targeted:
@@ -44,7 +45,7 @@ def test_pgd_matches_torchattacks_without_random_start(targeted):
 
 
 def test_torchattacks_oracle_on_a_trained_model():
-    ta = pytest.importorskip("torchattacks")
+    ta = require("torchattacks")
     from inferml_course import datasets, models
 
     model = models.load_model("signs_cnn")

@@ -16,8 +16,9 @@ from inferml_course import explain
 from inferml_course.evaluate import masking
 
 from _explain_models import images, small_cnn
+from conftest import require
 
-pytest.importorskip("pytorch_grad_cam")
+require("pytorch_grad_cam")
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus  # noqa: E402
 from pytorch_grad_cam.metrics.cam_mult_image import DropInConfidence, IncreaseInConfidence  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget  # noqa: E402

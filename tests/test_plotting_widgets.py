@@ -9,6 +9,8 @@ from inferml_course import plotting  # noqa: E402
 from inferml_course.datasets import generate_signs  # noqa: E402
 from inferml_course.models import SmallCNN  # noqa: E402
 
+from conftest import require  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -59,7 +61,7 @@ def test_severity_strip_and_rows(data):
 
 
 def test_corruption_explorer_updates(data):
-    pytest.importorskip("ipywidgets")
+    require("ipywidgets")
     from inferml_course.widgets import CorruptionExplorer
 
     model = SmallCNN(3, 9).eval()

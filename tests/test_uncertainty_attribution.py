@@ -13,8 +13,9 @@ from inferml_course.uncertainty import attribution as ev
 from inferml_course.uncertainty.bayesian import decompose
 
 from _explain_models import images, small_cnn
+from conftest import require
 
-hypothesis = pytest.importorskip("hypothesis")
+hypothesis = require("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from _hygiene import Bomb, arm_for_hygiene, assert_same, snapshot  # noqa: E402
 

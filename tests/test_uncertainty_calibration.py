@@ -8,6 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from inferml_course.uncertainty import calibration as cal
 
+from conftest import require
+
 torch.set_num_threads(1)
 
 
@@ -25,7 +27,7 @@ def random_probs(n=500, k=6, scale=3.0, seed=0):
 @pytest.mark.parametrize("n_bins", [15, 7])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_ece_and_mce_match_torchmetrics(n_bins, seed):
-    tm = pytest.importorskip("torchmetrics.functional.classification")
+    tm = require("torchmetrics.functional.classification")
     probs, labels = random_probs(seed=seed)
     probs[:20] = torch.nn.functional.one_hot(labels[:20], probs.shape[1]).float()  # confidences of exactly 1.0
     k = probs.shape[1]

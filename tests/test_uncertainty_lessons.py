@@ -13,6 +13,8 @@ from inferml_course.datasets import ImageDataset  # noqa: E402
 from inferml_course.models import SmallCNN  # noqa: E402
 from inferml_course.uncertainty import bayesian, experiments, metrics, plots, toy, trust  # noqa: E402
 
+from conftest import require  # noqa: E402
+
 torch.set_num_threads(1)
 
 
@@ -131,7 +133,7 @@ def test_plots_return_figures():
 
 # --------------------------------------------------------------------------------------------- widgets
 def test_widgets_draw_without_a_browser(cnn, tiny_set):
-    pytest.importorskip("ipywidgets")
+    require("ipywidgets")
     from inferml_course.uncertainty import widgets
 
     g = torch.Generator().manual_seed(0)

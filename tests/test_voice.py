@@ -8,8 +8,9 @@ from inferml_course import explain
 from inferml_course.uncertainty import voice as ve
 
 from _explain_models import images, small_cnn
+from conftest import require
 
-hypothesis = pytest.importorskip("hypothesis")
+hypothesis = require("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 from _hygiene import arm_for_hygiene, assert_same, snapshot  # noqa: E402
 
