@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .checks import check_choice
-from .modes import eval_mode
+from .modes import model_guard
 
 __all__ = ["layer_candidates", "resolve_layer", "resolve_baseline", "last_layer", "forward_logits",
            "forward_with_features", "implicit_bias"]
@@ -104,8 +104,9 @@ def last_layer(model: nn.Module) -> nn.Linear:
 
 @torch.no_grad()
 def forward_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored."""
-    with eval_mode(model):
+    """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored (a warning when this
+    switches a training-mode module: see :mod:`.modes`)."""
+    with model_guard(model, "forward_logits", "eval"):
         return torch.cat([model(chunk) for chunk in x.split(batch_size)])
 
 
@@ -120,7 +121,7 @@ def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size: int = 5
     store = []
     handle = layer.register_forward_hook(lambda _m, inputs, _out: store.append(inputs[0].detach()))
     try:
-        with eval_mode(model):
+        with model_guard(model, "forward_with_features", "eval"):
             logits = torch.cat([model(chunk) for chunk in x.split(batch_size)])
     finally:
         handle.remove()

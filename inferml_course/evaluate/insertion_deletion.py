@@ -37,6 +37,11 @@ Cost: N (x) + N (substrate) + 2 N (S - 1) forward images per map for both games,
 batched (``batch_size`` images per forward pass); several maps per image (a dict of methods) share
 the two end points. The images of a chunk are built on the fly, so memory stays at ``batch_size``
 images however many steps and maps there are.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
-from .._core.modes import check_mode
+from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, score_jobs, substrate_images
 
@@ -133,6 +138,7 @@ class GameResult:
         return "\n".join(lines)
 
 
+@guarded()
 @torch.no_grad()
 def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, steps: int = 64, substrate="blur",
                        output: str = "probability", games=("insertion", "deletion"),
@@ -199,6 +205,7 @@ def _single(maps):
                         "(use insertion_deletion for a dict of maps)")
 
 
+@guarded()
 def insertion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, steps: int = 64,
                     substrate="blur", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
                     batch_size="auto") -> torch.Tensor:
@@ -210,6 +217,7 @@ def insertion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, targe
     return next(iter(result.insertion.values()))
 
 
+@guarded()
 def deletion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, steps: int = 64,
                    substrate="blur", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
                    batch_size="auto") -> torch.Tensor:
@@ -221,6 +229,7 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target
     return next(iter(result.deletion.values()))
 
 
+@guarded()
 def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str = "deletion", steps: int = 64,
                        substrate="blur", blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto") -> torch.Tensor:
     """A map (N, H, W) *built to win* one pixel-wise game, not to explain: an adversary of the metric.

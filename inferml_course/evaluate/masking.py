@@ -28,6 +28,11 @@ the *normalised* input by the map does (pytorch-grad-cam); the paper's literal p
 entry" with probability 1, so black masking adds evidence of its own.
 pytorch-grad-cam's ``DropInConfidence`` is max(0, Y - O) without the division by Y and the
 factor 100; ours follows the paper.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_images
+from .._core.modes import guarded
 from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, minmax, score_jobs,
                       substrate_images)
 
@@ -171,6 +177,7 @@ class MaskingResult:
         return "\n".join(lines)
 
 
+@guarded()
 @torch.no_grad()
 def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substrate="mean",
                     normalize: str = "max", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,

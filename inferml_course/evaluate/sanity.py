@@ -25,7 +25,7 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
         for module in clone.modules():
             if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
                 module.reset_parameters()
-    return clone.train(model.training)
+    return clone  # deepcopy keeps every module's own training flag (clone.train(flag) would flatten them)
 
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

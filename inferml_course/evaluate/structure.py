@@ -29,6 +29,11 @@ coded symbols only, not the code table. A one-symbol image gets one bit per symb
 :func:`huffman_code_lengths` builds all codes of a batch of histograms at once (the two-queue
 construction on sorted counts, vectorised over the batch), so a sweep over many images, maps and
 thresholds needs no Python loop over images.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice
+from .._core.modes import guarded
 from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, minmax, score_jobs, substrate_images
 
 __all__ = ["huffman_code_lengths", "huffman_bits", "huffman_code", "symbols", "histograms", "structure_curves",
@@ -229,6 +235,7 @@ class StructureResult:
         return "\n".join(lines)
 
 
+@guarded()
 @torch.no_grad()
 def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode: str = "keep",
                      thresholds=DEFAULT_THRESHOLDS, substrate="mean", output: str = "probability",

@@ -37,6 +37,11 @@ align_corners=False)`` gives our ``grad_cam`` to float precision). Grad-CAM++ fo
 pytorch-grad-cam's form of the paper's eq. 19 (exponential score, so only first-order gradients are needed),
 except that pytorch-grad-cam adds a constant to the denominator of alpha, which changes the weights when the
 gradients are small (g^2 near that constant); we set alpha = 0 only where the denominator is exactly 0.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -47,7 +52,7 @@ from torch import nn
 from .._core.checks import check_number
 from .._core.adapter import resolve_layer
 from .._core.hooks import capture
-from .._core.modes import check_mode
+from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
@@ -64,6 +69,7 @@ def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return masked.argmax(1)
 
 
+@guarded()
 def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module):
     """Forward ``x`` (N, C, H, W) keeping the output of ``module``: logits (N, K) and A (N, k, h, w).
 
@@ -115,6 +121,7 @@ def _gradcam_like(model, x, target, layer, relu, method, sign):
     return _combine(a.detach(), sign * g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
 
 
+@guarded()
 def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool = True) -> torch.Tensor:
     """Grad-CAM, "Why P?": ReLU(sum_k alpha_k A_k), alpha = spatial mean of d z_P / d A.
 
@@ -124,6 +131,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: b
     return _gradcam_like(model, x, target, layer, relu, "grad_cam", 1.0)
 
 
+@guarded()
 def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None,
                        relu: bool = True) -> torch.Tensor:
     """Counterfactual-CAM, "What if P were absent?": Grad-CAM with negated weights -alpha.
@@ -134,6 +142,7 @@ def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     return _gradcam_like(model, x, target, layer, relu, "counterfactual_cam", -1.0)
 
 
+@guarded()
 def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None, eps: float = 0.0) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018): pixel-weighted gradients,
     w_k = sum_ij relu(g_ij) * g_ij^2 / (2 g_ij^2 + sum_ab A_ab * g_ij^3 + eps), with the paper's
@@ -156,6 +165,7 @@ def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     return _combine(a, weights, x.shape[-2:], True, output_dtype(x))
 
 
+@guarded()
 def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None,
                  relu: bool = True) -> torch.Tensor:
     """Contrast-CAM, "Why P, rather than Q?": back-propagate cross-entropy(z, label Q).
@@ -175,6 +185,7 @@ def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, 
     return _combine(a.detach(), g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
 
 
+@guarded()
 def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None) -> dict:
     """The four paradigm maps of the same images from one forward pass (three backward passes).
 

@@ -47,6 +47,11 @@ Where we differ from Captum (0.9) and why:
   (``riemann_left``, ``riemann_right``, ``riemann_middle``, ``gausslegendre``) equal Captum's.
 * Guided backprop and deconvnet hook ``nn.ReLU`` modules (functional ``F.relu`` is invisible to
   hooks), exactly like Captum; the course models use one ``nn.ReLU`` module per activation.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -59,7 +64,7 @@ from torch import nn
 
 from .._core.checks import check_choice, check_number, check_positive_int
 from .._core.hooks import capture_many, relu_rule
-from .._core.modes import check_mode
+from .._core.modes import check_mode, guarded
 from .._core.adapter import implicit_bias, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.images import CHANNELS, reduce_channels
@@ -92,6 +97,7 @@ def _single_pass(model, x, target, channels, rule, method, multiply):
     return _finish(grad * x if multiply else grad, x, channels)
 
 
+@guarded()
 def saliency(model: nn.Module, x: torch.Tensor, target=None, channels: str = "max_abs") -> torch.Tensor:
     """Vanilla gradient d z_t / d x (Simonyan, Vedaldi and Zisserman 2014): one forward, one backward.
 
@@ -101,17 +107,20 @@ def saliency(model: nn.Module, x: torch.Tensor, target=None, channels: str = "ma
     return _single_pass(model, x, target, channels, None, "saliency", multiply=False)
 
 
+@guarded()
 def input_x_gradient(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Input times gradient, x * d z_t / d x (signed): one forward, one backward."""
     return _single_pass(model, x, target, channels, None, "input_x_gradient", multiply=True)
 
 
+@guarded()
 def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): at every ReLU only positive gradients flow
     back, and only where the ReLU's input was positive. Signed; one forward, one backward."""
     return _single_pass(model, x, target, channels, "guided", "guided_backprop", multiply=False)
 
 
+@guarded()
 def deconvnet(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Deconvnet (Zeiler and Fergus 2014): at every ReLU the gradient itself is rectified, whatever the
     forward input was. Signed; one forward, one backward."""
@@ -152,6 +161,7 @@ def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None
     return total, t
 
 
+@guarded()
 def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25, noise: float = 0.15,
                noise_type: str = "relative", base: str = "saliency", seed: int = 0, batch_size="auto",
                channels: str = "max_abs") -> torch.Tensor:
@@ -228,6 +238,7 @@ def quadrature(rule: str, steps: int):
     return (k + offset) / m, torch.full((m,), 1.0 / m, dtype=torch.float64)
 
 
+@guarded()
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baseline=0.0, steps: int = 50,
                          rule: str = "gausslegendre", batch_size="auto", channels: str = "sum",
                          return_gap: bool = False):
@@ -314,6 +325,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return y.view(n, c, h, w)
 
 
+@guarded()
 def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8.0, steps: int = 50,
             grad_step: float = 0.01, batch_size="auto", channels: str = "sum") -> torch.Tensor:
     """Blur integrated gradients (Xu et al. 2020): integrate the gradient along a path from a heavily
@@ -360,6 +372,7 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
 
 # --- FullGrad -----------------------------------------------------------------------------------------------
 
+@guarded()
 def fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     """The FullGrad decomposition of the target logit: (x * grad_x, [bias * grad of each biased layer
     output]); for a ReLU network in eval mode the sum of all terms equals z_t(x) exactly."""
@@ -397,6 +410,7 @@ def _psi(term: torch.Tensor, size) -> torch.Tensor:
     return a.sum(1)
 
 
+@guarded()
 def fullgrad(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
     """FullGrad (Srinivas and Fleuret 2019): psi(x * grad) + sum over conv / batch-norm layers of
     psi(bias * grad of the layer output), psi = abs, min-max per image, bilinear upsampling, channel sum.

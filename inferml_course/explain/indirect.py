@@ -9,6 +9,11 @@ They need a viewer who knows how networks work (lecture 23's "indirect explanati
 * :func:`project`: PCA or t-SNE of the penultimate-layer embeddings (``model.embed``).
 
 All run without gradients; dataset-wide passes take ``batch_size`` images at a time.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.adapter import resolve_layer
 from .._core.hooks import capture
 from .._core.batching import check_batch_size
+from .._core.modes import guarded
 
 __all__ = ["first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
            "nearest_neighbours", "neighbour_agreement", "project", "representatives"]
@@ -34,6 +40,7 @@ def first_layer_filters(model: nn.Module) -> torch.Tensor:
     raise ValueError("model has no nn.Conv2d layer")
 
 
+@guarded()
 @torch.no_grad()
 def activation_maps(model: nn.Module, x: torch.Tensor, layer=None) -> torch.Tensor:
     """The output of ``layer`` (a module or dotted name; default ``model.cam_layer``) for images x."""
@@ -84,6 +91,7 @@ def receptive_field(model: nn.Module, layer) -> tuple[int, int, float]:
     return size, jump, start
 
 
+@guarded()
 @torch.no_grad()
 def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, channels=None, k: int = 6,
                            batch_size: int | None = 512, fill: float = 0.5) -> dict:
@@ -135,6 +143,7 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
             "location": torch.stack([rows, cols], -1), "channels": channels, "size": size}
 
 
+@guarded()
 @torch.no_grad()
 def embeddings(model: nn.Module, images: torch.Tensor, batch_size: int | None = 1024, embed=None) -> torch.Tensor:
     """Penultimate-layer features (N, D) from ``model.embed`` (or the callable ``embed``)."""
@@ -147,6 +156,7 @@ def embeddings(model: nn.Module, images: torch.Tensor, batch_size: int | None = 
                       for i in range(0, images.shape[0], batch_size)])
 
 
+@guarded()
 @torch.no_grad()
 def nearest_neighbours(model: nn.Module, queries: torch.Tensor, gallery: torch.Tensor, k: int = 5,
                        metric: str = "euclidean", gallery_features: torch.Tensor | None = None,
@@ -203,6 +213,7 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0, perplexi
     return torch.from_numpy(tsne.fit_transform(f.numpy())).float()
 
 
+@guarded()
 @torch.no_grad()
 def representatives(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes,
                     batch_size: int | None = 1024, strict: bool = True) -> torch.Tensor:

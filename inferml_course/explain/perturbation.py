@@ -43,6 +43,11 @@ Where we differ from Captum (0.9):
 * ``kernel_shap``: Captum's scheme (the full and the empty coalition with weight 1e6, then
   coalition sizes drawn with probability proportional to (M-1) / (k (M-k))), fitted by weighted
   least squares in float64.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -54,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_choice, check_positive_int
-from .._core.modes import check_mode
+from .._core.modes import check_mode, guarded
 from .._core.adapter import resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.targets import (as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets,
@@ -114,6 +119,7 @@ def occlusion_windows(size, window, stride, device=None) -> torch.Tensor:
     return (rows[:, None, :, None] & cols[None, :, None, :]).reshape(-1, h, w)
 
 
+@guarded()
 @torch.no_grad()
 def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2, baseline="mean",
               output: str = "probability", batch_size="auto") -> torch.Tensor:
@@ -172,6 +178,7 @@ def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed
     return up[torch.arange(n_masks, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
+@guarded()
 @torch.no_grad()
 def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
          p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
@@ -287,6 +294,7 @@ def _paint(coef, seg, x):
     return coef.to(x.dtype).gather(1, seg.view(n, -1)).view(n, h, w).to(output_dtype(x))
 
 
+@guarded()
 @torch.no_grad()
 def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
          kernel_width: float = 0.25, ridge: float = 1.0, segments: torch.Tensor | None = None, baseline="mean",
@@ -317,6 +325,7 @@ def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_s
     return _paint(_weighted_fit(z, y, weights, valid, float(ridge)), seg, x)
 
 
+@guarded()
 @torch.no_grad()
 def kernel_shap(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
                 segments: torch.Tensor | None = None, baseline="mean", output: str = "probability", seed: int = 0,

@@ -2,12 +2,18 @@
 
     from inferml_course import explain
     maps = {name: explain.explain(name, model, x) for name in explain.METHODS}
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
 from torch import nn
 
 from .._core.checks import check_choice
+from .._core.modes import guarded
 from . import cam, gradients, perturbation
 
 __all__ = ["METHODS", "FAMILIES", "SIGNED", "explain", "method"]
@@ -37,6 +43,7 @@ def method(name: str):
     return getattr(_MODULES[FAMILIES[name]], name)
 
 
+@guarded()
 def explain(method_name: str, model: nn.Module, x, target=None, **options):
     """``method(method_name)(model, x, target, **options)``: a map (N, H, W) for any of :data:`METHODS`."""
     return method(method_name)(model, x, target, **options)

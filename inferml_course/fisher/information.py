@@ -12,10 +12,12 @@ cross-entropy loss), i.e. ``-U``; the sign does not matter for ``U U^T``, norms 
 
 Per-sample gradients use :mod:`torch.func` (``functional_call`` + ``vmap`` + ``grad``): the model
 runs on its own parameters and buffers, one sample at a time in a vectorised way, so no Python
-loop over samples is needed. Gradients are taken *at inference*: the model is put in ``eval()``
-mode for the call (BatchNorm uses its running statistics, dropout is off) and returned to the
-mode it was in. Parameters are detached copies, so ``requires_grad`` and ``.grad`` are never
-touched and no hooks are registered.
+loop over samples is needed. Gradients are taken *at inference*: every function that runs
+the model is defined in eval mode (BatchNorm uses its running statistics, dropout is off; vmap
+cannot run a training-mode batch norm on single samples anyway), so a model left in training
+mode is run in eval mode with a warning, and every module's own flag is restored afterwards
+(``policy="eval"`` of :mod:`inferml_course._core.modes`); no buffer changes. Parameters are
+detached copies, so ``requires_grad`` and ``.grad`` are never touched and no hooks are registered.
 
 The toy functions (``bernoulli_*``, ``logistic_toy_loss``) let a lesson check the Fisher
 identities in closed form before applying them to a network.
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
-from .._core.modes import eval_mode
+from .._core.modes import eval_mode, guarded
 from .._core.checks import check_choice, check_float_tensor, check_positive_int
 
 __all__ = [
@@ -108,13 +110,8 @@ def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
     k = getattr(model, "num_classes", None)
     if isinstance(k, int) and k > 0:
         return k
-    with torch.no_grad():  # one sample only: the classes of a model without a num_classes attribute
-        was = model.training
-        model.eval()
-        try:
-            return int(model(x[:1]).shape[-1])
-        finally:
-            model.train(was)
+    with torch.no_grad(), eval_mode(model):  # one sample: the classes of a model without num_classes
+        return int(model(x[:1]).shape[-1])
 
 
 def _resolve_target(target, n: int, k: int, device, seed: int):
@@ -196,6 +193,7 @@ def _per_sample_chunks(model, x, target, params, batch_size, seed):
             yield start, per_sample(fn.params, x[sl], labels[sl], noise[sl])
 
 
+@guarded(policy="eval")
 def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
                      seed: int = 0, flatten: bool = True):
     """Gradients of ``-log p(target | x_n)`` for every sample, batched with ``torch.func``.
@@ -218,6 +216,7 @@ def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None
     return {n: torch.cat([g[n] for _, g in chunks]) for n in names}
 
 
+@guarded(policy="eval")
 def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
                    seed: int = 0) -> torch.Tensor:
     """L2 norm of each sample's loss gradient, (N,). **Higher = more surprise** (more uncertain).
@@ -233,6 +232,7 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, 
     return out
 
 
+@guarded(policy="eval")
 def fisher_trace_per_sample(model: nn.Module, x: torch.Tensor, params=None, batch_size: int = 64) -> torch.Tensor:
     """Trace of each input's own Fisher matrix, (N,): ``sum_k p_k(x) ||grad log p_k(x)||^2``.
 
@@ -346,6 +346,7 @@ def fisher_from_grads(grads: torch.Tensor, kind: str = "sampled", top_k: int = 1
                              matrix=fisher_matrix(g) if full else None, param_names=list(param_names or []))
 
 
+@guarded(policy="eval")
 def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled", labels=None, params=None,
                        n_samples: int = 1, seed: int = 0, top_k: int = 10, full: bool = False,
                        batch_size: int = 128) -> FisherInformation:
@@ -386,6 +387,7 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
 # representations
 # --------------------------------------------------------------------------------------------------
 
+@guarded(policy="eval")
 @torch.no_grad()
 def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Penultimate features ``model.embed(x)`` (N, D) in eval mode, in batches; the mode is restored."""

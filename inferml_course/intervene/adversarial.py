@@ -29,7 +29,9 @@ random start is off):
 Hygiene: the gradient is taken with ``torch.autograd.grad`` with respect to a fresh copy of the
 input, so parameter ``.grad``, ``requires_grad`` flags and the model's train/eval mode are left
 exactly as found (a warning, never a silent switch, when dropout or batch norm is in training
-mode; torchattacks switches the model to eval mode).
+mode; torchattacks switches the model to eval mode), and batch-norm running statistics updated by a
+training-mode attack are restored afterwards, also on errors (``policy="as_is"`` of
+:mod:`inferml_course._core.modes`).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
-from .._core.modes import check_mode
+from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 
 __all__ = ["ATTACKS", "fgsm", "pgd", "attack", "input_gradient", "success_rate", "robustness_curve",
@@ -92,6 +94,7 @@ def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, ta
     return grad, logits.detach(), labels
 
 
+@guarded()
 def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = False) -> torch.Tensor:
     """The gradient (N, C, H, W) that FGSM follows: d CE(f(x), y) / dx (or d[-CE(f(x), target)] / dx).
 
@@ -106,6 +109,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = F
     return _loss_gradient(model, x, y, targeted)[0]
 
 
+@guarded()
 def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, targeted: bool = False,
          batch_size: int | None = None) -> torch.Tensor:
     """Fast gradient sign method: x' = clip(x + epsilon * sign(grad_x CE(f(x), y)), 0, 1).
@@ -130,6 +134,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
     return torch.cat(out)
 
 
+@guarded()
 def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, step_size: float = 2 / 255,
         steps: int = 10, random_start: bool = True, targeted: bool = False, seed: int = 0,
         batch_size: int | None = None) -> torch.Tensor:
@@ -190,6 +195,7 @@ def _chunks(x, y, batch_size):
         yield x[i:i + step], (None if y is None else y[i:i + step])
 
 
+@guarded()
 def attack(name: str, model: nn.Module, x: torch.Tensor, y=None, **options) -> torch.Tensor:
     """Run attack ``name`` (one of :data:`ATTACKS`) with its options."""
     check_choice(name, ATTACKS, "attack")
@@ -202,6 +208,7 @@ def _predict(model, x, batch_size):
     return torch.cat([model(x[i:i + step]).argmax(1) for i in range(0, len(x), step)])
 
 
+@guarded()
 def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = False, among=None,
                  batch_size: int | None = None) -> float:
     """Attack success rate, **higher = stronger attack** (a fraction in [0, 1]).
@@ -226,6 +233,7 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = Fals
     return float(hit.float().mean())
 
 
+@guarded()
 def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255,
                                                                    16 / 255),
                      attack: str = "pgd", batch_size: int | None = None, **options) -> dict:

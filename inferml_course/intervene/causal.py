@@ -41,6 +41,11 @@ interventions never makes flat, with different weights: s_bar / p_keep for RISE 
 (f(x) - s_bar) / (1 - p_keep) for SHAPE. Whichever weight is large, that map shows where the
 masks fell more than what the model used. The insertion and deletion games that score such maps
 live in :mod:`inferml_course.evaluate.insertion_deletion`.
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.modes import guarded
 
 __all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
@@ -146,6 +152,7 @@ def signs_by_class(n_per_class: int, seed: int = 0, classes=None) -> torch.Tenso
     return data.images[order].view(len(classes), n_per_class, *data.images.shape[1:])
 
 
+@guarded()
 @torch.no_grad()
 def intervention_probs(model: nn.Module, signs: torch.Tensor, watermarks=None, include_removed: bool = True,
                        position=(1, 1), batch_size: int = 1024) -> torch.Tensor:
@@ -248,6 +255,7 @@ def _check_p_keep(p_keep):
     return float(p_keep)
 
 
+@guarded()
 @torch.no_grad()
 def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
                    p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
@@ -296,6 +304,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
             (shape_sum / (n_masks * (1 - p_keep))).view(n, h, w).to(dtype))
 
 
+@guarded()
 def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
           p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
           batch_size="auto") -> torch.Tensor:

@@ -26,6 +26,11 @@ The targets and shadows are deliberately tiny (:class:`TinyMLP` on 8x8-pooled si
 for seconds) so a lesson can train several; :data:`RECIPES` holds an overfitting recipe (many
 epochs, no weight decay, no augmentation, no dropout) and a regularised one (weight decay,
 shift augmentation, dropout, early stop).
+
+Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): the black-box query of a deployed
+model (:func:`model_outputs`, :func:`generalization_gap`) is defined at inference, so a model left
+in training mode runs in eval mode for the call, with a warning that says so; every module's own
+flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.modes import guarded
 
 __all__ = ["TinyMLP", "RECIPES", "FEATURES", "CLASSIFIERS", "train_recipe", "model_outputs", "split_pools",
            "Shadow", "train_shadow_models", "attack_features", "ShadowAttack", "loss_scores", "confidence_scores",
@@ -102,6 +108,7 @@ def train_recipe(images: torch.Tensor, labels: torch.Tensor, recipe="overfit", n
     return model.eval()
 
 
+@guarded(policy="eval")
 def model_outputs(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """The black-box view of ``model``: its logits (N, K) on ``images`` (eval mode, mode restored)."""
     from ..models import predict_logits
@@ -349,6 +356,7 @@ def membership_report(scores, is_member, fprs=(0.01, 0.001)) -> dict:
     return out
 
 
+@guarded(policy="eval")
 def generalization_gap(model: nn.Module, train_images, train_labels, test_images, test_labels) -> dict:
     """Train and test accuracy and their difference (the gap that membership attacks feed on)."""
     from ..models import accuracy

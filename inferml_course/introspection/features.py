@@ -31,6 +31,11 @@ Feature reductions (``reduction=``), a design choice the paper leaves open:
 What is not from the paper (the code was never released) and is therefore an exposed argument:
 the loss ``J``, the reduction, the MLP widths (default 128 and 64), the optimiser (Adam), the
 epochs (default 5), weight decay and the feature standardisation inside ``H``.
+
+Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): the sensing pass (penultimate
+features and logits) is defined at inference, so a model left in training mode runs in eval mode for
+the call, with a warning that says so; every module's own flag is restored afterwards, also on
+errors.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ import contextlib
 import torch
 from torch import nn
 
-from .._core.modes import eval_mode
+from .._core.modes import eval_mode, guarded
 from .._core.checks import check_choice, check_images, check_positive_int
 
 __all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms"]
@@ -127,6 +132,7 @@ def _check_options(loss: str, reduction: str) -> None:
     check_choice(reduction, REDUCTIONS, "reduction")
 
 
+@guarded(policy="eval")
 @torch.no_grad()
 def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", reduction: str = "sum",
                            include_bias: bool = True, layer=None, batch_size: int = 512) -> torch.Tensor:
@@ -149,6 +155,7 @@ def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross
     return torch.cat(out)
 
 
+@guarded(policy="eval")
 @torch.no_grad()
 def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", layer=None,
                             batch_size: int = 512) -> torch.Tensor:

@@ -1,5 +1,11 @@
 """The reflection stage of introspective learning: a network on the introspective features, the
-two-stage :class:`IntrospectiveClassifier` and the corruption / OOD benchmarks of lesson 04."""
+two-stage :class:`IntrospectiveClassifier` and the corruption / OOD benchmarks of lesson 04.
+
+Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): the two-stage prediction
+(``features``, ``both_proba``, ``predict_proba``, ``predict``, the benchmarks) is defined at
+inference, so a model left in training mode runs in eval mode for the call, with a warning that says
+so; every module's own flag is restored afterwards, also on errors.
+"""
 from __future__ import annotations
 
 import torch
@@ -7,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
-from .._core.modes import eval_mode
+from .._core.modes import eval_mode, guarded
 from .features import _check_options, _features_from, _last_layer, _sensing_pass, introspective_features
 
 __all__ = ["ReflectionNetwork", "train_reflection", "IntrospectiveClassifier", "corruption_benchmark", "ood_benchmark"]
@@ -116,6 +122,7 @@ class IntrospectiveClassifier(nn.Module):
     def layer(self) -> nn.Linear:
         return self.sensing.get_submodule(self._layer_name)
 
+    @guarded(policy="eval", arg="self")
     def features(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Introspective features (N, F) of ``x``, without gradients."""
         return introspective_features(self.sensing, x, self.loss, self.reduction, self.include_bias, self.layer,
@@ -150,6 +157,7 @@ class IntrospectiveClassifier(nn.Module):
         """Logits of the introspective prediction, (N, K)."""
         return self.forward_both(x)[1]
 
+    @guarded(policy="eval", arg="self")
     @torch.no_grad()
     def both_proba(self, x: torch.Tensor, batch_size: int = 512):
         """(feed-forward probabilities, introspective probabilities), each (N, K), eval mode."""
@@ -164,15 +172,18 @@ class IntrospectiveClassifier(nn.Module):
                 intro.append(torch.softmax(r, 1))
         return torch.cat(ff), torch.cat(intro)
 
+    @guarded(policy="eval", arg="self")
     def predict_proba(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Introspective class probabilities (N, K)."""
         return self.both_proba(x, batch_size)[1]
 
+    @guarded(policy="eval", arg="self")
     def predict(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Introspective class predictions (N,)."""
         return self.predict_proba(x, batch_size).argmax(1)
 
 
+@guarded(policy="eval", arg="classifier")
 def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tensor, labels: torch.Tensor,
                          corruptions=None, severities=(1, 2, 3, 4, 5), seed: int = 0, n_bins: int = 15,
                          batch_size: int = 512, progress: bool = False) -> dict:
@@ -223,6 +234,7 @@ def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tens
             "clean": {"accuracy": clean_acc, "ece": clean_ece}, "accuracy": acc, "ece": ece}
 
 
+@guarded(policy="eval", arg="classifier")
 def ood_benchmark(classifier: IntrospectiveClassifier, in_images: torch.Tensor, ood_sets: dict,
                   methods=("msp", "odin", "energy"), odin_options: dict | None = None,
                   batch_size: int = 256) -> list[dict]:

@@ -1,4 +1,10 @@
-"""A deterministic training loop with a progress bar, and batched evaluation."""
+"""A deterministic training loop with a progress bar, and batched evaluation.
+
+:func:`train_model` trains the model it is given (it is the one function here that switches to
+training mode). The evaluation functions (:func:`predict_logits`, :func:`accuracy`,
+:func:`accuracy_under_corruptions`) are defined at inference: they run in eval mode, warn when
+they had to switch a dropout or batch-norm module, and restore every module's flag afterwards.
+"""
 from __future__ import annotations
 
 import torch
@@ -7,6 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._core.checks import check_images
+from .._core.modes import guarded
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -69,25 +76,27 @@ def train_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ep
     return history
 
 
+@guarded(policy="eval")
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits (N, K) in eval mode, in batches on the model's device; the model's mode is restored."""
+    """Logits (N, K) at inference, in batches on the model's device.
+
+    Defined in eval mode: a model left in training mode is run in eval mode with a warning, and
+    every module's own flag is restored afterwards (see :mod:`inferml_course._core.modes`).
+    """
     check_images(images, "images")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
-                          for i in range(0, len(images), batch_size)])
-    finally:
-        model.train(was_training)
+    return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(images), batch_size)])
 
 
+@guarded(policy="eval")
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
     """Top-1 accuracy (higher is better) of ``model`` on ``images`` (N, C, H, W), ``labels`` (N,)."""
     return (predict_logits(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
 
 
+@guarded(policy="eval")
 def accuracy_under_corruptions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, corruptions=None,
                                severities=(1, 2, 3, 4, 5), seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Accuracy (higher is better) for every corruption and severity: a tensor (len(corruptions), len(severities)).

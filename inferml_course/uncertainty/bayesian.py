@@ -8,7 +8,11 @@ Conventions (one each):
 * entropies are in **nats** (natural log), with ``0 log 0 = 0``;
 * MC dropout puts the model in eval mode and then only the dropout modules in train mode, so batch
   norm keeps its running statistics (and never updates them). Every module's own ``training`` flag
-  is restored afterwards, also when an error interrupts the call;
+  is restored afterwards, also when an error interrupts the call. That is the method's own
+  definition (``policy="mc_dropout"`` of :mod:`inferml_course._core.modes`): dropout modules in
+  training mode are expected, a batch norm in training mode gets a warning that it runs in eval
+  mode. Ensembles are defined at inference (``policy="eval"``): a member in training mode runs in
+  eval mode, with a warning;
 * randomness: the dropout masks come from the global RNG (``nn.Dropout`` takes no generator), so
   the call seeds it from ``seed=`` inside ``torch.random.fork_rng``: the caller's RNG state is
   restored afterwards and the result is deterministic for a given seed, batch size and device.
@@ -30,7 +34,7 @@ from torch import nn
 from .._core.checks import check_choice
 from .._core.batching import check_batch_size
 from .._core.checks import check_model, check_prob_samples, check_images
-from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode
+from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode, guarded
 
 __all__ = ["Decomposition", "entropy_of_mean", "mean_entropy", "mutual_information", "decompose",
            "mc_dropout_probs", "ensemble_probs", "mc_dropout", "ensemble", "MEASURES"]
@@ -101,6 +105,7 @@ def _head_only_path(model: nn.Module) -> bool:
     return not trunk_drop
 
 
+@guarded(policy="mc_dropout")
 @torch.no_grad()
 def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, batch_size: int = 512,
                      reuse_features: bool = True) -> torch.Tensor:
@@ -131,6 +136,7 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
     return torch.stack(out)
 
 
+@guarded(policy="eval")
 @torch.no_grad()
 def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Member probabilities (M, N, K) of a deep ensemble (Lakshminarayanan et al. 2017).
@@ -165,6 +171,7 @@ def _measure(probs: torch.Tensor, measure: str) -> torch.Tensor:
     return getattr(decompose(probs), measure)
 
 
+@guarded(policy="mc_dropout")
 def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure: str = "total",
                batch_size: int = 512) -> torch.Tensor:
     """MC-dropout uncertainty (N,) in nats, **higher = more uncertain**.
@@ -176,6 +183,7 @@ def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure
     return _measure(mc_dropout_probs(model, x, samples, seed, batch_size), measure)
 
 
+@guarded(policy="eval")
 def ensemble(model, x: torch.Tensor, measure: str = "total", batch_size: int = 512) -> torch.Tensor:
     """Deep-ensemble uncertainty (N,) in nats, **higher = more uncertain** (``measure`` as in :func:`mc_dropout`)."""
     check_choice(measure, MEASURES, "measure")

@@ -3,6 +3,10 @@ the corruption x severity table, OOD detection and the GradTrust quadrants.
 
 Every table states its metric's direction. Scores come from the registry (higher = more
 uncertain); the trust-curve metrics turn them around internally.
+
+Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): every table here (its scores) is
+defined at inference, so a model left in training mode runs in eval mode for the call, with a
+warning that says so; every module's own flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import torch
 from ..datasets import ImageDataset
 from .._core.batching import check_batch_size
 from .._core.checks import check_binary, check_scores
+from .._core.modes import guarded
 from .metrics import auac, auac_reference, aufc, misprediction_auroc, ood_metrics
 from .scores import MahalanobisStats, score_batch
 
@@ -64,6 +69,7 @@ def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5)
                         f"{dataset.name} + corrupted mix", attributes)
 
 
+@guarded(policy="eval")
 def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stats: MahalanobisStats | None = None,
                         samples: int = 10, seed: int = 0, batch_size: int = 256, n_points: int = 100) -> dict:
     """Misprediction detection: for each score, AUAC and AUFC (the tutorial's protocol) and the AUROC
@@ -90,6 +96,7 @@ def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stat
             "reference": auac_reference(correct, n_points)}
 
 
+@guarded(policy="eval")
 def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5), names=("msp",),
                      n: int | None = 200, seed: int = 0, batch_size: int = 256, n_points: int = 100) -> dict:
     """AUAC (higher is better) of each score on each corruption and severity, on the first ``n`` images.
@@ -146,6 +153,7 @@ def format_corruption_table(result: dict, names, per_block: int = 5, display=Non
     return "\n".join(lines)
 
 
+@guarded(policy="eval")
 def ood_table(model, id_images: torch.Tensor, ood_sets: dict, names, *, id_scores: dict | None = None,
               mahalanobis_stats: MahalanobisStats | None = None, samples: int = 10, seed: int = 0,
               batch_size: int = 256) -> dict:

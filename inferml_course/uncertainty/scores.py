@@ -29,6 +29,10 @@ code compute ``-F.nll_loss(logits, pred)`` on raw logits, which returns the larg
 ``z_pred``, not a log-probability. We expose both: :func:`nll` (the true quantity) and
 :func:`max_logit` (the authors' number). They rank samples differently, because the max logit
 ignores how much mass the other classes get.
+
+Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): every score here is defined at
+inference, so a model left in training mode runs in eval mode for the call, with a warning that says
+so; every module's own flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ from .._core.checks import check_choice, check_number
 from .._core.adapter import forward_logits, forward_with_features, last_layer
 from .._core.batching import check_batch_size
 from .._core.checks import check_labels, check_logits, check_model, check_images
-from .._core.modes import eval_mode
+from .._core.modes import eval_mode, guarded
 
 __all__ = [
     "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
@@ -78,6 +82,7 @@ def _prepare(model, x, batch_size):
     check_batch_size(batch_size)
 
 
+@guarded(policy="eval")
 def msp(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Maximum softmax probability (Hendrycks & Gimpel 2017): a confidence, **higher = more confident**.
 
@@ -87,12 +92,14 @@ def msp(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     return torch.softmax(forward_logits(model, x, batch_size), 1).max(1).values
 
 
+@guarded(policy="eval")
 def entropy(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Shannon entropy of the softmax in nats, in [0, log K]: **higher = more uncertain**."""
     _prepare(model, x, batch_size)
     return logit_scores(forward_logits(model, x, batch_size))["entropy"]
 
 
+@guarded(policy="eval")
 def margin(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Hypothesis margin p(1st) - p(2nd) of the softmax, in [0, 1]: a confidence, **higher = more confident**.
 
@@ -102,6 +109,7 @@ def margin(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     return logit_scores(forward_logits(model, x, batch_size))["margin"]
 
 
+@guarded(policy="eval")
 def nll(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Negative log-likelihood of the predicted label, ``-log softmax(z)[argmax z]`` (nats, >= 0).
 
@@ -112,6 +120,7 @@ def nll(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     return logit_scores(forward_logits(model, x, batch_size))["nll"]
 
 
+@guarded(policy="eval")
 def max_logit(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """The largest logit ``max_k z_k``: a confidence, **higher = more confident**.
 
@@ -122,6 +131,7 @@ def max_logit(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     return forward_logits(model, x, batch_size).max(1).values
 
 
+@guarded(policy="eval")
 def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 512) -> torch.Tensor:
     """Energy ``E(x) = -T logsumexp(z / T)`` (Liu et al. 2020): **higher = more uncertain** (more OOD).
 
@@ -133,6 +143,7 @@ def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 5
 
 
 # ---------------------------------------------------------------------------------------------- ODIN
+@guarded(policy="eval")
 def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """ODIN's input pre-processing: ``x~ = x - eps * sign(grad_x CE(f(x)/T, argmax f(x)))``.
@@ -161,6 +172,7 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     return torch.cat(outs), torch.cat(preds)
 
 
+@guarded(policy="eval")
 def odin(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
          batch_size: int = 256) -> torch.Tensor:
     """ODIN score (Liang et al. 2018): ``max_k softmax(f(x~)/T)_k`` of the perturbed input.
@@ -186,6 +198,7 @@ class MahalanobisStats:
         return MahalanobisStats(self.means.to(device), self.precision.to(device))
 
 
+@guarded(policy="eval")
 def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512,
                     ridge: float = 1e-6) -> MahalanobisStats:
     """Fit class means and ONE shared (tied) covariance on training features (Lee et al. 2018).
@@ -227,6 +240,7 @@ def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch
     return d2.clamp_min(0).min(1).values
 
 
+@guarded(policy="eval")
 def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size: int = 512
                 ) -> torch.Tensor:
     """Single-pass distance score: squared Mahalanobis distance of the features to the nearest class mean.
@@ -318,6 +332,7 @@ _SHARED = ("msp", "entropy", "margin", "nll", "max_logit", "energy", "gradtrust"
 _NEED_FEATURES = ("gradtrust_topk", "gradnorm", "mahalanobis")
 
 
+@guarded(policy="eval")
 def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
                    samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None
                    ) -> dict[str, torch.Tensor]:
@@ -336,6 +351,7 @@ class ScoreResult(NamedTuple):
     logits: torch.Tensor
 
 
+@guarded(policy="eval")
 def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
                 samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None
                 ) -> ScoreResult:

@@ -12,6 +12,10 @@ removed and every module's mode is restored, also on errors.
 Directions: :func:`gradtrust` and :func:`gradnorm` return the papers' confidences (**higher = more
 trustworthy / more in-distribution**); :func:`purview` returns a gradient magnitude (**higher = more
 uncertain**). The registry in :mod:`.scores` turns all of them into uncertainties.
+
+Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): every score here is defined at
+inference, so a model left in training mode runs in eval mode for the call, with a warning that says
+so; every module's own flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from .._core.checks import check_choice, check_number
 from .._core.adapter import forward_with_features, last_layer
 from .._core.batching import check_batch_size
 from .._core.checks import check_logits, check_model, check_images
-from .._core.modes import eval_mode
+from .._core.modes import eval_mode, guarded
 
 __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_topk_from_features", "purview",
            "purview_features", "purview_parameters",
@@ -58,6 +62,7 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return (a.max(1).values / a.mean(1)).to(logits.dtype)
 
 
+@guarded(policy="eval")
 def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int = 512) -> torch.Tensor:
     """GradTrust (Prabhushankar & AlRegib, MIPR 2024) as released in the authors' ``demo.py``.
 
@@ -92,6 +97,7 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int 
     return torch.cat(out)
 
 
+@guarded(policy="eval")
 def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512) -> torch.Tensor:
     """Top-k counterfactual GradTrust: a **course reconstruction** of the paper's text [INFERRED].
 
@@ -145,6 +151,7 @@ def gradtrust_topk_from_features(layer, logits: torch.Tensor, h: torch.Tensor, k
 PURVIEW_PARTS = ("final", "initial", "all")
 
 
+@guarded(policy="eval")
 def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) -> tuple[torch.Tensor, list[str]]:
     """Per-sample squared gradient norms of parameter tensors: ``(N, P)`` and the P names.
 
@@ -198,6 +205,7 @@ def purview_parameters(model, part: str = "final") -> list[str]:
     return names
 
 
+@guarded(policy="eval")
 def purview(model, x: torch.Tensor, part: str = "final", batch_size: int = 128) -> torch.Tensor:
     """Purview (Lee et al., IEEE Access 2023), as re-implemented in the GradTrust demo, per sample.
 
@@ -229,6 +237,7 @@ def gradnorm_closed_form(logits: torch.Tensor, h: torch.Tensor, temperature: flo
     return (p - 1.0 / logits.shape[1]).abs().sum(1) * h.abs().sum(1) / t
 
 
+@guarded(policy="eval")
 def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gradient",
              batch_size: int = 512) -> torch.Tensor:
     """GradNorm (Huang, Geng & Li, NeurIPS 2021): L1 norm of the last-layer weight gradient of

@@ -27,6 +27,11 @@ rebuilt for the course's 32 x 32 signs. Where the posters only name a quantity, 
   map's positive part min-max scaled to [0, 1] (fill 0 is the poster's (1 - M(x)) * x); accuracy (higher
   is better) and NLL (lower is better) of the Bayesian prediction with and without it, at test
   time with the same model (the poster does not say whether the model is retrained; we do not).
+
+Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): the Bayesian prediction
+(:func:`attention_mitigation`) and the uncertainty of :func:`blurring_test` are defined at
+inference, so a model left in training mode runs in eval mode for the call, with a warning that says
+so; every module's own flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import torch
 
 from ..._core.checks import check_choice, check_positive_int
 from ..._core.targets import check_input
+from ..._core.modes import guarded
 from ...explain.gradients import gaussian_blur
 from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 
@@ -98,6 +104,7 @@ class BlurringResult(NamedTuple):
     uncertainty: torch.Tensor
 
 
+@guarded(policy="eval", arg="uncertainty")
 @torch.no_grad()
 def blurring_test(uncertainty, x: torch.Tensor, maps: torch.Tensor, budgets=BUDGETS, points: int = 10,
                   sigma: float = 2.0, substrate: torch.Tensor | None = None, batch_size: int = 1024) -> BlurringResult:
@@ -256,6 +263,7 @@ def attention_inputs(x: torch.Tensor, maps: torch.Tensor, fill: str = "zero", si
     return (1 - m) * x + m * other
 
 
+@guarded(policy="eval")
 @torch.no_grad()
 def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dict, fill: str = "zero",
                          top: float | None = None, batch_size: int = 512) -> dict:

@@ -68,9 +68,11 @@ saves, so it is not used.)
 
 Everything here follows the course contracts: images (N, C, H, W) in [0, 1]; the wrapped network
 is always evaluated in eval mode (with the fixed dropout masks for MC dropout), whatever mode it
-is in, so no mode warning is needed; its modes, hooks, ``requires_grad`` and ``.grad`` are left as
-found (gradients via ``torch.autograd.grad``); randomness from local generators seeded by
-``seed``; bad input raises at once.
+is in: the attribution functions are defined at inference (``policy="eval"`` of
+:mod:`inferml_course._core.modes`) and warn when a dropout or batch-norm module was in training
+mode; its modes, hooks, ``requires_grad`` and ``.grad`` are left as found (gradients via
+``torch.autograd.grad``); randomness from local generators seeded by ``seed``; bad input raises at
+once.
 """
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ from ..._core.checks import check_choice, check_positive_int
 from ..._core.hooks import capture_many
 from ..._core.targets import check_input, output_dtype
 from ..._core.adapter import implicit_bias
-from ..._core.modes import DROPOUT_TYPES, eval_mode
+from ..._core.modes import DROPOUT_TYPES, eval_mode, guarded
 from ..bayesian import MEASURES, Decomposition
 from ..voice.maps import batched_grad
 
@@ -411,6 +413,7 @@ def _check_temperature(value, argument):
     return float(value)
 
 
+@guarded(policy="eval")
 def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, samples: int | None = None,
                         seed: int = 0, tau1: float = TAU1, tau2: float = TAU2, batch_size: int = 16,
                         vectorize: bool | None = None) -> UAResult:
@@ -448,6 +451,7 @@ def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, sampl
     return UAResult(out, uncertainty_from_probs(probs.double()), probs)
 
 
+@guarded(policy="eval")
 def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
                 samples: int | None = None, seed: int = 0, tau1: float = TAU1, tau2: float = TAU2,
                 batch_size: int = 16, vectorize: bool | None = None) -> torch.Tensor:
@@ -565,6 +569,7 @@ def _segment_stack(x, segments, n_segments):
     return torch.stack(stacked), offset
 
 
+@guarded(policy="eval")
 def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
                     samples: int | None = None, seed: int = 0, segments=None, n_segments=(12, 40, 100),
                     steps: int = 60, lr: float = 0.2, lam: float = 2.0, tau: float = 0.5, init: float = -2.0,
@@ -666,6 +671,7 @@ METHOD_NAMES = {"ua_backprop": "UA-Backprop", "optimization_ua": "Optimisation U
                 "kernel_shap_segments": "KernelSHAP + segments"}
 
 
+@guarded(policy="eval")
 def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
               posterior_samples: int | None = None, seed: int = 0, segments=None, **options) -> torch.Tensor:
     """Uncertainty attribution map (N, H, W) by name (:data:`UA_METHODS`); **larger = more uncertainty**.

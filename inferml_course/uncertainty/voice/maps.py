@@ -50,6 +50,11 @@ Where we differ from the authors' code, and why:
 * the authors run one image at a time with a Python loop over the 999 ImageNet classes; we batch
   images and classes. The numbers equal a loop over classes calling the explain package
   (tested).
+
+Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
+in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
+batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
+restored afterwards, also on errors.
 """
 from __future__ import annotations
 
@@ -62,7 +67,7 @@ from torch import nn
 
 from ..._core.checks import check_choice, check_float_tensor, check_positive_int
 from ..._core.adapter import resolve_layer
-from ..._core.modes import check_mode
+from ..._core.modes import check_mode, guarded
 from ...explain.cam import logits_and_feature_maps
 from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
@@ -200,6 +205,7 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
     return maps, p, others, probs
 
 
+@guarded()
 def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "contrast_cam", layer=None,
           samples: int = 10, noise: float = 0.15, seed: int = 0, channels: str = "abs",
           normalization: str = "minmax", normalize: bool = True, batch_size: int | None = None,
@@ -254,6 +260,7 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
     return VoiceResult(explanation.detach(), uncertainty.detach(), contrast.detach(), others, p, probs.to(dtype))
 
 
+@guarded()
 def voice_map(model: nn.Module, x: torch.Tensor, target=None, **options) -> torch.Tensor:
     """Only the VOICE uncertainty map (N, H, W): the explainer-style signature of :func:`voice`."""
     return voice(model, x, target, **options).uncertainty
