@@ -1,32 +1,58 @@
 """Membership inference: metrics against brute force and scikit-learn, attacks on tiny targets, bad input."""
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from inferml_course.intervene import membership as mia
 
 
 # -------------------------------------------------------------------------------------- metrics
 def brute_tpr_at_fpr(scores, is_member, fpr):
+    """Every threshold t among the scores (and +inf) flags ``score >= t`` as a member, so tied scores
+    are never split; FPR and TPR are exact count ratios (Python floats: a float32 ``.mean()`` rounds
+    6/20 to 0.30000001, past ``fpr=0.3``, and loses the operating point at exactly the target)."""
     best = 0.0
     neg = scores[~is_member]
     pos = scores[is_member]
-    for t in torch.cat([scores, torch.tensor([float("inf")])]).unique():
-        f = float((neg >= t).float().mean())
+    for t in torch.cat([scores, torch.tensor([float("inf")], dtype=scores.dtype)]).unique():
+        f = int((neg >= t).sum()) / neg.numel()
         if f <= fpr + 1e-12:
-            best = max(best, float((pos >= t).float().mean()))
+            best = max(best, int((pos >= t).sum()) / pos.numel())
     return best
 
 
+# 22 scores 0.0 then 7 scores 1.0 (8 and 1 members): hypothesis found it, see the regression test below
+TIED = [(0.0, True)] * 8 + [(0.0, False)] * 14 + [(1.0, True)] + [(1.0, False)] * 6
+
+
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(-5, 5, allow_nan=False), min_size=4, max_size=40), st.data(),
+@given(st.lists(st.tuples(st.floats(-5, 5, allow_nan=False), st.booleans()), min_size=4, max_size=40),
        st.sampled_from([0.0, 0.01, 0.1, 0.3, 1.0]))
-def test_tpr_at_fpr_matches_brute_force(values, data, fpr):
-    scores = torch.tensor(values, dtype=torch.float64)
-    member = torch.tensor(data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values))))
+@example(TIED, 0.3)
+def test_tpr_at_fpr_matches_brute_force(pairs, fpr):
+    scores = torch.tensor([v for v, _ in pairs], dtype=torch.float64)
+    member = torch.tensor([m for _, m in pairs])
     if member.all() or not member.any():
         member[0] = not bool(member[0])
     assert mia.tpr_at_fpr(scores, member, fpr) == pytest.approx(brute_tpr_at_fpr(scores, member, fpr))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tpr_at_fpr_ties_and_an_fpr_equal_to_the_target(dtype):
+    """Scores ``[0.0]*22 + [1.0]*7``: 9 members, 20 non-members. The threshold 1.0 flags all seven
+    tied 1.0s (no threshold splits them): FPR 6/20 = 0.3 exactly, TPR 1/9. At ``fpr=0.3`` that point
+    counts (FPR <= target); the old brute force computed the FPR as a float32 mean, 0.30000001,
+    rejected it and said 0.0."""
+    scores = torch.tensor([v for v, _ in TIED], dtype=dtype)
+    member = torch.tensor([m for _, m in TIED])
+    assert (int(member.sum()), int((~member).sum())) == (9, 20)
+    assert mia.tpr_at_fpr(scores, member, 0.3) == pytest.approx(1 / 9)
+    assert brute_tpr_at_fpr(scores, member, 0.3) == pytest.approx(1 / 9)
+    # below 0.3 the only operating point is threshold +inf, (0, 0): half of a tie is not reachable
+    for fpr in (0.0, 0.05, 0.29):
+        assert mia.tpr_at_fpr(scores, member, fpr) == 0 == brute_tpr_at_fpr(scores, member, fpr)
+    # from FPR 1 (threshold 0.0, everything flagged) TPR is 1
+    assert mia.tpr_at_fpr(scores, member, 1.0) == 1 == brute_tpr_at_fpr(scores, member, 1.0)
 
 
 @settings(max_examples=30, deadline=None)

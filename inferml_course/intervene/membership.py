@@ -328,7 +328,12 @@ def _check_membership(scores, is_member):
 def tpr_at_fpr(scores, is_member, fpr: float = 0.01) -> float:
     """True-positive rate of the attack at a false-positive rate of at most ``fpr``: **higher = more
     leakage**. The ROC point with the largest FPR not above ``fpr`` (ART's ``get_roc_for_fpr`` rule);
-    with n non-members the smallest non-zero FPR is 1/n, so ``fpr < 1/n`` reads the FPR = 0 point."""
+    with n non-members the smallest non-zero FPR is 1/n, so ``fpr < 1/n`` reads the FPR = 0 point.
+
+    The operating points are the thresholds a score can take: t flags ``score >= t`` as a member,
+    one point per distinct score plus (0, 0) at t = +inf, so tied scores are flagged together and
+    never split. FPR is (false positives) / n in float64, and a point whose FPR equals ``fpr``
+    (within 1e-12) counts: 6 of 20 non-members flagged is admissible at ``fpr=0.3``."""
     from ..uncertainty.metrics import roc_curve
 
     if isinstance(fpr, bool) or not isinstance(fpr, numbers.Real) or not 0 <= fpr <= 1:
