@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from inferml_course import evaluate as ev
-from inferml_course.evaluate._common import gaussian_blur, substrate_images
+from inferml_course._core.images import gaussian_blur
+from inferml_course.evaluate._common import substrate_images
 
 from _evaluate_models import region_setup
 from _explain_models import images, small_cnn
@@ -131,14 +132,26 @@ def test_pixel_ranks_and_step_counts():
     assert ev.step_counts(1024, 64)[1] == 16
 
 
-def test_blur_substrate_is_a_normalised_gaussian():
+def test_blur_substrate_is_scipys_gaussian_filter():
+    """The one Gaussian blur of the package equals scipy.ndimage.gaussian_filter per image and channel
+    (truncate 4, mode "reflect"), keeps constants, leaves sigma 0 alone and refuses bad sigmas."""
+    from scipy.ndimage import gaussian_filter
+
     x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
-    y = gaussian_blur(x, 2.0)
-    assert y.shape == x.shape
+    for sigma in (0.7, 2.0):
+        y = gaussian_blur(x, sigma)
+        ref = torch.from_numpy(gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode="reflect"))
+        assert torch.allclose(y, ref, atol=1e-12)
+    per_image = gaussian_blur(x, torch.tensor([0.0, 1.5], dtype=torch.float64))
+    assert torch.equal(per_image[0], x[0])
+    assert torch.allclose(per_image[1], gaussian_blur(x[1:], 1.5), atol=1e-12)
     assert torch.allclose(gaussian_blur(torch.full_like(x, 0.3), 2.0), torch.full_like(x, 0.3))
-    assert y.std() < x.std()
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_blur(x, -1.0)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        gaussian_blur(x[0], 1.0)
     with pytest.raises(ValueError, match="blur_sigma"):
-        gaussian_blur(x, 0)
+        ev.substrate_images(small_cnn(dtype=torch.float64), x, "blur", blur_sigma=float("nan"))
 
 
 def test_game_optimized_map_wins_deletion_and_leaves_the_model_alone():

@@ -6,15 +6,14 @@ images, many maps and many perturbation levels at once, in chunks of ``batch_siz
 """
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_choice, check_float_tensor, check_images
+from .._core.checks import check_choice, check_float_tensor, check_images, check_number
+from .._core.images import gaussian_blur, minmax
 from .._core.modes import check_mode
 from .._core.adapter import resolve_baseline
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets, scores_from_logits
@@ -74,44 +73,6 @@ def as_map_dict(maps, x: torch.Tensor | None = None, argument: str = "maps", sha
     return out, single
 
 
-def minmax(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Per-map (m - min) / (max - min) in [0, 1]; constant maps become all zeros."""
-    flat = maps.flatten(1)
-    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    span = hi - lo
-    out = torch.where(span > eps, (flat - lo) / span.clamp_min(eps), torch.zeros_like(flat))
-    return out.view(maps.shape)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) with standard deviation ``sigma`` pixels.
-
-    The kernel has 2 ceil(3 sigma) + 1 taps (at most the image size) and the border is reflected,
-    as in the blur substrate of RISE (Petsiuk et al. 2018), whose 11-tap, sigma = 5 kernel was
-    meant for 224-pixel images.
-    """
-    if not isinstance(sigma, numbers.Real) or isinstance(sigma, bool) or not sigma > 0:
-        raise ValueError(f"blur_sigma must be a positive number, got {sigma!r}")
-    n, c, h, w = x.shape
-    radius = max(1, int(math.ceil(3 * float(sigma))))
-    out = x
-    for dim, size in ((3, w), (2, h)):
-        r = min(radius, size - 1)
-        if r < 1:
-            continue
-        taps = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
-        kernel = torch.exp(-0.5 * (taps / float(sigma)) ** 2)
-        kernel = kernel / kernel.sum()
-        if dim == 3:
-            padded = F.pad(out, (r, r, 0, 0), mode="reflect")
-            weight = kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-        else:
-            padded = F.pad(out, (0, 0, r, r), mode="reflect")
-            weight = kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-        out = F.conv2d(padded, weight.contiguous(), groups=c)
-    return out
-
-
 def substrate_images(model: nn.Module, x: torch.Tensor, substrate, blur_sigma: float = DEFAULT_BLUR_SIGMA,
                      argument: str = "substrate") -> torch.Tensor:
     """The image every removed pixel is taken from, (N, C, H, W).
@@ -125,7 +86,7 @@ def substrate_images(model: nn.Module, x: torch.Tensor, substrate, blur_sigma: f
     if isinstance(substrate, str):
         check_choice(substrate, SUBSTRATES, argument)
         if substrate == "blur":
-            return gaussian_blur(x, blur_sigma)
+            return gaussian_blur(x, check_number(blur_sigma, "blur_sigma"))
     return resolve_baseline(model, x, substrate, argument).expand_as(x)
 
 

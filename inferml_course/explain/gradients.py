@@ -67,7 +67,7 @@ from .._core.hooks import capture_many, relu_rule
 from .._core.modes import check_mode, guarded
 from .._core.adapter import implicit_bias, resolve_baseline
 from .._core.batching import check_batch_size
-from .._core.images import CHANNELS, reduce_channels
+from .._core.images import CHANNELS, gaussian_blur, reduce_channels
 from .._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
 
 __all__ = ["saliency", "input_x_gradient", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients",
@@ -289,41 +289,6 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
 
 
 # --- Blur IG -----------------------------------------------------------------------------------------------
-
-def _symmetric_index(n: int, radius: int, device) -> torch.Tensor:
-    """Indices that pad a length-n axis by ``radius`` on both sides, mirroring with the edge repeated
-    (scipy.ndimage's ``mode="reflect"``)."""
-    i = torch.arange(-radius, n + radius, device=device)
-    i = torch.where(i < 0, -i - 1, i)
-    i = torch.where(i >= n, 2 * n - i - 1, i)
-    return i.clamp(0, n - 1)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Blur each image of (N, C, H, W) with its own Gaussian standard deviation ``sigma`` (N,) in pixels.
-
-    Separable kernels with scipy.ndimage's conventions (radius int(4 sigma + 0.5), ``mode="reflect"``
-    padding), so it equals ``scipy.ndimage.gaussian_filter`` per image; sigma = 0 leaves the image unchanged.
-    """
-    n, c, h, w = x.shape
-    sigma = sigma.to(device=x.device, dtype=x.dtype).reshape(n)
-    radius = int(4 * float(sigma.max()) + 0.5) if n else 0
-    radius = max(0, min(radius, min(h, w)))
-    if radius == 0:
-        return x
-    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    safe = sigma.clamp_min(1e-12).view(n, 1)
-    # each image keeps its own truncation radius int(4 sigma + 0.5), as scipy does
-    own = (4 * sigma + 0.5).floor().view(n, 1)
-    kernel = torch.exp(-0.5 * (offsets.view(1, -1) / safe) ** 2) * (offsets.abs().view(1, -1) <= own)
-    kernel = torch.where(sigma.view(n, 1) > 0, kernel, (offsets == 0).to(x.dtype).view(1, -1))
-    kernel = kernel / kernel.sum(1, keepdim=True)  # (N, 2r + 1)
-    k = kernel.repeat_interleave(c, 0)  # one group per (image, channel)
-    y = x.reshape(1, n * c, h, w)
-    y = F.conv2d(y[..., _symmetric_index(w, radius, x.device)], k.view(n * c, 1, 1, -1), groups=n * c)
-    y = F.conv2d(y[..., _symmetric_index(h, radius, x.device), :], k.view(n * c, 1, -1, 1), groups=n * c)
-    return y.view(n, c, h, w)
-
 
 @guarded()
 def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8.0, steps: int = 50,

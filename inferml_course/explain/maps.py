@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from .._core.checks import check_choice
+from .._core.images import minmax
 
 __all__ = ["normalize_maps", "overlay"]
 
@@ -26,9 +27,7 @@ def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float =
         raise ValueError("maps must be a tensor of shape (N, H, W)")
     flat = maps.detach().flatten(1).float()
     if mode == "minmax":
-        lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-        out = (flat - lo) / (hi - lo).clamp_min(eps)
-        out = torch.where(hi - lo > eps, out, torch.zeros_like(out))
+        out = minmax(flat, eps)
     elif mode == "absmax":
         out = flat / flat.abs().amax(1, keepdim=True).clamp_min(eps)
     else:

@@ -42,8 +42,8 @@ import torch
 
 from ..._core.checks import check_choice, check_positive_int
 from ..._core.targets import check_input
+from ..._core.images import gaussian_blur
 from ..._core.modes import guarded
-from ...explain.gradients import gaussian_blur
 from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 
 __all__ = ["BlurringResult", "blurring_test", "binarize_maps", "map_iou", "anomaly_localization",

@@ -87,6 +87,7 @@ from torch import nn
 
 from ..._core.checks import check_choice, check_positive_int
 from ..._core.hooks import capture_many
+from ..._core.images import gaussian_blur
 from ..._core.targets import check_input, output_dtype
 from ..._core.adapter import implicit_bias
 from ..._core.modes import DROPOUT_TYPES, eval_mode, guarded
@@ -479,21 +480,10 @@ def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str 
 # --- optimisation-based UA -----------------------------------------------------------------------------
 
 def learnable_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 6) -> torch.Tensor:
-    """g_phi: a separable Gaussian blur of each image (N, C, H, W) with its own standard deviation
-    ``sigma`` (N,) in pixels, differentiable with respect to sigma; fixed ``radius`` (13 taps),
-    reflected borders."""
-    n, c, h, w = x.shape
-    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    kernel = torch.exp(-0.5 * (offsets[None] / sigma.to(x.dtype).view(n, 1)) ** 2)
-    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)      # (N C, taps)
-    pad = min(radius, h - 1, w - 1)
-    if pad < radius:
-        kernel = kernel[:, radius - pad: radius + pad + 1]
-        kernel = kernel / kernel.sum(1, keepdim=True)
-    y = F.pad(x.reshape(1, n * c, h, w), (pad, pad, pad, pad), mode="reflect")
-    y = F.conv2d(y, kernel.view(n * c, 1, 1, -1), groups=n * c)
-    y = F.conv2d(y, kernel.view(n * c, 1, -1, 1), groups=n * c)
-    return y.view(n, c, h, w)
+    """g_phi: each image (N, C, H, W) blurred with its own standard deviation ``sigma`` (N,) in pixels,
+    differentiable with respect to sigma: the package's :func:`gaussian_blur` with a fixed truncation
+    ``radius`` (13 taps), so the kernel size does not jump while sigma is optimised."""
+    return gaussian_blur(x, sigma.to(x.dtype), radius=radius)
 
 
 def grid_segments(x: torch.Tensor, cell: int = 8) -> torch.Tensor:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-from ...explain.gradients import gaussian_blur
+from ..._core.images import gaussian_blur
 from ...plotting import overlay_heatmap, show_image
 from ...widgets import control_panel, show_figure
 from .evaluation import _ranking
