@@ -210,7 +210,7 @@ def test_masking_orders_perfect_random_inverted():
     g = torch.Generator().manual_seed(1)
     maps = {"perfect": perfect, "random": torch.rand(perfect.shape, generator=g, dtype=perfect.dtype),
             "inverted": -perfect}
-    res = ev.heatmap_masking(model, x, maps, target=0, substrate=0.5, normalize="minmax").summary()
+    res = ev.heatmap_masking(model, x, maps, target=0, substrate=0.5, scaling="minmax").summary()
     assert res["perfect"]["expected_score"] > res["random"]["expected_score"] > res["inverted"]["expected_score"]
     assert res["perfect"]["average_drop"] < res["random"]["average_drop"] < res["inverted"]["average_drop"]
 
@@ -223,7 +223,7 @@ def test_to_mask_modes():
     assert torch.equal(ev.to_mask(torch.full((1, 2, 2), 0.4), "minmax"), torch.zeros(1, 2, 2))
     with pytest.raises(ValueError, match="\\[0, 1\\]"):
         ev.to_mask(m, "none")
-    with pytest.raises(ValueError, match="normalize"):
+    with pytest.raises(ValueError, match="scaling"):
         ev.to_mask(m, "softmax")
 
 
@@ -309,8 +309,8 @@ def test_bad_input_masking_and_curves():
     x = torch.rand(2, 3, 8, 8)
     with pytest.raises(ValueError, match="maps"):
         ev.heatmap_masking(model, x, torch.rand(2, 8, 7))
-    with pytest.raises(ValueError, match="normalize"):
-        ev.heatmap_masking(model, x, torch.rand(2, 8, 8), normalize="zscore")
+    with pytest.raises(ValueError, match="scaling"):
+        ev.heatmap_masking(model, x, torch.rand(2, 8, 8), scaling="zscore")
     with pytest.raises(TypeError, match="insertion_deletion"):
         ev.insertion_curve(model, x, {"a": torch.rand(2, 8, 8)})
     with pytest.raises(ValueError, match="steps"):

@@ -89,8 +89,10 @@ def test_embeddings_neighbours_and_projections():
     labels = torch.arange(30) % 3
     clustered = torch.randn(30, 4) * 0.01 + torch.nn.functional.one_hot(labels, 4).float() * 10
     assert explain.neighbour_agreement(clustered, labels, k=3) == 1.0
-    with pytest.raises(ValueError, match="embed"):
+    with pytest.raises(ValueError, match="features="):
         explain.embeddings(nn.Sequential(nn.Flatten()), x)
+    flat = nn.Sequential(nn.Flatten())
+    assert torch.equal(explain.embeddings(flat, x, features=flat), x.flatten(1))
 
 
 def test_representatives():

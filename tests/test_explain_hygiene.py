@@ -106,9 +106,14 @@ def test_unknown_layer_lists_candidates(name):
         explain.explain(name, model, x, layer="classifier.fc1")
     with pytest.raises(TypeError, match="layer must be"):
         explain.explain(name, model, x, layer=3)
-    plain = nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    with pytest.raises(ValueError, match="no `cam_layer`.*0, 1, 2, 3"):
-        explain.explain(name, plain, x)
+    # no cam_layer: the layer is found by structure (the last module holding a convolution whose output
+    # is a feature map), the same map as naming it
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 3)).eval()
+    assert torch.equal(explain.explain(name, plain, x, target=0), explain.explain(name, plain, x, target=0, layer="0"))
+    no_conv = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 3)).eval()
+    with pytest.raises(ValueError, match="cannot find a CAM layer.*pass layer=.*0, 1"):
+        explain.explain(name, no_conv, images(2, h=32, w=32, dtype=torch.float32))
 
 
 def test_contrast_out_of_range_and_bad_options():

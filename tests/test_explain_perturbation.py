@@ -91,7 +91,8 @@ def test_rise_masks_and_constant_model():
     assert masks.shape == (50, 16, 16) and masks.min() >= 0 and masks.max() <= 1
     assert torch.equal(masks, perturbation.rise_masks(50, (16, 16), grid_size=4, p_keep=0.3, seed=1))
     x = images(2)
-    out = explain.rise(Constant().eval(), x, 0, n_masks=50, grid_size=4, p_keep=0.3, seed=1, output="logit")
+    out = explain.rise(Constant().eval(), x, 0, n_masks=50, grid_size=4, p_keep=0.3, seed=1, output="logit",
+                       baseline=0.5)
     expected = 2.0 * masks.sum(0) / (50 * 0.3)
     assert torch.allclose(out, expected.to(out.dtype).expand(2, 16, 16), atol=1e-6)
 

@@ -349,8 +349,11 @@ def test_bad_params_and_options(cnn, images, monkeypatch):
         fisher.per_sample_grads(cnn, images, params=nn.Linear(2, 2))
     with pytest.raises(TypeError, match="params"):
         fisher.per_sample_grads(cnn, images, params=3)
-    with pytest.raises(ValueError, match="last_layer"):
-        fisher.per_sample_grads(linear_model(), torch.randn(2, 4), params="last_layer")
+    # a bare nn.Linear is its own last layer; a model without one is refused
+    assert fisher.per_sample_grads(linear_model(), torch.randn(2, 4), params="last_layer").shape == (2, 15)
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        fisher.per_sample_grads(nn.Sequential(nn.Conv2d(3, 3, 1), nn.Flatten()), torch.randn(2, 3, 1, 1),
+                                params="last_layer")
     with pytest.raises(ValueError, match="kind"):
         fisher.fisher_information(cnn, images, kind="observed")
     with pytest.raises(ValueError, match="labels"):
@@ -368,8 +371,12 @@ def test_bad_params_and_options(cnn, images, monkeypatch):
         fisher.per_sample_grads("model", images)
     with pytest.raises(ValueError, match="grads"):
         fisher.fisher_trace(torch.ones(3))
-    with pytest.raises(TypeError, match="embed"):
-        fisher.representation_spectrum(linear_model(), torch.randn(3, 4))
+    # the penultimate features of a bare nn.Linear are its inputs; a model without one is refused
+    inputs = torch.randn(3, 4)
+    assert torch.allclose(fisher.representation_spectrum(linear_model(), inputs),
+                          fisher.representation_spectrum(inputs))
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        fisher.representation_spectrum(nn.Sequential(nn.Conv2d(4, 4, 1), nn.Flatten()), inputs[..., None, None])
     with pytest.raises(ValueError, match="directions"):
         fisher.descent_step_losses(fisher.logistic_toy_loss, torch.zeros(2), torch.zeros(1, 2))
 

@@ -131,11 +131,13 @@ def test_rise_and_shape_follow_their_definitions_with_shared_masks(p):
     model = linear_model(c=3, h=12, w=12, k=4)
     x = images(3, h=12, w=12)
     t = torch.tensor([0, 2, 3])
-    rise, shape = causal.rise_and_shape(model, x, t, n_masks=40, grid_size=4, p_keep=p, seed=7, batch_size=50)
+    rise, shape = causal.rise_and_shape(model, x, t, n_masks=40, grid_size=4, p_keep=p, seed=7, batch_size=50,
+                                        baseline=0.5)  # the linear model has no normalisation
     r_ref, s_ref, scores, s0, masks = brute_force(model, x, t, 40, 4, p, 7)
     assert torch.allclose(rise, r_ref, atol=1e-10) and torch.allclose(shape, s_ref, atol=1e-10)
     # RISE of the package sees the very same masks
-    assert torch.allclose(explain.rise(model, x, t, n_masks=40, grid_size=4, p_keep=p, seed=7), rise, atol=1e-10)
+    assert torch.allclose(explain.rise(model, x, t, n_masks=40, grid_size=4, p_keep=p, seed=7, baseline=0.5), rise,
+                          atol=1e-10)
     # the identity of the module docstring: SHAPE = p/(1-p) RISE + [f(x)(1 - Mbar) - mean f(x.M)]/(1-p)
     mbar = masks.mean(0)
     identity = p / (1 - p) * rise + (s0[:, None, None] * (1 - mbar) - scores.mean(0)[:, None, None]) / (1 - p)
@@ -147,7 +149,8 @@ def test_rise_and_shape_follow_their_definitions_with_shared_masks(p):
     assert torch.allclose(rise, (signal + s_bar[:, None, None] * mbar) / p, atol=1e-10)
     assert torch.allclose(shape, (signal + (s0 - s_bar)[:, None, None] * (1 - mbar)) / (1 - p), atol=1e-10)
     # another seed: other masks, other maps
-    assert not torch.allclose(causal.shape(model, x, t, n_masks=40, grid_size=4, p_keep=p, seed=8), shape)
+    assert not torch.allclose(causal.shape(model, x, t, n_masks=40, grid_size=4, p_keep=p, seed=8, baseline=0.5),
+                              shape)
 
 
 def test_shape_contract_and_hygiene():

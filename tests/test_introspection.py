@@ -191,18 +191,22 @@ def test_bad_input(cnn, images):
         intro.introspective_features(cnn, images * float("nan"))
     with pytest.raises(ValueError, match="empty"):
         intro.introspective_features(cnn, images[:0])
-    with pytest.raises(TypeError, match="layer"):
-        intro.introspective_features(cnn, images, layer="classifier.relu")
-    with pytest.raises(ValueError, match="layer"):
-        intro.introspective_features(cnn, images, layer="classifier.nope")
-    with pytest.raises(ValueError, match="layer"):
-        intro.introspective_features(cnn, images, layer=nn.Linear(12, K))
+    with pytest.raises(TypeError, match="classifier"):
+        intro.introspective_features(cnn, images, classifier="classifier.relu")
+    with pytest.raises(ValueError, match="classifier"):
+        intro.introspective_features(cnn, images, classifier="classifier.nope")
+    with pytest.raises(ValueError, match="classifier"):
+        intro.introspective_features(cnn, images, classifier=nn.Linear(12, K))
     with pytest.raises(ValueError, match="logits"):
         intro.introspective_features(NotLogits(), images)
     with pytest.raises(ValueError, match="batch_size"):
         intro.introspective_features(cnn, images, batch_size=0)
-    with pytest.raises(ValueError, match="layer"):
-        intro.introspective_features(nn.Sequential(nn.Flatten(), nn.Linear(3072, K)), images)
+    # no last_layer: the final nn.Linear is found by structure; one followed by another layer is refused
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(images[0].numel(), K)).eval()
+    assert torch.equal(intro.introspective_features(flat, images), intro.introspective_features(flat, images,
+                                                                                                 classifier="1"))
+    with pytest.raises(ValueError, match="does not produce the logits"):
+        intro.introspective_features(nn.Sequential(flat, nn.Tanh()).eval(), images)
     model = intro.IntrospectiveClassifier(cnn)
     with pytest.raises(RuntimeError, match="fit"):
         model.predict(images)

@@ -97,7 +97,7 @@ def test_confidence_metrics_equal_pytorch_grad_cam():
     their_drop = torch.from_numpy(DropInConfidence()(x_norm, maps.numpy(), targets, inner)).flatten()
     their_increase = torch.from_numpy(IncreaseInConfidence()(x_norm, maps.numpy(), targets, inner)).flatten()
 
-    result = masking.heatmap_masking(model, x, maps, target=t, substrate="mean", normalize="none")
+    result = masking.heatmap_masking(model, x, maps, target=t, substrate="mean", scaling="none")
     assert torch.allclose(result.drops() * result.full, their_drop.to(result.full), atol=1e-6)
     summary = result.summary()["map"]
     assert summary["increase_in_confidence"] == pytest.approx(100 * float(their_increase.mean()))

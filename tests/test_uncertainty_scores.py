@@ -513,8 +513,12 @@ def test_bad_options_are_rejected():
         bayesian.mc_dropout(model, x, measure="both")
     with pytest.raises(ValueError, match="samples"):
         bayesian.mc_dropout(model, x, samples=0)
-    with pytest.raises(TypeError, match="last_layer"):
-        trust.gradtrust(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), x)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 3)).eval()
+    assert torch.equal(trust.gradtrust(linear, x), trust.gradtrust(linear, x, classifier="1"))
+    with pytest.raises(ValueError, match="no nn.Linear.*classifier="):
+        trust.gradtrust(nn.Sequential(nn.Flatten()), x)
+    with pytest.raises(ValueError, match="does not produce the logits"):
+        trust.gradtrust(nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 3), nn.LogSoftmax(1)).eval(), x)
     with pytest.raises(TypeError, match="nn.Module"):
         scores.msp(lambda v: v, x)
     with pytest.raises(ValueError, match="logits"):

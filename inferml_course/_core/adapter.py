@@ -1,8 +1,22 @@
 """The model adapter: where a method finds the parts of a model it needs.
 
-Every function that needs a part of the model takes it as a keyword (``layer=``, ``classifier=``,
-``features=``, ``normalize=``); when it is not given, the part is found here by the course's
-conventions and, failing those, by structure.
+Every function that needs a part of the model takes it as a keyword; when it is not given, the part
+is found by the course's conventions and, failing those, by structure:
+
+==============  ===========================================  =================================================
+keyword         course convention                            found by structure
+==============  ===========================================  =================================================
+``layer=``      ``model.cam_layer``                          the last module holding a ``Conv2d`` whose output
+                                                             is a feature map (N, K, h, w), h w > 1, seen in
+                                                             one probe forward of one image (eval mode)
+``classifier=`` ``model.last_layer``                         the last registered ``nn.Linear``; checked on
+                                                             every forward: its output must be the logits
+``features=``   --                                           the input of the classifier (penultimate features)
+``normalize=``  ``model.normalize`` (``mean``/``std``)       the one sub-module with ``mean`` and ``std`` tensors
+==============  ===========================================  =================================================
+
+A part that cannot be found, or that is ambiguous, is a ``ValueError`` listing the candidates. Nothing
+here changes the model: probes run under ``torch.no_grad`` in eval mode and every flag is restored.
 """
 from __future__ import annotations
 
@@ -12,10 +26,13 @@ import torch
 from torch import nn
 
 from .checks import check_choice
-from .modes import model_guard
+from .hooks import capture
+from .targets import check_model_output
+from .modes import eval_mode, model_guard
 
-__all__ = ["layer_candidates", "resolve_layer", "resolve_baseline", "last_layer", "forward_logits",
-           "forward_with_features", "implicit_bias"]
+__all__ = ["layer_candidates", "resolve_layer", "find_cam_layer", "logits_and_feature_maps", "resolve_classifier",
+           "resolve_normalize",
+           "resolve_baseline", "forward_logits", "classifier_pass", "forward_with_features", "penultimate_features", "implicit_bias"]
 
 
 def layer_candidates(model: nn.Module) -> list[str]:
@@ -23,47 +40,172 @@ def layer_candidates(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def resolve_layer(model: nn.Module, layer) -> nn.Module:
-    """``layer`` as a module: a module of ``model``, a dotted name, or None for ``model.cam_layer``."""
-    if layer is None:
-        found = getattr(model, "cam_layer", None)
-        if isinstance(found, nn.Module):
-            return found
-        names = layer_candidates(model)
-        raise ValueError("layer is required: this model has no `cam_layer` attribute; pass a module or one of "
-                         f"these names: {_shorten(names)}")
-    if isinstance(layer, str):
-        try:
-            return model.get_submodule(layer)
-        except AttributeError:
-            raise ValueError(f"unknown layer name {layer!r}; valid names: {_shorten(layer_candidates(model))}") \
-                from None
-    if isinstance(layer, nn.Module):
-        if not any(m is layer for m in model.modules()):
-            raise ValueError("layer is a module that is not part of this model; pass one of its modules or one of "
-                             f"these names: {_shorten(layer_candidates(model))}")
-        return layer
-    raise TypeError(f"layer must be an nn.Module, a dotted module name or None, got {type(layer).__name__}")
-
-
 def _shorten(names: list[str], limit: int = 60) -> str:
     text = ", ".join(names[:limit])
     return text + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-def _normalize_mean(model: nn.Module):
-    norm = getattr(model, "normalize", None)
-    mean = getattr(norm, "mean", None)
-    return mean if isinstance(mean, torch.Tensor) else None
+def _module_of(model: nn.Module, part, argument: str) -> nn.Module:
+    """``part`` (a module of ``model`` or a dotted name) as a module of ``model``."""
+    if isinstance(part, str):
+        try:
+            return model.get_submodule(part)
+        except AttributeError:
+            raise ValueError(f"unknown {argument} name {part!r}; valid names: {_shorten(layer_candidates(model))}") \
+                from None
+    if isinstance(part, nn.Module):
+        if not any(m is part for m in model.modules()):
+            raise ValueError(f"{argument} is a module that is not part of this model; pass one of its modules or one "
+                             f"of these names: {_shorten(layer_candidates(model))}")
+        return part
+    raise TypeError(f"{argument} must be an nn.Module, a dotted module name or None, got {type(part).__name__}")
 
 
-def resolve_baseline(model: nn.Module, x: torch.Tensor, baseline, argument: str = "baseline") -> torch.Tensor:
+def resolve_layer(model: nn.Module, layer, x: torch.Tensor | None = None) -> nn.Module:
+    """``layer`` as a module: a module of ``model``, a dotted name, or None for ``model.cam_layer`` and,
+    on a model without one, :func:`find_cam_layer` on the images ``x``."""
+    if layer is not None:
+        return _module_of(model, layer, "layer")
+    found = getattr(model, "cam_layer", None)
+    if isinstance(found, nn.Module):
+        return found
+    if x is None:
+        raise ValueError("layer is required: this model has no `cam_layer` attribute; pass a module or one of "
+                         f"these names: {_shorten(layer_candidates(model))}")
+    return find_cam_layer(model, x)
+
+
+def _contains_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+
+
+@torch.no_grad()
+def find_cam_layer(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """The CAM layer by structure: one probe forward of ``x[:1]`` in eval mode records every module's
+    output; the layer is the last module to finish that holds a convolution and outputs a feature map
+    (N, K, h, w) with h w > 1 (torchvision: ResNet ``layer4``, VGG / DenseNet / MobileNet / ConvNeXt
+    ``features``). Token sequences (N, T, D) and channels-last maps (N, h, w, D) are refused: pass
+    ``layer=``."""
+    names = {id(m): name for name, m in model.named_modules() if name}
+    order, calls, tokens, channels_last = [], {}, [], []
+
+    def hook(module, inputs, output):
+        key = id(module)
+        calls[key] = calls.get(key, 0) + 1
+        if not isinstance(output, torch.Tensor):
+            return
+        if output.dim() == 3 and output.shape[1] > 1:
+            tokens.append(names[key])
+        first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        if isinstance(module, nn.LayerNorm) and first is not None and first.dim() == 4 \
+                and tuple(module.normalized_shape) == (first.shape[-1],) and first.shape[-1] != first.shape[1]:
+            channels_last.append(first.shape[-1])
+        if output.dim() == 4 and output.shape[2] * output.shape[3] > 1 and _contains_conv(module):
+            order.append((module, tuple(output.shape)))
+
+    handles = [m.register_forward_hook(hook) for name, m in model.named_modules() if name]
+    try:
+        with eval_mode(model):
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if tokens:
+        raise ValueError(f"cannot find a CAM layer by structure: modules of this model output token sequences "
+                         f"(N, T, D) ({_shorten(tokens, 5)}); pass layer= with a module whose output is a feature "
+                         "map (N, K, h, w)")
+    if not order:
+        raise ValueError("cannot find a CAM layer by structure: no module holding a convolution outputs a feature "
+                         f"map (N, K, h, w) with h w > 1; pass layer= (one of: {_shorten(layer_candidates(model))})")
+    module, shape = order[-1]
+    if shape[-1] in channels_last:
+        raise ValueError(f"cannot find a CAM layer by structure: {names[id(module)]!r} outputs {shape}, which a "
+                         "LayerNorm later reads channels-last (N, h, w, D); pass layer= with a channels-first map")
+    if calls[id(module)] > 1:
+        raise ValueError(f"cannot find a CAM layer by structure: {names[id(module)]!r} runs {calls[id(module)]} "
+                         "times in one forward pass; pass layer=")
+    return module
+
+
+def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module):
+    """Forward ``x`` (N, C, H, W) keeping the output of ``module``: logits (N, K) and A (N, k, h, w).
+
+    A requires grad even when every parameter is frozen (the input is made to require grad), so
+    ``torch.autograd.grad(score, A)`` works; call it under ``torch.enable_grad()``.
+    """
+    n = x.shape[0]
+    xg = x.detach().requires_grad_(True)
+    with capture(module) as store:
+        logits = check_model_output(model(xg), n)
+    a = store.output
+    if a is None:
+        raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
+    if a.dim() != 4 or a.shape[0] != n:
+        raise ValueError(f"layer must output feature maps (N, K, h, w); it outputs shape {tuple(a.shape)}")
+    return logits, a
+
+
+def resolve_classifier(model: nn.Module, classifier=None) -> nn.Linear:
+    """The final nn.Linear whose output is the logits: ``classifier`` (a module or dotted name), else
+    ``model.last_layer``, else the last registered ``nn.Linear`` of the model. Whether its output
+    really is the logits is checked by :func:`forward_with_features` on every forward."""
+    if classifier is not None:
+        layer = _module_of(model, classifier, "classifier")
+    else:
+        layer = getattr(model, "last_layer", None)
+        if not isinstance(layer, nn.Linear):
+            linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+            if not linears:
+                raise ValueError(f"{type(model).__name__} has no nn.Linear producing its logits; pass classifier= "
+                                 "with the final linear layer (logits = W h + b), or features= (a callable) "
+                                 "where a method only reads penultimate features")
+            layer = linears[-1]
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"classifier must be the model's final nn.Linear (logits = W h + b), "
+                        f"got {type(layer).__name__}")
+    return layer
+
+
+def _linear_names(model: nn.Module) -> str:
+    return _shorten([name for name, m in model.named_modules() if isinstance(m, nn.Linear)], 12)
+
+
+def resolve_normalize(model: nn.Module, normalize=None) -> torch.Tensor | None:
+    """The per-channel training mean (C,) in pixel space, or None when the model has no normalisation.
+
+    ``normalize``: a tensor (C,) (the mean itself), a module (or dotted name) with a ``mean`` tensor,
+    or None for ``model.normalize`` and, failing that, the sub-modules holding both ``mean`` and ``std``
+    tensors (the members of an ensemble share one; modules with different means: a ``ValueError``).
+    """
+    if isinstance(normalize, torch.Tensor):
+        return normalize.detach().flatten()
+    if normalize is not None:
+        module = _module_of(model, normalize, "normalize")
+    else:
+        module = getattr(model, "normalize", None)
+        if not isinstance(getattr(module, "mean", None), torch.Tensor):
+            found = [(name, m) for name, m in model.named_modules()
+                     if isinstance(getattr(m, "mean", None), torch.Tensor)
+                     and isinstance(getattr(m, "std", None), torch.Tensor)]
+            means = [m.mean.detach().flatten() for _, m in found]
+            if any(v.shape != means[0].shape or not torch.equal(v, means[0]) for v in means[1:]):
+                raise ValueError("the model has several normalisation modules with different means ("
+                                 f"{', '.join(name or '<model>' for name, _ in found)}); pass normalize=")
+            module = found[0][1] if found else None
+    mean = getattr(module, "mean", None)
+    if module is not None and not isinstance(mean, torch.Tensor):
+        raise ValueError(f"normalize: {type(module).__name__} has no `mean` tensor")
+    return None if mean is None else mean.detach().flatten()
+
+
+def resolve_baseline(model: nn.Module, x: torch.Tensor, baseline, argument: str = "baseline",
+                     normalize=None) -> torch.Tensor:
     """A reference image broadcastable to ``x``.
 
-    * ``"mean"``: the per-channel mean colour of the training data, read from the model's
-      ``normalize.mean`` buffer (for the course models it is exactly the training-set mean in pixel
-      space, so this patch is the grey a zero-centred network sees as "nothing"); 0.5 when the
-      model has no such buffer.
+    * ``"mean"``: the per-channel mean colour of the training data from :func:`resolve_normalize`
+      (for the course models exactly the training-set mean in pixel space, the grey a zero-centred
+      network sees as "nothing"); a model without a normalisation module gets a ``ValueError``
+      (pass ``normalize=`` or the mean as a tensor).
     * ``"zero"`` or ``"black"``: 0; a number: that grey level; a tensor of shape (C,), (C, H, W) or
       (N, C, H, W).
     """
@@ -71,10 +213,16 @@ def resolve_baseline(model: nn.Module, x: torch.Tensor, baseline, argument: str 
     if isinstance(baseline, str):
         check_choice(baseline, ("mean", "zero", "black"), argument)
         if baseline == "mean":
-            mean = _normalize_mean(model)
-            if mean is not None and mean.numel() == c:
-                return mean.detach().to(device=x.device, dtype=x.dtype).view(1, c, 1, 1)
-            return torch.full((1, c, 1, 1), 0.5, device=x.device, dtype=x.dtype)
+            mean = resolve_normalize(model, normalize)
+            if mean is None:
+                raise ValueError(f"{argument}='mean' needs the training data's mean colour, and "
+                                 f"{type(model).__name__} has no normalisation module (a sub-module with `mean` "
+                                 "and `std` tensors); pass normalize=<module or (C,) mean tensor>, or give "
+                                 f"{argument} as a number or a tensor")
+            if mean.numel() != c:
+                raise ValueError(f"{argument}='mean': the normalisation mean has {mean.numel()} channels, the "
+                                 f"images {c}")
+            return mean.to(device=x.device, dtype=x.dtype).view(1, c, 1, 1)
         return torch.zeros((1, c, 1, 1), device=x.device, dtype=x.dtype)
     if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
         return torch.full((1, c, 1, 1), float(baseline), device=x.device, dtype=x.dtype)
@@ -93,15 +241,6 @@ def resolve_baseline(model: nn.Module, x: torch.Tensor, baseline, argument: str 
     raise TypeError(f"{argument} must be 'mean', 'zero', a number or a tensor, got {type(baseline).__name__}")
 
 
-def last_layer(model: nn.Module) -> nn.Linear:
-    """``model.last_layer`` (the final nn.Linear producing the logits)."""
-    layer = getattr(model, "last_layer", None)
-    if not isinstance(layer, nn.Linear):
-        raise TypeError("model must expose its final linear layer as `model.last_layer` (an nn.Linear, e.g. "
-                        f"SmallCNN.classifier.fc2); {type(model).__name__} does not")
-    return layer
-
-
 @torch.no_grad()
 def forward_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored (a warning when this
@@ -110,22 +249,51 @@ def forward_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
         return torch.cat([model(chunk) for chunk in x.split(batch_size)])
 
 
-@torch.no_grad()
-def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size: int = 512
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (N, K) and the input of ``model.last_layer`` (N, D) from ONE forward pass (eval mode).
-
-    A forward hook on the last layer reads its input; the hook is removed even on errors.
-    """
-    layer = last_layer(model)
+def classifier_pass(model: nn.Module, x: torch.Tensor, layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, K) and the input of ``layer`` (N, D) from ONE forward pass of ``x`` (differentiable, in
+    the mode the model is in). Refuses (``ValueError``) when the output of ``layer`` is not exactly the
+    model's logits (a layer after it, a classifier called twice) instead of returning features of the
+    wrong layer. The hook is removed even on errors."""
     store = []
-    handle = layer.register_forward_hook(lambda _m, inputs, _out: store.append(inputs[0].detach()))
+    handle = layer.register_forward_hook(lambda _m, inputs, out: store.append((inputs[0], out)))
     try:
-        with model_guard(model, "forward_with_features", "eval"):
-            logits = torch.cat([model(chunk) for chunk in x.split(batch_size)])
+        z = model(x)
     finally:
         handle.remove()
-    return logits, torch.cat(store).flatten(1)
+    if not isinstance(z, torch.Tensor) or len(store) != 1 or store[0][1] is not z:
+        why = (f"it ran {len(store)} times in one forward pass" if len(store) != 1
+               else "its output is not the model's output")
+        raise ValueError(f"the classifier {type(layer).__name__}({layer.in_features} -> {layer.out_features}) does "
+                         f"not produce the logits ({why}); pass classifier= with the final linear layer "
+                         f"(nn.Linear modules: {_linear_names(model)})")
+    return z, store[0][0].flatten(1)
+
+
+@torch.no_grad()
+def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size: int = 512, classifier=None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, K) and the input of the classifier (N, D) from ONE forward pass (eval mode).
+
+    The classifier is :func:`resolve_classifier`, checked by :func:`classifier_pass` on every chunk.
+    """
+    layer = resolve_classifier(model, classifier)
+    with model_guard(model, "forward_with_features", "eval"):
+        pairs = [classifier_pass(model, chunk, layer) for chunk in x.split(batch_size)]
+    return torch.cat([z for z, _ in pairs]), torch.cat([h for _, h in pairs])
+
+
+@torch.no_grad()
+def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 512, features=None,
+                         classifier=None) -> torch.Tensor:
+    """Penultimate features (N, D): ``features(x)`` when a callable is given (flattened), else the input
+    of the classifier (:func:`forward_with_features`). Eval mode, batched, modes restored."""
+    if features is None:
+        return forward_with_features(model, x, batch_size, classifier)[1]
+    if not callable(features):
+        raise TypeError(f"features must be a callable mapping images (N, C, H, W) to features (N, D), "
+                        f"got {type(features).__name__}")
+    with model_guard(model, "penultimate_features", "eval"):
+        return torch.cat([features(chunk).detach().flatten(1) for chunk in x.split(batch_size)])
 
 
 def implicit_bias(module: nn.Module):

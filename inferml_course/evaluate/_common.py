@@ -74,12 +74,13 @@ def as_map_dict(maps, x: torch.Tensor | None = None, argument: str = "maps", sha
 
 
 def substrate_images(model: nn.Module, x: torch.Tensor, substrate, blur_sigma: float = DEFAULT_BLUR_SIGMA,
-                     argument: str = "substrate") -> torch.Tensor:
+                     argument: str = "substrate", normalize=None) -> torch.Tensor:
     """The image every removed pixel is taken from, (N, C, H, W).
 
     * ``"blur"``: a Gaussian blur of ``x`` (``blur_sigma`` pixels), the RISE insertion substrate;
-    * ``"mean"``: the training-set mean colour (the model's ``normalize.mean``; 0.5 without one), the
-      grey that a zero-centred network reads as "no evidence";
+    * ``"mean"``: the training-set mean colour (the model's ``normalize.mean``, or ``normalize=``: a
+      module with a ``mean`` tensor or the (C,) mean; a model without either gets a ``ValueError``),
+      the grey that a zero-centred network reads as "no evidence";
     * ``"black"``: 0, the literal pixel product ``x * mask``;
     * a number (a grey level) or a tensor (C,), (C, H, W) or (N, C, H, W).
     """
@@ -87,7 +88,7 @@ def substrate_images(model: nn.Module, x: torch.Tensor, substrate, blur_sigma: f
         check_choice(substrate, SUBSTRATES, argument)
         if substrate == "blur":
             return gaussian_blur(x, check_number(blur_sigma, "blur_sigma"))
-    return resolve_baseline(model, x, substrate, argument).expand_as(x)
+    return resolve_baseline(model, x, substrate, argument, normalize).expand_as(x)
 
 
 def first_pass(model: nn.Module, x, target, output: str, method: str):

@@ -142,7 +142,7 @@ class GameResult:
 @torch.no_grad()
 def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, steps: int = 64, substrate="blur",
                        output: str = "probability", games=("insertion", "deletion"),
-                       blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto") -> GameResult:
+                       blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto", normalize=None) -> GameResult:
     """Insertion and deletion curves of one map (N, H, W) or of several (a dict name -> (N, H, W)).
 
     ``target``: the class to score (None: the predicted class on ``x``, from the forward pass the
@@ -167,7 +167,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, ste
     names = list(maps)
     n, c, h, w = x.shape
     hw = h * w
-    sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype)
+    sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
     empty = score_jobs(model, n, lambda a, b: sub[a:b], t, output, batch_size)  # the all-substrate image
     ranks = torch.stack([pixel_ranks(maps[name].to(x.device)) for name in names])  # (M, N, HW)
     counts = step_counts(hw, steps, x.device)  # (S + 1,)
@@ -231,7 +231,8 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target
 
 @guarded()
 def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str = "deletion", steps: int = 64,
-                       substrate="blur", blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto") -> torch.Tensor:
+                       substrate="blur", blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto",
+                       normalize=None) -> torch.Tensor:
     """A map (N, H, W) *built to win* one pixel-wise game, not to explain: an adversary of the metric.
 
     Greedy and first-order: at step k = 0..steps-1 the current game image is
@@ -262,7 +263,7 @@ def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str
         t = torch.cat([resolve_targets(None if t is None else t[a:a + batch_size],
                                        check_model_output(model(x[a:a + batch_size]), x[a:a + batch_size].shape[0]))
                        for a in range(0, n, batch_size)])
-    sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype).detach()
+    sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype).detach()
     counts = step_counts(hw, steps, x.device)
     moved = torch.zeros((n, hw), dtype=torch.bool, device=x.device)
     value = torch.zeros((n, hw), dtype=x.dtype, device=x.device)

@@ -17,7 +17,7 @@ better) and :func:`win_percentage` (the paper's head-to-head count of lower drop
 The catch the lecture points out: a larger mask keeps more of the image, so these scores favour
 *large* explanations; a map that is 1 everywhere keeps the whole image and has no drop at all.
 
-Conventions. The map is scaled per image by ``normalize="max"`` (default: negative values clipped
+Conventions. The map is scaled per image by ``scaling="max"`` (default: negative values clipped
 to 0, then divided by the maximum, so 0 stays "nothing" and a constant map keeps the whole
 image), ``"minmax"`` (the CAM display rule: the smallest value becomes 0, the largest 1; a
 constant map becomes an empty mask) or ``"none"`` (the map must already lie in [0, 1]). For
@@ -47,36 +47,36 @@ from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, 
                       substrate_images)
 
 __all__ = ["masked_images", "to_mask", "heatmap_masking", "MaskingResult", "average_drop", "increase_in_confidence",
-           "expected_score", "masked_accuracy", "win_percentage", "NORMALIZATIONS", "MASKING_METRICS"]
+           "expected_score", "masked_accuracy", "win_percentage", "SCALINGS", "MASKING_METRICS"]
 
 #: How a map becomes a mask in [0, 1].
-NORMALIZATIONS = ("minmax", "max", "none")
+SCALINGS = ("minmax", "max", "none")
 #: The masking metrics and their directions.
 MASKING_METRICS = {"expected_score": "higher is better", "masked_accuracy": "higher is better",
                    "average_drop": "lower is better", "increase_in_confidence": "higher is better"}
 
 
-def to_mask(maps: torch.Tensor, normalize: str = "max") -> torch.Tensor:
+def to_mask(maps: torch.Tensor, scaling: str = "max") -> torch.Tensor:
     """A soft mask (N, H, W) in [0, 1] from maps (N, H, W) (see the module docstring for the modes)."""
-    check_choice(normalize, NORMALIZATIONS, "normalize")
-    if normalize == "minmax":
+    check_choice(scaling, SCALINGS, "scaling")
+    if scaling == "minmax":
         return minmax(maps)
-    if normalize == "max":
+    if scaling == "max":
         pos = maps.clamp_min(0)
         top = pos.flatten(1).amax(1).view(-1, 1, 1)
         return torch.where(top > 0, pos / top.clamp_min(1e-30), torch.zeros_like(pos))
     if bool((maps < 0).any()) or bool((maps > 1).any()):
-        raise ValueError("maps must lie in [0, 1] with normalize='none'")
+        raise ValueError("maps must lie in [0, 1] with scaling='none'")
     return maps
 
 
-def masked_images(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, substrate="mean", normalize: str = "max",
-                  blur_sigma: float = DEFAULT_BLUR_SIGMA) -> torch.Tensor:
+def masked_images(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, substrate="mean", scaling: str = "max",
+                  blur_sigma: float = DEFAULT_BLUR_SIGMA, normalize=None) -> torch.Tensor:
     """The explanation-masked images S_x = substrate + mask (x - substrate), (N, C, H, W)."""
     x = check_images(x, "x")
     maps, _ = as_map_dict(maps, x)
-    mask = to_mask(next(iter(maps.values())).to(x), normalize)
-    sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype)
+    mask = to_mask(next(iter(maps.values())).to(x), scaling)
+    sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
     return _blend(x, sub, mask[:, None])
 
 
@@ -180,8 +180,8 @@ class MaskingResult:
 @guarded()
 @torch.no_grad()
 def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substrate="mean",
-                    normalize: str = "max", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
-                    batch_size="auto") -> MaskingResult:
+                    scaling: str = "max", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
+                    batch_size="auto", normalize=None) -> MaskingResult:
     """Classify the explanation-masked images of one map (N, H, W) or several (dict name -> map).
 
     ``target=None`` scores the class predicted on ``x`` (read from the forward pass on ``x`` that
@@ -189,13 +189,13 @@ def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substr
     See :class:`MaskingResult` and the module docstring for the metrics and their directions.
     """
     check_batch(batch_size)
-    check_choice(normalize, NORMALIZATIONS, "normalize")
+    check_choice(scaling, SCALINGS, "scaling")
     x, t, full, _ = first_pass(model, x, target, output, "heatmap_masking")
     batch_size = check_batch(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
-    masks = torch.stack([to_mask(maps[name].to(x), normalize) for name in names])  # (M, N, H, W)
-    sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype)
+    masks = torch.stack([to_mask(maps[name].to(x), scaling) for name in names])  # (M, N, H, W)
+    sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
     n = x.shape[0]
 
     def build(a, b):

@@ -239,7 +239,7 @@ class StructureResult:
 @torch.no_grad()
 def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode: str = "keep",
                      thresholds=DEFAULT_THRESHOLDS, substrate="mean", output: str = "probability",
-                     blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto") -> StructureResult:
+                     blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto", normalize=None) -> StructureResult:
     """Structure-wise insertion (``mode="keep"``) or deletion (``mode="remove"``) of one map (N, H, W)
     or several (dict name -> map): threshold the min-max scaled map, keep or remove the region,
     and record the Huffman bit ratio, the score and the correctness of every masked image.
@@ -260,7 +260,7 @@ def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode:
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n = x.shape[0]
-    sub = substrate_images(model, x, substrate, blur_sigma).to(x.dtype)
+    sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
     scaled = torch.stack([minmax(maps[name].to(x)) for name in names])  # (M, N, H, W)
     thr_d = thr.to(device=x.device, dtype=x.dtype)
     tcount = thr.numel()

@@ -50,10 +50,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_number
-from .._core.adapter import resolve_layer
-from .._core.hooks import capture
+from .._core.adapter import logits_and_feature_maps, resolve_layer
 from .._core.modes import check_mode, guarded
-from .._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
+from .._core.targets import as_target_tensor, check_input, output_dtype, resolve_targets
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
            "runner_up", "PARADIGMS"]
@@ -70,24 +69,6 @@ def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @guarded()
-def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module):
-    """Forward ``x`` (N, C, H, W) keeping the output of ``module``: logits (N, K) and A (N, k, h, w).
-
-    A requires grad even when every parameter is frozen (the input is made to require grad), so
-    ``torch.autograd.grad(score, A)`` works; call it under ``torch.enable_grad()``.
-    """
-    n = x.shape[0]
-    xg = x.detach().requires_grad_(True)
-    with capture(module) as store:
-        logits = check_model_output(model(xg), n)
-    a = store.output
-    if a is None:
-        raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
-    if a.dim() != 4 or a.shape[0] != n:
-        raise ValueError(f"layer must output feature maps (N, K, h, w); it outputs shape {tuple(a.shape)}")
-    return logits, a
-
-
 def _forward_at_layer(model, x, layer, method, target, contrast=None):
     """Check every argument, then forward ``x`` keeping the activations of ``layer``.
 
@@ -97,7 +78,7 @@ def _forward_at_layer(model, x, layer, method, target, contrast=None):
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
     q = as_target_tensor(contrast, n, x.device, "contrast")
-    module = resolve_layer(model, layer)
+    module = resolve_layer(model, layer, x)
     check_mode(model, method)
     logits, a = logits_and_feature_maps(model, x, module)
     t = resolve_targets(t, logits)
@@ -125,8 +106,9 @@ def _gradcam_like(model, x, target, layer, relu, method, sign):
 def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool = True) -> torch.Tensor:
     """Grad-CAM, "Why P?": ReLU(sum_k alpha_k A_k), alpha = spatial mean of d z_P / d A.
 
-    ``layer``: a module of ``model`` or its dotted name (default ``model.cam_layer``); unknown
-    names raise a ValueError that lists the valid ones. Returns (N, H, W), raw, >= 0.
+    ``layer``: a module of ``model`` or its dotted name (default ``model.cam_layer``, else found by
+    structure: see :mod:`inferml_course._core.adapter`); unknown names raise a ValueError that lists
+    the valid ones. Returns (N, H, W), raw, >= 0.
     """
     return _gradcam_like(model, x, target, layer, relu, "grad_cam", 1.0)
 

@@ -241,7 +241,7 @@ def quadrature(rule: str, steps: int):
 @guarded()
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baseline=0.0, steps: int = 50,
                          rule: str = "gausslegendre", batch_size="auto", channels: str = "sum",
-                         return_gap: bool = False):
+                         return_gap: bool = False, normalize=None):
     """Integrated gradients (Sundararajan, Taly and Yan 2017):
     (x - b) * integral_0^1 d z_t / d x (b + alpha (x - b)) d alpha, by quadrature.
 
@@ -264,7 +264,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     alphas, weights = quadrature(rule, steps)
     batch_size = check_batch_size(batch_size, x)
     check_mode(model, "integrated_gradients")
-    b = resolve_baseline(model, x, baseline).expand_as(x)
+    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
     if t is None:

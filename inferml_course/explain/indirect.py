@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
-from .._core.adapter import resolve_layer
+from .._core.adapter import penultimate_features, resolve_layer
 from .._core.hooks import capture
 from .._core.batching import check_batch_size
 from .._core.modes import guarded
@@ -45,7 +45,7 @@ def first_layer_filters(model: nn.Module) -> torch.Tensor:
 def activation_maps(model: nn.Module, x: torch.Tensor, layer=None) -> torch.Tensor:
     """The output of ``layer`` (a module or dotted name; default ``model.cam_layer``) for images x."""
     x = check_images(x, "x")
-    module = resolve_layer(model, layer)
+    module = resolve_layer(model, layer, x)
     with capture(module) as store:
         model(x)
     if store.output is None:
@@ -106,7 +106,7 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
     images = check_images(images, "images")
     check_positive_int(k, "k")
     batch_size = check_batch_size(batch_size) or images.shape[0]
-    module = resolve_layer(model, layer)
+    module = resolve_layer(model, layer, images)
     best, where = [], []
     with capture(module) as store:
         for i in range(0, images.shape[0], batch_size):
@@ -145,31 +145,31 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
 
 @guarded()
 @torch.no_grad()
-def embeddings(model: nn.Module, images: torch.Tensor, batch_size: int | None = 1024, embed=None) -> torch.Tensor:
-    """Penultimate-layer features (N, D) from ``model.embed`` (or the callable ``embed``)."""
+def embeddings(model: nn.Module, images: torch.Tensor, batch_size: int | None = 1024, features=None,
+               classifier=None) -> torch.Tensor:
+    """Penultimate-layer features (N, D): ``features(images)`` for a callable ``features``, else the input of
+    the final linear layer (``classifier=``, ``model.last_layer`` or the model's last ``nn.Linear``; for
+    SmallCNN this is ``model.embed``), in the mode the model is in (a warning for training-mode layers)."""
     images = check_images(images, "images")
-    fn = embed if embed is not None else getattr(model, "embed", None)
-    if not callable(fn):
-        raise ValueError("model has no `embed` method; pass embed=<callable mapping images to features>")
     batch_size = check_batch_size(batch_size) or images.shape[0]
-    return torch.cat([fn(images[i:i + batch_size]).detach().flatten(1)
-                      for i in range(0, images.shape[0], batch_size)])
+    return penultimate_features(model, images, batch_size, features, classifier)
 
 
 @guarded()
 @torch.no_grad()
 def nearest_neighbours(model: nn.Module, queries: torch.Tensor, gallery: torch.Tensor, k: int = 5,
                        metric: str = "euclidean", gallery_features: torch.Tensor | None = None,
-                       batch_size: int | None = 1024):
-    """The ``k`` gallery images closest to each query in embedding space.
+                       batch_size: int | None = 1024, features=None, classifier=None):
+    """The ``k`` gallery images closest to each query in embedding space (:func:`embeddings`, with
+    ``features`` / ``classifier`` as there).
 
     Returns ``(indices, distances)``, both (N, k), nearest first. ``metric``: ``"euclidean"`` or
     ``"cosine"`` (1 - cosine similarity). Pass precomputed ``gallery_features`` to skip a gallery pass.
     """
     check_choice(metric, ("euclidean", "cosine"), "metric")
     check_positive_int(k, "k")
-    q = embeddings(model, queries, batch_size)
-    g = embeddings(model, gallery, batch_size) if gallery_features is None else gallery_features
+    q = embeddings(model, queries, batch_size, features, classifier)
+    g = embeddings(model, gallery, batch_size, features, classifier) if gallery_features is None else gallery_features
     if k > g.shape[0]:
         raise ValueError(f"k = {k} is larger than the gallery ({g.shape[0]} images)")
     if metric == "cosine":

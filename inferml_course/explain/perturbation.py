@@ -122,7 +122,7 @@ def occlusion_windows(size, window, stride, device=None) -> torch.Tensor:
 @guarded()
 @torch.no_grad()
 def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2, baseline="mean",
-              output: str = "probability", batch_size="auto") -> torch.Tensor:
+              output: str = "probability", batch_size="auto", normalize=None) -> torch.Tensor:
     """Occlusion saliency (Zeiler and Fergus 2014): slide a ``window`` of ``baseline`` colour over the
     image with ``stride``; each pixel gets the mean score drop, score(x) - score(x occluded), over the
     windows that cover it. Positive = the region supports the target class. Signed.
@@ -140,7 +140,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2
     n, c, h, w = x.shape
     masks = occlusion_windows((h, w), window, stride, x.device)  # (P, H, W)
     p = masks.shape[0]
-    b = resolve_baseline(model, x, baseline).expand_as(x)
+    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
     m = masks.to(x.dtype)[:, None, None]  # (P, 1, 1, H, W)
     step = p if batch_size is None else max(1, batch_size // n)
     drops = []
@@ -182,7 +182,7 @@ def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed
 @torch.no_grad()
 def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
          p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
-         batch_size="auto") -> torch.Tensor:
+         batch_size="auto", normalize=None) -> torch.Tensor:
     """RISE (Petsiuk, Das and Saenko 2018): saliency = sum_i score(x masked by M_i) M_i / (n_masks p_keep).
 
     The masks (:func:`rise_masks`, the same for every image) blend each pixel between the image
@@ -199,7 +199,7 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, gr
     batch_size = check_batch_size(batch_size, x)
     n, c, h, w = x.shape
     masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
-    b = resolve_baseline(model, x, baseline).expand_as(x)
+    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
     step = n_masks if batch_size is None else max(1, batch_size // n)
     total = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
     for i in range(0, n_masks, step):
@@ -298,7 +298,7 @@ def _paint(coef, seg, x):
 @torch.no_grad()
 def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
          kernel_width: float = 0.25, ridge: float = 1.0, segments: torch.Tensor | None = None, baseline="mean",
-         output: str = "probability", seed: int = 0, batch_size="auto") -> torch.Tensor:
+         output: str = "probability", seed: int = 0, batch_size="auto", normalize=None) -> torch.Tensor:
     """LIME (Ribeiro, Singh and Guestrin 2016) on SLIC superpixels; each pixel gets its superpixel's weight.
 
     ``samples`` binary vectors keep each superpixel with probability 1/2 (the first keeps all);
@@ -321,7 +321,8 @@ def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_s
     cosine = kept / (kept.sqrt() * count[:, None].double().sqrt()).clamp_min(1e-12)
     distance = torch.where(kept > 0, 1 - cosine, torch.ones_like(cosine))
     weights = torch.exp(-distance ** 2 / kernel_width ** 2).sqrt()
-    y = _coalition_scores(model, x, t, seg, z, resolve_baseline(model, x, baseline), output, batch_size)
+    y = _coalition_scores(model, x, t, seg, z, resolve_baseline(model, x, baseline, normalize=normalize), output,
+                         batch_size)
     return _paint(_weighted_fit(z, y, weights, valid, float(ridge)), seg, x)
 
 
@@ -329,7 +330,7 @@ def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_s
 @torch.no_grad()
 def kernel_shap(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
                 segments: torch.Tensor | None = None, baseline="mean", output: str = "probability", seed: int = 0,
-                batch_size="auto") -> torch.Tensor:
+                batch_size="auto", normalize=None) -> torch.Tensor:
     """Kernel SHAP (Lundberg and Lee 2017) on SLIC superpixels: Shapley values of the superpixels,
     estimated by a weighted linear fit on random coalitions; each pixel gets its superpixel's value.
 
@@ -354,5 +355,6 @@ def kernel_shap(model: nn.Module, x: torch.Tensor, target=None, samples: int = 2
     z = torch.cat([valid[:, None], torch.zeros_like(valid)[:, None], ranks < sizes[..., None]], 1)
     weights = torch.ones((n, samples), dtype=torch.float64, device=x.device)
     weights[:, :2] = 1e6
-    y = _coalition_scores(model, x, t, seg, z, resolve_baseline(model, x, baseline), output, batch_size)
+    y = _coalition_scores(model, x, t, seg, z, resolve_baseline(model, x, baseline, normalize=normalize), output,
+                         batch_size)
     return _paint(_weighted_fit(z, y, weights, valid, 0.0), seg, x)

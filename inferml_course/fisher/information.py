@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
+from .._core.adapter import penultimate_features, resolve_classifier
 from .._core.modes import eval_mode, guarded
 from .._core.checks import check_choice, check_float_tensor, check_positive_int
 
@@ -63,7 +64,8 @@ def _check_model(model) -> nn.Module:
 def select_parameters(model: nn.Module, params=None) -> dict[str, torch.Tensor]:
     """The parameters to differentiate, as ``{name: parameter}`` in the model's order.
 
-    ``params`` may be ``None`` (every parameter), ``"last_layer"`` (``model.last_layer``), the dotted
+    ``params`` may be ``None`` (every parameter), ``"last_layer"`` (the final nn.Linear: ``model.last_layer``
+    or, without one, the model's last ``nn.Linear``, see :mod:`inferml_course._core.adapter`), the dotted
     name of a sub-module (``"classifier.fc2"``) or of a parameter (``"classifier.fc2.weight"``), a
     sub-module itself, or a list of such names. Unknown names raise ``ValueError``.
     """
@@ -83,10 +85,7 @@ def select_parameters(model: nn.Module, params=None) -> dict[str, torch.Tensor]:
                 raise ValueError("params: the module given is not a sub-module of model")
         elif isinstance(item, str):
             if item == "last_layer":
-                layer = getattr(model, "last_layer", None)
-                if not isinstance(layer, nn.Module) or id(layer) not in module_names:
-                    raise ValueError("params='last_layer' needs a model with a .last_layer sub-module")
-                prefix = module_names[id(layer)]
+                prefix = module_names[id(resolve_classifier(model))]
             elif item in named:
                 chosen.add(item)
                 continue
@@ -389,15 +388,15 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
 
 @guarded(policy="eval")
 @torch.no_grad()
-def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Penultimate features ``model.embed(x)`` (N, D) in eval mode, in batches; the mode is restored."""
+def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 512, features=None,
+               classifier=None) -> torch.Tensor:
+    """Penultimate features (N, D) in eval mode, in batches (the mode is restored): ``features(x)`` for a
+    callable ``features``, else the input of the final linear layer (``classifier=``, ``model.last_layer``
+    or the model's last ``nn.Linear``; for SmallCNN this is ``model.embed(x)``)."""
     _check_model(model)
     _check_batch(x)
     check_positive_int(batch_size, "batch_size")
-    if not callable(getattr(model, "embed", None)):
-        raise TypeError("model needs an .embed(x) method returning penultimate features (N, D)")
-    with eval_mode(model):
-        return torch.cat([model.embed(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    return penultimate_features(model, x, batch_size, features, classifier)
 
 
 def representation_spectrum(model_or_features, x: torch.Tensor | None = None, batch_size: int = 512) -> torch.Tensor:

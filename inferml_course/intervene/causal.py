@@ -259,7 +259,7 @@ def _check_p_keep(p_keep):
 @torch.no_grad()
 def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
                    p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
-                   batch_size="auto") -> tuple[torch.Tensor, torch.Tensor]:
+                   batch_size="auto", normalize=None) -> tuple[torch.Tensor, torch.Tensor]:
     """RISE and SHAPE maps (N, H, W) each, from one set of masked forward passes (shared masks).
 
     The RISE map equals :func:`inferml_course.explain.rise` with the same options (same masks from
@@ -287,7 +287,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
     base = scores_from_logits(logits, output).gather(1, t[:, None])[:, 0]  # f(x) (N,)
     n, c, h, w = x.shape
     masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
-    b = resolve_baseline(model, x, baseline).expand_as(x)
+    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
     step = n_masks if batch_size is None else max(1, batch_size // n)
     rise_sum = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
     shape_sum = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
@@ -307,7 +307,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
 @guarded()
 def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
           p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
-          batch_size="auto") -> torch.Tensor:
+          batch_size="auto", normalize=None) -> torch.Tensor:
     """SHAPE (Chowdhury, Prabhushankar, AlRegib and Deriche, ICIP 2024): the necessity map (N, H, W),
     sum_i [f(x) - f(x masked by M_i)] (1 - M_i) / (n_masks (1 - p_keep)).
 
@@ -317,7 +317,8 @@ def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, g
     intervene identically. Signed (a pixel whose removal *raises* the score is negative).
     Cost: N (1 + n_masks) forward images.
     """
-    return rise_and_shape(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size)[1]
+    return rise_and_shape(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size,
+                          normalize)[1]
 
 
 def localisation_auroc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -39,13 +39,12 @@ errors.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
+from .._core.adapter import classifier_pass, resolve_classifier
 from .._core.modes import eval_mode, guarded
-from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_images, check_model, check_positive_int
 
 __all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms"]
 
@@ -56,49 +55,6 @@ REDUCTIONS = ("sum", "full", "row_norms")
 # --------------------------------------------------------------------------------------------------
 # the sensing pass: penultimate features h and logits z in one forward
 # --------------------------------------------------------------------------------------------------
-
-def _last_layer(model: nn.Module, layer) -> nn.Linear:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if layer is None:
-        layer = getattr(model, "last_layer", None)
-        if layer is None:
-            raise ValueError("layer: the model has no .last_layer; pass the final nn.Linear as layer=")
-    elif isinstance(layer, str):
-        try:
-            layer = model.get_submodule(layer)
-        except AttributeError as error:
-            raise ValueError(f"layer: unknown module name {layer!r}") from error
-    if not isinstance(layer, nn.Linear):
-        raise TypeError(f"layer must be the model's final nn.Linear (logits = W h + b), got {type(layer).__name__}")
-    if not any(m is layer for m in model.modules()):
-        raise ValueError("layer is not a sub-module of model")
-    return layer
-
-
-@contextlib.contextmanager
-def _capture_input(layer: nn.Module):
-    store = {}
-
-    def hook(_module, inputs, output):
-        store["h"], store["z"] = inputs[0], output
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
-def _sensing_pass(model: nn.Module, layer: nn.Linear, x: torch.Tensor):
-    """(h, z): the input of ``layer`` (N, D) and the model's logits (N, K), from one forward pass."""
-    with _capture_input(layer) as store:
-        z = model(x)
-    if "z" not in store or store["z"] is not z:
-        raise ValueError("layer's output must be the model's output (logits = W h + b); "
-                         "pass the final nn.Linear of the model as layer=")
-    return store["h"], z
-
 
 def _question_errors(z: torch.Tensor, loss: str) -> torch.Tensor:
     """``e[n, I, :] = dJ(z_n, delta_I) / dz`` for every question I: (N, K, K)."""
@@ -135,33 +91,36 @@ def _check_options(loss: str, reduction: str) -> None:
 @guarded(policy="eval")
 @torch.no_grad()
 def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", reduction: str = "sum",
-                           include_bias: bool = True, layer=None, batch_size: int = 512) -> torch.Tensor:
+                           include_bias: bool = True, classifier=None, batch_size: int = 512) -> torch.Tensor:
     """Introspective features of ``x`` (N, C, H, W): gradients at the last layer for every question.
 
     One forward pass per batch (eval mode, restored afterwards); the gradients come from the
     closed form in the module docstring, which the tests check against autograd. Returns (N, F)
     on ``x``'s device, with F = K*D (+K) for ``"sum"``, K*K*D (+K*K) for ``"full"`` and K*K for
-    ``"row_norms"``.
+    ``"row_norms"``. ``classifier``: the final nn.Linear (a module or dotted name; default
+    ``model.last_layer``, else the model's last ``nn.Linear``); its output must be the logits.
     """
     _check_options(loss, reduction)
     check_positive_int(batch_size, "batch_size")
     check_images(x, "x")
-    fc = _last_layer(model, layer)
+    check_model(model)
+    fc = resolve_classifier(model, classifier)
     out = []
     with eval_mode(model):
         for i in range(0, x.shape[0], batch_size):
-            h, z = _sensing_pass(model, fc, x[i:i + batch_size])
+            z, h = classifier_pass(model, x[i:i + batch_size], fc)
             out.append(_features_from(h, z, loss, reduction, include_bias))
     return torch.cat(out)
 
 
 @guarded(policy="eval")
 @torch.no_grad()
-def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", layer=None,
+def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", classifier=None,
                             batch_size: int = 512) -> torch.Tensor:
     """(N, K, K): entry [n, I, c] is the norm of the gradient of class row c of the last layer
     (weights and bias) for the question "Why y_hat, rather than I?". Sparse for a confident model."""
-    feats = introspective_features(model, x, loss=loss, reduction="row_norms", layer=layer, batch_size=batch_size)
+    feats = introspective_features(model, x, loss=loss, reduction="row_norms", classifier=classifier,
+                                  batch_size=batch_size)
     k = int(round(feats.shape[1] ** 0.5))
     return feats.view(-1, k, k)
 

@@ -14,7 +14,9 @@ from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.modes import eval_mode, guarded
-from .features import _check_options, _features_from, _last_layer, _sensing_pass, introspective_features
+from .._core.adapter import classifier_pass, resolve_classifier
+from .._core.checks import check_model
+from .features import _check_options, _features_from, introspective_features
 
 __all__ = ["ReflectionNetwork", "train_reflection", "IntrospectiveClassifier", "corruption_benchmark", "ood_benchmark"]
 
@@ -107,25 +109,25 @@ class IntrospectiveClassifier(nn.Module):
     """
 
     def __init__(self, sensing: nn.Module, loss: str = "cross_entropy", reduction: str = "sum",
-                 include_bias: bool = True, layer=None, hidden=(128, 64)):
+                 include_bias: bool = True, classifier=None, hidden=(128, 64)):
         super().__init__()
         _check_options(loss, reduction)
         self.sensing = sensing
-        self._layer_name = None
-        fc = _last_layer(sensing, layer)
-        self._layer_name = next(n for n, m in sensing.named_modules() if m is fc)
+        fc = resolve_classifier(check_model(sensing), classifier)
+        self._classifier_name = next(n for n, m in sensing.named_modules() if m is fc)
         self.loss, self.reduction, self.include_bias, self.hidden = loss, reduction, include_bias, tuple(hidden)
         self.reflection = None
         self.num_classes = fc.out_features
 
     @property
-    def layer(self) -> nn.Linear:
-        return self.sensing.get_submodule(self._layer_name)
+    def classifier(self) -> nn.Linear:
+        """The sensing network's final linear layer, whose gradients are the features."""
+        return self.sensing.get_submodule(self._classifier_name)
 
     @guarded(policy="eval", arg="self")
     def features(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Introspective features (N, F) of ``x``, without gradients."""
-        return introspective_features(self.sensing, x, self.loss, self.reduction, self.include_bias, self.layer,
+        return introspective_features(self.sensing, x, self.loss, self.reduction, self.include_bias, self.classifier,
                                       batch_size)
 
     def fit(self, images: torch.Tensor, labels: torch.Tensor, features: torch.Tensor | None = None,
@@ -150,7 +152,7 @@ class IntrospectiveClassifier(nn.Module):
     def forward_both(self, x: torch.Tensor):
         """(feed-forward logits, introspective logits), both from one sensing pass."""
         self._require_fitted()
-        h, z = _sensing_pass(self.sensing, self.layer, x)
+        z, h = classifier_pass(self.sensing, x, self.classifier)
         return z, self.reflection(_features_from(h, z, self.loss, self.reduction, self.include_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

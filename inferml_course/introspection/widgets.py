@@ -34,7 +34,7 @@ class IntrospectionExplorer(CorruptedImageExplorer):
         x = x.to(device)
         ff, intro = self.classifier.both_proba(x)
         norms = question_gradient_norms(self.classifier.sensing, x, loss=self.classifier.loss,
-                                        layer=self.classifier.layer)[0]
+                                        classifier=self.classifier.classifier)[0]
         return {"image": x[0].cpu(), "norms": norms.cpu(), "feed_forward": ff[0].cpu(), "introspective": intro[0].cpu()}
 
     def draw(self, corruption: str, severity: int, index: int):

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from . import bayesian, trust
 from .._core.checks import check_choice, check_number
-from .._core.adapter import forward_logits, forward_with_features, last_layer
+from .._core.adapter import forward_logits, forward_with_features, penultimate_features, resolve_classifier
 from .._core.batching import check_batch_size
 from .._core.checks import check_labels, check_logits, check_model, check_images
 from .._core.modes import eval_mode, guarded
@@ -200,18 +200,23 @@ class MahalanobisStats:
 
 @guarded(policy="eval")
 def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512,
-                    ridge: float = 1e-6) -> MahalanobisStats:
+                    ridge: float = 1e-6, features=None, classifier=None) -> MahalanobisStats:
     """Fit class means and ONE shared (tied) covariance on training features (Lee et al. 2018).
 
-    Features are the input of ``model.last_layer`` (``model.embed(x)`` for SmallCNN). The covariance
+    Features are the penultimate features: ``features(x)`` for a callable ``features``, else the input
+    of the classifier (``classifier=``, ``model.last_layer`` or the final ``nn.Linear``). The covariance
     is the pooled within-class scatter divided by N (a global scale does not change the ranking),
     plus ``ridge * mean variance`` on the diagonal; the precision is its (pseudo-)inverse.
     """
     _prepare(model, images, batch_size)
-    logits, h = forward_with_features(model, images, batch_size)
-    labels = check_labels(labels, "labels", images.shape[0], logits.shape[1]).to(h.device)
+    if features is None:
+        logits, h = forward_with_features(model, images, batch_size, classifier)
+        k = logits.shape[1]
+    else:
+        h = penultimate_features(model, images, batch_size, features)
+        k = forward_logits(model, images[:1]).shape[1]
+    labels = check_labels(labels, "labels", images.shape[0], k).to(h.device)
     h = h.double()
-    k = logits.shape[1]
     counts = torch.bincount(labels, minlength=k)
     if (counts == 0).any():
         raise ValueError(f"labels must contain every class 0..{k - 1} to fit class means; "
@@ -241,17 +246,18 @@ def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch
 
 
 @guarded(policy="eval")
-def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size: int = 512
-                ) -> torch.Tensor:
+def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size: int = 512,
+                features=None, classifier=None) -> torch.Tensor:
     """Single-pass distance score: squared Mahalanobis distance of the features to the nearest class mean.
 
     **Higher = more uncertain.** ``stats`` comes from :func:`fit_mahalanobis` on *training* data.
     (We report ``min_k d_k^2``; Lee et al.'s confidence is ``-min_k d_k^2 / 2``, same ranking.)
+    ``features`` / ``classifier``: as in :func:`fit_mahalanobis` (use the same ones).
     """
     _prepare(model, x, batch_size)
     if stats is None:
         raise ValueError("mahalanobis needs stats=fit_mahalanobis(model, train_images, train_labels)")
-    _, h = forward_with_features(model, x, batch_size)
+    h = penultimate_features(model, x, batch_size, features, classifier)
     return mahalanobis_from_features(h, stats)
 
 
@@ -353,8 +359,8 @@ class ScoreResult(NamedTuple):
 
 @guarded(policy="eval")
 def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
-                samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None
-                ) -> ScoreResult:
+                samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None,
+                classifier=None) -> ScoreResult:
     """Several registry scores at once, sharing work, and the logits of the deterministic forward pass.
 
     Scores are uncertainties (N,), **higher = more uncertain**. One hooked forward pass gives the
@@ -363,6 +369,7 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
     the Mahalanobis distance. ODIN, MC dropout, ensembles
     and Purview run their own passes. ``names`` defaults to every registry score that applies
     (Mahalanobis only with ``mahalanobis_stats``; ensembles only for models with ``member_logits``).
+    ``classifier``: the final linear layer (default: ``model.last_layer`` or found by structure).
     """
     check_model(model)
     check_images(x)
@@ -381,7 +388,7 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
         member_probs = bayesian.ensemble_probs(model, x, batch_size=batch_size)
         ensemble_parts = bayesian.decompose(member_probs)
     if any(n in _NEED_FEATURES for n in shared):
-        logits, h = forward_with_features(model, x, batch_size)
+        logits, h = forward_with_features(model, x, batch_size, classifier)
     elif ensemble_parts is not None and hasattr(model, "member_logits"):
         # an Ensemble's forward is log(mean member probability): reuse the members' pass
         logits, h = torch.log(member_probs.mean(0)), None
@@ -397,7 +404,8 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
             elif n == "gradnorm":
                 out[n] = -trust.gradnorm_closed_form(logits, h)
             elif n == "gradtrust_topk":
-                out[n] = -trust.gradtrust_topk_from_features(last_layer(model), logits, h, batch_size=batch_size)
+                layer = resolve_classifier(model, classifier)
+                out[n] = -trust.gradtrust_topk_from_features(layer, logits, h, batch_size=batch_size)
             elif n == "mahalanobis":
                 if mahalanobis_stats is None:
                     raise ValueError("the mahalanobis score needs mahalanobis_stats=fit_mahalanobis(...)")

@@ -6,7 +6,9 @@ binary cross-entropy, GradNorm the uniform distribution under KL divergence. The
 one image at a time (batch size 1). Here every score is per sample and batched: per-sample
 gradients come from ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``), and where the
 last layer is linear, ``z = W h + b``, from a closed form in the logits ``z`` and the penultimate
-features ``h`` (the input of ``model.last_layer``). Nothing touches parameter ``.grad``, hooks are
+features ``h`` (the input of the classifier, the final ``nn.Linear``: ``classifier=``, else
+``model.last_layer``, else found by structure, see :mod:`inferml_course._core.adapter`).
+Nothing touches parameter ``.grad``, hooks are
 removed and every module's mode is restored, also on errors.
 
 Directions: :func:`gradtrust` and :func:`gradnorm` return the papers' confidences (**higher = more
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from .._core.checks import check_choice, check_number
-from .._core.adapter import forward_with_features, last_layer
+from .._core.adapter import forward_with_features, resolve_classifier
 from .._core.batching import check_batch_size
 from .._core.checks import check_logits, check_model, check_images
 from .._core.modes import eval_mode, guarded
@@ -34,11 +36,11 @@ __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_to
            "gradnorm", "gradnorm_closed_form", "PURVIEW_PARTS"]
 
 
-def _prepare(model, x, batch_size):
+def _prepare(model, x, batch_size, classifier):
     check_model(model)
     check_images(x)
     check_batch_size(batch_size)
-    return last_layer(model)
+    return resolve_classifier(model, classifier)
 
 
 def _head(layer):
@@ -63,11 +65,12 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 @guarded(policy="eval")
-def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int = 512) -> torch.Tensor:
+def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int = 512,
+              classifier=None) -> torch.Tensor:
     """GradTrust (Prabhushankar & AlRegib, MIPR 2024) as released in the authors' ``demo.py``.
 
     For each image: ``L = MSE(logits, u)`` with the uniform target ``u = 1/N`` (mean over the N
-    classes); ``G = dL/dW`` for the weight W (N x D) of ``model.last_layer`` (the released code
+    classes); ``G = dL/dW`` for the weight W (N x D) of the final linear layer (the released code
     takes the first 2-D parameter with N rows, which is that layer); ``e_c = var_j G[c, j]^2``
     (unbiased variance over the D columns of class row c); **GradTrust = max_c e_c / mean_c e_c**.
     A trust score: **higher = more trustworthy**, range [1, N].
@@ -78,8 +81,8 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int 
     where the gradient route gives 0/0 = NaN like the original code.
     """
     check_choice(method, ("gradient", "closed_form"), "method")
-    layer = _prepare(model, x, batch_size)
-    logits, h = forward_with_features(model, x, batch_size)
+    layer = _prepare(model, x, batch_size, classifier)
+    logits, h = forward_with_features(model, x, batch_size, layer)
     if method == "closed_form":
         return gradtrust_from_logits(logits)
     w, b = _head(layer)
@@ -98,7 +101,7 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int 
 
 
 @guarded(policy="eval")
-def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512) -> torch.Tensor:
+def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512, classifier=None) -> torch.Tensor:
     """Top-k counterfactual GradTrust: a **course reconstruction** of the paper's text [INFERRED].
 
     The MIPR paper and the tutorial describe per-class *counterfactual* gradients of the top-k
@@ -114,10 +117,10 @@ def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512) ->
     the prediction ("the larger the required change, the larger the trust"). **Higher = more
     trust**; > 1 when the prediction is clearly ahead. Per sample via ``vmap`` over images and targets.
     """
-    layer = _prepare(model, x, batch_size)
+    layer = _prepare(model, x, batch_size, classifier)
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
-    logits, h = forward_with_features(model, x, batch_size)
+    logits, h = forward_with_features(model, x, batch_size, layer)
     return gradtrust_topk_from_features(layer, logits, h, k, batch_size)
 
 
@@ -239,7 +242,7 @@ def gradnorm_closed_form(logits: torch.Tensor, h: torch.Tensor, temperature: flo
 
 @guarded(policy="eval")
 def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gradient",
-             batch_size: int = 512) -> torch.Tensor:
+             batch_size: int = 512, classifier=None) -> torch.Tensor:
     """GradNorm (Huang, Geng & Li, NeurIPS 2021): L1 norm of the last-layer weight gradient of
     ``KL(u || softmax(z / T))``, u uniform over the N classes.
 
@@ -251,9 +254,9 @@ def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gr
     (:func:`gradnorm_closed_form`); they agree to float precision.
     """
     check_choice(method, ("gradient", "closed_form"), "method")
-    layer = _prepare(model, x, batch_size)
+    layer = _prepare(model, x, batch_size, classifier)
     t = check_number(temperature, "temperature")
-    logits, h = forward_with_features(model, x, batch_size)
+    logits, h = forward_with_features(model, x, batch_size, layer)
     if method == "closed_form":
         return gradnorm_closed_form(logits, h, t)
     w, b = _head(layer)

@@ -66,9 +66,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._core.checks import check_choice, check_float_tensor, check_positive_int
-from ..._core.adapter import resolve_layer
 from ..._core.modes import check_mode, guarded
-from ...explain.cam import logits_and_feature_maps
+from ..._core.adapter import logits_and_feature_maps, resolve_layer
 from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
 from ..._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
@@ -151,7 +150,7 @@ def _cam_maps(model, x, target, layer, vectorize):
     """Grad-CAM of P and Contrast-CAM of every Q != P, raw: (K, N, H, W), plus P, Q, probs."""
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
-    module = resolve_layer(model, layer)
+    module = resolve_layer(model, layer, x)
     check_mode(model, "voice")
     with torch.enable_grad():
         logits, a = logits_and_feature_maps(model, x, module)
