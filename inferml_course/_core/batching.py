@@ -5,9 +5,11 @@
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 
-__all__ = ["AUTO_PIXELS", "check_batch_size", "batches"]
+__all__ = ["AUTO_PIXELS", "check_batch_size", "chunk_size", "batches"]
 
 
 #: Pixels (images x H x W) per forward pass that ``batch_size="auto"`` allows: 256 images of 32 x 32 on a CPU
@@ -28,6 +30,13 @@ def check_batch_size(batch_size, x: torch.Tensor | None = None, argument: str = 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"{argument} must be a positive integer, 'auto' or None, got {batch_size!r}")
     return batch_size
+
+
+def chunk_size(batch_size, x: torch.Tensor, argument: str = "batch_size") -> int:
+    """The :func:`check_batch_size` rule as a step for ``range`` and slicing: ``None`` (all the work in one
+    pass) becomes an unbounded step."""
+    size = check_batch_size(batch_size, x, argument)
+    return sys.maxsize if size is None else size
 
 
 def batches(t: torch.Tensor, batch_size, images: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:

@@ -6,7 +6,6 @@ images, many maps and many perturbation levels at once, in chunks of ``batch_siz
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import torch
@@ -19,7 +18,7 @@ from .._core.adapter import resolve_baseline
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets, scores_from_logits
 
 __all__ = ["SUBSTRATES", "OUTPUTS", "as_map_dict", "check_maps", "substrate_images", "gaussian_blur",
-           "first_pass", "score_jobs", "check_batch", "minmax"]
+           "first_pass", "score_jobs", "minmax"]
 
 #: What a removed pixel becomes: a blurred copy of the image, the training-set mean colour, or black.
 SUBSTRATES = ("blur", "mean", "black")
@@ -31,20 +30,6 @@ DEFAULT_BLUR_SIGMA = 3.0
 
 
 #: Images per forward pass for ``batch_size="auto"``: 32 x 32 images run fastest in chunks of about 256 on a
-#: CPU (larger chunks only add memory traffic), while a GPU wants large batches.
-AUTO_BATCH = {"cpu": 256, "cuda": 4096}
-
-
-def check_batch(batch_size, x: torch.Tensor | None = None, argument: str = "batch_size") -> int:
-    """A positive int, or ``"auto"``: :data:`AUTO_BATCH` images (scaled to x's image size) on x's device."""
-    if isinstance(batch_size, str) and batch_size == "auto":
-        if x is None:
-            return AUTO_BATCH["cpu"]
-        per = AUTO_BATCH.get(x.device.type, AUTO_BATCH["cuda"])
-        return max(1, per * 32 * 32 // (x.shape[-1] * x.shape[-2]))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"{argument} must be a positive integer or 'auto', got {batch_size!r}")
-    return int(batch_size)
 
 
 def check_maps(maps, x: torch.Tensor | None = None, argument: str = "maps", shape=None) -> torch.Tensor:

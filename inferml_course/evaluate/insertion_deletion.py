@@ -53,7 +53,8 @@ from torch import nn
 from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
-from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, score_jobs, substrate_images
+from .._core.batching import check_batch_size, chunk_size
+from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, score_jobs, substrate_images
 
 __all__ = ["insertion_curve", "deletion_curve", "insertion_deletion", "auc", "pixel_ranks", "step_counts",
            "game_optimized_map", "GameResult", "GAMES"]
@@ -153,7 +154,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, ste
     Insertion AUC: higher is better; deletion AUC: lower is better.
     """
     check_positive_int(steps, "steps")
-    check_batch(batch_size)
+    check_batch_size(batch_size)
     if isinstance(games, str):
         games = (games,)
     games = tuple(games)
@@ -162,7 +163,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, ste
     for g in games:
         check_choice(g, tuple(GAMES), "games")
     x, t, full, _ = first_pass(model, x, target, output, "insertion_deletion")
-    batch_size = check_batch(batch_size, x)
+    batch_size = chunk_size(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n, c, h, w = x.shape
@@ -251,7 +252,7 @@ def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str
     check_choice(game, tuple(GAMES), "game")
     check_positive_int(steps, "steps")
     x = check_images(x, "x")
-    batch_size = check_batch(batch_size, x)
+    batch_size = chunk_size(batch_size, x)
     n, c, h, w = x.shape
     hw = h * w
     if steps > hw:

@@ -43,7 +43,8 @@ from torch import nn
 
 from .._core.checks import check_choice, check_images
 from .._core.modes import guarded
-from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, minmax, score_jobs,
+from .._core.batching import check_batch_size, chunk_size
+from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, minmax, score_jobs,
                       substrate_images)
 
 __all__ = ["masked_images", "to_mask", "heatmap_masking", "MaskingResult", "average_drop", "increase_in_confidence",
@@ -188,10 +189,10 @@ def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substr
     the metric needs for Y anyway). Cost: N + N * (number of maps) forward images, batched.
     See :class:`MaskingResult` and the module docstring for the metrics and their directions.
     """
-    check_batch(batch_size)
+    check_batch_size(batch_size)
     check_choice(scaling, SCALINGS, "scaling")
     x, t, full, _ = first_pass(model, x, target, output, "heatmap_masking")
-    batch_size = check_batch(batch_size, x)
+    batch_size = chunk_size(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     masks = torch.stack([to_mask(maps[name].to(x), scaling) for name in names])  # (M, N, H, W)

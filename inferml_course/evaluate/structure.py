@@ -46,7 +46,8 @@ from torch import nn
 
 from .._core.checks import check_choice
 from .._core.modes import guarded
-from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, check_batch, first_pass, minmax, score_jobs, substrate_images
+from .._core.batching import check_batch_size, chunk_size
+from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, minmax, score_jobs, substrate_images
 
 __all__ = ["huffman_code_lengths", "huffman_bits", "huffman_code", "symbols", "histograms", "structure_curves",
            "StructureResult", "MODES", "DEFAULT_THRESHOLDS"]
@@ -250,13 +251,13 @@ def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode:
     Keep-mode AUC: higher is better; remove-mode AUC: lower is better.
     """
     check_choice(mode, tuple(MODES), "mode")
-    check_batch(batch_size)
+    check_batch_size(batch_size)
     thr = torch.as_tensor(thresholds, dtype=torch.float64)
     if thr.dim() != 1 or thr.numel() == 0 or not torch.isfinite(thr).all() or bool((thr < 0).any()) \
             or bool((thr > 1).any()) or bool((thr.diff() <= 0).any()):
         raise ValueError(f"thresholds must be a non-empty increasing sequence in [0, 1], got {thresholds!r}")
     x, t, full, full_pred = first_pass(model, x, target, output, "structure_curves")
-    batch_size = check_batch(batch_size, x)
+    batch_size = chunk_size(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n = x.shape[0]

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.batching import check_batch_size
 from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
@@ -125,7 +126,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
     y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size, x)
     check_mode(model, "fgsm")
     out = []
     for xb, yb in _chunks(x, y, batch_size):
@@ -157,7 +158,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size, x)
     check_mode(model, "pgd")
     x0 = x.detach()
     if random_start:
@@ -179,14 +180,6 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
             adv = (xb + (adv - xb).clamp(-epsilon, epsilon)).clamp(0, 1)
         out.append(adv.detach())
     return torch.cat(out)
-
-
-def _check_batch_size(batch_size):
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    return batch_size
 
 
 def _chunks(x, y, batch_size):
@@ -221,7 +214,7 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = Fals
     y = as_target_tensor(y, x_adv.shape[0], x_adv.device, "y")
     if y is None:
         raise ValueError("y is required: the true labels (untargeted) or the target classes (targeted)")
-    pred = _predict(model, x_adv, _check_batch_size(batch_size))
+    pred = _predict(model, x_adv, check_batch_size(batch_size, x_adv))
     hit = pred == y if targeted else pred != y
     if among is not None:
         among = torch.as_tensor(among, device=hit.device)
@@ -253,7 +246,7 @@ def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 25
     eps = [_check_real(e, "epsilons") for e in epsilons]
     if not eps:
         raise ValueError("epsilons must hold at least one value")
-    clean_correct = _predict(model, x, _check_batch_size(batch_size)) == y
+    clean_correct = _predict(model, x, check_batch_size(batch_size, x)) == y
     acc, rate = [], []
     for e in eps:
         if e == 0:

@@ -54,6 +54,7 @@ import numbers
 import torch
 from torch import nn
 
+from .._core.batching import check_batch_size
 from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.modes import guarded
 
@@ -236,18 +237,6 @@ def mask_coverage(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, s
     return rise_masks(n_masks, size, grid_size, p_keep, seed).mean(0)
 
 
-def _resolve_batch(batch_size, x):
-    """Images per forward pass: an int, None (all) or "auto" (256 images of 32 x 32 on a CPU, 4096 on a GPU)."""
-    from .._core.batching import check_batch_size
-
-    if isinstance(batch_size, str) and batch_size == "auto":
-        pixels = (256 if x.device.type == "cpu" else 4096) * 32 * 32
-        return max(1, pixels // (x.shape[-1] * x.shape[-2]))
-    if isinstance(batch_size, str):
-        raise ValueError(f"batch_size must be a positive integer, 'auto' or None, got {batch_size!r}")
-    return check_batch_size(batch_size)
-
-
 def _check_p_keep(p_keep):
     if isinstance(p_keep, bool) or not isinstance(p_keep, numbers.Real) or not 0 < p_keep < 1:
         raise ValueError(f"p_keep must be a probability strictly between 0 and 1 (SHAPE divides by 1 - p_keep), "
@@ -278,7 +267,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
     check_positive_int(grid_size, "grid_size")
     p_keep = _check_p_keep(p_keep)
     x = check_input(x)
-    batch_size = _resolve_batch(batch_size, x)
+    batch_size = check_batch_size(batch_size, x)
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, "rise_and_shape")

@@ -69,16 +69,26 @@ def mutual_information(probs: torch.Tensor) -> torch.Tensor:
     return decompose(probs).epistemic
 
 
-def decompose(probs: torch.Tensor) -> Decomposition:
+def decompose(probs: torch.Tensor, clamp: bool = True) -> Decomposition:
     """Split the uncertainty of samples (S, N, K) into total, aleatoric and epistemic parts (nats).
+
+    Epistemic = total - aleatoric (the mutual information, >= 0 by Jensen's inequality). ``clamp=True``
+    sets the tiny negative values that float rounding gives for near-identical samples to 0;
+    ``clamp=False`` keeps total = aleatoric + epistemic exact and the result differentiable everywhere
+    (uncertainty attribution uses it, so that completeness holds). Differentiable in ``probs``.
 
     Example: two members that are each certain but disagree (one-hot on different classes) give
     aleatoric 0 and epistemic = total = ln 2.
     """
-    probs = check_prob_samples(probs)
+    return _decomposition(check_prob_samples(probs), clamp)
+
+
+def _decomposition(probs: torch.Tensor, clamp: bool) -> Decomposition:
+    """:func:`decompose` without the argument checks (for probabilities a method computed itself)."""
     total = _entropy(probs.mean(0))
     aleatoric = _entropy(probs).mean(0)
-    return Decomposition(total, aleatoric, (total - aleatoric).clamp_min(0))
+    epistemic = total - aleatoric
+    return Decomposition(total, aleatoric, epistemic.clamp_min(0) if clamp else epistemic)
 
 
 @contextlib.contextmanager

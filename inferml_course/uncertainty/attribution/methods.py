@@ -91,7 +91,7 @@ from ..._core.images import gaussian_blur
 from ..._core.targets import check_input, output_dtype
 from ..._core.adapter import implicit_bias
 from ..._core.modes import DROPOUT_TYPES, eval_mode, guarded
-from ..bayesian import MEASURES, Decomposition
+from ..bayesian import MEASURES, Decomposition, _decomposition
 from ..voice.maps import batched_grad
 
 __all__ = ["BayesianModel", "UncertaintyModel", "uncertainty_from_probs", "class_shares", "logit_coefficients",
@@ -280,11 +280,13 @@ def _uncertainty_model(model, measure, source, samples, seed) -> "UncertaintyMod
 
 
 def uncertainty_from_probs(probs: torch.Tensor) -> Decomposition:
-    """Total, aleatoric and epistemic uncertainty (nats) of samples (S, N, K), differentiable;
-    epistemic = total - aleatoric without clamping (so completeness is exact)."""
-    total = -torch.special.xlogy(probs.mean(0), probs.mean(0)).sum(-1)
-    aleatoric = -torch.special.xlogy(probs, probs).sum(-1).mean(0)
-    return Decomposition(total, aleatoric, total - aleatoric)
+    """Total, aleatoric and epistemic uncertainty (nats) of samples (S, N, K), differentiable:
+    :func:`~inferml_course.uncertainty.bayesian.decompose` with ``clamp=False`` (epistemic = total -
+    aleatoric exactly, so completeness is exact)."""
+    if not isinstance(probs, torch.Tensor) or probs.dim() != 3:
+        raise ValueError("probs must be a tensor (S, N, K): samples (or members), inputs, classes; got "
+                         f"{tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__}")
+    return _decomposition(probs, clamp=False)
 
 
 class UncertaintyModel(nn.Module):

@@ -1,0 +1,74 @@
+"""The package's layering, read from its source: families import the shared core and each other's
+public names only, and every lazy package lists its names for tab completion."""
+import ast
+import importlib
+import pathlib
+
+import pytest
+
+import inferml_course
+
+ROOT = pathlib.Path(inferml_course.__file__).parent
+LAZY = ["inferml_course", "inferml_course.explain", "inferml_course.evaluate", "inferml_course.uncertainty",
+        "inferml_course.uncertainty.voice", "inferml_course.uncertainty.attribution", "inferml_course.fisher",
+        "inferml_course.introspection", "inferml_course.intervene"]
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = ["inferml_course", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: pathlib.Path):
+    """(absolute module, imported names) for every import in the file."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            yield module, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+
+
+def _family(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "inferml_course" and len(parts) > 1 else None
+
+
+def test_no_private_cross_family_import():
+    """A module may import its own family, the private core (``_core``) and other families' public
+    names; never another family's private module or private name."""
+    offences = []
+    for path in sorted(ROOT.rglob("*.py")):
+        own = _family(_module_name(path))
+        for module, names in _imports(path):
+            family = _family(module)
+            if family is None or family == own or family == "_core":
+                continue
+            private_module = any(p.startswith("_") for p in module.split(".")[1:])
+            private_names = [n for n in names if n.startswith("_")]
+            if private_module or private_names:
+                offences.append(f"{path.relative_to(ROOT)}: from {module} import {', '.join(names)}")
+    assert not offences, "private cross-family imports:\n" + "\n".join(offences)
+
+
+def test_the_core_imports_no_family():
+    for path in sorted((ROOT / "_core").rglob("*.py")):
+        for module, _ in _imports(path):
+            assert _family(module) in (None, "_core"), f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize("name", LAZY)
+def test_lazy_packages_list_their_names(name):
+    package = importlib.import_module(name)
+    listed = dir(package)
+    missing = [n for n in package.__all__ if n not in listed]
+    assert not missing, f"{name}: dir() lacks {missing}"
+    for n in package.__all__:  # every listed name resolves
+        assert getattr(package, n) is not None
