@@ -1,4 +1,5 @@
-"""Operations on images and maps that every family shares: channel reductions, min-max scaling, Gaussian blur."""
+"""Operations on images and maps that every family shares: channel reductions, min-max scaling, Gaussian blur,
+the intersection over union of two masks."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CHANNELS", "reduce_channels", "minmax", "gaussian_blur"]
+__all__ = ["CHANNELS", "reduce_channels", "minmax", "gaussian_blur", "mask_iou"]
 
 #: Channel reductions of the gradient family.
 CHANNELS = ("sum", "abs", "max_abs", "keep")
@@ -88,3 +89,17 @@ def minmax(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     span = hi - lo
     out = torch.where(span > eps, (flat - lo) / span.clamp_min(eps), torch.zeros_like(flat))
     return out.view(maps.shape)
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor, empty: float = 1.0) -> torch.Tensor:
+    """Intersection over union of boolean masks (..., H, W) -> float64 (...), **higher = more overlap**;
+    ``empty`` where both masks are empty (union 0). The package's one IoU: the localisation score,
+    the segmentation prompts and the anomaly localisation read it."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.dtype != torch.bool \
+            or b.dtype != torch.bool:
+        raise TypeError("both masks must be boolean tensors")
+    if a.shape != b.shape:
+        raise ValueError(f"the masks must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    inter = (a & b).flatten(-2).sum(-1).double()
+    union = (a | b).flatten(-2).sum(-1).double()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.full_like(union, float(empty)))

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._core.images import mask_iou
 from .._core.checks import check_choice, check_float_tensor, check_positive_int
 
 __all__ = ["STRATEGIES", "segment", "iou", "next_prompt", "simulate_annotator", "prompt_curves", "curve_summary",
@@ -121,11 +122,7 @@ def iou(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if not isinstance(pred, torch.Tensor) or not isinstance(mask, torch.Tensor) or pred.dtype != torch.bool \
             or mask.dtype != torch.bool:
         raise TypeError("pred and mask must be boolean tensors")
-    if pred.shape != mask.shape:
-        raise ValueError(f"pred and mask must have the same shape, got {tuple(pred.shape)} and {tuple(mask.shape)}")
-    inter = (pred & mask).flatten(-2).sum(-1).double()
-    union = (pred | mask).flatten(-2).sum(-1).double()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).float()
+    return mask_iou(pred, mask).float()
 
 
 def _deepest(region: np.ndarray):
