@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_float_tensor, check_images, check_int_range, check_positive_int
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from .._core.batching import check_batch_size, chunk_size
@@ -64,7 +64,9 @@ GAMES = {"insertion": "higher is better", "deletion": "lower is better"}
 
 
 def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
-    """Rank (N, H*W) of every pixel, 0 = most important (largest value); ties in raster order."""
+    """Rank (N, H*W) of every pixel of maps (N, H, W), 0 = most important (largest value); ties in raster
+    order. NaN maps are refused (a NaN has no rank)."""
+    check_float_tensor(maps, "maps", "(N, H, W)", dim=3, batch=False)
     flat = maps.flatten(1)
     order = torch.argsort(flat, dim=1, descending=True, stable=True)
     ranks = torch.empty_like(order)
@@ -73,7 +75,10 @@ def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
 
 
 def step_counts(pixels: int, steps: int, device=None) -> torch.Tensor:
-    """How many pixels are moved after step k = 0..steps: round(k * pixels / steps) (steps + 1,)."""
+    """How many pixels are moved after step k = 0..steps: round(k * pixels / steps) (steps + 1,), for
+    1 <= steps <= pixels (more steps than pixels would repeat images)."""
+    check_positive_int(pixels, "pixels")
+    check_int_range(steps, 1, pixels, "steps")
     k = torch.arange(steps + 1, device=device, dtype=torch.float64)
     return torch.round(k * pixels / steps).long()
 

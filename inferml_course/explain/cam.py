@@ -62,13 +62,15 @@ PARADIGMS = ("Why P?", "What if not P?", "Why P, rather than Q?", "Why not P wit
 
 
 def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The class with the highest logit other than ``target`` (N,)."""
+    """The class with the highest logit other than ``target`` (N,); a one-class model has none (ValueError)."""
+    if logits.shape[1] < 2:
+        raise ValueError("a contrast class Q needs a model with at least two classes; this one has "
+                         f"{logits.shape[1]} output")
     masked = logits.detach().clone()
     masked.scatter_(1, target[:, None], float("-inf"))
     return masked.argmax(1)
 
 
-@guarded()
 def _forward_at_layer(model, x, layer, method, target, contrast=None):
     """Check every argument, then forward ``x`` keeping the activations of ``layer``.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_choice
+from .._core.checks import check_choice, check_float_tensor, check_number
 from .._core.images import minmax
 
 __all__ = ["normalize_maps", "overlay"]
@@ -21,10 +21,16 @@ def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float =
     * ``"absmax"``: m / max|m| into [-1, 1], keeping the sign and zero;
     * ``"percentile"``: m / (the ``percentile``-th percentile of |m|), clipped to [-1, 1]
       (robust to a few extreme pixels).
+
+    Maps with NaN or infinite values are refused (``ValueError``): a scaled NaN map would look like a
+    valid one.
     """
     check_choice(mode, ("minmax", "absmax", "percentile"), "mode")
-    if not isinstance(maps, torch.Tensor) or maps.dim() < 2:
-        raise ValueError("maps must be a tensor of shape (N, H, W)")
+    check_float_tensor(maps, "maps", "(N, H, W)", min_dim=2, batch=False)
+    if mode == "percentile":
+        check_number(percentile, "percentile")
+        if percentile > 100:
+            raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
     flat = maps.detach().flatten(1).float()
     if mode == "minmax":
         out = minmax(flat, eps)

@@ -85,7 +85,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._core.checks import check_choice, check_positive_int
+from ..._core.checks import check_choice, check_float_tensor, check_number, check_positive_int
 from ..._core.hooks import capture_many
 from ..._core.images import gaussian_blur
 from ..._core.targets import check_input, output_dtype
@@ -348,7 +348,12 @@ def psi(maps: torch.Tensor, tau2: float = TAU2) -> torch.Tensor:
     """Our psi for non-negative maps (..., H, W): a softmax over the pixels of log(map) / tau2, that
     is map^(1/tau2) / sum(map^(1/tau2)). Every output map sums to 1; tau2 = 1 gives shares
     proportional to the evidence, smaller tau2 sharper maps, larger flatter ones; pixels without
-    evidence get nothing, and a map of zeros becomes uniform."""
+    evidence get nothing, and a map of zeros becomes uniform. NaN, infinite or negative values and
+    ``tau2 <= 0`` are refused (``ValueError``)."""
+    check_float_tensor(maps, "maps", "(..., H, W)", min_dim=2, batch=False)
+    if bool((maps < 0).any()):
+        raise ValueError(f"maps must be non-negative (evidence), got a minimum of {float(maps.min()):.3g}")
+    tau2 = check_number(tau2, "tau2")
     flat = maps.flatten(-2)
     peak = flat.amax(-1, keepdim=True)
     ratio = flat / torch.where(peak > 0, peak, torch.ones_like(peak))       # in [0, 1], scale-free
