@@ -72,3 +72,22 @@ def test_contrast_needs_two_classes():
     for method in ("contrast_cam", "explanatory_paradigms"):
         with pytest.raises(ValueError, match="at least two classes"):
             getattr(explain, method)(one_class, x)
+
+
+class _TupleModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 8 * 8, 3)
+
+    def forward(self, x):
+        return (self.fc(x.flatten(1)),)
+
+
+def test_a_model_returning_a_tuple_gets_a_wrapping_hint():
+    from inferml_course.uncertainty import scores
+
+    model, x = _TupleModel().eval(), torch.rand(2, 3, 8, 8)
+    for call in (lambda: scores.msp(model, x), lambda: scores.uncertainty("gradtrust", model, x),
+                 lambda: explain.saliency(model, x)):
+        with pytest.raises(ValueError, match="got a tuple; wrap it"):
+            call()

@@ -246,7 +246,7 @@ def forward_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
     """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored (a warning when this
     switches a training-mode module: see :mod:`.modes`)."""
     with model_guard(model, "forward_logits", "eval"):
-        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
+        return torch.cat([check_model_output(model(chunk), len(chunk)) for chunk in x.split(batch_size)])
 
 
 def classifier_pass(model: nn.Module, x: torch.Tensor, layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,7 +260,8 @@ def classifier_pass(model: nn.Module, x: torch.Tensor, layer: nn.Linear) -> tupl
         z = model(x)
     finally:
         handle.remove()
-    if not isinstance(z, torch.Tensor) or len(store) != 1 or store[0][1] is not z:
+    check_model_output(z, x.shape[0])
+    if len(store) != 1 or store[0][1] is not z:
         why = (f"it ran {len(store)} times in one forward pass" if len(store) != 1
                else "its output is not the model's output")
         raise ValueError(f"the classifier {type(layer).__name__}({layer.in_features} -> {layer.out_features}) does "
