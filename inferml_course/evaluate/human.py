@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._core.ranks import bootstrap_ci as _bootstrap_ci
+
 __all__ = ["SCALE", "FIELDS", "StudyItem", "PairwiseStudy", "SimulatedRater", "aggregate", "StudyResult",
            "load_responses", "save_responses", "bootstrap_ci"]
 
@@ -276,17 +278,21 @@ class SimulatedRater:
 
 
 def bootstrap_ci(values: torch.Tensor, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
-    """Percentile bootstrap interval (low, high) of the mean of ``values`` (n,); (nan, nan) when empty."""
+    """Percentile bootstrap interval (low, high) of the mean of ``values`` (n,); (nan, nan) when empty.
+
+    The package's one bootstrap (:func:`inferml_course._core.ranks.bootstrap_ci`): ``n_boot``
+    resamples drawn by ``numpy.random.default_rng(seed)``, the same draws and interval as
+    ``scipy.stats.bootstrap(..., method="percentile")`` with that generator (the tests check it).
+    Earlier versions drew the resamples with a ``torch.Generator``; for the same ``seed`` the interval
+    therefore moved by Monte-Carlo noise (the method and its coverage are unchanged) when the course
+    switched to the scipy-checked draws.
+    """
     values = torch.as_tensor(values, dtype=torch.float64).flatten()
     if values.numel() == 0:
         return float("nan"), float("nan")
-    if not 0 < level < 1:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    gen = torch.Generator().manual_seed(int(seed))
-    idx = torch.randint(0, values.numel(), (int(n_boot), values.numel()), generator=gen)
-    means = values[idx].mean(1)
-    alpha = (1 - level) / 2
-    return float(torch.quantile(means, alpha)), float(torch.quantile(means, 1 - alpha))
+    return _bootstrap_ci(values, n_resamples=int(n_boot), level=level, seed=int(seed))
 
 
 @dataclass

@@ -12,6 +12,8 @@ import copy
 import torch
 from torch import nn
 
+from .._core.ranks import average_ranks
+
 __all__ = ["randomized_copy", "rank_correlation"]
 
 
@@ -31,12 +33,10 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation (N,) between maps a[i] and b[i] (any shape (N, ...)); ties get
     average ranks; a constant map gives 0."""
-    from scipy.stats import rankdata
-
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape or a.dim() < 2:
         raise ValueError("a and b must be tensors of the same shape (N, ...)")
-    ra = torch.from_numpy(rankdata(a.detach().double().flatten(1).cpu().numpy(), axis=1))
-    rb = torch.from_numpy(rankdata(b.detach().double().flatten(1).cpu().numpy(), axis=1))
+    ra = average_ranks(a.flatten(1), axis=1).cpu()   # scipy.stats.rankdata per map
+    rb = average_ranks(b.flatten(1), axis=1).cpu()
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
     denom = (ra.norm(dim=1) * rb.norm(dim=1))
     return torch.where(denom > 0, (ra * rb).sum(1) / denom.clamp_min(1e-300), torch.zeros_like(denom)).float()
