@@ -31,15 +31,16 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from .._core.directions import describe, higher_is_better
 from ._common import check_maps, minmax, warn_nan
 
 __all__ = ["pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "binarize",
            "localization_scores", "mask_fraction", "LOCALIZATION_METRICS"]
 
-#: Every localisation metric here; all are higher-is-better.
-LOCALIZATION_METRICS = {"pointing_game": "higher is better", "energy_pointing_game": "higher is better",
-                        "iou": "higher is better", "correlation": "higher is better",
-                        "pixel_accuracy": "higher is better"}
+#: Every localisation metric here -> its direction ("higher is better" for all), from the package's
+#: direction registry (:mod:`inferml_course._core.directions`).
+LOCALIZATION_METRICS = {name: describe(higher_is_better(name))
+                        for name in ("pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy")}
 
 
 def _check(maps, masks):

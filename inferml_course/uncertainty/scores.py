@@ -17,11 +17,21 @@ name                what the function returns                         paper dire
                     "NLL / log-likelihood")
 ``energy``          E = -T logsumexp(z / T)                           uncertainty      as is
 ``odin``            max softmax(f(x~)/T) of a perturbed input         confidence       ``-odin``
-``mahalanobis``     min_k squared Mahalanobis distance of features   uncertainty      as is
+``mahalanobis``     min_k squared Mahalanobis distance of features    uncertainty      as is
+``mc_dropout``      entropy of the mean MC-dropout prediction         uncertainty      as is
+``ensemble``        entropy of the mean ensemble prediction           uncertainty      as is
+``gradnorm``        L1 norm of GradNorm's last-layer gradient         confidence       ``-gradnorm``
+``purview``         mean squared per-layer gradient norm              uncertainty      as is
+``gradtrust``       GradTrust: a **trust** score, higher = more       trust            ``-gradtrust``
+                    trustworthy (``gradtrust_topk`` likewise)
 ==================  ================================================  ===============  ===========
 
-The sampling scores (``mc_dropout``, ``ensemble``) live in :mod:`.bayesian` and the gradient
-scores (``gradnorm``, ``purview``, ``gradtrust``) in :mod:`.trust`; the registry lists them all.
+The sampling scores (``mc_dropout``, ``ensemble`` and their ``_mi`` parts) live in :mod:`.bayesian`
+and the gradient scores (``gradnorm``, ``purview``, ``gradtrust``) in :mod:`.trust`; the registry lists
+them all. Which names are confidences or trust scores is declared once, in the package's direction
+registry (:mod:`inferml_course._core.directions`); each :class:`ScoreSpec` reads it
+(``higher_is_confident``). So one name is one quantity: ``trust.gradtrust(model, x)`` is the trust,
+``uncertainty("gradtrust", model, x)`` its negative, the same ranking read the other way.
 
 A note on "NLL". The negative log-likelihood of the *predicted* label is ``-log max_k p_k``: a
 monotone function of the MSP, so it ranks samples exactly like the MSP. The GradTrust and VOICE
@@ -36,7 +46,7 @@ so; every module's own flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import torch
@@ -44,6 +54,7 @@ import torch.nn.functional as F
 
 from . import bayesian, trust
 from .._core.checks import check_choice, check_number
+from .._core.directions import higher_is_better as _higher_is_better
 from .._core.adapter import forward_logits, forward_with_features, penultimate_features, resolve_classifier
 from .._core.batching import check_batch_size
 from .._core.checks import check_labels, check_logits, check_model, check_images
@@ -264,55 +275,73 @@ def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, b
 # ------------------------------------------------------------------------------------------ registry
 @dataclass(frozen=True)
 class ScoreSpec:
-    """A registry entry. Calling it returns an uncertainty (N,), **higher = more uncertain**."""
+    """A registry entry. Calling it returns an uncertainty (N,), **higher = more uncertain**.
+
+    ``higher_is_confident`` comes from the package's direction registry
+    (:mod:`inferml_course._core.directions`, where every score name is declared once): True when
+    ``function`` returns a confidence or trust score (higher = more confident / more trustworthy:
+    MSP, margin, max logit, ODIN, GradNorm, GradTrust), which the entry negates; False when it
+    already returns an uncertainty. ``sign`` (-1 or +1) is the same fact as a factor.
+    """
 
     name: str
     function: Callable
-    sign: int            # +1: function already returns an uncertainty; -1: it returns a confidence/trust
     quantity: str        # what ``function`` returns, in the paper's own direction
     family: str          # "softmax", "logit", "perturbation", "distance", "sampling", "gradient"
     reference: str
+    higher_is_confident: bool = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "higher_is_confident", _higher_is_better(self.name))
+
+    @property
+    def sign(self) -> int:
+        """-1 when ``function`` returns a confidence / trust (negated here), +1 for an uncertainty."""
+        return -1 if self.higher_is_confident else 1
 
     def __call__(self, model, x, **options) -> torch.Tensor:
         return self.sign * self.function(model, x, **options)
 
     @property
     def direction(self) -> str:
-        return "uncertainty (higher = more uncertain)" if self.sign > 0 else \
-            "confidence (higher = more confident); the registry negates it"
+        return "confidence (higher = more confident); the registry negates it" if self.higher_is_confident \
+            else "uncertainty (higher = more uncertain)"
 
 
 def _registry() -> dict[str, ScoreSpec]:
+    # the direction of each name (confidence or uncertainty) is declared in _core.directions, not here
     rows = [
-        ("msp", msp, -1, "max softmax probability", "softmax", "Hendrycks & Gimpel, ICLR 2017"),
-        ("entropy", entropy, 1, "softmax entropy (nats)", "softmax", "Shannon entropy of the predictive"),
-        ("margin", margin, -1, "p(1st) - p(2nd)", "softmax", "hypothesis margin (Bartlett et al. 1998)"),
-        ("nll", nll, 1, "-log p(predicted label)", "softmax", "negative log-likelihood at the prediction"),
-        ("max_logit", max_logit, -1, "largest logit (GradTrust code's 'NLL')", "logit",
+        ("msp", msp, "max softmax probability (a confidence)", "softmax", "Hendrycks & Gimpel, ICLR 2017"),
+        ("entropy", entropy, "softmax entropy (nats)", "softmax", "Shannon entropy of the predictive"),
+        ("margin", margin, "p(1st) - p(2nd) (a confidence)", "softmax", "hypothesis margin (Bartlett et al. 1998)"),
+        ("nll", nll, "-log p(predicted label)", "softmax", "negative log-likelihood at the prediction"),
+        ("max_logit", max_logit, "largest logit (GradTrust code's 'NLL'; a confidence)", "logit",
          "Hendrycks et al. 2022; GradTrust demo.py"),
-        ("energy", energy, 1, "-T logsumexp(z/T)", "logit", "Liu et al., NeurIPS 2020"),
-        ("odin", odin, -1, "max softmax(f(x~)/T) of the perturbed input", "perturbation",
+        ("energy", energy, "-T logsumexp(z/T)", "logit", "Liu et al., NeurIPS 2020"),
+        ("odin", odin, "max softmax(f(x~)/T) of the perturbed input (a confidence)", "perturbation",
          "Liang et al., ICLR 2018"),
-        ("mahalanobis", mahalanobis, 1, "min_k squared Mahalanobis distance", "distance",
+        ("mahalanobis", mahalanobis, "min_k squared Mahalanobis distance", "distance",
          "Lee et al., NeurIPS 2018 (tied covariance)"),
-        ("mc_dropout", bayesian.mc_dropout, 1, "entropy of the mean MC-dropout prediction (nats)", "sampling",
+        ("mc_dropout", bayesian.mc_dropout, "entropy of the mean MC-dropout prediction (nats)", "sampling",
          "Gal & Ghahramani, ICML 2016"),
-        ("mc_dropout_mi", lambda model, x, **o: bayesian.mc_dropout(model, x, measure="epistemic", **o), 1,
+        ("mc_dropout_mi", lambda model, x, **o: bayesian.mc_dropout(model, x, measure="epistemic", **o),
          "mutual information of MC-dropout samples (nats)", "sampling", "Gal & Ghahramani, ICML 2016"),
-        ("ensemble", bayesian.ensemble, 1, "entropy of the mean ensemble prediction (nats)", "sampling",
+        ("ensemble", bayesian.ensemble, "entropy of the mean ensemble prediction (nats)", "sampling",
          "Lakshminarayanan et al., NeurIPS 2017"),
-        ("ensemble_mi", lambda model, x, **o: bayesian.ensemble(model, x, measure="epistemic", **o), 1,
+        ("ensemble_mi", lambda model, x, **o: bayesian.ensemble(model, x, measure="epistemic", **o),
          "mutual information between members (nats)", "sampling", "Lakshminarayanan et al., NeurIPS 2017"),
-        ("gradnorm", trust.gradnorm, -1, "L1 norm of the last-layer gradient of KL(u || softmax)", "gradient",
-         "Huang, Geng & Li, NeurIPS 2021"),
-        ("purview", trust.purview, 1, "mean squared per-layer gradient norm, all-ones label", "gradient",
+        ("gradnorm", trust.gradnorm, "L1 norm of the last-layer gradient of KL(u || softmax) (a confidence)",
+         "gradient", "Huang, Geng & Li, NeurIPS 2021"),
+        ("purview", trust.purview, "mean squared per-layer gradient norm, all-ones label", "gradient",
          "Lee et al., IEEE Access 2023"),
-        ("gradtrust", trust.gradtrust, -1, "GradTrust as released: max/mean class-row variance", "gradient",
-         "Prabhushankar & AlRegib, MIPR 2024"),
-        ("gradtrust_topk", trust.gradtrust_topk, -1, "top-k counterfactual GradTrust (course reconstruction)",
+        ("gradtrust", trust.gradtrust,
+         "GradTrust as released: max/mean class-row variance (a trust score, higher = more trustworthy)",
+         "gradient", "Prabhushankar & AlRegib, MIPR 2024"),
+        ("gradtrust_topk", trust.gradtrust_topk,
+         "top-k counterfactual GradTrust, course reconstruction (a trust score, higher = more trustworthy)",
          "gradient", "reconstruction of the MIPR 2024 text, not the released code"),
     ]
-    return {name: ScoreSpec(name, fn, sign, quantity, family, ref) for name, fn, sign, quantity, family, ref in rows}
+    return {name: ScoreSpec(name, fn, quantity, family, ref) for name, fn, quantity, family, ref in rows}
 
 
 #: name -> :class:`ScoreSpec`; ``SCORES[name](model, x)`` is an uncertainty, higher = more uncertain.
@@ -329,7 +358,14 @@ def get_score(name: str) -> ScoreSpec:
 
 
 def uncertainty(name: str, model, x: torch.Tensor, **options) -> torch.Tensor:
-    """Uncertainty score ``name`` for images ``x``: (N,), **higher = more uncertain**."""
+    """Uncertainty score ``name`` for images ``x``: (N,), **higher = more uncertain**.
+
+    For a name whose function returns a confidence or trust (``SCORES[name].higher_is_confident``:
+    ``msp``, ``margin``, ``max_logit``, ``odin``, ``gradnorm``, ``gradtrust``, ``gradtrust_topk``) this
+    is *minus* that quantity: ``uncertainty("gradtrust", model, x) == -gradtrust(model, x)``, while
+    :func:`inferml_course.uncertainty.trust.gradtrust` itself returns the trust (higher = more
+    trustworthy).
+    """
     return get_score(name)(model, x, **options)
 
 
