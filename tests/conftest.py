@@ -63,3 +63,12 @@ def require(module: str):
                 f"INFERML_REQUIRE_ORACLES=1) that is an error, not a skip: pip install -e \".[test]\"",
                 pytrace=False) from exc
         raise pytest.skip.Exception(f"could not import {module!r}: {exc}", allow_module_level=True) from exc
+
+
+def forget_direction(name: str) -> None:
+    """Remove a name a test registered in the direction registry (``_core.directions``), so the
+    process-wide registry is the same before and after the test."""
+    from inferml_course._core import directions
+
+    directions._ENTRIES.pop(name, None)
+    directions._BOOLS.pop(name, None)

@@ -15,6 +15,7 @@ from inferml_course.evaluate import plots as evplots  # noqa: E402
 from inferml_course.evaluate.widgets import GameExplorer  # noqa: E402
 
 from _explain_models import images, small_cnn  # noqa: E402
+from conftest import forget_direction
 
 
 def study_setup(n=3, seed=0, csv_path=None):
@@ -154,12 +155,19 @@ def test_bootstrap_is_reproducible_and_empty_is_nan():
 def test_ranking_respects_directions_and_ties():
     scores = {"insertion_auc": {"a": 0.9, "b": 0.5, "c": 0.5},
               "deletion_auc": {"a": 0.1, "b": 0.3, "c": 0.2},
-              "sign iou": {"a": 0.2, "b": 0.8, "c": float("nan")}}
-    ranks = ev.rank_methods(scores)
+              "part iou": {"a": 0.2, "b": 0.8, "c": float("nan")}}
+    with pytest.raises(ValueError, match="direction.*'part iou'.*directions=.*'iou'"):
+        ev.rank_methods(scores)  # no guessing from the last word of the name
+    try:
+        scores.update(ev.merge_summaries({m: {"iou": v} for m, v in scores.pop("part iou").items()},
+                                         prefix={"iou": "part iou"}))  # registers "part iou" as "iou"
+        ranks = ev.rank_methods(scores)
+        table = ev.format_ranking(scores)
+    finally:
+        forget_direction("part iou")
     assert ranks["insertion_auc"] == {"a": 1, "b": 2.5, "c": 2.5}
     assert ranks["deletion_auc"] == {"a": 1, "c": 2, "b": 3}  # lower is better
-    assert ranks["sign iou"] == {"b": 1, "a": 2, "c": 3}  # NaN last; direction from the last word
-    table = ev.format_ranking(scores)
+    assert ranks["part iou"] == {"b": 1, "a": 2, "c": 3}  # NaN last; the direction of "iou"
     assert "insertion_auc ↑" in table and "deletion_auc ↓" in table and "higher is better" in table
     with pytest.raises(ValueError, match="direction"):
         ev.rank_methods({"mystery": {"a": 1.0}})

@@ -59,8 +59,8 @@ def check_metric_winner(answer, scores: dict, metric: str) -> bool:
     if answer not in ranks:
         _fail(f"{answer!r} is not one of the methods in the table.")
     if answer not in best:
-        from ..evaluate.ranking import _direction
+        from ..evaluate import higher_is_better
 
-        direction = "higher" if _direction(metric, None) else "lower"
+        direction = "higher" if higher_is_better(metric) else "lower"
         _fail(f"{answer!r} is ranked {ranks[answer]:g} under {metric}. Remember: for {metric}, {direction} is better.")
     return _pass(f"{answer} ranks first under {metric}.")

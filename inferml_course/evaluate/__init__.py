@@ -15,7 +15,8 @@ The lecture's taxonomy, one module each:
   :mod:`.structure` (structure-wise games on a Huffman bit-ratio axis).
 
 :mod:`.ranking` puts the methods side by side under every metric. Every metric states its
-direction (higher or lower is better) in its docstring and in every table it prints; the model
+direction (higher or lower is better) in its docstring, in the package's one direction registry
+(:func:`higher_is_better`, which every table and ranking reads) and in every table it prints; the model
 is never modified (mode, hooks, gradients), all model calls run under ``torch.no_grad`` in
 batches of ``batch_size`` images.
 """
@@ -27,7 +28,8 @@ from .localization import LOCALIZATION_METRICS, binarize, correlation, energy_po
     localization_scores, mask_fraction, pixel_accuracy, pointing_game
 from .masking import MASKING_METRICS, MaskingResult, average_drop, expected_score, heatmap_masking, \
     increase_in_confidence, masked_accuracy, masked_images, to_mask, win_percentage
-from .ranking import DIRECTIONS, agreement, format_ranking, kendall_tau, merge_summaries, rank_methods
+from .ranking import DIRECTIONS, agreement, format_ranking, higher_is_better, kendall_tau, merge_summaries, \
+    rank_methods
 from .structure import StructureResult, histograms, huffman_bits, huffman_code, huffman_code_lengths, \
     structure_curves, symbols
 from .sanity import randomized_copy, rank_correlation
@@ -44,6 +46,6 @@ __all__ = [
     "game_optimized_map", "GAMES",
     "structure_curves", "StructureResult", "huffman_code_lengths", "huffman_bits", "huffman_code", "histograms",
     "symbols",
-    "rank_methods", "kendall_tau", "agreement", "format_ranking", "merge_summaries", "DIRECTIONS",
+    "rank_methods", "kendall_tau", "agreement", "format_ranking", "merge_summaries", "DIRECTIONS", "higher_is_better",
     "substrate_images", "gaussian_blur", "SUBSTRATES", "OUTPUTS",
 ]

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from .. import plotting
+from .._core.directions import arrow, higher_is_better
 from .insertion_deletion import GameResult, auc
-from .ranking import _direction, rank_methods
+from .ranking import rank_methods
 
 __all__ = ["plot_game_curves", "plot_structure_curves", "show_game_frames", "plot_rank_matrix", "plot_study",
            "plot_bits_example"]
@@ -97,7 +98,7 @@ def plot_rank_matrix(scores: dict, directions: dict | None = None, methods=None,
                 ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=9,
                         color="black" if grid[i, j] <= np.nanmax(grid) / 2 else "white")
     ax.set_xticks(range(len(metrics)))
-    ax.set_xticklabels([f"{k} {'↑' if _direction(k, directions) else '↓'}" for k in metrics], rotation=40,
+    ax.set_xticklabels([f"{k} {arrow(higher_is_better(k, directions))}" for k in metrics], rotation=40,
                        ha="right", fontsize=10)
     ax.set_yticks(range(len(methods)))
     ax.set_yticklabels(methods, fontsize=10)

@@ -1,46 +1,47 @@
 """Rank explanation methods under several metrics and show where the metrics disagree.
 
-``scores`` is a nested dict ``{metric: {method: value}}``; :data:`DIRECTIONS` (or your own
-``directions``) says for each metric whether higher or lower is better. :func:`rank_methods`
-turns each metric into ranks (1 = best; ties share the mean rank), :func:`kendall_tau` compares two
-rankings (1 = same order, -1 = reversed) and :func:`format_ranking` prints one table with a
-direction arrow in every column header.
+``scores`` is a nested dict ``{metric: {method: value}}``; the package's direction registry
+(:mod:`inferml_course._core.directions`; :data:`DIRECTIONS` shows evaluate's part of it) or your own
+``directions`` ({metric: True when higher is better}) says for each metric which way is better. A
+metric the registry does not know is an error, not a guess: :func:`merge_summaries` registers the
+names its ``prefix`` creates (``"sign iou"`` is ``"iou"`` on the sign masks), other names need
+``directions``. :func:`rank_methods` turns each metric into ranks (1 = best; ties share the mean
+rank, ``scipy.stats.rankdata``), :func:`kendall_tau` compares two rankings (Kendall's tau-b,
+``scipy.stats.kendalltau``: 1 = same order, -1 = reversed) and :func:`format_ranking` prints one
+table with a direction arrow in every column header.
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["DIRECTIONS", "rank_methods", "kendall_tau", "agreement", "format_ranking", "merge_summaries"]
+from .._core import ranks as _ranks
+from .._core.directions import arrow, higher_is_better, register, view
+from .._core.tables import format_table
 
-#: Direction of every metric of the evaluate package: True when higher is better.
-DIRECTIONS = {
-    "insertion_auc": True, "deletion_auc": False,
-    "structure_insertion_auc": True, "structure_deletion_auc": False,
-    "expected_score": True, "masked_accuracy": True, "average_drop": False, "increase_in_confidence": True,
-    "pointing_game": True, "energy_pointing_game": True, "iou": True, "correlation": True, "pixel_accuracy": True,
-    "human_preference": True,
-}
+__all__ = ["DIRECTIONS", "rank_methods", "kendall_tau", "agreement", "format_ranking", "merge_summaries",
+           "higher_is_better"]
 
-
-def _direction(metric, directions):
-    """True when higher is better: from ``directions``, else :data:`DIRECTIONS`, else the last word of
-    the metric's name ("sign iou" -> "iou")."""
-    table = {**DIRECTIONS, **(directions or {})}
-    for name in (metric, metric.split(" ")[-1]):
-        if name in table:
-            return bool(table[name])
-    raise ValueError(f"the direction of metric {metric!r} is unknown; pass directions={{{metric!r}: True}} "
-                     "(True: higher is better)")
+#: Direction of every metric of the evaluate package (True: higher is better): evaluate's part of the
+#: package's direction registry, read-only.
+DIRECTIONS = view((
+    "insertion_auc", "deletion_auc", "structure_insertion_auc", "structure_deletion_auc",
+    "expected_score", "masked_accuracy", "average_drop", "increase_in_confidence",
+    "pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "human_preference",
+))
 
 
 def merge_summaries(*summaries, prefix: dict | None = None) -> dict:
     """Merge ``{method: {metric: value}}`` summaries (from the results' ``summary()``) into
-    ``{metric: {method: value}}``. ``prefix`` renames metrics: {"iou": "sign iou"}."""
+    ``{metric: {method: value}}``. ``prefix`` renames metrics: {"iou": "sign iou"}; each new name is
+    registered with the direction of the metric it renames (a name that already means the other
+    direction is a ValueError)."""
     out = {}
     for summary in summaries:
         for method, row in summary.items():
             for metric, value in row.items():
                 name = (prefix or {}).get(metric, metric)
+                if name != metric:
+                    register(name, base=metric)
                 out.setdefault(name, {})[method] = float(value)
     return out
 
@@ -48,52 +49,20 @@ def merge_summaries(*summaries, prefix: dict | None = None) -> dict:
 def rank_methods(scores: dict, directions: dict | None = None) -> dict:
     """``{metric: {method: rank}}`` with 1 the best method under that metric; ties (and NaN values,
     ranked last) share the mean of their ranks."""
-    ranks = {}
+    out = {}
     for metric, values in scores.items():
-        higher = _direction(metric, directions)
-
-        def key(m):
-            v = values[m]
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                return math.inf
-            return -v if higher else v
-
-        ordered = sorted(values, key=key)
-        r, i = {}, 0
-        while i < len(ordered):
-            j = i
-            while j + 1 < len(ordered) and key(ordered[j + 1]) == key(ordered[i]):
-                j += 1
-            for m in ordered[i:j + 1]:
-                r[m] = (i + j) / 2 + 1
-            i = j + 1
-        ranks[metric] = r
-    return ranks
+        higher = higher_is_better(metric, directions)
+        methods = list(values)
+        ranked = _ranks.average_ranks([values[m] for m in methods], descending=higher)
+        out[metric] = {m: float(r) for m, r in zip(methods, ranked)}
+    return out
 
 
 def kendall_tau(ranks_a: dict, ranks_b: dict) -> float:
-    """Kendall's tau-b between two rankings {method: rank} of the same methods (1: same order,
-    -1: reversed, about 0: unrelated)."""
+    """Kendall's tau-b between two rankings {method: rank} of the methods they share (1: same order,
+    -1: reversed, about 0: unrelated; NaN for fewer than two shared methods or a constant ranking)."""
     methods = sorted(set(ranks_a) & set(ranks_b))
-    if len(methods) < 2:
-        return float("nan")
-    concordant = discordant = ties_a = ties_b = 0
-    for i in range(len(methods)):
-        for j in range(i + 1, len(methods)):
-            da = ranks_a[methods[i]] - ranks_a[methods[j]]
-            db = ranks_b[methods[i]] - ranks_b[methods[j]]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
-    return (concordant - discordant) / denom if denom else float("nan")
+    return _ranks.kendall_tau([ranks_a[m] for m in methods], [ranks_b[m] for m in methods])
 
 
 def agreement(ranks: dict) -> dict:
@@ -110,19 +79,13 @@ def format_ranking(scores: dict, directions: dict | None = None, methods=None, d
     methods = list(methods) if methods is not None else sorted({m for v in scores.values() for m in v})
     mean_rank = {m: sum(ranks[k].get(m, math.nan) for k in metrics) / len(metrics) for m in methods}
     methods.sort(key=lambda m: mean_rank[m])
-    heads = []
-    for k in metrics:
-        higher = _direction(k, directions)
-        heads.append(f"{k} {'↑' if higher else '↓'}")
-    width = max(10, *(len(m) for m in methods))
-    cols = [max(len(h), digits + 9) for h in heads]
-    lines = [f"{'method':<{width}}  " + "  ".join(f"{h:>{c}}" for h, c in zip(heads, cols)) + "  mean rank"]
-    for m in methods:
-        cells = []
-        for k, c in zip(metrics, cols):
-            v = scores[k].get(m)
-            cells.append(f"{'-':>{c}}" if v is None else f"{v:.{digits}f} ({ranks[k][m]:>4.1f})".rjust(c))
-        lines.append(f"{m:<{width}}  " + "  ".join(cells) + f"  {mean_rank[m]:>9.2f}")
-    lines.append("↑ higher is better, ↓ lower is better; (rank) 1 = best under that metric")
-    return "\n".join(lines)
+    rows = {m: {**{k: scores[k].get(m) for k in metrics}, "mean rank": mean_rank[m]} for m in methods}
 
+    def cell(value, method, metric):
+        if metric == "mean rank":
+            return f"{value:.2f}"
+        return f"{value:.{digits}f} ({ranks[metric][method]:>4.1f})"
+
+    headers = {k: f"{k} {arrow(higher_is_better(k, directions))}" for k in metrics}
+    return format_table(rows, [*metrics, "mean rank"], label="method", fmt=cell, headers=headers, min_width=10,
+                        notes=["↑ higher is better, ↓ lower is better; (rank) 1 = best under that metric"])

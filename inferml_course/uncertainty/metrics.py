@@ -19,27 +19,18 @@ import torch
 
 from .._core.checks import check_choice
 from .._core.checks import check_binary, check_labels, check_scores
+from .._core.directions import DIRECTIONS as _DIRECTIONS, describe, higher_is_better as _higher_is_better, view
+from .._core.ranks import average_ranks
+from .._core.tables import format_table as _format_table
 
 __all__ = ["auroc", "roc_curve", "fpr_at_tpr", "ood_metrics", "misprediction_auroc", "accuracy_curve",
            "f1_curve", "auac", "aufc", "auac_reference", "risk_coverage_curve", "aurc", "format_table",
            "DIRECTIONS"]
 
-#: metric name -> "higher" or "lower" (which is better)
-DIRECTIONS = {"AUROC": "higher", "FPR95": "lower", "AUAC": "higher", "AUFC": "higher", "AURC": "lower",
-              "ECE": "lower", "MCE": "lower", "adaptive ECE": "lower", "Brier": "lower", "NLL": "lower",
-              "accuracy": "higher"}
-
-
-# ------------------------------------------------------------------------------------------ ranks
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    """1-based ranks (float64) with ties sharing their average rank."""
-    sorted_x, order = x.sort(stable=True)
-    _, inverse, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    avg = ends - (counts.double() - 1) / 2
-    ranks = torch.empty_like(avg[inverse])
-    ranks[order] = avg[inverse]
-    return ranks
+#: metric name -> True when higher is better: this module's part of the package's direction registry
+#: (:mod:`inferml_course._core.directions`), read-only.
+DIRECTIONS = view(("AUROC", "FPR95", "AUAC", "AUFC", "AURC", "ECE", "MCE", "adaptive ECE", "Brier", "NLL",
+                   "accuracy"))
 
 
 def _binary_pair(scores, labels, score_name="scores", label_name="labels"):
@@ -60,7 +51,7 @@ def auroc(scores, labels) -> float:
     ``sklearn.metrics.roc_auc_score(labels, scores)``.
     """
     scores, labels, n_pos = _binary_pair(scores, labels)
-    ranks = _average_ranks(scores)
+    ranks = average_ranks(scores)  # scipy.stats.rankdata, ties share their mean rank
     n_neg = labels.numel() - n_pos
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -285,54 +276,34 @@ def format_table(values: dict, metric: str | None = None, higher_is_better: bool
     """A plain-text table of ``values[row][column]`` that states each metric's direction.
 
     With ``metric`` given, every column holds that metric (e.g. one column per OOD set) and
-    ``higher_is_better`` defaults to :data:`DIRECTIONS`. With ``metric=None`` the columns are metric
-    names (e.g. ``"AUAC"``, ``"AUFC"``, ``"AUROC"``) and each one's direction comes from
-    :data:`DIRECTIONS`. With ``mark_best``, the best value of each column gets ``*``, the runner-up ``+``.
-    A descriptive table (a ``metric`` that is not a quality measure, ``higher_is_better=None``,
-    ``mark_best=False``) prints no direction.
+    ``higher_is_better`` defaults to the direction registry (:data:`DIRECTIONS`). With ``metric=None``
+    the columns are metric names (e.g. ``"AUAC"``, ``"AUFC"``, ``"AUROC"``) and each one's direction
+    comes from the registry. With ``mark_best``, the best value of each column gets ``*``, the
+    runner-up ``+``. A descriptive table (a ``metric`` that is not a quality measure,
+    ``higher_is_better=None``, ``mark_best=False``) prints no direction. The layout is the package's
+    one table formatter (:func:`inferml_course._core.tables.format_table`).
     """
     rows = list(values)
     columns = list(dict.fromkeys(c for r in rows for c in values[r]))
     directions = {}
-    descriptive = metric is not None and higher_is_better is None and metric not in DIRECTIONS and not mark_best
+    descriptive = metric is not None and higher_is_better is None and metric not in _DIRECTIONS and not mark_best
     for c in columns:
         name = metric if metric is not None else c
         if descriptive:
             directions[c] = True
         elif metric is not None and higher_is_better is not None:
             directions[c] = bool(higher_is_better)
-        elif name in DIRECTIONS:
-            directions[c] = DIRECTIONS[name] == "higher"
+        elif name in _DIRECTIONS:
+            directions[c] = _higher_is_better(name)
         else:
             raise ValueError(f"say whether higher is better for metric {name!r} (higher_is_better=...)")
-    scale = 100.0 if percent else 1.0
     unit = " (%)" if percent else ""
     if descriptive:
         header = f"{metric}{unit}"
     elif metric is not None:
-        header = f"{metric}{unit}: {'higher' if directions[columns[0]] else 'lower'} is better"
+        header = f"{metric}{unit}: {describe(directions[columns[0]])}" if columns else f"{metric}{unit}"
     else:
-        header = "; ".join(f"{c}{unit} {'higher' if directions[c] else 'lower'} is better" for c in columns)
-    marks = {}
-    if mark_best and len(rows) > 1:
-        for c in columns:
-            col = [(values[r][c], r) for r in rows if values[r].get(c) is not None and values[r][c] == values[r][c]]
-            col.sort(key=lambda t: -t[0] if directions[c] else t[0])
-            if col:
-                marks[(col[0][1], c)] = "*"
-            if len(col) > 1:
-                marks[(col[1][1], c)] = "+"
-    width = max(10, *(len(str(c)) + 2 for c in columns))
-    first = max(10, *(len(str(r)) + 1 for r in rows))
-    lines = [title, header] if title else [header]
-    lines.append(" " * first + "".join(f"{str(c):>{width}}" for c in columns))
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = values[r].get(c)
-            text = "-" if v is None else f"{v * scale:.{digits}f}{marks.get((r, c), ' ')}"
-            cells.append(f"{text:>{width}}")
-        lines.append(f"{str(r):<{first}}" + "".join(cells))
-    if mark_best and len(rows) > 1:
-        lines.append("* best, + runner-up in each column")
-    return "\n".join(lines)
+        header = "; ".join(f"{c}{unit} {describe(directions[c])}" for c in columns)
+    table = {r: {c: (None if values[r].get(c) is None else float(values[r][c])) for c in values[r]} for r in rows}
+    return _format_table(table, columns, fmt=f".{digits}f", scale=100.0 if percent else 1.0, marks=mark_best,
+                         directions=directions, title=title, header=header, min_width=8)

@@ -35,15 +35,16 @@ so; every module's own flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 
 from ..._core.checks import check_choice, check_positive_int
-from ..._core.targets import check_input
+from ..._core.directions import describe, view
 from ..._core.images import gaussian_blur
 from ..._core.modes import guarded
+from ..._core.tables import format_table as _format_table
+from ..._core.targets import check_input
 from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 
 __all__ = ["BlurringResult", "blurring_test", "binarize_maps", "map_iou", "anomaly_localization",
@@ -55,9 +56,9 @@ BUDGETS = (0.02, 0.05)
 ADA_RULES = ("iou", "pointing")
 BINARIZE_RULES = ("area", "fraction", "threshold")
 FILLS = ("zero", "mean", "blur")
-#: metric -> which direction is better
-DIRECTIONS = {"MURR": "higher", "AUC-URR": "lower", "IoU": "higher", "ADA": "higher", "ACC": "higher",
-              "NLL": "lower"}
+#: metric -> True when higher is better: this module's part of the package's direction registry
+#: (:mod:`inferml_course._core.directions`), read-only.
+DIRECTIONS = view(("MURR", "AUC-URR", "IoU", "ADA", "ACC", "NLL"))
 
 
 def _check_maps(maps, x=None, argument="maps"):
@@ -302,34 +303,22 @@ def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dic
 def format_table(rows: dict, title: str | None = None, digits: int = 3, mark_best: bool = True) -> str:
     """A plain-text table ``rows[method][column] -> float`` in the posters' layout.
 
-    Each column's direction comes from the metric name at the start of its label (``"MURR 2%"``,
-    ``"AUC-URR 5%"``, ``"IoU"``, ``"ADA"``, ``"ACC"``, ``"NLL"``; see :data:`DIRECTIONS`) and is printed
-    in the header; with ``mark_best`` the best value of each column gets ``*``, the runner-up ``+``.
+    Each column's label starts with its metric (``"MURR 2%"``, ``"AUC-URR 5%"``, ``"IoU"``, ``"ADA"``,
+    ``"ADA pointing"``, ``"ACC"``, ``"NLL"``; see :data:`DIRECTIONS`): that metric is the column's base
+    name in the direction registry, and its direction is printed in the header; with ``mark_best`` the
+    best value of each column gets ``*``, the runner-up ``+``. The layout is the package's one table
+    formatter (:func:`inferml_course._core.tables.format_table`).
     """
     names = list(rows)
     columns = list(dict.fromkeys(col for r in names for col in rows[r]))
-
-    def direction(col):
-        metric = str(col).split()[0]
+    base = {}
+    for col in columns:
+        metric = str(col).split()[0] if str(col).split() else str(col)
         if metric not in DIRECTIONS:
             raise ValueError(f"unknown metric in column {col!r}; start the label with one of {', '.join(DIRECTIONS)}")
-        return DIRECTIONS[metric]
-
-    dirs = {col: direction(col) for col in columns}
-    marks = {}
-    if mark_best and len(names) > 1:
-        for col in columns:
-            vals = [(rows[r][col], r) for r in names if col in rows[r] and not math.isnan(rows[r][col])]
-            vals.sort(key=lambda t: -t[0] if dirs[col] == "higher" else t[0])
-            for mark, (_, r) in zip("*+", vals[:2]):
-                marks[(r, col)] = mark
-    metrics = list(dict.fromkeys(str(c).split()[0] for c in columns))
-    header = "; ".join(f"{m} {DIRECTIONS[m]} is better" for m in metrics)
-    width = max(9, *(len(str(c)) + 2 for c in columns))
-    first = max(12, *(len(str(r)) + 2 for r in names))
-    lines = ([title] if title else []) + [header, " " * first + "".join(f"{str(c):>{width}}" for c in columns)]
-    for r in names:
-        cells = "".join(f"{rows[r][c]:>{width - 1}.{digits}f}{marks.get((r, c), ' ')}" if c in rows[r]
-                        else " " * width for c in columns)
-        lines.append(f"{r:<{first}}{cells}")
-    return "\n".join(lines)
+        base[col] = metric
+    metrics = list(dict.fromkeys(base.values()))
+    header = "; ".join(f"{m} {describe(DIRECTIONS[m])}" for m in metrics)
+    table = {r: {c: float(v) for c, v in rows[r].items()} for r in names}
+    return _format_table(table, columns, fmt=f".{digits}f", marks=mark_best, base=base, title=title, header=header,
+                         missing="", min_width=8)

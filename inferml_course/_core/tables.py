@@ -1,0 +1,123 @@
+"""The plain-text table formatter behind every printed table of the package.
+
+:func:`format_table` lays out rows (a dict ``{row label: {column: value}}`` or a list of dicts),
+formats numbers one way (``fmt``, times ``scale``; integers stay integers when ``scale`` is 1), aligns numbers right and
+text left, sizes each column to its content, and marks the best (``*``) and runner-up (``+``) value
+of each marked column in the direction the registry (:mod:`._core.directions`) gives that column.
+The family functions (``uncertainty.metrics.format_table``, ``uncertainty.attribution.format_table``,
+``fisher.format_table``, ``evaluate.format_ranking``) keep their signatures and call it.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+
+from .directions import higher_is_better
+
+__all__ = ["MARKS_NOTE", "best_marks", "format_table", "is_number"]
+
+#: The footnote of a table with best / runner-up marks.
+MARKS_NOTE = "* best, + runner-up in each column"
+
+
+def is_number(value) -> bool:
+    """A real number (int, float, numpy scalar), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _missing(value) -> bool:
+    return value is None or (is_number(value) and math.isnan(float(value)))
+
+
+def best_marks(values: Mapping, higher: bool) -> dict:
+    """``{key: "*"}`` for the best value and ``{key: "+"}`` for the runner-up of ``values`` ({key: number});
+    None and NaN are skipped; among equal values the first key wins."""
+    valid = [(float(v), i, k) for i, (k, v) in enumerate(values.items()) if not _missing(v)]
+    valid.sort(key=lambda t: (-t[0] if higher else t[0], t[1]))
+    return {k: mark for mark, (_, _, k) in zip("*+", valid)}
+
+
+def format_table(rows, columns: Sequence | None = None, *, label: str = "", fmt: str | Callable = ".3f",
+                 scale: float = 1.0, marks=False, directions: Mapping | None = None, base: Mapping | None = None,
+                 headers: Mapping | None = None, title: str | None = None, header: str | Sequence[str] | None = None,
+                 notes: Sequence[str] = (), missing: str = "-", sep: str = "  ", grid: bool = False,
+                 min_width: int = 0) -> str:
+    """A plain-text table.
+
+    ``rows``: ``{row label: {column: value}}`` (a first column of row labels headed ``label``) or a
+    list of dicts (no label column; name the ``columns``). ``columns`` defaults to every column in
+    order of appearance. Numbers are ``format(value * scale, fmt)`` (integers print as integers when ``scale`` is 1);
+    ``fmt`` may be a callable ``fmt(value, row, column) -> str``. ``None`` or an absent cell prints
+    ``missing``. Numbers are right-aligned, text left-aligned; a column is as wide as its widest
+    cell (at least ``min_width``); ``headers`` renames columns for display.
+
+    ``marks``: False, True (every column) or the columns to mark: the best value gets ``*`` and the
+    runner-up ``+``, in the direction :func:`~._core.directions.higher_is_better` gives the column
+    (``directions`` / ``base`` as there), and the note :data:`MARKS_NOTE` is added.
+    ``title`` and ``header`` (a line or lines, e.g. each metric's direction) come first, ``notes`` last.
+    ``grid``: columns separated by ``" | "`` with a rule under the header.
+    """
+    if isinstance(rows, Mapping):
+        labels = list(rows)
+        records = [rows[r] for r in labels]
+        has_labels = True
+    else:
+        records = list(rows)
+        labels = [None] * len(records)
+        has_labels = False
+    if columns is None:
+        columns = list(dict.fromkeys(c for rec in records for c in rec))
+    columns = list(columns)
+    headers = dict(headers or {})
+    marked = columns if marks is True else [] if not marks else [c for c in columns if c in set(marks)]
+    mark_of = {}
+    for c in marked:
+        higher = higher_is_better(c, directions, base)
+        for i, mark in best_marks({i: rec.get(c) for i, rec in enumerate(records)}, higher).items():
+            mark_of[(i, c)] = mark
+    use_marks = bool(mark_of) and len(records) > 1
+
+    def text(value, i, c):
+        if value is None:
+            out = missing
+        elif callable(fmt):
+            out = fmt(value, labels[i], c)
+        elif isinstance(value, numbers.Integral) and not isinstance(value, bool) and scale == 1:
+            out = str(int(value))
+        elif is_number(value):
+            out = format(float(value) * scale, fmt)
+        else:
+            out = str(value)
+        if use_marks and c in marked:
+            out += mark_of.get((i, c), " ")
+        return out
+
+    body = [[text(rec.get(c), i, c) for c in columns] for i, rec in enumerate(records)]
+    numeric = [any(is_number(rec.get(c)) for rec in records) for c in columns]
+    heads = [str(headers.get(c, c)) for c in columns]
+    widths = [max(min_width, len(h), *(len(b[j]) for b in body)) for j, h in enumerate(heads)]
+    cells_h = [h.rjust(w) if num else h.ljust(w) for h, w, num in zip(heads, widths, numeric)]
+    if has_labels:
+        first = max(len(str(label)), *(len(str(r)) for r in labels)) if labels else len(str(label))
+        cells_h = [str(label).ljust(first), *cells_h]
+        widths_all = [first, *widths]
+    else:
+        widths_all = widths
+    join = " | " if grid else sep
+    lines = [title] if title else []
+    if header:
+        lines.extend([header] if isinstance(header, str) else list(header))
+    lines.append(join.join(cells_h).rstrip())
+    if grid:
+        lines.append("-+-".join("-" * w for w in widths_all))
+    for i, b in enumerate(body):
+        cells = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(b, widths, numeric)]
+        if has_labels:
+            cells = [str(labels[i]).ljust(widths_all[0]), *cells]
+        line = join.join(cells).rstrip()
+        lines.append(line.rstrip(" |") if grid else line)  # no dangling separator before empty cells
+    if use_marks:
+        lines.append(MARKS_NOTE)
+    lines.extend(notes)
+    return "\n".join(lines)
