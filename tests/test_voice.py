@@ -101,18 +101,18 @@ def test_float32_output_and_input_grad_flag_kept():
 
 # --- metrics on hand-made maps ---------------------------------------------------------------------------
 
-def test_iou_known_answers():
+def test_explanation_overlap_known_answers():
     e = torch.zeros(1, 4, 4)
     u = torch.zeros(1, 4, 4)
     e[0, :2] = 1.0          # 8 pixels
     u[0, 1:3] = 1.0         # 8 pixels, 4 shared
-    assert ve.iou(e, u).item() == pytest.approx((4 + 1e-6) / (12 + 1e-6))
-    assert ve.iou(e, e).item() == pytest.approx(1.0)
-    assert ve.iou(e, 1 - e).item() == pytest.approx(1e-6 / (16 + 1e-6))
-    assert ve.iou(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)).item() == pytest.approx(1.0)  # the authors' smoothing
+    assert ve.explanation_overlap(e, u).item() == pytest.approx((4 + 1e-6) / (12 + 1e-6))
+    assert ve.explanation_overlap(e, e).item() == pytest.approx(1.0)
+    assert ve.explanation_overlap(e, 1 - e).item() == pytest.approx(1e-6 / (16 + 1e-6))
+    assert ve.explanation_overlap(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)).item() == pytest.approx(1.0)  # the authors' smoothing
     half = torch.full((1, 4, 4), 0.3)
-    assert ve.iou(half, half, threshold=0.5).item() == pytest.approx(1.0)
-    assert ve.iou(half, e, threshold=0.2).item() == pytest.approx((8 + 1e-6) / (16 + 1e-6))
+    assert ve.explanation_overlap(half, half, threshold=0.5).item() == pytest.approx(1.0)
+    assert ve.explanation_overlap(half, e, threshold=0.2).item() == pytest.approx((8 + 1e-6) / (16 + 1e-6))
 
 
 def test_snr_known_answers():
@@ -131,10 +131,10 @@ maps = st.lists(st.floats(0, 1, allow_nan=False), min_size=16, max_size=16).map(
 
 @settings(max_examples=60, deadline=None)
 @given(maps, maps, st.floats(0.0, 0.9))
-def test_iou_properties(e, u, t):
-    value = ve.iou(e, u, t).item()
+def test_explanation_overlap_properties(e, u, t):
+    value = ve.explanation_overlap(e, u, t).item()
     assert 0 < value <= 1 + 1e-12
-    assert value == pytest.approx(ve.iou(u, e, t).item())
+    assert value == pytest.approx(ve.explanation_overlap(u, e, t).item())
 
 
 @settings(max_examples=60, deadline=None)
@@ -147,7 +147,7 @@ def test_voice_stats():
     model, x = small_cnn(), images(2)
     result = ve.voice(model, x)
     stats = ve.voice_stats(result, threshold=0.2)
-    assert torch.allclose(stats["iou"], ve.iou(result.explanation, result.uncertainty, 0.2))
+    assert torch.allclose(stats["explanation_overlap"], ve.explanation_overlap(result.explanation, result.uncertainty, 0.2))
     assert torch.allclose(stats["snr"], ve.snr(result.uncertainty))
     with pytest.raises(TypeError, match="result"):
         ve.voice_stats((1, 2))
@@ -218,15 +218,15 @@ def test_bad_images(x, error, match):
 def test_bad_metric_input():
     good = torch.rand(2, 4, 4)
     with pytest.raises(ValueError, match="same shape"):
-        ve.iou(good, torch.rand(2, 4, 5))
+        ve.explanation_overlap(good, torch.rand(2, 4, 5))
     with pytest.raises(ValueError, match="shape"):
-        ve.iou(good[0], good[0])
+        ve.explanation_overlap(good[0], good[0])
     with pytest.raises(ValueError, match="NaN"):
         ve.snr(torch.full((1, 2, 2), float("nan")))
     with pytest.raises(TypeError, match="floating"):
         ve.snr(torch.ones(1, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="threshold"):
-        ve.iou(good, good, threshold=float("nan"))
+        ve.explanation_overlap(good, good, threshold=float("nan"))
     with pytest.raises(ValueError, match="empty"):
         ve.snr(torch.zeros(0, 2, 2))
 
@@ -258,7 +258,7 @@ def test_figures_and_widget_draw():
     fig2 = ap.metric_boxplots({"a": torch.rand(5), "b": torch.rand(3)}, "IoU")
     explorer = ap.VoiceExplorer(model, x, torch.tensor([0, 1, 2]), names, samples=2)
     fig3 = explorer.draw(1, "smoothgrad", 0.3)
-    assert len(fig3.axes) == 4 and "IoU" in fig3.axes[3].get_title()
+    assert len(fig3.axes) == 4 and "overlap (IoU)" in fig3.axes[3].get_title()
     explorer.threshold.value = 0.5                      # the observer redraws without error
     for f in (fig, fig2, fig3):
         plt.close(f)
@@ -280,6 +280,6 @@ def test_lesson07_checkers():
         checks.check_group_means((4.0, 1.5), values, correct)
     with pytest.raises(AssertionError, match="empty"):
         checks.check_group_means(..., values, correct)
-    assert checks.check_iou_at_threshold(ve.iou(result.explanation, result.uncertainty, 0.3), result, 0.3)
+    assert checks.check_explanation_overlap(ve.explanation_overlap(result.explanation, result.uncertainty, 0.3), result, 0.3)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
-        checks.check_iou_at_threshold(torch.full((3,), 0.77), result, 0.3)
+        checks.check_explanation_overlap(torch.full((3,), 0.77), result, 0.3)

@@ -6,7 +6,7 @@ import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
 
-__all__ = ["check_voice_map", "check_group_means", "check_iou_at_threshold"]
+__all__ = ["check_voice_map", "check_group_means", "check_explanation_overlap"]
 
 
 def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
@@ -42,13 +42,13 @@ def check_group_means(answer, values, correct, atol: float = 1e-4) -> bool:
     _fail("the means differ from ours. Hint: values[correct].mean() and values[~correct].mean().")
 
 
-def check_iou_at_threshold(answer, result, threshold: float, atol: float = 1e-5) -> bool:
-    """Lesson 07: VOICE's IoU per image (N,) between ``result.explanation`` and ``result.uncertainty``
-    binarised at ``threshold``."""
-    from ..uncertainty.voice.maps import iou
+def check_explanation_overlap(answer, result, threshold: float, atol: float = 1e-5) -> bool:
+    """Lesson 07: VOICE's explanation overlap (the paper's IoU) per image (N,) between
+    ``result.explanation`` and ``result.uncertainty`` binarised at ``threshold``."""
+    from ..uncertainty.voice.maps import explanation_overlap
 
     answer = _as_tensor(answer, "the IoU values").double().cpu().flatten()
-    expected = iou(result.explanation, result.uncertainty, threshold).double().cpu()
+    expected = explanation_overlap(result.explanation, result.uncertainty, threshold).double().cpu()
     if answer.shape != expected.shape:
         _fail(f"expected one IoU per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}.")
     if torch.allclose(answer, expected, atol=atol):

@@ -7,7 +7,8 @@
 ===========  =====================================================================================
 module       contents
 ===========  =====================================================================================
-``maps``     VOICE maps, the overlap of explanation and uncertainty (IoU) and the SNR
+``maps``     VOICE maps, ``explanation_overlap`` (the paper's IoU of explanation and uncertainty;
+             higher = worse, unlike ``evaluate.iou``) and the SNR
 ``plots``    the VOICE panel, metric box plots
 ``widgets``  ``VoiceExplorer``
 ===========  =====================================================================================
@@ -19,7 +20,7 @@ from ..._core.lazy import lazy_package
 _SUBMODULES = ("maps", "plots", "widgets",)
 _SHORTCUTS = {
     "VoiceResult": "maps", "voice": "maps", "voice_map": "maps", "contrast_classes": "maps",
-    "batched_grad": "maps", "iou": "maps", "snr": "maps", "voice_stats": "maps", "EXPLAINERS": "maps",
+    "batched_grad": "maps", "explanation_overlap": "maps", "snr": "maps", "voice_stats": "maps", "EXPLAINERS": "maps",
     "NORMALIZATIONS": "maps", "voice_panel": "plots", "metric_boxplots": "plots", "VoiceExplorer": "widgets",
 }
 

@@ -32,9 +32,10 @@ faster (see :func:`voice`).
 
 Metrics (both on normalised maps, per image, **higher = more uncertain explanation** as in the paper):
 
-* :func:`iou`: the intersection over union of the thresholded explanation and the thresholded
-  uncertainty, ``(|E>t & U>t| + 1e-6) / (|E>t or U>t| + 1e-6)`` with t = 0.1 by default (the
-  authors hard-code 0.1 and advise adapting it);
+* :func:`explanation_overlap` (the paper's "IoU"): the intersection over union of the thresholded
+  explanation and the thresholded uncertainty, ``(|E>t & U>t| + 1e-6) / (|E>t or U>t| + 1e-6)`` with
+  t = 0.1 by default (the authors hard-code 0.1 and advise adapting it); lower is better, unlike
+  :func:`inferml_course.evaluate.iou`, hence its own name;
 * :func:`snr`: mean(U) / std(U) over the pixels (population std), 0 for a constant map.
 
 Where we differ from the authors' code, and why:
@@ -73,7 +74,8 @@ from ..._core.images import reduce_channels
 from ..._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
 from ...explain.maps import normalize_maps
 
-__all__ = ["VoiceResult", "voice", "voice_map", "contrast_classes", "batched_grad", "iou", "snr", "voice_stats",
+__all__ = ["VoiceResult", "voice", "voice_map", "contrast_classes", "batched_grad", "explanation_overlap", "snr",
+           "voice_stats",
            "EXPLAINERS",
            "NORMALIZATIONS"]
 
@@ -271,13 +273,17 @@ def _check_map(m, argument):
     return check_float_tensor(m, argument, "(N, H, W)", dim=3)
 
 
-def iou(explanation: torch.Tensor, uncertainty: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+def explanation_overlap(explanation: torch.Tensor, uncertainty: torch.Tensor, threshold: float = 0.1
+                        ) -> torch.Tensor:
     """VOICE's IoU between the explanation and its uncertainty map, per image (N,).
 
     Both maps (N, H, W), normalised to [0, 1] (as :func:`voice` returns them), are binarised with
     ``> threshold``; IoU = (|E & U| + 1e-6) / (|E or U| + 1e-6), the authors' smoothing (two empty
     maps give 1). **Higher = the uncertainty overlaps the evidence more = a less trustworthy
-    explanation** (the paper finds it higher on wrong predictions).
+    explanation** (the paper finds it higher on wrong predictions): lower is better, the opposite of
+    :func:`inferml_course.evaluate.iou` (a map against a ground-truth mask, higher is better), hence
+    its own name (the paper calls it IoU; registered as ``"explanation_overlap"`` in the package's
+    direction registry).
     """
     explanation = _check_map(explanation, "explanation")
     uncertainty = _check_map(uncertainty, "uncertainty")
@@ -303,7 +309,9 @@ def snr(uncertainty: torch.Tensor) -> torch.Tensor:
 
 
 def voice_stats(result: VoiceResult, threshold: float = 0.1) -> dict:
-    """``{"iou": (N,), "snr": (N,)}`` of a :func:`voice` result (both higher = more uncertain)."""
+    """``{"explanation_overlap": (N,), "snr": (N,)}`` of a :func:`voice` result (both higher = more
+    uncertain, so lower is better; see :func:`explanation_overlap`)."""
     if not isinstance(result, VoiceResult):
         raise TypeError(f"result must be a VoiceResult from voice(), got {type(result).__name__}")
-    return {"iou": iou(result.explanation, result.uncertainty, threshold), "snr": snr(result.uncertainty)}
+    return {"explanation_overlap": explanation_overlap(result.explanation, result.uncertainty, threshold),
+            "snr": snr(result.uncertainty)}

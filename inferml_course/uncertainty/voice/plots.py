@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ...plotting import overlay_heatmap, show_image
-from .maps import VoiceResult, iou, snr
+from .maps import VoiceResult, explanation_overlap, snr
 
 __all__ = ["voice_panel", "metric_boxplots"]
 
@@ -19,11 +19,12 @@ def _name(classes, k):
 def voice_panel(images: torch.Tensor, result: VoiceResult, indices, class_names=None, labels=None,
                 n_contrast: int = 3, threshold: float = 0.1, suptitle: str | None = None):
     """One row per image: the image, "Why P?", the ``n_contrast`` most probable "Why P, rather than Q?"
-    maps, and the VOICE uncertainty map (with its IoU and SNR in the title)."""
+    maps, and the VOICE uncertainty map (with its explanation overlap, the paper's IoU, and SNR in
+    the title)."""
     indices = [int(i) for i in indices]
     ncols = 3 + n_contrast
     fig, axes = plt.subplots(len(indices), ncols, figsize=(1.9 * ncols, 2.5 * len(indices)), squeeze=False)
-    ious = iou(result.explanation, result.uncertainty, threshold)
+    overlaps = explanation_overlap(result.explanation, result.uncertainty, threshold)
     snrs = snr(result.uncertainty)
     for r, i in enumerate(indices):
         p = int(result.prediction[i])
@@ -36,7 +37,7 @@ def voice_panel(images: torch.Tensor, result: VoiceResult, indices, class_names=
             q = int(result.contrast[i, j])
             show_image(axes[r, 2 + c], images[i], f"rather than\n{_name(class_names, q)}?")
             overlay_heatmap(axes[r, 2 + c], result.contrast_maps[i, j])
-        show_image(axes[r, -1], images[i], f"VOICE\nIoU {ious[i]:.2f}, SNR {snrs[i]:.2f}")
+        show_image(axes[r, -1], images[i], f"VOICE\noverlap (IoU) {overlaps[i]:.2f}, SNR {snrs[i]:.2f}")
         overlay_heatmap(axes[r, -1], result.uncertainty[i])
     if suptitle:
         fig.suptitle(suptitle)

@@ -10,14 +10,15 @@ import torch
 
 from ...plotting import overlay_heatmap, show_image
 from ...widgets import control_panel, show_figure
-from .maps import iou, snr, voice
+from .maps import explanation_overlap, snr, voice
 from .plots import _name
 
 __all__ = ["VoiceExplorer"]
 
 
 class VoiceExplorer:
-    """Pick an image, the explainer and the IoU threshold: see "Why P?", the VOICE map and their overlap.
+    """Pick an image, the explainer and the threshold: see "Why P?", the VOICE map and their overlap
+    (:func:`~.maps.explanation_overlap`, the paper's IoU).
 
     ``images`` (N, C, H, W) and ``labels`` (N,) of the images to browse.
     """
@@ -49,7 +50,8 @@ class VoiceExplorer:
         show_image(axes[2], self.images[index], f"VOICE (SNR {float(snr(u[None])):.2f})")
         overlay_heatmap(axes[2], u)
         overlap = torch.stack([(e > threshold).float(), (u > threshold).float(), torch.zeros_like(e)], 0)
-        show_image(axes[3], overlap, f"red E, green U, yellow both\nIoU {float(iou(e[None], u[None], threshold)):.2f}")
+        value = float(explanation_overlap(e[None], u[None], threshold))
+        show_image(axes[3], overlap, f"red E, green U, yellow both\noverlap (IoU) {value:.2f}")
         fig.tight_layout()
         return fig
 
