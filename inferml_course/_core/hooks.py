@@ -31,8 +31,10 @@ class _Store:
 def capture(module: nn.Module):
     """Record the output of ``module`` during the forward passes inside the ``with`` block.
 
-    The recorded tensor is the very tensor the network goes on with, so gradients with
-    respect to it (``torch.autograd.grad(score, store.output)``) are exact.
+    The network goes on with a copy of the recorded tensor (an identity for autograd), so gradients
+    with respect to it (``torch.autograd.grad(score, store.output)``) are exact and the values stay
+    those of the layer even when the model changes them in place afterwards (``ReLU(inplace=True)``,
+    ``out += identity`` in a residual block).
     """
     store = _Store()
 
@@ -40,6 +42,7 @@ def capture(module: nn.Module):
         if not isinstance(output, torch.Tensor):
             raise TypeError(f"the hooked layer returns {type(output).__name__}, not a tensor; pick another layer")
         store.output = output
+        return output.clone()
 
     handle = module.register_forward_hook(hook)
     try:
@@ -51,12 +54,19 @@ def capture(module: nn.Module):
 @contextmanager
 def capture_many(modules):
     """Record the outputs of several modules; yields a list of lists (one list of outputs per module,
-    one entry per call, so modules that run twice in a forward pass are handled)."""
+    one entry per call, so modules that run twice in a forward pass are handled). As in :func:`capture`,
+    the network goes on with copies, so in-place operations after a module do not change what was
+    recorded (FullGrad's bias terms on a torchvision ResNet)."""
     outputs = [[] for _ in modules]
     handles = []
+
+    def hook(i, output):
+        outputs[i].append(output)
+        return output.clone() if isinstance(output, torch.Tensor) else None
+
     try:
         for i, module in enumerate(modules):
-            handles.append(module.register_forward_hook(lambda _m, _i, out, i=i: outputs[i].append(out)))
+            handles.append(module.register_forward_hook(lambda _m, _i, out, i=i: hook(i, out)))
         yield outputs
     finally:
         for handle in handles:
