@@ -31,6 +31,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from .._core.images import mask_iou
 from .._core.directions import describe, higher_is_better
 from ._common import check_maps, minmax, warn_nan
 
@@ -110,12 +111,8 @@ def iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torc
     """Intersection over union (N,) of :func:`binarize` (maps, threshold) with the masks; NaN for
     empty masks. **Higher is better**."""
     maps, masks = _check(maps, masks)
-    region = binarize(maps, threshold).flatten(1)
-    truth = masks.flatten(1)
-    inter = (region & truth).sum(1).double()
-    union = (region | truth).sum(1).double()
-    value = inter / union.clamp_min(1)
-    return _nan_where(value, ~truth.any(1), "the mask is empty, so IoU is undefined")
+    value = mask_iou(binarize(maps, threshold), masks)
+    return _nan_where(value, ~masks.flatten(1).any(1), "the mask is empty, so IoU is undefined")
 
 
 def correlation(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ import torch
 
 from ..._core.checks import check_choice, check_positive_int
 from ..._core.directions import describe, view
-from ..._core.images import gaussian_blur
+from ..._core.images import gaussian_blur, mask_iou
 from ..._core.modes import guarded
 from ..._core.tables import format_table as _format_table
 from ..._core.targets import check_input
@@ -208,9 +208,7 @@ def binarize_maps(maps: torch.Tensor, rule: str = "area", masks: torch.Tensor | 
 def map_iou(regions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Intersection over union of boolean regions and masks (N, H, W) -> (N,); two empty sets give 1."""
     masks = _check_masks(masks, regions)
-    inter = (regions & masks).flatten(1).sum(1).double()
-    union = (regions | masks).flatten(1).sum(1).double()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).float()
+    return mask_iou(regions, masks).float()
 
 
 def anomaly_localization(maps: torch.Tensor, masks: torch.Tensor, binarize: str = "area", ada: str = "iou",
