@@ -77,9 +77,9 @@ def test_contrast_classes_and_target():
 
 def test_batch_independence_and_raw_variance():
     model, x = small_cnn(), images(3)
-    whole = ve.voice(model, x, normalize=False)
+    whole = ve.voice(model, x, scale_uncertainty=False)
     for i in range(3):
-        one = ve.voice(model, x[i:i + 1], normalize=False)
+        one = ve.voice(model, x[i:i + 1], scale_uncertainty=False)
         assert torch.allclose(whole.uncertainty[i], one.uncertainty[0], atol=1e-10)
     assert torch.allclose(whole.uncertainty, whole.contrast_maps.var(1))
     assert torch.allclose(ve.voice_map(model, x), explain.normalize_maps(whole.uncertainty).double())

@@ -89,7 +89,7 @@ class VoiceResult(NamedTuple):
     """What :func:`voice` returns (all on the input's device, maps at input resolution).
 
     * ``explanation`` (N, H, W): the "Why P?" map, min-max normalised to [0, 1];
-    * ``uncertainty`` (N, H, W): the VOICE map, min-max normalised unless ``normalize=False``;
+    * ``uncertainty`` (N, H, W): the VOICE map, min-max normalised unless ``scale_uncertainty=False``;
     * ``contrast_maps`` (N, K - 1, H, W): the normalised contrast maps, one per class in ``contrast``;
     * ``contrast`` (N, K - 1): the contrast classes Q (every class but P, in increasing order);
     * ``prediction`` (N,): P; ``probs`` (N, K): the softmax of the clean logits.
@@ -209,7 +209,7 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
 @guarded()
 def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "contrast_cam", layer=None,
           samples: int = 10, noise: float = 0.15, seed: int = 0, channels: str = "abs",
-          normalization: str = "minmax", normalize: bool = True, batch_size: int | None = None,
+          normalization: str = "minmax", scale_uncertainty: bool = True, batch_size: int | None = None,
           vectorize: bool | None = None) -> VoiceResult:
     """VOICE: the explanation of P and its uncertainty map, the variance of the contrast maps over
     every class Q != P (see the module docstring).
@@ -222,7 +222,7 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
             averaged gradient: ``"abs"`` (default, VOICE's sum of absolute values) or ``"max_abs"``).
         normalization: per contrast map, ``"minmax"`` (the paper) or ``"percentile"`` (scale by the
             99th percentile and clip, the authors' SmoothGrad display rule).
-        normalize: min-max normalise the uncertainty map (the paper does; ``False`` keeps the raw
+        scale_uncertainty: min-max normalise the uncertainty map (the paper does; ``False`` keeps the raw
             variance, e.g. to compare magnitudes across images).
         batch_size: SmoothGrad only: the most noisy images per forward pass (None: all at once).
         vectorize: run the K backward passes as one vectorised call (``is_grads_batched=True``);
@@ -257,7 +257,7 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
         variance = contrast.var(1)
     else:
         variance = torch.zeros_like(contrast[:, 0])
-    uncertainty = normalize_maps(variance, "minmax").to(dtype) if normalize else variance
+    uncertainty = normalize_maps(variance, "minmax").to(dtype) if scale_uncertainty else variance
     return VoiceResult(explanation.detach(), uncertainty.detach(), contrast.detach(), others, p, probs.to(dtype))
 
 
