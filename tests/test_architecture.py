@@ -72,3 +72,30 @@ def test_lazy_packages_list_their_names(name):
     assert not missing, f"{name}: dir() lacks {missing}"
     for n in package.__all__:  # every listed name resolves
         assert getattr(package, n) is not None
+
+
+#: Shared concepts: each is defined once in the package (wrappers that keep a family's public name
+#: delegate to it under another name or by assignment).
+ONE_DEFINITION = ["gaussian_blur", "minmax", "mask_iou", "check_batch_size", "check_logits", "check_model_output",
+                  "pointing_game", "energy_pointing_game", "resolve_classifier", "resolve_layer", "resolve_baseline",
+                  "penultimate_features", "decompose", "eval_mode", "model_guard", "higher_is_better"]
+#: The drifted copies this layout replaced: none may come back.
+GONE = ["_average_ranks", "check_batch", "_check_batch_size", "_resolve_batch", "_last_layer", "_sensing_pass",
+        "_direction", "_gaussian_kernel"]
+
+
+def _definitions():
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                found.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_one_definition_per_shared_concept():
+    found = _definitions()
+    twice = {name: found.get(name) for name in ONE_DEFINITION if len(found.get(name, [])) != 1}
+    assert not twice, f"defined other than once: {twice}"
+    back = {name: found[name] for name in GONE if name in found}
+    assert not back, f"replaced copies are back: {back}"
