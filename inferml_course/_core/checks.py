@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -181,3 +182,120 @@ def check_model(model) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return model
+
+
+# ------------------------------------------------------------------------- seeds, devices, models
+_SEED_RANGE = (-0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF)  # what torch.Generator.manual_seed accepts
+
+
+def check_seed(seed, argument: str = "seed") -> int:
+    """An integer seed (not a bool, not a float) in the range ``torch.Generator.manual_seed`` accepts."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{argument} must be an int, got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
+    if not _SEED_RANGE[0] <= seed <= _SEED_RANGE[1]:
+        raise ValueError(f"{argument} must be an integer from {_SEED_RANGE[0]} to {_SEED_RANGE[1]}, got {seed}")
+    return seed
+
+
+def check_not_meta(x, argument: str) -> None:
+    """A tensor on the ``meta`` device has a shape but no values: refuse it before anything reads it."""
+    if isinstance(x, torch.Tensor) and x.is_meta:
+        raise ValueError(f"{argument} is on the meta device (a shape without values); create it on a real "
+                         f"device (e.g. device='cpu') or move it there with {argument}.to('cpu')")
+
+
+def check_device(device, argument: str = "device") -> torch.device:
+    """``device`` (a string such as ``"cpu"`` / ``"cuda:0"``, a ``torch.device`` or a CUDA index) as a
+    ``torch.device`` that exists on this machine; the meta device (no values) is refused."""
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, numbers.Integral)):
+        raise TypeError(f"{argument} must be a string such as 'cpu' or 'cuda:0', a torch.device or a CUDA index, "
+                        f"got {type(device).__name__} {device!r}")
+    try:
+        dev = torch.device(device if not isinstance(device, numbers.Integral) else int(device))
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{argument} {device!r} is not a device name; use 'cpu', 'cuda', 'cuda:0', 'mps', ...") \
+            from None
+    if dev.type == "meta":
+        raise ValueError(f"{argument}='meta' holds shapes without values; use a real device such as 'cpu' or 'cuda'")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{argument}={str(dev)!r}, but CUDA is not available on this machine; use 'cpu'")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"{argument}={str(dev)!r}, but this machine has {count} CUDA device(s): "
+                             f"cuda:0 to cuda:{count - 1}")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{argument}='mps', but MPS is not available on this machine; use 'cpu'")
+    return dev
+
+
+def model_reference_tensor(model: nn.Module) -> torch.Tensor | None:
+    """The tensor that fixes ``model``'s input dtype and device: its first floating parameter (else its first
+    floating buffer, else None). A model whose tensors are on the meta device gets a ValueError."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_meta:
+            raise ValueError("model is on the meta device (its parameters have shapes but no values); load real "
+                             "weights first, e.g. model.to_empty(device='cpu') then model.load_state_dict(...)")
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor
+    return None
+
+
+_BATCHED_FORMS = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
+
+
+def input_layer(model: nn.Module) -> tuple[nn.Module | None, int | None]:
+    """The first module of ``model`` (registration order) that has parameters of its own, and the input rank
+    it expects for a batch: a ``ConvNd`` (or ``BatchNormNd`` for N = 2, 3) takes N + 2 dimensions; for other
+    layers (``nn.Linear`` takes ``(N, D)`` or more, embeddings, ...) the rank is None (not fixed)."""
+    for module in model.modules():
+        if next(module.parameters(recurse=False), None) is None:
+            continue
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return module, len(module.kernel_size) + 2
+        if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            return module, 4 if isinstance(module, nn.BatchNorm2d) else 5
+        return module, None
+    return None, None
+
+
+def check_model_input(model: nn.Module, x, argument: str = "x", images: bool = True,
+                      same_device: bool = False) -> torch.Tensor:
+    """Check the input batch of a function that runs ``model`` on it, and return it in the model's dtype.
+
+    * ``model`` is an ``nn.Module`` whose tensors are not on the meta device; ``x`` is not on it either;
+    * ``x`` is an image batch (N, C, H, W) (``images=True``, :func:`check_images`) or a floating batch
+      (N, ...) with at least 2 dimensions, finite, not empty;
+    * the batch dimension is present: when the model's first layer with parameters is a convolution
+      (:func:`input_layer`), ``x`` has its batched rank, so a single image (C, H, W) is refused with the
+      advice to write ``x[None]`` instead of being read as C samples;
+    * **dtype rule**: ``x`` is cast to the dtype of the model's first floating parameter (float64 images on
+      a float32 model run in float32; float32 images on a float64 model run in float64);
+    * ``same_device``: ``x`` must be on the model's device (a ValueError naming both), for functions
+      that follow ``x.device`` instead of moving the batch.
+    """
+    check_model(model)
+    check_not_meta(x, argument)
+    reference = model_reference_tensor(model)
+    if images:
+        check_images(x, argument)
+    else:
+        check_float_tensor(x, argument, "(N, ...) with a batch dimension N, e.g. images (N, C, H, W)", min_dim=2)
+    layer, rank = input_layer(model)
+    if rank is not None and x.dim() != rank:
+        form = _BATCHED_FORMS.get(rank, f"{rank}-D")
+        hint = (f": is it one input? Add a batch dimension, {argument}[None] (or {argument}.unsqueeze(0))"
+                if x.dim() == rank - 1 else "")
+        raise ValueError(f"{argument} must be a batch of shape {form} for this model (its first layer, "
+                         f"{type(layer).__name__}, takes {rank}-D batches), got shape {tuple(x.shape)}{hint}")
+    if reference is not None:
+        if same_device and x.device != reference.device:
+            raise ValueError(f"{argument} is on {x.device} but the model is on {reference.device}; move one of "
+                             f"them, e.g. {argument}.to('{reference.device}')")
+        if x.dtype != reference.dtype:
+            x = x.to(reference.dtype)
+    return x
