@@ -18,10 +18,23 @@ class ImageDataset(Dataset):
 
     ``dataset[i]`` returns ``(image, label)`` like torchvision datasets; masks are read
     through ``dataset.masks[...]`` or ``dataset.sample(i)``.
+
+    The tensors given to the constructor are kept, not copied (like ``torch.utils.data.TensorDataset``);
+    the course's loaders (``datasets.load`` and friends) hand out :meth:`copy` of their cached splits, so
+    changing a loaded dataset never changes what a later load returns.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes, masks=None, name: str = "",
                  attributes=None):
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+            raise TypeError("images must be a floating-point torch.Tensor (N, C, H, W) in [0, 1], got "
+                            + (f"dtype {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__))
+        if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() \
+                or labels.dtype == torch.bool:
+            raise TypeError("labels must be an integer torch.Tensor (N,) of class indices, got "
+                            + (f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__))
+        if isinstance(classes, str):
+            raise TypeError(f"classes must be a sequence of class names, got the string {classes!r}")
         if images.dim() != 4:
             raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
@@ -72,6 +85,12 @@ class ImageDataset(Dataset):
     def _replace(self, images, labels, index):
         return ImageDataset(images, labels, self.classes, {k: v[index] for k, v in self.masks.items()},
                             self.name, {k: v[index] for k, v in self.attributes.items()})
+
+    def copy(self) -> "ImageDataset":
+        """A deep copy: new images, labels, masks and attributes tensors and a new class list."""
+        return ImageDataset(self.images.clone(), self.labels.clone(), self.classes,
+                            {k: v.clone() for k, v in self.masks.items()}, self.name,
+                            {k: v.clone() for k, v in self.attributes.items()})
 
     def to(self, device) -> "ImageDataset":
         return ImageDataset(self.images.to(device), self.labels.to(device), self.classes,

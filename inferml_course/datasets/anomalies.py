@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_choice, check_positive_int
+from .._core.checks import check_choice, check_positive_int, check_seed
 from ._base import ImageDataset
 from .ood import faces, noise, textures
 from .signs import SPLIT_SIZES, signs
@@ -28,10 +28,17 @@ def anomalies(n: int = 500, seed: int = 0, patch_size: tuple[int, int] = (8, 14)
         (N, 32, 32), and attribute ``clean_index`` (the row of the clean test image).
     """
     check_positive_int(n, "n")
+    check_seed(seed)
     check_choice(source, PATCH_SOURCES, "source")
+    if on_sign not in (True, False):
+        raise TypeError(f"on_sign must be True or False, got {on_sign!r}")
+    message = f"patch_size must be (min, max) integers with 1 <= min <= max <= 32, got {patch_size!r}"
+    if not isinstance(patch_size, (tuple, list)) or len(patch_size) != 2:
+        raise ValueError(message)
     lo, hi = patch_size
-    if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi <= 32):
-        raise ValueError(f"patch_size must be (min, max) integers with 1 <= min <= max <= 32, got {patch_size!r}")
+    if not (isinstance(lo, int) and isinstance(hi, int) and not isinstance(lo, bool) and not isinstance(hi, bool)
+            and 1 <= lo <= hi <= 32):
+        raise ValueError(message)
     gen = torch.Generator().manual_seed(seed)
     test = signs("test")
     index = torch.randperm(SPLIT_SIZES["test"], generator=gen)

@@ -52,11 +52,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 
-from .._core.checks import check_choice, check_images, check_int_range
+from .._core.checks import check_choice, check_images, check_int_range, check_not_meta, check_seed
 from ._base import ImageDataset
 
 __all__ = ["CORRUPTIONS", "SEVERITIES", "CIFAR_C_PARAMS", "EXTRA_PARAMS", "corrupt", "corrupted"]
@@ -70,8 +71,8 @@ CORRUPTIONS = (
 #: Valid severities.
 SEVERITIES = (1, 2, 3, 4, 5)
 
-#: CIFAR-10-C (32 px) parameters of Hendrycks & Dietterich, severity 1 → 5.
-CIFAR_C_PARAMS = {
+#: CIFAR-10-C (32 px) parameters of Hendrycks & Dietterich, severity 1 → 5 (read-only: a mapping proxy).
+CIFAR_C_PARAMS = MappingProxyType({
     "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),              # σ
     "shot_noise": (500, 250, 100, 75, 50),                         # photon count (larger = milder)
     "impulse_noise": (0.01, 0.02, 0.03, 0.05, 0.07),               # fraction of values replaced
@@ -89,14 +90,14 @@ CIFAR_C_PARAMS = {
              (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)),
     "jpeg_compression": (80, 65, 58, 50, 40),                       # JPEG quality
     "pixelate": (0.95, 0.9, 0.85, 0.75, 0.65),                      # down-scaling factor
-}
+})
 
-#: The course's CURE-TSR style extras, severity 1 → 5 (monotone by construction).
-EXTRA_PARAMS = {
+#: The course's CURE-TSR style extras, severity 1 → 5 (monotone by construction; read-only).
+EXTRA_PARAMS = MappingProxyType({
     "darkness": (0.75, 0.6, 0.45, 0.3, 0.2),       # multiplicative factor on every channel
     "occlusion": (0.04, 0.09, 0.16, 0.25, 0.36),   # area fraction of one gray rectangle (side √area·size)
     "decolorization": (0.2, 0.4, 0.6, 0.8, 1.0),   # weight of the luma grayscale in the blend
-}
+})
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as cv2's RGB2GRAY
 _OCCLUSION_GRAY = 0.5
@@ -369,14 +370,14 @@ def _apply(x: torch.Tensor, name: str, severity: int, gen: torch.Generator) -> t
 
 
 def _check(images, corruption, severity, seed):
+    check_not_meta(images, "images")
     check_images(images, "images")
     if images.numel() and (images.amin() < 0 or images.amax() > 1):
         raise ValueError("images must have values in [0, 1] (un-normalised pixels), got range "
                          f"[{images.amin().item():.3g}, {images.amax().item():.3g}]")
     check_choice(corruption, CORRUPTIONS, "corruption")
     check_int_range(severity, 1, 5, "severity")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_seed(seed)
 
 
 def corrupt(images: torch.Tensor, corruption: str, severity: int, seed: int = 0) -> torch.Tensor:
@@ -399,7 +400,7 @@ def corrupt(images: torch.Tensor, corruption: str, severity: int, seed: int = 0)
 
 def corrupted(dataset: ImageDataset, corruption: str, severity: int, seed: int = 0,
               batch_size: int = 1024) -> ImageDataset:
-    """A corrupted copy of ``dataset`` (same labels, classes and masks), built in chunks.
+    """A corrupted copy of ``dataset`` (copies of its labels, classes, masks and attributes), built in chunks.
 
     The name becomes ``f"{dataset.name} + {corruption} s{severity}"``. One generator seeded with
     ``seed`` runs through all chunks, so the result is deterministic for a given ``seed`` and
@@ -417,4 +418,5 @@ def corrupted(dataset: ImageDataset, corruption: str, severity: int, seed: int =
               for chunk in work.split(batch_size)]
     return ImageDataset(torch.cat(chunks), dataset.labels.clone(), dataset.classes,
                         {k: v.clone() for k, v in dataset.masks.items()},
-                        f"{dataset.name} + {corruption} s{severity}")
+                        f"{dataset.name} + {corruption} s{severity}",
+                        {k: v.clone() for k, v in dataset.attributes.items()})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,7 @@ from ._base import ImageDataset
 
 CLASSES = tuple(str(i) for i in range(10))
 #: Fixed split sizes; the split is a seeded permutation of the 1 797 images.
-SPLIT_SIZES = {"train": 1_197, "val": 200, "test": 400}
+SPLIT_SIZES = MappingProxyType({"train": 1_197, "val": 200, "test": 400})  # read-only
 SPLIT_SEED = 0
 
 
@@ -28,7 +29,9 @@ def _all_digits(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def digits(split: str = "train") -> ImageDataset:
-    """A fixed split of the digits: images (N, 1, 32, 32) in [0, 1] (white ink on black), labels 0-9."""
+    """A fixed split of the digits: images (N, 1, 32, 32) in [0, 1] (white ink on black), labels 0-9.
+
+    The images and labels are copies of the cached data set (changing them changes no later call)."""
     check_choice(split, tuple(SPLIT_SIZES), "split")
     images, labels = _all_digits()
     start = {"train": 0, "val": SPLIT_SIZES["train"], "test": SPLIT_SIZES["train"] + SPLIT_SIZES["val"]}[split]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._core.checks import check_choice, check_positive_int
+from .._core.checks import check_choice, check_positive_int, check_seed
 from ._base import ImageDataset
 from .signs import CLASSES as SIGN_CLASSES, new_class_signs
 
@@ -85,6 +85,7 @@ def load_ood(name: str, n: int = 500, seed: int = 0) -> ImageDataset:
     """An OOD set as an ImageDataset with labels -1 and the sign classes as ``classes``."""
     check_choice(name, OOD_SETS, "OOD set")
     check_positive_int(n, "n")
+    check_seed(seed)
     if name == "new_classes":
         return new_class_signs(n, seed=3_000 + seed)
     images = {"textures": textures, "digits_rgb": digits_rgb, "faces": faces, "noise": noise}[name](n, seed)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 
-from .._core.checks import check_choice, check_positive_int
+from .._core.checks import check_choice, check_number, check_positive_int, check_seed
 from ._base import ImageDataset
 
 #: The nine classes the course models are trained on, in label order.
@@ -42,8 +43,9 @@ ALL_CLASSES = CLASSES + NEW_CLASSES
 #: (class, contrast class) pairs that differ only in a small part.
 CONTRAST_PAIRS = (("no_left_turn", "no_right_turn"), ("keep_left", "keep_right"), ("stop", "no_entry"))
 
-SPLIT_SIZES = {"train": 10_000, "val": 2_000, "test": 2_000}
-_SPLIT_SEEDS = {"train": 1_000, "val": 1_001, "test": 1_002}
+#: Split sizes (read-only: a mapping proxy).
+SPLIT_SIZES = MappingProxyType({"train": 10_000, "val": 2_000, "test": 2_000})
+_SPLIT_SEEDS = MappingProxyType({"train": 1_000, "val": 1_001, "test": 1_002})
 #: Fraction of mislabelled signs in the spurious training split (the watermark always matches the label).
 SPURIOUS_LABEL_NOISE = 0.2
 
@@ -52,12 +54,20 @@ _WHITE = (0.95, 0.95, 0.93)
 _BLUE = (0.08, 0.28, 0.72)
 _YELLOW = (0.96, 0.78, 0.08)
 _BLACK = (0.05, 0.05, 0.05)
-#: Watermark colour of each class (index = label), distinct and saturated.
-WATERMARK_COLOURS = torch.tensor([
+# Watermark colour of each class of ALL_CLASSES (index = label), distinct and saturated. Kept as a tuple;
+# ``WATERMARK_COLOURS`` (module attribute, see __getattr__ below) is a new (11, 3) tensor on every access,
+# so that editing it never changes the signs generated later.
+_WATERMARK_RGB = (
     (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 1.0),
     (0.0, 1.0, 1.0), (1.0, 0.5, 0.0), (0.5, 0.0, 1.0), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (0.5, 0.5, 0.5),
-])
+)
 WATERMARK_SIZE = 5  # pixels, at (1..5, 1..5) of the 32x32 image
+
+
+def __getattr__(name):
+    if name == "WATERMARK_COLOURS":  # (11, 3) float32, a fresh copy each time
+        return torch.tensor(_WATERMARK_RGB)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- shapes in sign coordinates (u right, v down, the sign spans about [-1, 1]^2) -------------
@@ -266,13 +276,29 @@ def generate_signs(n: int, seed: int = 0, classes=CLASSES, spurious: bool = Fals
         ``watermark_class``; with ``spurious`` there is also a ``watermark`` mask.
     """
     check_positive_int(n, "n")
+    seed = check_seed(seed)
+    if isinstance(classes, str) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"classes must be a sequence of sign class names, got {classes!r}")
     classes = tuple(classes)
+    if not classes:
+        raise ValueError(f"classes is empty; give at least one name of {', '.join(ALL_CLASSES)}")
     for c in classes:
         check_choice(c, ALL_CLASSES, "sign class")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must not repeat a name, got {classes!r}")
     check_choice(watermark, ("label", "shuffled"), "watermark")
+    label_noise = check_number(label_noise, "label_noise", allow_zero=True)
     if not 0.0 <= label_noise < 1.0:
         raise ValueError(f"label_noise must be in [0, 1), got {label_noise!r}")
     k = len(classes)
+    if k < 2 and (label_noise > 0 or (spurious and watermark == "shuffled")):
+        raise ValueError("label_noise > 0 and watermark='shuffled' need at least 2 classes (a wrong class to "
+                         f"draw), got classes={classes!r}")
+    noise_std = check_number(noise_std, "noise_std", allow_zero=True)
+    check_positive_int(supersample, "supersample")
+    check_positive_int(image_size, "image_size")
+    if image_size < 8:
+        raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
     gen = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % k
     labels = labels[torch.randperm(n, generator=gen)]
@@ -299,7 +325,7 @@ def generate_signs(n: int, seed: int = 0, classes=CLASSES, spurious: bool = Fals
             wm_class = (labels + torch.randint(1, k, (n,), generator=gen)) % k
         wm = torch.zeros(image_size, image_size, dtype=torch.bool)
         wm[1:1 + WATERMARK_SIZE, 1:1 + WATERMARK_SIZE] = True
-        colours = WATERMARK_COLOURS[[ALL_CLASSES.index(classes[i]) for i in range(k)]][wm_class]
+        colours = torch.tensor([_WATERMARK_RGB[ALL_CLASSES.index(c)] for c in classes])[wm_class]
         images = torch.where(wm, colours.view(n, 3, 1, 1), images)
         masks["watermark"] = wm.expand(n, -1, -1).clone()
         attributes["watermark_class"] = wm_class
@@ -326,8 +352,10 @@ def signs(split: str = "train", spurious: bool = False, watermark: str = "label"
     """
     check_choice(split, tuple(SPLIT_SIZES), "split")
     check_choice(watermark, ("label", "shuffled"), "watermark")
-    data = _cached(split, bool(spurious), watermark)
-    return data.subset(slice(None)).with_images(data.images.clone())
+    if spurious not in (True, False):
+        raise TypeError(f"spurious must be True or False, got {spurious!r}")
+    # a deep copy of the cached split: nothing handed out shares memory with the cache
+    return _cached(split, bool(spurious), watermark).copy()
 
 
 def new_class_signs(n: int = 1_000, seed: int = 3_000) -> ImageDataset:
@@ -335,5 +363,6 @@ def new_class_signs(n: int = 1_000, seed: int = 3_000) -> ImageDataset:
 
     ``attributes["sign_class"]`` holds the index into ``NEW_CLASSES``.
     """
+    check_seed(seed)
     data = generate_signs(n, seed=seed, classes=NEW_CLASSES, name="new sign classes")
     return ImageDataset(data.images, torch.full((n,), -1), CLASSES, data.masks, data.name, data.attributes)
