@@ -1,7 +1,7 @@
 """Models of the course: small CNNs, a training loop and the checkpoint zoo."""
 from .architectures import Ensemble, Normalize, SmallCNN
 from .training import accuracy, accuracy_under_corruptions, predict_logits, train_model
-from .zoo import MODELS, ZOO, ChecksumError, ModelSpec, build_model, load_model, save_checkpoint, train_zoo_model
+from .zoo import MODELS, ZOO, CheckpointError, ChecksumError, ModelSpec, build_model, load_model, save_checkpoint, train_zoo_model
 
 __all__ = ["SmallCNN", "Ensemble", "Normalize", "train_model", "predict_logits", "accuracy", "load_model",
-           "accuracy_under_corruptions", "build_model", "train_zoo_model", "save_checkpoint", "ChecksumError", "ModelSpec", "ZOO", "MODELS"]
+           "accuracy_under_corruptions", "build_model", "train_zoo_model", "save_checkpoint", "CheckpointError", "ChecksumError", "ModelSpec", "ZOO", "MODELS"]

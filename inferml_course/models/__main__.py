@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     retrain.add_argument("--out", type=Path, default=None,
                          help="folder to write NAME.pt and update SHA256SUMS in (default: the first data "
                               "folder that exists, else the user cache)")
-    sub.add_parser("verify", help="check every shipped checkpoint against its manifest")
+    sub.add_parser("verify", help="check every checkpoint against its manifest and that it loads")
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
             path = zoo.find_checkpoint(name)
             print(f"{name:20s} {spec.description}\n{'':20s} checkpoint: {path or 'none (retrains on first use)'}")
     elif args.command == "retrain":
-        out = args.out or next(iter(config.data_dirs()), config.cache_dir())
+        out = args.out or next((d for d in config.data_dirs() if d.is_dir()), config.cache_dir())
         model = zoo.train_zoo_model(args.name)
         print(f"saved {zoo.save_checkpoint(model, args.name, out)}")
     elif args.command == "verify":
@@ -38,8 +38,9 @@ def main(argv=None) -> int:
                 continue
             try:
                 zoo.verify_checkpoint(path)
+                zoo.load_checkpoint(name, path)
                 print(f"{name}: ok ({path})")
-            except zoo.ChecksumError as err:
+            except zoo.CheckpointError as err:
                 failed += 1
                 print(f"{name}: {err}")
         return 1 if failed else 0

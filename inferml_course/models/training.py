@@ -4,6 +4,13 @@
 training mode). The evaluation functions (:func:`predict_logits`, :func:`accuracy`,
 :func:`accuracy_under_corruptions`) are defined at inference: they run in eval mode, warn when
 they had to switch a dropout or batch-norm module, and restore every module's flag afterwards.
+
+Inputs are checked before the model runs (:func:`inferml_course._core.checks.check_model_input`):
+images are a batch (N, C, H, W), finite, not on the meta device; **dtype rule**: they are cast to the
+dtype of the model's first floating parameter, so float64 images on a float32 model run in float32
+(the same rule as :mod:`inferml_course.fisher`). ``labels`` are an integer tensor of shape (N,), one
+class index in [0, K) per image (never broadcast). The model must return logits (N, K) (a tensor, not
+a tuple or a dict).
 """
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._core.checks import check_images
+from .._core.checks import (check_choice, check_labels, check_model_input, check_number, check_positive_int,
+                            check_seed, model_reference_tensor)
 from .._core.modes import guarded
+from .._core.targets import check_model_output
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -37,7 +46,18 @@ def train_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ep
     seeded, shuffling and augmentation use a local generator. The model's ``normalize``
     statistics are fitted to ``images`` first. ``images`` (N, C, H, W) in [0, 1], ``labels`` (N,).
     """
-    check_images(images, "images")
+    images = check_model_input(model, images, "images")
+    if next(model.parameters(), None) is None:
+        raise ValueError("model has no parameters to train")
+    k = getattr(model, "num_classes", None)
+    labels = check_labels(labels, "labels", images.shape[0], k if isinstance(k, int) and k > 0 else None)
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    lr = check_number(lr, "lr")
+    weight_decay = check_number(weight_decay, "weight_decay", allow_zero=True)
+    seed = check_seed(seed)
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be a non-negative integer (pixels), got {max_shift!r}")
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -83,17 +103,33 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512
 
     Defined in eval mode: a model left in training mode is run in eval mode with a warning, and
     every module's own flag is restored afterwards (see :mod:`inferml_course._core.modes`).
+    ``images`` may live on any device: each batch moves to the model's device, in the model's dtype
+    (see the module docstring); the logits come back on the CPU.
     """
-    check_images(images, "images")
-    device = next(model.parameters()).device
-    return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
-                      for i in range(0, len(images), batch_size)])
+    images = check_model_input(model, images, "images")
+    check_positive_int(batch_size, "batch_size")
+    reference = model_reference_tensor(model)
+    device = images.device if reference is None else reference.device
+    return torch.cat([check_model_output(model(chunk.to(device)), chunk.shape[0]).cpu()
+                      for chunk in images.split(batch_size)])
+
+
+def _check_accuracy_labels(labels, n: int) -> torch.Tensor:
+    return check_labels(labels, "labels", n).cpu()
 
 
 @guarded(policy="eval")
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
-    """Top-1 accuracy (higher is better) of ``model`` on ``images`` (N, C, H, W), ``labels`` (N,)."""
-    return (predict_logits(model, images, batch_size).argmax(1) == labels.cpu()).float().mean().item()
+    """Top-1 accuracy (higher is better) of ``model`` on ``images`` (N, C, H, W), ``labels`` (N,).
+
+    ``labels``: an integer tensor (N,) of class indices in [0, K), one per image (checked before the model
+    runs; the range against the K logits of the forward pass).
+    """
+    images = check_model_input(model, images, "images")
+    labels = _check_accuracy_labels(labels, images.shape[0])
+    logits = predict_logits(model, images, batch_size)
+    check_labels(labels, "labels", images.shape[0], num_classes=logits.shape[1])
+    return (logits.argmax(1) == labels).float().mean().item()
 
 
 @guarded(policy="eval")
@@ -101,11 +137,26 @@ def accuracy_under_corruptions(model: nn.Module, images: torch.Tensor, labels: t
                                severities=(1, 2, 3, 4, 5), seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Accuracy (higher is better) for every corruption and severity: a tensor (len(corruptions), len(severities)).
 
-    ``corruptions`` defaults to every name in :data:`inferml_course.datasets.CORRUPTIONS`.
+    ``corruptions`` defaults to every name in :data:`inferml_course.datasets.CORRUPTIONS`. Every argument
+    is checked before the first corruption runs.
     """
-    from ..datasets.corruptions import CORRUPTIONS, corrupt
+    from ..datasets.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
+    check_model_input(model, images, "images")
+    _check_accuracy_labels(labels, images.shape[0])
+    if isinstance(corruptions, str):
+        raise TypeError(f"corruptions must be a list of names, got the string {corruptions!r}; "
+                        f"write corruptions=[{corruptions!r}]")
     corruptions = CORRUPTIONS if corruptions is None else tuple(corruptions)
+    if not corruptions:
+        raise ValueError("corruptions is empty; give None (all of them) or at least one name")
+    for name in corruptions:
+        check_choice(name, CORRUPTIONS, "corruption")
+    severities = tuple(severities)
+    if not severities or not all(isinstance(s, int) and not isinstance(s, bool) and s in SEVERITIES
+                                  for s in severities):
+        raise ValueError(f"severities must be a non-empty list of integers from 1 to 5, got {severities!r}")
+    check_seed(seed)
     table = torch.empty(len(corruptions), len(severities))
     bar = tqdm(total=table.numel(), desc="corruptions", disable=not progress, leave=False)
     for i, name in enumerate(corruptions):

@@ -7,11 +7,19 @@ Resolution order for a checkpoint ``NAME.pt``:
 3. a deterministic retrain (with a progress bar), saved to the cache for next time.
 
 Checkpoints load with ``torch.load(..., weights_only=True)``. A file whose SHA-256 does not
-match its manifest raises :class:`ChecksumError` naming the file and the retrain command.
+match its manifest raises :class:`ChecksumError` naming the file and the retrain command; every
+failure after the hash check (a truncated file whose manifest entry was rewritten, a checkpoint of
+another architecture or with other state-dict keys or shapes, a malformed manifest line) raises a
+:class:`CheckpointError` that also names the file and the retrain command. A data folder that does
+not exist (``$INFERML_DATA``, or an entry of ``search_dirs``) is skipped with a warning.
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +27,7 @@ import torch
 from torch import nn
 
 from .. import config
-from .._core.checks import check_choice
+from .._core.checks import check_choice, check_device
 from .architectures import Ensemble, SmallCNN
 from .training import train_model
 
@@ -54,12 +62,17 @@ ZOO: dict[str, ModelSpec] = {
 MODELS = tuple(ZOO)
 
 
-class ChecksumError(RuntimeError):
-    """A checkpoint's SHA-256 does not match its manifest."""
+class CheckpointError(RuntimeError):
+    """A checkpoint or its manifest cannot be used; the message names the file and the retrain command."""
 
 
-def retrain_command(name: str) -> str:
-    return f"python -m inferml_course.models retrain {name}"
+class ChecksumError(CheckpointError):
+    """A checkpoint's SHA-256 does not match its manifest (or the manifest has no entry for it)."""
+
+
+def retrain_command(name: str, directory: Path | None = None) -> str:
+    """The command line that re-creates checkpoint ``name`` (in ``directory`` when given)."""
+    return f"python -m inferml_course.models retrain {name}" + ("" if directory is None else f" --out {directory}")
 
 
 def build_model(name: str) -> nn.Module:
@@ -104,16 +117,46 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(directory: Path) -> dict[str, str]:
-    """``{file name: sha256}`` from ``directory/SHA256SUMS`` (``sha256sum`` format)."""
+_MANIFEST_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+def _parse_manifest(path: Path) -> tuple[dict[str, str], list[str]]:
+    """(entries, problems): ``{file name: sha256}`` and one description per malformed line."""
+    entries, problems = {}, []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        return {}, [f"cannot be read ({type(err).__name__}: {err})"]
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = _MANIFEST_LINE.match(line.strip())
+        if match is None:
+            problems.append(f"line {number} {line.strip()[:80]!r} is not '<64 hex digits>  <file name>'")
+            continue
+        digest, file = match.group(1).lower(), match.group(2).strip()
+        if entries.get(file, digest) != digest:
+            problems.append(f"line {number} lists {file} a second time with another SHA-256")
+        entries[file] = digest
+    return entries, problems
+
+
+def read_manifest(directory: Path, name: str | None = None) -> dict[str, str]:
+    """``{file name: sha256}`` from ``directory/SHA256SUMS`` (``sha256sum`` format; ``{}`` when absent).
+
+    A malformed manifest (a line that is not ``<64 hex digits>  <file name>``, a file listed twice with
+    different digests) raises :class:`CheckpointError` naming the manifest, the line and the retrain
+    command of checkpoint ``name`` (which rewrites the manifest).
+    """
     path = Path(directory) / MANIFEST
     if not path.is_file():
         return {}
-    entries = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, file = line.split(maxsplit=1)
-            entries[file.lstrip("*")] = digest
+    entries, problems = _parse_manifest(path)
+    if problems:
+        fix = retrain_command(name or "NAME", Path(directory))
+        which = f" (it checks {Path(directory) / f'{name}.pt'})" if name else ""
+        raise CheckpointError(f"the checkpoint manifest {path}{which} is malformed: {'; '.join(problems[:3])}. "
+                              f"Re-create the checkpoint and its manifest entry with: {fix}")
     return entries
 
 
@@ -121,7 +164,7 @@ def verify_checkpoint(path: Path) -> None:
     """Raise :class:`ChecksumError` unless ``path`` matches the manifest beside it."""
     path = Path(path)
     name = path.stem
-    expected = read_manifest(path.parent).get(path.name)
+    expected = read_manifest(path.parent, name).get(path.name)
     if expected is None:
         raise ChecksumError(f"{path} has no entry in {path.parent / MANIFEST}; "
                             f"re-create it with: {retrain_command(name)} --out {path.parent}")
@@ -138,15 +181,50 @@ def save_checkpoint(model: nn.Module, name: str, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.pt"
     torch.save(model.state_dict(), path)
-    entries = read_manifest(directory)
+    manifest = directory / MANIFEST
+    entries, problems = _parse_manifest(manifest) if manifest.is_file() else ({}, [])
+    if problems:  # rewriting the manifest is how it gets repaired: keep the good lines, drop the others
+        warnings.warn(f"{manifest} was malformed ({'; '.join(problems[:3])}); those lines are dropped as the "
+                      "manifest is rewritten", stacklevel=2)
     entries[path.name] = sha256(path)
     (directory / MANIFEST).write_text("".join(f"{d}  {f}\n" for f, d in sorted(entries.items())))
     return path
 
 
+def _search_dirs(search_dirs, stacklevel: int = 3) -> list[Path]:
+    """The data folders to search: ``search_dirs`` or :func:`config.data_dirs`, without the ones that do not
+    exist, each of which gets a warning (a mistyped ``$INFERML_DATA`` is not a silent fallback)."""
+    if search_dirs is None:
+        dirs = list(config.data_dirs())
+        env = os.environ.get("INFERML_DATA")
+        source = {Path(env).expanduser(): "INFERML_DATA"} if env else {}
+    else:
+        if isinstance(search_dirs, (str, os.PathLike)):
+            raise TypeError(f"search_dirs must be a list of folders, got the single path {str(search_dirs)!r}; "
+                            f"write search_dirs=[{str(search_dirs)!r}]")
+        try:
+            dirs = [Path(d) for d in search_dirs]
+        except TypeError:
+            raise TypeError(f"search_dirs must be a list of folders (str or Path), got {search_dirs!r}") from None
+        source = {}
+    kept = []
+    for directory in dirs:
+        if directory.is_dir():
+            kept.append(directory)
+        else:
+            what = f"INFERML_DATA={str(directory)!r}" if directory in source else f"search_dirs entry {str(directory)!r}"
+            state = "is not a folder" if directory.exists() else "does not exist"
+            warnings.warn(f"{what} {state}; checkpoints are looked for in the other data folders and the cache "
+                          "instead", stacklevel=stacklevel)
+    return kept
+
+
 def find_checkpoint(name: str, search_dirs=None, cache: Path | None = None) -> Path | None:
-    """The first ``name.pt`` in ``search_dirs`` (default :func:`config.data_dirs`) then ``cache``."""
-    dirs = list(config.data_dirs() if search_dirs is None else search_dirs)
+    """The first ``name.pt`` in ``search_dirs`` (default :func:`config.data_dirs`) then ``cache``.
+
+    A data folder that does not exist is skipped with a warning.
+    """
+    dirs = _search_dirs(search_dirs)
     dirs.append(config.cache_dir() if cache is None else Path(cache))
     for directory in dirs:
         path = Path(directory) / f"{name}.pt"
@@ -166,7 +244,17 @@ def load_model(name: str, device=None, search_dirs=None, cache: Path | None = No
             with ``retrain=False`` a missing checkpoint raises ``FileNotFoundError``.
     """
     check_choice(name, MODELS, "model name")
-    device = config.default_device() if device is None else torch.device(device)
+    if device is None:
+        try:
+            device = config.default_device()
+        except RuntimeError:
+            raise ValueError(f"INFERML_DEVICE={os.environ.get('INFERML_DEVICE')!r} is not a device name; use "
+                             "'cpu', 'cuda', 'cuda:0', 'mps', ...") from None
+        device = check_device(device, "INFERML_DEVICE" if os.environ.get("INFERML_DEVICE") else "device")
+    else:
+        device = check_device(device, "device")
+    if retrain not in (True, False):
+        raise TypeError(f"retrain must be True or False, got {retrain!r}")
     path = find_checkpoint(name, search_dirs, cache)
     if path is None:
         if not retrain:
@@ -175,6 +263,53 @@ def load_model(name: str, device=None, search_dirs=None, cache: Path | None = No
         save_checkpoint(model, name, config.cache_dir() if cache is None else cache)
         return model.to(device).eval()
     verify_checkpoint(path)
+    return load_checkpoint(name, path).to(device).eval()
+
+
+def _describe_mismatch(model: nn.Module, state: Mapping) -> str:
+    """What differs between ``model``'s state dict and ``state`` (a few keys of each kind)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
+    other = [k for k in expected if k in state and not isinstance(state[k], torch.Tensor)]
+    parts = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("other shapes", shapes),
+                        ("values that are not tensors", other)):
+        if keys:
+            parts.append(f"{len(keys)} {label} ({', '.join(map(str, keys[:3]))}{', ...' if len(keys) > 3 else ''})")
+    return "; ".join(parts)
+
+
+def load_checkpoint(name: str, path: Path) -> nn.Module:
+    """The architecture of zoo model ``name`` with the weights of checkpoint ``path`` (on the CPU, eval mode).
+
+    Every failure raises :class:`CheckpointError` naming ``path`` and the retrain command: a file that
+    ``torch.load(weights_only=True)`` cannot read (truncated, empty, not a PyTorch file, a pickled object),
+    a file holding something other than a state dict, or a state dict of another architecture (other
+    keys or shapes). The hash is not checked here (:func:`verify_checkpoint` does that first).
+    """
+    path = Path(path)
+    fix = f"Retrain it with: {retrain_command(name, path.parent)}"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, OSError, UnpicklingError, ... here
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else "no message"
+        raise CheckpointError(f"checkpoint {path} cannot be read as a PyTorch state dict ({type(err).__name__}: "
+                              f"{reason}); it may be truncated or not a checkpoint at all. {fix}") from err
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict of "
+                              f"{name}. {fix}")
     model = build_model(name)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.to(device).eval()
+    mismatch = _describe_mismatch(model, state)
+    try:
+        if mismatch:
+            raise RuntimeError(mismatch)
+        model.load_state_dict(state)
+    except Exception as err:
+        detail = mismatch or (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise CheckpointError(f"checkpoint {path} does not fit the {name} architecture ({ZOO[name].description}): "
+                              f"{detail}. It may come from another model or an older version of the course. "
+                              f"{fix}") from err
+    return model.eval()
