@@ -19,6 +19,14 @@ mode is run in eval mode with a warning, and every module's own flag is restored
 (``policy="eval"`` of :mod:`inferml_course._core.modes`); no buffer changes. Parameters are
 detached copies, so ``requires_grad`` and ``.grad`` are never touched and no hooks are registered.
 
+Inputs (:func:`inferml_course._core.checks.check_model_input`). ``x`` is a batch (N, ...): images
+(N, C, H, W) or, for a model without convolutions, vectors (N, D). When the model's first layer with
+parameters is a convolution, ``x`` must have that layer's batched rank, so a single image (C, H, W) is
+refused (write ``x[None]``) instead of being read as C samples. **dtype rule** (as in
+:mod:`inferml_course.models`): ``x`` is cast to the dtype of the model's first floating parameter, so
+float64 images on a float32 model give float32 gradients. ``x`` must be on the model's device; the
+model must return logits (N, K), a tensor; nothing on the meta device.
+
 The toy functions (``bernoulli_*``, ``logistic_toy_loss``) let a lesson check the Fisher
 identities in closed form before applying them to a network.
 """
@@ -32,7 +40,9 @@ from torch.func import functional_call, grad, jacrev, vmap
 
 from .._core.adapter import penultimate_features, resolve_classifier
 from .._core.modes import eval_mode, guarded
-from .._core.checks import check_choice, check_float_tensor, check_positive_int
+from .._core.checks import (check_choice, check_model_input, check_not_meta,
+                            check_positive_int, check_seed)
+from .._core.targets import check_model_output
 
 __all__ = [
     "MAX_FULL_MATRIX", "select_parameters", "per_sample_grads", "gradient_norms", "fisher_trace_per_sample",
@@ -48,17 +58,18 @@ MAX_FULL_MATRIX = 8192
 # argument helpers
 # --------------------------------------------------------------------------------------------------
 
-def _check_batch(x, argument: str = "x") -> torch.Tensor:
-    """A non-empty floating batch (N, ...) of finite values (images (N, C, H, W) or toy vectors (N, D))."""
-    return check_float_tensor(x, argument, "(N, ...) with a batch dimension N, e.g. images (N, C, H, W)", min_dim=2)
-
-
 def _check_model(model) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if next(model.parameters(), None) is None:
         raise ValueError("model has no parameters")
     return model
+
+
+def _check_input(model, x, argument: str = "x") -> torch.Tensor:
+    """The model and its batch ``x`` (N, ...) checked (see the module docstring), ``x`` in the model's dtype."""
+    _check_model(model)
+    return check_model_input(model, x, argument, images=False, same_device=True)
 
 
 def select_parameters(model: nn.Module, params=None) -> dict[str, torch.Tensor]:
@@ -110,40 +121,41 @@ def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
     if isinstance(k, int) and k > 0:
         return k
     with torch.no_grad(), eval_mode(model):  # one sample: the classes of a model without num_classes
-        return int(model(x[:1]).shape[-1])
+        return int(check_model_output(model(x[:1]), 1).shape[-1])
 
 
-def _resolve_target(target, n: int, k: int, device, seed: int):
+def _resolve_target(target, n: int, k: int, device, seed: int, argument: str = "target"):
     """(mode, labels, noise): mode "predicted", "given" or "sampled" (Gumbel noise for y ~ p(y|x))."""
     if target is None:
         return "predicted", torch.zeros(n, dtype=torch.long, device=device), torch.zeros(n, 1, device=device)
     if isinstance(target, str):
-        check_choice(target, ("predicted", "sampled"), "target")
+        check_choice(target, ("predicted", "sampled"), argument)
         if target == "predicted":
             return _resolve_target(None, n, k, device, seed)
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(seed)
         u = torch.rand(n, k, generator=gen, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
         gumbel = (-torch.log(-torch.log(u))).float().to(device)
         return "sampled", torch.zeros(n, dtype=torch.long, device=device), gumbel
     if isinstance(target, bool):
-        raise TypeError("target must be None, 'predicted', 'sampled', an int or a tensor (N,) of class indices")
+        raise TypeError(f"{argument} must be None, 'predicted', 'sampled', an int or a tensor (N,) of class indices")
     if isinstance(target, int):
         labels = torch.full((n,), target, dtype=torch.long)
     else:
         try:
             labels = torch.as_tensor(target)
         except Exception as error:
-            raise TypeError("target must be an int, a sequence or a tensor of shape (N,), "
+            raise TypeError(f"{argument} must be an int, a sequence or a tensor of shape (N,), "
                             f"got {type(target).__name__}") from error
+        check_not_meta(labels, argument)
         if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
-            raise TypeError(f"target must hold integer class indices, got dtype {labels.dtype}")
+            raise TypeError(f"{argument} must hold integer class indices, got dtype {labels.dtype}")
         if labels.dim() == 0:
             labels = labels.expand(n)
         if labels.shape != (n,):
-            raise ValueError(f"target must have shape ({n},) to match x, got {tuple(labels.shape)}")
+            raise ValueError(f"{argument} must have shape ({n},) to match x, got {tuple(labels.shape)}")
     labels = labels.long()
     if labels.min() < 0 or labels.max() >= k:
-        raise ValueError(f"target holds class indices outside 0..{k - 1}: "
+        raise ValueError(f"{argument} holds class indices outside 0..{k - 1}: "
                          f"min {int(labels.min())}, max {int(labels.max())}")
     return "given", labels.to(device), torch.zeros(n, 1, device=device)
 
@@ -159,7 +171,8 @@ class _Functional:
         self.fixed.update({n: b.detach() for n, b in model.named_buffers()})
 
     def logits(self, params, xi):
-        return functional_call(self.model, {**self.fixed, **params}, (xi.unsqueeze(0),))[0]
+        """Logits (K,) of one sample ``xi`` (run as a batch of one; the output must be logits (1, K))."""
+        return check_model_output(functional_call(self.model, {**self.fixed, **params}, (xi.unsqueeze(0),)), 1)[0]
 
 
 def _pick(logits: torch.Tensor, mode: str, label: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -170,14 +183,13 @@ def _pick(logits: torch.Tensor, mode: str, label: torch.Tensor, noise: torch.Ten
     return label
 
 
-def _per_sample_chunks(model, x, target, params, batch_size, seed):
-    """Yield (start, {name: (b, *shape)} gradients of -log p(target | x)) chunk by chunk."""
-    _check_model(model)
-    _check_batch(x)
+def _per_sample_chunks(model, x, target, params, batch_size, seed, argument="target"):
+    """Yield (start, {name: (b, *shape)} gradients of -log p(target | x)) chunk by chunk (``x`` checked)."""
     check_positive_int(batch_size, "batch_size")
+    seed = check_seed(seed)
     selected = select_parameters(model, params)
     n = x.shape[0]
-    mode, labels, noise = _resolve_target(target, n, _num_classes(model, x), x.device, seed)
+    mode, labels, noise = _resolve_target(target, n, _num_classes(model, x), x.device, seed, argument)
     fn = _Functional(model, selected)
 
     def nll(p, xi, label, nz):
@@ -208,7 +220,13 @@ def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None
         flatten: ``True`` returns one tensor (N, P) with parameters concatenated in model order;
             ``False`` returns ``{name: (N, *shape)}``.
     """
-    chunks = list(_per_sample_chunks(model, x, target, params, batch_size, seed))
+    x = _check_input(model, x)
+    return _stacked_grads(model, x, target, params, batch_size, seed, flatten)
+
+
+def _stacked_grads(model, x, target, params, batch_size, seed, flatten, argument="target"):
+    """per_sample_grads on a checked ``x``; ``argument`` names the target in error messages."""
+    chunks = list(_per_sample_chunks(model, x, target, params, batch_size, seed, argument))
     names = list(chunks[0][1])
     if flatten:
         return torch.cat([torch.cat([g[n].flatten(1) for n in names], 1) for _, g in chunks])
@@ -223,12 +241,10 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, 
     With ``target=None`` the gradient is that of the model's own prediction, so no label is needed:
     a large norm says the model would have to change a lot to become sure of its own answer.
     """
-    _check_batch(x)
-    out = torch.empty(x.shape[0], device=x.device)
-    for start, g in _per_sample_chunks(model, x, target, params, batch_size, seed):
-        sq = sum(v.flatten(1).pow(2).sum(1) for v in g.values())
-        out[start:start + sq.shape[0]] = sq.sqrt()
-    return out
+    x = _check_input(model, x)
+    norms = [sum(v.flatten(1).pow(2).sum(1) for v in g.values()).sqrt()
+             for _, g in _per_sample_chunks(model, x, target, params, batch_size, seed)]
+    return torch.cat(norms)
 
 
 @guarded(policy="eval")
@@ -239,8 +255,7 @@ def fisher_trace_per_sample(model: nn.Module, x: torch.Tensor, params=None, batc
     computed with ``torch.func.jacrev`` (K backward passes per sample, vectorised). **Higher = more
     information / surprise** for that input.
     """
-    _check_model(model)
-    _check_batch(x)
+    x = _check_input(model, x)
     check_positive_int(batch_size, "batch_size")
     fn = _Functional(model, select_parameters(model, params))
 
@@ -265,6 +280,7 @@ def fisher_trace_per_sample(model: nn.Module, x: torch.Tensor, params=None, batc
 def _check_grads(grads) -> torch.Tensor:
     if not isinstance(grads, torch.Tensor):
         raise TypeError(f"grads must be a tensor (M, P) of per-sample gradients, got {type(grads).__name__}")
+    check_not_meta(grads, "grads")
     if grads.dim() != 2 or grads.shape[0] == 0 or grads.shape[1] == 0:
         raise ValueError(f"grads must have shape (M, P) with M, P > 0, got {tuple(grads.shape)}")
     if not grads.is_floating_point():
@@ -340,6 +356,8 @@ def fisher_from_grads(grads: torch.Tensor, kind: str = "sampled", top_k: int = 1
                       param_names=None) -> FisherInformation:
     """A :class:`FisherInformation` from per-sample gradients ``grads`` (M, P)."""
     g = _check_grads(grads)
+    check_choice(kind, ("sampled", "empirical"), "kind")
+    check_positive_int(top_k, "top_k")
     return FisherInformation(kind=kind, num_samples=g.shape[0], num_params=g.shape[1], diagonal=fisher_diagonal(g),
                              trace=fisher_trace(g), eigenvalues=fisher_eigenvalues(g, top_k),
                              matrix=fisher_matrix(g) if full else None, param_names=list(param_names or []))
@@ -362,8 +380,8 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
     check_choice(kind, ("sampled", "empirical"), "kind")
     check_positive_int(n_samples, "n_samples")
     check_positive_int(top_k, "top_k")
-    _check_model(model)
-    _check_batch(x)
+    seed = check_seed(seed)
+    x = _check_input(model, x)
     names = list(select_parameters(model, params))
     if full:
         size = sum(p.numel() for p in select_parameters(model, params).values())
@@ -373,12 +391,12 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
     if kind == "empirical":
         if labels is None:
             raise ValueError("kind='empirical' needs labels (N,): the empirical Fisher uses the dataset's labels")
-        g = per_sample_grads(model, x, labels, params, batch_size)
+        g = _stacked_grads(model, x, labels, params, batch_size, seed, True, argument="labels")
     else:
         if labels is not None:
             raise ValueError("labels are only used with kind='empirical'; kind='sampled' draws them from the model")
         xs = x.repeat_interleave(n_samples, dim=0) if n_samples > 1 else x
-        g = per_sample_grads(model, xs, "sampled", params, batch_size, seed=seed)
+        g = _stacked_grads(model, xs, "sampled", params, batch_size, seed, True)
     return fisher_from_grads(g, kind=kind, top_k=top_k, full=full, param_names=names)
 
 
@@ -393,8 +411,7 @@ def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 512, feature
     """Penultimate features (N, D) in eval mode, in batches (the mode is restored): ``features(x)`` for a
     callable ``features``, else the input of the final linear layer (``classifier=``, ``model.last_layer``
     or the model's last ``nn.Linear``; for SmallCNN this is ``model.embed(x)``)."""
-    _check_model(model)
-    _check_batch(x)
+    x = _check_input(model, x)
     check_positive_int(batch_size, "batch_size")
     return penultimate_features(model, x, batch_size, features, classifier)
 
@@ -415,6 +432,9 @@ def representation_spectrum(model_or_features, x: torch.Tensor | None = None, ba
         feats = model_or_features
         if not isinstance(feats, torch.Tensor) or feats.dim() != 2 or not feats.is_floating_point():
             raise TypeError("give a model and x, or a floating feature matrix of shape (N, D)")
+        check_not_meta(feats, "features")
+        if not torch.isfinite(feats).all():
+            raise ValueError("the features (N, D) contain NaN or infinite values")
         if x is not None:
             raise ValueError("x is only used when the first argument is a model")
     if feats.shape[0] < 2:
