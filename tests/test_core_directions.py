@@ -179,3 +179,19 @@ def test_tables_and_rankings_read_the_registry():
                             "b": {"AUC-URR 2%": 0.3, "ADA pointing": 0.2}})
     assert "0.300*" in text and "0.200*" in text and "ADA higher is better" in text
     assert "deletion_auc ↓" in ev.format_ranking({"deletion_auc": {"a": 0.1, "b": 0.2}})
+
+
+def test_result_tables_and_membership_reports_read_the_registry():
+    from inferml_course.intervene.membership import membership_report
+
+    assert ev.GAMES == {"insertion": "higher is better", "deletion": "lower is better"}
+    assert ev.MASKING_METRICS["average_drop"] == "lower is better"
+    assert ev.LOCALIZATION_METRICS["iou"] == "higher is better"
+    scores = torch.tensor([0.9, 0.8, 0.3, 0.1, 0.5, 0.2])
+    members = torch.tensor([True, True, False, False, True, False])
+    try:
+        report = membership_report(scores, members, fprs=(0.01, 0.25))
+        assert all(name in D.DIRECTIONS for name in report)  # TPR@25%FPR is registered as tpr_at_fpr
+        assert D.REGISTRY["TPR@25%FPR"].kind == D.ATTACK and D.higher_is_better("TPR@25%FPR")
+    finally:
+        forget_direction("TPR@25%FPR")

@@ -1,4 +1,6 @@
 """Huffman coding (optimality against a brute force) and the structure-wise games."""
+import heapq
+import itertools
 
 import pytest
 import torch
@@ -6,10 +8,38 @@ from hypothesis import given, settings, strategies as st
 
 from inferml_course import evaluate as ev
 from inferml_course.evaluate._common import substrate_images
-from inferml_course.evaluate.structure import _brute_force_optimal_cost, _heap_huffman_cost
 
 from _evaluate_models import region_setup
 from _explain_models import images, small_cnn
+
+
+def _brute_force_optimal_cost(counts) -> int:
+    """Reference: the cheapest prefix code by trying every length vector that satisfies Kraft."""
+    present = [c for c in counts if c > 0]
+    n = len(present)
+    if n == 1:
+        return present[0]
+    best = None
+    for lengths in itertools.product(range(1, n), repeat=n):
+        if sum(2.0 ** -l for l in lengths) <= 1.0:
+            cost = sum(c * l for c, l in zip(present, lengths))
+            best = cost if best is None else min(best, cost)
+    return best
+
+
+def _heap_huffman_cost(counts) -> int:
+    """Reference: the classic heap construction's total cost (sum of merged weights)."""
+    heap = [c for c in counts if c > 0]
+    if len(heap) == 1:
+        return heap[0]
+    heapq.heapify(heap)
+    cost = 0
+    while len(heap) > 1:
+        a, b = heapq.heappop(heap), heapq.heappop(heap)
+        cost += a + b
+        heapq.heappush(heap, a + b)
+    return cost
+
 
 counts_strategy = st.lists(st.integers(0, 60), min_size=1, max_size=6).filter(lambda c: sum(c) > 0)
 

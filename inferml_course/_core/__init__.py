@@ -11,9 +11,10 @@ module        contents
 ``hooks``     hook context managers (capture outputs, guided / deconvnet ReLU rules), removed on errors
 ``adapter``   the model adapter: the CAM layer, the final linear layer and its input, the normalisation
 ``images``    channel reductions, min-max scaling, the Gaussian blur
-``ranks``     average ranks and Kendall's tau (scipy)
-``tables``    the plain-text table formatter
-``directions`` which way each metric and score is better, read by every table and ranking
+``ranks``     average ranks, Kendall's tau-b and the percentile bootstrap (scipy, or checked against it)
+``tables``    the plain-text table formatter (widths, number format, best / runner-up marks)
+``directions`` which way each metric and score is better (one registry), read by every table,
+              ranking and widget; no name means two directions
 ``lazy``      lazy packages with a complete ``dir()``
 ============  ==========================================================================================
 """

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._core.directions import describe, higher_is_better
 from .._core.ranks import bootstrap_ci as _bootstrap_ci
+from .._core.tables import format_table
 
 __all__ = ["SCALE", "FIELDS", "StudyItem", "PairwiseStudy", "SimulatedRater", "aggregate", "StudyResult",
            "load_responses", "save_responses", "bootstrap_ci"]
@@ -317,15 +319,19 @@ class StudyResult:
 
     def table(self) -> str:
         pct = round(100 * self.level)
-        lines = [f"Mean preference in [-2, 2] (higher is better), {pct}% bootstrap interval; {self.label}, "
-                 f"{self.raters} rater(s)"]
-        width = max(8, *(len(m) for m in self.methods))
-        lines.append(f"{'method':<{width}}  {'mean':>6}  {f'{pct}% interval':>17}  {'answers':>7}")
-        for m in self.ranking():
-            r = self.methods[m]
-            lines.append(f"{m:<{width}}  {r['mean']:>+6.2f}  [{r['low']:>+6.2f}, {r['high']:>+6.2f}]  {r['n']:>7}")
-        lines.extend(f"note: {note}" for note in self.notes)
-        return "\n".join(lines)
+        header = (f"Mean preference in [-2, 2] ({describe(higher_is_better('human_preference'))}), {pct}% bootstrap "
+                  f"interval; {self.label}, {self.raters} rater(s)")
+        rows = {m: {"mean": self.methods[m]["mean"], "interval": self.methods[m]["low"],
+                    "answers": self.methods[m]["n"]} for m in self.ranking()}
+
+        def cell(value, method, column):
+            if column == "interval":
+                r = self.methods[method]
+                return f"[{r['low']:>+6.2f}, {r['high']:>+6.2f}]"
+            return f"{value:>+6.2f}" if column == "mean" else str(value)
+
+        return format_table(rows, ["mean", "interval", "answers"], label="method", fmt=cell, header=header,
+                            headers={"interval": f"{pct}% interval"}, notes=[f"note: {n}" for n in self.notes])
 
 
 def aggregate(responses, kind: str | None = None, n_boot: int = 2000, level: float = 0.95,

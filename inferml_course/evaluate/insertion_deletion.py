@@ -51,7 +51,9 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_float_tensor, check_images, check_int_range, check_positive_int
+from .._core.directions import describe, higher_is_better
 from .._core.modes import check_mode, guarded
+from .._core.tables import format_table
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from .._core.batching import check_batch_size, chunk_size
 from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, score_jobs, substrate_images
@@ -59,8 +61,8 @@ from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, score_jobs, su
 __all__ = ["insertion_curve", "deletion_curve", "insertion_deletion", "auc", "pixel_ranks", "step_counts",
            "game_optimized_map", "GameResult", "GAMES"]
 
-#: The two pixel-wise games and the direction of their AUC.
-GAMES = {"insertion": "higher is better", "deletion": "lower is better"}
+#: The two pixel-wise games and the direction of their AUC (from the package's direction registry).
+GAMES = {game: describe(higher_is_better(f"{game}_auc")) for game in ("insertion", "deletion")}
 
 
 def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
@@ -135,13 +137,9 @@ class GameResult:
     def table(self) -> str:
         """A text table of mean AUCs: insertion (higher is better) and deletion (lower is better)."""
         rows = self.summary()
-        width = max(8, *(len(n) for n in rows))
-        lines = [f"{'method':<{width}}  insertion AUC (higher is better)  deletion AUC (lower is better)"]
-        for name, row in rows.items():
-            ins = f"{row['insertion_auc']:.3f}" if "insertion_auc" in row else "-"
-            dele = f"{row['deletion_auc']:.3f}" if "deletion_auc" in row else "-"
-            lines.append(f"{name:<{width}}  {ins:>32}  {dele:>30}")
-        return "\n".join(lines)
+        columns = ["insertion_auc", "deletion_auc"]
+        headers = {c: f"{c.split('_')[0]} AUC ({describe(higher_is_better(c))})" for c in columns}
+        return format_table(rows, columns, label="method", headers=headers, min_width=8)
 
 
 @guarded()

@@ -42,7 +42,9 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_images
+from .._core.directions import describe, higher_is_better
 from .._core.modes import guarded
+from .._core.tables import format_table
 from .._core.batching import check_batch_size, chunk_size
 from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, minmax, score_jobs,
                       substrate_images)
@@ -52,9 +54,9 @@ __all__ = ["masked_images", "to_mask", "heatmap_masking", "MaskingResult", "aver
 
 #: How a map becomes a mask in [0, 1].
 SCALINGS = ("minmax", "max", "none")
-#: The masking metrics and their directions.
-MASKING_METRICS = {"expected_score": "higher is better", "masked_accuracy": "higher is better",
-                   "average_drop": "lower is better", "increase_in_confidence": "higher is better"}
+#: The masking metrics and their directions (from the package's direction registry).
+MASKING_METRICS = {name: describe(higher_is_better(name))
+                   for name in ("expected_score", "masked_accuracy", "average_drop", "increase_in_confidence")}
 
 
 def to_mask(maps: torch.Tensor, scaling: str = "max") -> torch.Tensor:
@@ -168,14 +170,8 @@ class MaskingResult:
         """A text table of the masking metrics, each with its direction."""
         rows = self.summary()
         metrics = [m for m in MASKING_METRICS if any(m in r for r in rows.values())]
-        width = max(8, *(len(n) for n in rows))
-        head = [f"{m} ({'higher' if MASKING_METRICS[m].startswith('higher') else 'lower'} is better)"
-                for m in metrics]
-        lines = [f"{'method':<{width}}  " + "  ".join(head)]
-        for name, row in rows.items():
-            cells = [f"{row[m]:>{len(h)}.3f}" if m in row else f"{'-':>{len(h)}}" for m, h in zip(metrics, head)]
-            lines.append(f"{name:<{width}}  " + "  ".join(cells))
-        return "\n".join(lines)
+        headers = {m: f"{m} ({describe(higher_is_better(m))})" for m in metrics}
+        return format_table(rows, metrics, label="method", headers=headers, min_width=8)
 
 
 @guarded()

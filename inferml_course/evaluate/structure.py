@@ -37,23 +37,25 @@ restored afterwards, also on errors.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .._core.checks import check_choice
+from .._core.directions import describe, higher_is_better
 from .._core.modes import guarded
+from .._core.tables import format_table
 from .._core.batching import check_batch_size, chunk_size
 from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, minmax, score_jobs, substrate_images
 
 __all__ = ["huffman_code_lengths", "huffman_bits", "huffman_code", "symbols", "histograms", "structure_curves",
            "StructureResult", "MODES", "DEFAULT_THRESHOLDS"]
 
-#: The two structure-wise games: keep the region (insertion) or remove it (deletion).
-MODES = {"keep": "insertion, higher is better", "remove": "deletion, lower is better"}
+#: The two structure-wise games: keep the region (insertion) or remove it (deletion), with the direction
+#: of their AUC (from the package's direction registry).
+MODES = {"keep": f"insertion, {describe(higher_is_better('structure_insertion_auc'))}",
+         "remove": f"deletion, {describe(higher_is_better('structure_deletion_auc'))}"}
 #: Thresholds on the min-max scaled map.
 DEFAULT_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
 _BIG = 1 << 40  # the weight of an absent symbol (never merged before a present one)
@@ -161,34 +163,6 @@ def huffman_code(counts) -> dict:
     return code
 
 
-def _heap_huffman_cost(counts) -> int:
-    """Reference: the classic heap construction's total cost (sum of merged weights). For tests."""
-    heap = [c for c in counts if c > 0]
-    if len(heap) == 1:
-        return heap[0]
-    heapq.heapify(heap)
-    cost = 0
-    while len(heap) > 1:
-        a, b = heapq.heappop(heap), heapq.heappop(heap)
-        cost += a + b
-        heapq.heappush(heap, a + b)
-    return cost
-
-
-def _brute_force_optimal_cost(counts) -> int:
-    """Reference: the cheapest prefix code by trying every length vector that satisfies Kraft. For tests."""
-    present = [c for c in counts if c > 0]
-    n = len(present)
-    if n == 1:
-        return present[0]
-    best = None
-    for lengths in itertools.product(range(1, n), repeat=n):
-        if sum(2.0 ** -l for l in lengths) <= 1.0:
-            cost = sum(c * l for c, l in zip(present, lengths))
-            best = cost if best is None else min(best, cost)
-    return best
-
-
 @dataclass
 class StructureResult:
     """Outcome of a structure-wise sweep for one or more maps.
@@ -226,14 +200,11 @@ class StructureResult:
         return {name: {key: self.auc(name)} for name in self.bit_ratio}
 
     def table(self) -> str:
-        direction = "higher is better" if self.mode == "keep" else "lower is better"
-        game = "insertion (keep region)" if self.mode == "keep" else "deletion (remove region)"
         rows = self.summary()
-        width = max(8, *(len(n) for n in rows))
-        lines = [f"{'method':<{width}}  structure-wise {game} AUC ({direction})"]
-        for name, row in rows.items():
-            lines.append(f"{name:<{width}}  {next(iter(row.values())):.3f}")
-        return "\n".join(lines)
+        key = "structure_insertion_auc" if self.mode == "keep" else "structure_deletion_auc"
+        game = "insertion (keep region)" if self.mode == "keep" else "deletion (remove region)"
+        header = f"structure-wise {game} AUC ({describe(higher_is_better(key))})"
+        return format_table(rows, [key], label="method", headers={key: header}, min_width=8)
 
 
 @guarded()

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import plotting
+from .._core.directions import describe, higher_is_better
 from ..widgets import control_panel, show_figure
 from ._common import substrate_images
 from .insertion_deletion import GameResult, auc
@@ -61,8 +62,7 @@ class GameExplorer:
         axes[2].plot(fractions.numpy(), curve.numpy(), lw=2)
         axes[2].plot([float(fractions[step])], [float(curve[step])], "o", color="tab:red", ms=9)
         area = float(auc(curve[None], fractions)[0])
-        better = "higher" if game == "insertion" else "lower"
-        axes[2].set_title(f"AUC = {area:.3f} ({better} is better)")
+        axes[2].set_title(f"AUC = {area:.3f} ({describe(higher_is_better(f'{game}_auc'))})")
         axes[2].set_xlabel(f"fraction of pixels {'inserted' if game == 'insertion' else 'deleted'}")
         axes[2].set_ylabel(self.result.output)
         axes[2].set_ylim(-0.02, max(1.02, float(curve.max()) * 1.05))

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.directions import register
 from .._core.modes import guarded
 
 __all__ = ["TinyMLP", "RECIPES", "FEATURES", "CLASSIFIERS", "train_recipe", "model_outputs", "split_pools",
@@ -356,7 +357,9 @@ def membership_report(scores, is_member, fprs=(0.01, 0.001)) -> dict:
     fpr, tpr, _ = roc_curve(scores, is_member)
     out = {"AUC": auroc(scores, is_member)}
     for f in fprs:
-        out[f"TPR@{f * 100:g}%FPR"] = tpr_at_fpr(scores, is_member, f)
+        name = f"TPR@{f * 100:g}%FPR"
+        register(name, base="tpr_at_fpr")  # the direction registry knows every key of the report
+        out[name] = tpr_at_fpr(scores, is_member, f)
     out["advantage"] = float((tpr - fpr).max())
     return out
 

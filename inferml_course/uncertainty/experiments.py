@@ -15,6 +15,7 @@ import torch
 from ..datasets import ImageDataset
 from .._core.batching import check_batch_size
 from .._core.checks import check_binary, check_scores
+from .._core.directions import describe, higher_is_better
 from .._core.modes import guarded
 from .metrics import auac, auac_reference, aufc, misprediction_auroc, ood_metrics
 from .scores import MahalanobisStats, score_batch
@@ -130,7 +131,9 @@ def format_corruption_table(result: dict, names, per_block: int = 5, display=Non
     corruptions = list(dict.fromkeys(c for c, _ in keys))
     levels = list(dict.fromkeys(s for _, s in keys))
     names = list(names)
-    lines = [f"AUAC (%) for {' / '.join(display.get(n, n) for n in names)}: higher is better "
+    higher = higher_is_better("AUAC")
+    pick = max if higher else min
+    lines = [f"AUAC (%) for {' / '.join(display.get(n, n) for n in names)}: {describe(higher)} "
              f"(* = {display.get(names[-1], names[-1])} best in that cell)"]
     for start in range(0, len(corruptions), per_block):
         block = corruptions[start:start + per_block]
@@ -141,13 +144,12 @@ def format_corruption_table(result: dict, names, per_block: int = 5, display=Non
             for c in block:
                 vals = result["auac"][(c, s)]
                 text = "/".join(f"{100 * vals[n]:.1f}" for n in names)
-                best = max(vals[n] for n in names)
-                text += "*" if vals[names[-1]] >= best else " "
+                best = pick(vals[n] for n in names)
+                text += "*" if vals[names[-1]] == best else " "
                 cells.append(f"{text:>{cell_width}}")
             lines.append(f"{s:<5}" + "".join(cells))
         lines.append("")
-    wins = {n: sum(1 for k in keys if max(result["auac"][k], key=lambda m: result["auac"][k][m] if m in names
-                                          else -1) == n) for n in names}
+    wins = {n: sum(1 for k in keys if pick(names, key=lambda m: result["auac"][k][m]) == n) for n in names}
     lines.append("cells won: " + ", ".join(f"{display.get(n, n)} {w}" for n, w in wins.items())
                  + f" (of {len(keys)})")
     return "\n".join(lines)
@@ -182,7 +184,9 @@ def format_ood_table(table: dict, display=None) -> str:
     sets = list(dict.fromkeys(s for n in names for s in table[n]))
     width = max(15, *(len(s) + 2 for s in sets))
     first = max(len(display.get(n, n)) for n in names) + 2
-    lines = ["AUROC (%, higher is better) / FPR95 (%, lower is better); positive = OOD",
+    head = (f"AUROC (%, {describe(higher_is_better('AUROC'))}) / FPR95 (%, {describe(higher_is_better('FPR95'))}); "
+            "positive = OOD")
+    lines = [head,
              " " * first + "".join(f"{s.replace('_', ' '):>{width}}" for s in sets)]
     for n in names:
         cells = "".join(f"{100 * table[n][s]['AUROC']:>{width - 8}.1f} / {100 * table[n][s]['FPR95']:5.1f}"
