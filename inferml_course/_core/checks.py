@@ -281,17 +281,19 @@ def check_model_input(model: nn.Module, x, argument: str = "x", images: bool = T
     check_model(model)
     check_not_meta(x, argument)
     reference = model_reference_tensor(model)
+    layer, rank = input_layer(model)
+    want = 4 if images else rank  # images follow the (N, C, H, W) contract whatever the first layer
+    if isinstance(x, torch.Tensor) and want is not None and x.dim() != want and (x.dim() == want - 1 or rank):
+        form = _BATCHED_FORMS.get(want, f"{want}-D")
+        why = (f" for this model (its first layer, {type(layer).__name__}, takes {rank}-D batches)"
+               if rank == want else "")
+        hint = (f": is it one input? Add a batch dimension, {argument}[None] (or {argument}.unsqueeze(0))"
+                if x.dim() == want - 1 else "")
+        raise ValueError(f"{argument} must be a batch of shape {form}{why}, got shape {tuple(x.shape)}{hint}")
     if images:
         check_images(x, argument)
     else:
         check_float_tensor(x, argument, "(N, ...) with a batch dimension N, e.g. images (N, C, H, W)", min_dim=2)
-    layer, rank = input_layer(model)
-    if rank is not None and x.dim() != rank:
-        form = _BATCHED_FORMS.get(rank, f"{rank}-D")
-        hint = (f": is it one input? Add a batch dimension, {argument}[None] (or {argument}.unsqueeze(0))"
-                if x.dim() == rank - 1 else "")
-        raise ValueError(f"{argument} must be a batch of shape {form} for this model (its first layer, "
-                         f"{type(layer).__name__}, takes {rank}-D batches), got shape {tuple(x.shape)}{hint}")
     if reference is not None:
         if same_device and x.device != reference.device:
             raise ValueError(f"{argument} is on {x.device} but the model is on {reference.device}; move one of "
