@@ -162,19 +162,18 @@ def test_course_model_keeps_its_conventions():
         adapter.resolve_normalize(nn.ModuleList([SmallCNN(num_classes=K), other]))
 
 
-def test_transformers_are_refused_with_guidance_until_token_layers_are_supported():
-    """A CAM layer must be an (N, K, h, w) map; token sequences and channels-last maps are refused by
-    the detection instead of being read as channels (a ViT's patch embedding is a convolution)."""
+def test_transformer_cam_layers_are_found_by_structure():
+    """A ViT's CAM layer is the query of its last attention layer (its patch embedding is a convolution,
+    which the convolution rule alone would pick); Swin's is its channels-last ``features``; the layouts
+    are read by _core.layouts (tests/test_token_layers.py)."""
     torch.manual_seed(0)
     vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2,
                                                hidden_dim=16, mlp_dim=32, num_classes=K).eval()
     swin = torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 2],
                                               window_size=[2, 2], num_classes=K).eval()
     x = _images(1)
-    with pytest.raises(ValueError, match="token sequences"):
-        adapter.resolve_layer(vit, None, x)
-    with pytest.raises(ValueError, match="channels-last"):
-        adapter.resolve_layer(swin, None, x)
+    assert adapter.resolve_layer(vit, None, x) is vit.encoder.layers[-1].ln_1
+    assert adapter.resolve_layer(swin, None, x) is swin.features
     # the classifier and the scores that read it work on both
     for model in (vit, swin):
         assert scores.uncertainty("gradtrust", model, x).shape == (1,)

@@ -6,9 +6,12 @@ is found by the course's conventions and, failing those, by structure:
 ==============  ===========================================  =================================================
 keyword         course convention                            found by structure
 ==============  ===========================================  =================================================
-``layer=``      ``model.cam_layer``                          the last module holding a ``Conv2d`` whose output
-                                                             is a feature map (N, K, h, w), h w > 1, seen in
-                                                             one probe forward of one image (eval mode)
+``layer=``      ``model.cam_layer``                          the query of the last attention layer (ViT), else
+                                                             the last module holding a ``Conv2d`` whose output
+                                                             is a 4-D map with h w > 1, seen in one probe
+                                                             forward of one image (eval mode); its layout
+                                                             (channels-first / -last, tokens) is read by
+                                                             :mod:`.layouts` (``reshape=`` overrides)
 ``classifier=`` ``model.last_layer``                         the last registered ``nn.Linear``; checked on
                                                              every forward: its output must be the logits
 ``features=``   --                                           the input of the classifier (penultimate features)
@@ -27,6 +30,7 @@ from torch import nn
 
 from .checks import check_choice
 from .hooks import capture
+from .layouts import feature_map_view
 from .targets import check_model_output
 from .modes import eval_mode, model_guard
 
@@ -79,70 +83,105 @@ def _contains_conv(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
 
 
+def _channels_last_hook(sizes: set):
+    """A LayerNorm forward pre-hook adding the size of the last axis of every 4-D input it normalises
+    over that axis alone (the evidence of a channels-last layout: see :mod:`.layouts`)."""
+    def hook(module, inputs):
+        first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        if first is not None and first.dim() == 4 and tuple(module.normalized_shape) == (first.shape[-1],):
+            sizes.add(int(first.shape[-1]))
+    return hook
+
+
+def _layer_norms(model: nn.Module):
+    return [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+
+
 @torch.no_grad()
 def find_cam_layer(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """The CAM layer by structure: one probe forward of ``x[:1]`` in eval mode records every module's
-    output; the layer is the last module to finish that holds a convolution and outputs a feature map
-    (N, K, h, w) with h w > 1 (torchvision: ResNet ``layer4``, VGG / DenseNet / MobileNet / ConvNeXt
-    ``features``). Token sequences (N, T, D) and channels-last maps (N, h, w, D) are refused: pass
-    ``layer=``."""
+    """The CAM layer by structure, from one probe forward of ``x[:1]`` in eval mode:
+
+    * a model with attention (``nn.MultiheadAttention``) on token sequences (N, T, D): the module whose
+      output is the query of the last attention layer (torchvision ViT: ``encoder.layers[-1].ln_1``,
+      the layer pytorch-grad-cam recommends; the tokens after the last block reach the logits only
+      through the class token, so their gradients vanish on every patch);
+    * otherwise the last module to finish that holds a convolution and outputs a 4-D map with more
+      than one position (torchvision: ResNet ``layer4``, VGG / DenseNet / MobileNet / ConvNeXt / Swin
+      ``features``; Swin's is channels-last, read by :mod:`.layouts`).
+
+    A module that runs more than once per forward pass is refused (pass ``layer=``).
+    """
     names = {id(m): name for name, m in model.named_modules() if name}
-    order, calls, tokens, channels_last = [], {}, [], []
+    order, calls, token_outputs, queries = [], {}, {}, []
 
     def hook(module, inputs, output):
         key = id(module)
         calls[key] = calls.get(key, 0) + 1
         if not isinstance(output, torch.Tensor):
             return
-        if output.dim() == 3 and output.shape[1] > 1:
-            tokens.append(names[key])
-        first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        if isinstance(module, nn.LayerNorm) and first is not None and first.dim() == 4 \
-                and tuple(module.normalized_shape) == (first.shape[-1],) and first.shape[-1] != first.shape[1]:
-            channels_last.append(first.shape[-1])
+        if output.dim() == 3:
+            token_outputs[id(output)] = module
         if output.dim() == 4 and output.shape[2] * output.shape[3] > 1 and _contains_conv(module):
             order.append((module, tuple(output.shape)))
 
+    def attention_hook(module, args, kwargs):
+        query = args[0] if args else kwargs.get("query")
+        if isinstance(query, torch.Tensor):
+            queries.append(query)
+
     handles = [m.register_forward_hook(hook) for name, m in model.named_modules() if name]
+    handles += [m.register_forward_pre_hook(attention_hook, with_kwargs=True) for m in model.modules()
+                if isinstance(m, nn.MultiheadAttention)]
     try:
         with eval_mode(model):
             model(x[:1])
     finally:
         for h in handles:
             h.remove()
-    if tokens:
-        raise ValueError(f"cannot find a CAM layer by structure: modules of this model output token sequences "
-                         f"(N, T, D) ({_shorten(tokens, 5)}); pass layer= with a module whose output is a feature "
-                         "map (N, K, h, w)")
-    if not order:
+    if queries:
+        module = token_outputs.get(id(queries[-1]))
+        if module is None:
+            raise ValueError("cannot find a CAM layer by structure: the query of the last attention layer is not "
+                             "the output of a module; pass layer= (and reshape= if its output is not a feature map)")
+    elif order:
+        module = order[-1][0]
+    else:
         raise ValueError("cannot find a CAM layer by structure: no module holding a convolution outputs a feature "
-                         f"map (N, K, h, w) with h w > 1; pass layer= (one of: {_shorten(layer_candidates(model))})")
-    module, shape = order[-1]
-    if shape[-1] in channels_last:
-        raise ValueError(f"cannot find a CAM layer by structure: {names[id(module)]!r} outputs {shape}, which a "
-                         "LayerNorm later reads channels-last (N, h, w, D); pass layer= with a channels-first map")
+                         f"map with h w > 1, and no attention layer reads tokens; pass layer= (one of: "
+                         f"{_shorten(layer_candidates(model))})")
     if calls[id(module)] > 1:
         raise ValueError(f"cannot find a CAM layer by structure: {names[id(module)]!r} runs {calls[id(module)]} "
                          "times in one forward pass; pass layer=")
     return module
 
 
-def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module):
-    """Forward ``x`` (N, C, H, W) keeping the output of ``module``: logits (N, K) and A (N, k, h, w).
+def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module, reshape=None):
+    """Forward ``x`` (N, C, H, W) keeping the output of ``module``.
 
-    A requires grad even when every parameter is frozen (the input is made to require grad), so
-    ``torch.autograd.grad(score, A)`` works; call it under ``torch.enable_grad()``.
+    Returns the logits (N, K), the layer's output as the model computed it (``raw``, in the graph:
+    take gradients with respect to it) and ``to_map``, which turns ``raw`` or any tensor of its shape
+    (a gradient) into channels-first feature maps (N, k, h, w) (:func:`.layouts.feature_map_view`;
+    ``reshape`` overrides the detected layout). ``raw`` requires grad even when every parameter is
+    frozen; call this under ``torch.enable_grad()``.
     """
     n = x.shape[0]
     xg = x.detach().requires_grad_(True)
-    with capture(module) as store:
-        logits = check_model_output(model(xg), n)
-    a = store.output
-    if a is None:
+    channels_last: set = set()
+    handles = [m.register_forward_pre_hook(_channels_last_hook(channels_last)) for m in _layer_norms(model)]
+    try:
+        with capture(module) as store:
+            logits = check_model_output(model(xg), n)
+    finally:
+        for h in handles:
+            h.remove()
+    raw = store.output
+    if raw is None:
         raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
-    if a.dim() != 4 or a.shape[0] != n:
-        raise ValueError(f"layer must output feature maps (N, K, h, w); it outputs shape {tuple(a.shape)}")
-    return logits, a
+    if raw.shape[0] != n:
+        raise ValueError(f"layer output {tuple(raw.shape)} does not start with the batch size {n}; pass another "
+                         "layer or reshape=")
+    to_map = feature_map_view(raw, x.shape[-2:], reshape, channels_last)
+    return logits, raw, to_map
 
 
 def resolve_classifier(model: nn.Module, classifier=None) -> nn.Linear:

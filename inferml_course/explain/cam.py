@@ -2,7 +2,8 @@
 
 All four maps share one skeleton (Selvaraju et al. 2017; AlRegib and Prabhushankar 2022):
 
-1. forward the images and keep the activations A (N, K, h, w) of a convolutional ``layer``;
+1. forward the images and keep the activations A (N, K, h, w) of a ``layer`` (a convolutional map, or
+   a transformer's tokens / channels-last map laid out as one: :mod:`inferml_course._core.layouts`);
 2. back-propagate a scalar S to that layer: dS/dA;
 3. channel weights alpha_k = spatial mean of dS/dA_k;
 4. map = ReLU(sum_k w_k A_k), upsampled bilinearly (``align_corners=False``) to the input size.
@@ -71,10 +72,13 @@ def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return masked.argmax(1)
 
 
-def _forward_at_layer(model, x, layer, method, target, contrast=None):
+def _forward_at_layer(model, x, layer, method, target, contrast=None, reshape=None):
     """Check every argument, then forward ``x`` keeping the activations of ``layer``.
 
-    Returns (x, logits, A, P (N,), Q (N,) or None): P and Q are range-checked against these logits.
+    Returns (x, logits, raw, to_map, P (N,), Q (N,) or None): ``raw`` is the layer's output (take
+    gradients with respect to it), ``to_map`` turns it or its gradient into maps (N, k, h, w)
+    (:func:`inferml_course._core.adapter.logits_and_feature_maps`); P and Q are range-checked
+    against these logits.
     """
     x = check_input(x)
     n = x.shape[0]
@@ -82,11 +86,17 @@ def _forward_at_layer(model, x, layer, method, target, contrast=None):
     q = as_target_tensor(contrast, n, x.device, "contrast")
     module = resolve_layer(model, layer, x)
     check_mode(model, method)
-    logits, a = logits_and_feature_maps(model, x, module)
+    logits, raw, to_map = logits_and_feature_maps(model, x, module, reshape)
     t = resolve_targets(t, logits)
     if q is not None:
         q = resolve_targets(q, logits, "contrast")
-    return x, logits, a, t, q
+    return x, logits, raw, to_map, t, q
+
+
+def _grad_maps(score, raw, to_map, retain_graph=False):
+    """d score / d A as maps (N, k, h, w)."""
+    (g,) = torch.autograd.grad(score, raw, retain_graph=retain_graph)
+    return to_map(g)
 
 
 def _combine(a: torch.Tensor, weights: torch.Tensor, size, relu: bool, dtype) -> torch.Tensor:
@@ -97,37 +107,42 @@ def _combine(a: torch.Tensor, weights: torch.Tensor, size, relu: bool, dtype) ->
     return cam[:, 0].to(dtype).detach()
 
 
-def _gradcam_like(model, x, target, layer, relu, method, sign):
+def _gradcam_like(model, x, target, layer, relu, method, sign, reshape):
     with torch.enable_grad():
-        x, logits, a, t, _ = _forward_at_layer(model, x, layer, method, target)
-        (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)
-    return _combine(a.detach(), sign * g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
+        x, logits, raw, to_map, t, _ = _forward_at_layer(model, x, layer, method, target, reshape=reshape)
+        g = _grad_maps(logits.gather(1, t[:, None]).sum(), raw, to_map)
+    return _combine(to_map(raw.detach()), sign * g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
 
 
 @guarded()
-def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool = True) -> torch.Tensor:
+def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool = True,
+             reshape=None) -> torch.Tensor:
     """Grad-CAM, "Why P?": ReLU(sum_k alpha_k A_k), alpha = spatial mean of d z_P / d A.
 
     ``layer``: a module of ``model`` or its dotted name (default ``model.cam_layer``, else found by
     structure: see :mod:`inferml_course._core.adapter`); unknown names raise a ValueError that lists
-    the valid ones. Returns (N, H, W), raw, >= 0.
+    the valid ones. Its output may be channels-first, channels-last or tokens (detected, see
+    :mod:`inferml_course._core.layouts`); ``reshape`` (a callable from the layer's output to
+    (N, K, h, w), pytorch-grad-cam's ``reshape_transform``) overrides the detection. The same two
+    keywords are accepted by every CAM of this module. Returns (N, H, W), raw, >= 0.
     """
-    return _gradcam_like(model, x, target, layer, relu, "grad_cam", 1.0)
+    return _gradcam_like(model, x, target, layer, relu, "grad_cam", 1.0, reshape)
 
 
 @guarded()
 def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None,
-                       relu: bool = True) -> torch.Tensor:
+                       relu: bool = True, reshape=None) -> torch.Tensor:
     """Counterfactual-CAM, "What if P were absent?": Grad-CAM with negated weights -alpha.
 
     It highlights the regions whose removal would make the network *more* confident in P
     (the evidence against P). The scalar back-propagated is still the logit z_P.
     """
-    return _gradcam_like(model, x, target, layer, relu, "counterfactual_cam", -1.0)
+    return _gradcam_like(model, x, target, layer, relu, "counterfactual_cam", -1.0, reshape)
 
 
 @guarded()
-def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None, eps: float = 0.0) -> torch.Tensor:
+def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None, eps: float = 0.0,
+                       reshape=None) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018): pixel-weighted gradients,
     w_k = sum_ij relu(g_ij) * g_ij^2 / (2 g_ij^2 + sum_ab A_ab * g_ij^3 + eps), with the paper's
     exponential-score closed form (only first-order gradients, as in pytorch-grad-cam).
@@ -138,9 +153,10 @@ def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     """
     eps = check_number(eps, "eps", allow_zero=True)
     with torch.enable_grad():
-        x, logits, a, t, _ = _forward_at_layer(model, x, layer, "grad_cam_plus_plus", target)
-        (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)
-    a = a.detach()
+        x, logits, raw, to_map, t, _ = _forward_at_layer(model, x, layer, "grad_cam_plus_plus", target,
+                                                         reshape=reshape)
+        g = _grad_maps(logits.gather(1, t[:, None]).sum(), raw, to_map)
+    a = to_map(raw.detach())
     g2, g3 = g * g, g * g * g
     denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g3 + eps
     valid = (denom != 0) & (g != 0)
@@ -151,7 +167,7 @@ def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=Non
 
 @guarded()
 def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None,
-                 relu: bool = True) -> torch.Tensor:
+                 relu: bool = True, reshape=None) -> torch.Tensor:
     """Contrast-CAM, "Why P, rather than Q?": back-propagate cross-entropy(z, label Q).
 
     Args:
@@ -163,26 +179,28 @@ def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, 
     authors' one-image code (whose mean over a batch of one is that image's loss).
     """
     with torch.enable_grad():
-        x, logits, a, t, q = _forward_at_layer(model, x, layer, "contrast_cam", target, contrast)
+        x, logits, raw, to_map, t, q = _forward_at_layer(model, x, layer, "contrast_cam", target, contrast, reshape)
         q = runner_up(logits, t) if q is None else q
-        (g,) = torch.autograd.grad(F.cross_entropy(logits, q, reduction="sum"), a)
-    return _combine(a.detach(), g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
+        g = _grad_maps(F.cross_entropy(logits, q, reduction="sum"), raw, to_map)
+    return _combine(to_map(raw.detach()), g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
 
 
 @guarded()
-def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None) -> dict:
+def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None,
+                          reshape=None) -> dict:
     """The four paradigm maps of the same images from one forward pass (three backward passes).
 
     Returns a dict with keys :data:`PARADIGMS` (maps (N, H, W)) plus ``"P"`` and ``"Q"`` (N,) and
     ``"probs"`` (N, K), the softmax of the logits.
     """
     with torch.enable_grad():
-        x, logits, a, t, q = _forward_at_layer(model, x, layer, "explanatory_paradigms", target, contrast)
+        x, logits, raw, to_map, t, q = _forward_at_layer(model, x, layer, "explanatory_paradigms", target,
+                                                         contrast, reshape)
         q = runner_up(logits, t) if q is None else q
-        (g_p,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a, retain_graph=True)
-        (g_q,) = torch.autograd.grad(F.cross_entropy(logits, q, reduction="sum"), a, retain_graph=True)
-        (g_pp,) = torch.autograd.grad(F.cross_entropy(logits, t, reduction="sum"), a)
-    a, size, dtype = a.detach(), x.shape[-2:], output_dtype(x)
+        g_p = _grad_maps(logits.gather(1, t[:, None]).sum(), raw, to_map, retain_graph=True)
+        g_q = _grad_maps(F.cross_entropy(logits, q, reduction="sum"), raw, to_map, retain_graph=True)
+        g_pp = _grad_maps(F.cross_entropy(logits, t, reduction="sum"), raw, to_map)
+    a, size, dtype = to_map(raw.detach()), x.shape[-2:], output_dtype(x)
     alpha = g_p.mean((2, 3))
     maps = {
         PARADIGMS[0]: _combine(a, alpha, size, True, dtype),

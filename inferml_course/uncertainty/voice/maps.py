@@ -148,21 +148,22 @@ def _normalize(maps: torch.Tensor, normalization: str) -> torch.Tensor:
     return out.clamp_min(0).view(shape).to(maps.dtype)
 
 
-def _cam_maps(model, x, target, layer, vectorize):
+def _cam_maps(model, x, target, layer, vectorize, reshape):
     """Grad-CAM of P and Contrast-CAM of every Q != P, raw: (K, N, H, W), plus P, Q, probs."""
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
     module = resolve_layer(model, layer, x)
     check_mode(model, "voice")
     with torch.enable_grad():
-        logits, a = logits_and_feature_maps(model, x, module)
+        logits, raw, to_map = logits_and_feature_maps(model, x, module, reshape)
         p = resolve_targets(t, logits)
         probs = torch.softmax(logits.detach(), 1)
         others = contrast_classes(p, logits.shape[1])
         go = _grad_outputs(probs, p, others).to(logits.dtype)
-        g = batched_grad(logits, a, go, True if vectorize is None else vectorize)  # the head only: vmap is cheap
-    weights = g.mean((3, 4))                                  # (K, N, ch)
-    cam = (weights[..., None, None] * a.detach().unsqueeze(0)).sum(2).clamp_min(0)  # (K, N, h, w)
+        g = batched_grad(logits, raw, go, True if vectorize is None else vectorize)  # the head only: vmap is cheap
+    a = to_map(raw.detach())                                  # (N, ch, h, w)
+    weights = to_map(g.flatten(0, 1)).mean((2, 3)).view(g.shape[0], n, -1)  # (K, N, ch)
+    cam = (weights[..., None, None] * a.unsqueeze(0)).sum(2).clamp_min(0)  # (K, N, h, w)
     cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
     return cam, p, others, probs
 
@@ -210,14 +211,16 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
 def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "contrast_cam", layer=None,
           samples: int = 10, noise: float = 0.15, seed: int = 0, channels: str = "abs",
           normalization: str = "minmax", scale_uncertainty: bool = True, batch_size: int | None = None,
-          vectorize: bool | None = None) -> VoiceResult:
+          vectorize: bool | None = None, reshape=None) -> VoiceResult:
     """VOICE: the explanation of P and its uncertainty map, the variance of the contrast maps over
     every class Q != P (see the module docstring).
 
     Args:
         target: P, the class to explain (None: the predicted class).
         explainer: ``"contrast_cam"`` (Grad-CAM / Contrast-CAM at ``layer``, default
-            ``model.cam_layer``) or ``"smoothgrad"`` (``samples`` noisy copies with noise
+            ``model.cam_layer`` or found by structure; ``reshape`` as in
+            :func:`inferml_course.explain.grad_cam`, for token or channels-last layers) or
+            ``"smoothgrad"`` (``samples`` noisy copies with noise
             ``noise`` times each image's value range, seeded by ``seed``; ``channels`` reduces the
             averaged gradient: ``"abs"`` (default, VOICE's sum of absolute values) or ``"max_abs"``).
         normalization: per contrast map, ``"minmax"`` (the paper) or ``"percentile"`` (scale by the
@@ -240,14 +243,18 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
     x = check_input(x)
     check_choice(explainer, EXPLAINERS, "explainer")
     check_choice(normalization, NORMALIZATIONS, "normalization")
+    # SmoothGrad's options are checked for either explainer: a wrong value is a mistake even where unused
+    check_choice(channels, ("abs", "max_abs"), "channels")
+    check_positive_int(samples, "samples")
+    batch_size = check_batch_size(batch_size)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
     if explainer == "contrast_cam":
-        raw, p, others, probs = _cam_maps(model, x, target, layer, vectorize)
+        raw, p, others, probs = _cam_maps(model, x, target, layer, vectorize, reshape)
     else:
-        check_choice(channels, ("abs", "max_abs"), "channels")
-        check_positive_int(samples, "samples")
-        batch_size = check_batch_size(batch_size)
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+        if reshape is not None or layer is not None:
+            raise ValueError("layer= and reshape= apply to explainer='contrast_cam' only; SmoothGrad works on the "
+                             "input pixels")
         raw, p, others, probs = _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_size,
                                                   vectorize)
     dtype = output_dtype(x)
