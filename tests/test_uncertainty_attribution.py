@@ -364,6 +364,37 @@ def test_attention_inputs():
     assert ((top == 0).all(1).flatten(1).sum(1) >= 4).all()
 
 
+def test_attention_map_is_the_posters_formula():
+    """A = (1 - M) M: zero on the background (M = 0) and on the problematic region (M = 1), 1/4 at M = 1/2."""
+    m = torch.tensor([[[0.0, 0.25, 0.5], [0.75, 1.0, 0.1]]])
+    a = ev.attention_map(m)
+    expected = torch.tensor([[[0.0, 0.1875, 0.25], [0.1875, 0.0, 0.09]]])
+    assert a.shape == m.shape and torch.allclose(a, expected)
+    assert ua.attention_map is ev.attention_map and "attention_map" in ua.__all__
+    for bad in (torch.tensor([[[1.5]]]), torch.tensor([[[-0.1]]])):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            ev.attention_map(bad)
+    with pytest.raises(ValueError, match="maps"):
+        ev.attention_map(torch.rand(4, 4))
+    with pytest.raises(TypeError, match="maps"):
+        ev.attention_map(torch.ones(1, 2, 2, dtype=torch.long))
+
+
+def test_attention_inputs_poster_form():
+    x = torch.rand(1, 3, 1, 3)
+    maps = torch.tensor([[[0.0, 1.0, 2.0]]])             # min-max scaled: M = 0, 1/2, 1
+    poster = ev.attention_inputs(x, maps, form="poster")  # kept: 4 (1 - M) M = 0, 1, 0
+    assert torch.allclose(poster, x * torch.tensor([0.0, 1.0, 0.0]))
+    course = ev.attention_inputs(x, maps)                 # kept: 1 - M = 1, 1/2, 0
+    assert torch.allclose(course, x * torch.tensor([1.0, 0.5, 0.0]))
+    blur = ev.attention_inputs(x, maps, fill="mean", form="poster")
+    assert torch.allclose(blur[:, :, 0, 0], x.mean((2, 3)))   # nothing kept at M = 0: the fill
+    with pytest.raises(ValueError, match="form"):
+        ev.attention_inputs(x, maps, form="other")
+    with pytest.raises(ValueError, match="top"):
+        ev.attention_inputs(x, maps, form="poster", top=0.5)
+
+
 def test_attention_mitigation():
     model, x = cnn(dtype=torch.float32), images(4, dtype=torch.float32)
     bayes = ua.BayesianModel(model, samples=3)
@@ -375,6 +406,8 @@ def test_attention_mitigation():
     assert table["No attention"]["ACC"] == pytest.approx(float((log_p.argmax(1) == labels).float().mean()) * 100)
     assert table["No attention"]["NLL"] == pytest.approx(float(-log_p.gather(1, labels[:, None]).mean()), rel=1e-5)
     assert table["none"] == table["No attention"] and "Grad" in table
+    poster = ev.attention_mitigation(bayes, x, labels, {"gradient": torch.rand(4, 16, 16)}, form="poster")
+    assert poster["No attention"] == table["No attention"] and set(poster) == {"No attention", "Grad"}
 
 
 def test_format_table_marks_by_direction():

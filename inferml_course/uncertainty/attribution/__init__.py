@@ -8,7 +8,8 @@
 module          contents
 ==============  ==================================================================================
 ``methods``     UA-Backprop, optimisation-based UA, gradient baselines on the uncertainty
-``evaluation``  the blurring test, anomaly localisation (IoU, ADA), attention and mitigation
+``evaluation``  the blurring test, anomaly localisation (IoU, ADA), attention (``attention_map``: the
+                poster's (1 - M) M; the course's (1 - M) x) and mitigation
 ``plots``       map grids, blurring curves
 ``widgets``     ``BlurringExplorer``
 ==============  ==================================================================================
@@ -26,7 +27,8 @@ _SHORTCUTS = {
     "grid_segments": "methods", "attribute": "methods", "UA_METHODS": "methods", "BASELINES": "methods",
     "SOURCES": "methods", "TAU1": "methods", "TAU2": "methods", "METHOD_NAMES": "methods",
     "BlurringResult": "evaluation", "blurring_test": "evaluation", "binarize_maps": "evaluation",
-    "map_iou": "evaluation", "anomaly_localization": "evaluation", "attention_inputs": "evaluation",
+    "map_iou": "evaluation", "anomaly_localization": "evaluation", "attention_map": "evaluation",
+    "attention_inputs": "evaluation", "ATTENTION_FORMS": "evaluation",
     "attention_mitigation": "evaluation", "format_table": "evaluation", "BUDGETS": "evaluation",
     "ADA_RULES": "evaluation", "BINARIZE_RULES": "evaluation", "FILLS": "evaluation",
     "DIRECTIONS": "evaluation", "ua_maps_grid": "plots", "blurring_curves": "plots",

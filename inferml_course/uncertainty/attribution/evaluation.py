@@ -23,10 +23,17 @@ rebuilt for the course's 32 x 32 signs. Where the posters only name a quantity, 
   ``"area"`` (default: the top-k pixels with k = the patch's area, so IoU = precision = recall),
   ``"fraction"`` (the top ``fraction`` of the pixels), ``"threshold"`` (min-max normalised map >=
   ``threshold``).
-* :func:`attention_mitigation`: the map as attention, A(x) = (1 - m) * x + m * fill with m the
-  map's positive part min-max scaled to [0, 1] (fill 0 is the poster's (1 - M(x)) * x); accuracy (higher
-  is better) and NLL (lower is better) of the Bayesian prediction with and without it, at test
-  time with the same model (the poster does not say whether the model is retrained; we do not).
+* :func:`attention_map` and :func:`attention_mitigation`: the map as attention. The CVPR poster
+  defines the attention map **A(x) = (1 - M(x)) * M(x)** for a map M in [0, 1]: it is 0 where M = 0
+  (background nobody attributes uncertainty to) *and* where M = 1 (the problematic region), and
+  largest, 1/4, where M = 1/2. The poster does not say how A enters the network; our reading
+  (``form="poster"``): the image is kept in proportion to A scaled by its largest possible value,
+  w = 4 A in [0, 1], and the rest is the fill, ``w * x + (1 - w) * fill``. The **course variant**
+  (``form="course"``, the default and what earlier versions called the poster's) fades only the
+  problematic pixels: ``(1 - M) * x + M * fill`` (with fill 0, (1 - M(x)) * x). In both, M is the
+  map's positive part min-max scaled to [0, 1] per image. Accuracy (higher is better) and NLL
+  (lower is better) of the Bayesian prediction with and without attention, at test time with the
+  same model (the poster does not say whether the model is retrained; we do not).
 
 Modes (``policy="eval"`` of :mod:`inferml_course._core.modes`): the Bayesian prediction
 (:func:`attention_mitigation`) and the uncertainty of :func:`blurring_test` are defined at
@@ -39,7 +46,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..._core.checks import check_choice, check_positive_int
+from ..._core.checks import check_choice, check_float_tensor, check_positive_int
 from ..._core.directions import describe, view
 from ..._core.images import gaussian_blur, mask_iou
 from ..._core.modes import guarded
@@ -48,14 +55,16 @@ from ..._core.targets import check_input
 from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 
 __all__ = ["BlurringResult", "blurring_test", "binarize_maps", "map_iou", "anomaly_localization",
-           "attention_inputs", "attention_mitigation", "format_table", "BUDGETS", "ADA_RULES", "BINARIZE_RULES",
-           "FILLS", "DIRECTIONS"]
+           "attention_map", "attention_inputs", "attention_mitigation", "format_table", "BUDGETS", "ADA_RULES",
+           "BINARIZE_RULES", "FILLS", "ATTENTION_FORMS", "DIRECTIONS"]
 
 #: The posters' blurring budgets (fractions of the pixels).
 BUDGETS = (0.02, 0.05)
 ADA_RULES = ("iou", "pointing")
 BINARIZE_RULES = ("area", "fraction", "threshold")
 FILLS = ("zero", "mean", "blur")
+#: how the map becomes attention: "course" = (1 - M) x (+ M fill); "poster" = 4 (1 - M) M x (+ the rest fill)
+ATTENTION_FORMS = ("course", "poster")
 #: metric -> True when higher is better: this module's part of the package's direction registry
 #: (:mod:`inferml_course._core.directions`), read-only.
 DIRECTIONS = view(("MURR", "AUC-URR", "IoU", "ADA", "ACC", "NLL"))
@@ -235,49 +244,80 @@ def anomaly_localization(maps: torch.Tensor, masks: torch.Tensor, binarize: str 
 
 # --- the map as attention --------------------------------------------------------------------------------
 
-def attention_inputs(x: torch.Tensor, maps: torch.Tensor, fill: str = "zero", sigma: float = 2.0,
-                     top: float | None = None) -> torch.Tensor:
-    """A(x) = (1 - m) * x + m * fill, with m = the positive part of each map, min-max normalised per
-    image (so the most attributed pixel is replaced completely and the least not at all).
+def attention_map(maps: torch.Tensor) -> torch.Tensor:
+    """The CVPR poster's attention map **A = (1 - M) * M** for uncertainty attribution maps M in [0, 1].
 
-    ``fill``: ``"zero"`` (black: the poster's (1 - M(x)) * x), ``"mean"`` (each image's mean colour)
-    or ``"blur"`` (a Gaussian blur with ``sigma`` pixels). ``top``: a fraction of the pixels; when
-    given, m is the hard mask of the ``top`` most attributed pixels instead of the scaled map.
+    ``maps``: (N, H, W), floating point, every value in [0, 1] (scale a raw attribution first, e.g.
+    with :func:`inferml_course.explain.normalize_maps`; a value outside [0, 1] is a ``ValueError``).
+    Returns (N, H, W) in [0, 1/4]: 0 where M = 0 (unimportant background) and where M = 1 (the
+    problematic region), 1/4 where M = 1/2. Elementwise; no normalisation is applied.
+    """
+    maps = check_float_tensor(maps, "maps", "(N, H, W)", dim=3)
+    if maps.numel() and (float(maps.min()) < 0 or float(maps.max()) > 1):
+        raise ValueError(f"maps must have values in [0, 1] (the poster's M(x)); got values from "
+                         f"{float(maps.min()):.3g} to {float(maps.max()):.3g}: scale them first")
+    return (1 - maps) * maps
+
+
+def attention_inputs(x: torch.Tensor, maps: torch.Tensor, fill: str = "zero", sigma: float = 2.0,
+                     top: float | None = None, form: str = "course") -> torch.Tensor:
+    """The attended images (N, C, H, W) for images x (N, C, H, W) and maps (N, H, W).
+
+    M = the positive part of each map, min-max normalised per image to [0, 1]. Then, with ``fill``
+    the image that replaces what attention removes:
+
+    * ``form="course"`` (default; the course's variant): ``(1 - M) * x + M * fill``, so the most
+      attributed pixel is replaced completely and the least not at all;
+    * ``form="poster"``: ``w * x + (1 - w) * fill`` with ``w = 4 * attention_map(M)`` =
+      4 (1 - M) M in [0, 1] (the poster's A(x), scaled by its largest value 1/4; how A enters the
+      network is our reading, the poster gives only A).
+
+    ``fill``: ``"zero"`` (black: the course form is then (1 - M(x)) * x), ``"mean"`` (each image's mean
+    colour) or ``"blur"`` (a Gaussian blur with ``sigma`` pixels). ``top``: a fraction of the pixels;
+    when given, M is the hard mask of the ``top`` most attributed pixels instead of the scaled map
+    (course form only: for a 0/1 mask the poster's (1 - M) M is 0 everywhere).
     """
     x = check_input(x)
     maps = _check_maps(maps, x)
     check_choice(fill, FILLS, "fill")
+    check_choice(form, ATTENTION_FORMS, "form")
     if top is not None:  # a hard mask: the top fraction of the pixels
+        if form == "poster":
+            raise ValueError("top= makes M a 0/1 mask, for which the poster's (1 - M) * M is 0 everywhere; "
+                             "use form='course' with top=, or top=None")
         maps = binarize_maps(maps, "fraction", fraction=top).to(x.dtype)
     m = maps.clamp_min(0).flatten(1)
     lo, hi = m.amin(1, keepdim=True), m.amax(1, keepdim=True)
     m = torch.where(hi > lo, (m - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi)), torch.zeros_like(m))
-    m = m.view(x.shape[0], 1, *x.shape[-2:]).to(x.dtype)
+    m = m.view(x.shape[0], 1, *x.shape[-2:]).to(x.dtype).clamp(0, 1)
+    keep = 1 - m if form == "course" else 4 * attention_map(m[:, 0])[:, None]
     if fill == "zero":
         other = torch.zeros_like(x)
     elif fill == "mean":
         other = x.mean((2, 3), keepdim=True).expand_as(x)
     else:
         other = gaussian_blur(x, torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype))
-    return (1 - m) * x + m * other
+    return keep * x + (1 - keep) * other
 
 
 @guarded(policy="eval")
 @torch.no_grad()
 def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dict, fill: str = "zero",
-                         top: float | None = None, batch_size: int = 512) -> dict:
+                         top: float | None = None, batch_size: int = 512, form: str = "course") -> dict:
     """Accuracy (%, higher is better) and NLL (nats, lower is better) of the Bayesian prediction on
     A(x) for every map in ``maps`` (name -> (N, H, W)), plus ``"No attention"`` on x itself.
 
     ``model``: a :class:`~inferml_course.uncertainty.attribution.BayesianModel` (or anything it
-    wraps; the prediction is the mean of the posterior samples' probabilities). ``fill`` and ``top``
-    as in :func:`attention_inputs`.
+    wraps; the prediction is the mean of the posterior samples' probabilities). ``fill``, ``top`` and
+    ``form`` (``"course"``: (1 - M) x; ``"poster"``: the poster's A = (1 - M) M) as in
+    :func:`attention_inputs`.
     """
     x = check_input(x)
     if not isinstance(labels, torch.Tensor) or labels.shape != (x.shape[0],) or labels.is_floating_point():
         raise ValueError(f"labels must be an integer tensor of shape ({x.shape[0]},)")
     if not isinstance(maps, dict) or not maps:
         raise TypeError("maps must be a non-empty dict {name: maps (N, H, W)}")
+    check_choice(form, ATTENTION_FORMS, "form")
     bayes = model.bayes if isinstance(model, UncertaintyModel) else model
     bayes = bayes if isinstance(bayes, BayesianModel) else BayesianModel(bayes)
     labels = labels.to(x.device)
@@ -292,7 +332,7 @@ def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dic
     out = {"No attention": score(x)}
     for name, m in maps.items():
         out[METHOD_NAMES.get(name, name)] = score(attention_inputs(x, _check_maps(m, x, f"maps[{name!r}]"), fill,
-                                                                   top=top))
+                                                                   top=top, form=form))
     return out
 
 
