@@ -51,7 +51,8 @@ def test_full_features_equal_autograd(cnn, images, loss):
 
 @pytest.mark.parametrize("loss", intro.LOSSES)
 def test_sum_is_the_all_ones_backprop(cnn, images, loss):
-    """Summing every question equals one backward pass with an all-ones target (linearity)."""
+    """Summing every question equals one backward pass: cross-entropy with an all-ones target, MSE with K x the
+    uniform target 1/K (not the all-ones target, see the next test)."""
     gw, gb = autograd_question_grads(cnn, images, loss)
     feats = intro.introspective_features(cnn, images, loss=loss, reduction="sum")
     assert torch.allclose(feats, torch.cat([gw.sum(1).flatten(1), gb.sum(1)], 1), atol=1e-6)
@@ -63,6 +64,24 @@ def test_sum_is_the_all_ones_backprop(cnn, images, loss):
         j = K * F.mse_loss(z, torch.full((1, K), 1.0 / K))
     g, gbias = torch.autograd.grad(j, [fc.weight, fc.bias])
     assert torch.allclose(feats[0], torch.cat([g.flatten(), gbias]), atol=1e-6)
+
+
+def test_sum_equals_the_all_ones_target_for_cross_entropy_only(cnn, images):
+    """The "sum" reduction is the all-ones backprop for cross-entropy (linear in the target), not for MSE."""
+    fc, z = cnn.last_layer, cnn(images[:2])
+    ones = torch.ones(2, K)
+    ce_ones = torch.autograd.grad(-(ones * torch.log_softmax(z, 1)).sum(), [fc.weight, fc.bias], retain_graph=True)
+    mse_ones = torch.autograd.grad(2 * F.mse_loss(z, ones, reduction="sum") / K, [fc.weight, fc.bias])
+    for loss, (gw, gb) in (("cross_entropy", ce_ones), ("mse", mse_ones)):
+        feats = intro.introspective_features(cnn, images[:2], loss=loss, reduction="sum")
+        # autograd summed the two images; the features are per image, so sum them too
+        assert feats.shape == (2, gw.numel() + gb.numel())
+        same = torch.allclose(feats.sum(0), torch.cat([gw.flatten(), gb]), atol=1e-6)
+        assert same == (loss == "cross_entropy"), loss
+    # MSE: the sum over questions is 2 z - 2/K per logit (bias part), the all-ones target (2/K)(z - 1)
+    mse, z = intro.introspective_features(cnn, images[:2], loss="mse", reduction="sum")[:, -K:], z.detach()
+    assert torch.allclose(mse, 2 * z - 2 / K, atol=1e-6)
+    assert torch.allclose(mse - (2 / K) * (z - 1), (2 - 2 / K) * z, atol=1e-6)
 
 
 def test_row_norms_and_question_matrix(cnn, images):

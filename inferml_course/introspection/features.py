@@ -20,9 +20,15 @@ Then ``dJ/dW = e_I h^T`` and ``dJ/db = e_I``: all K questions come from one forw
 Feature reductions (``reduction=``), a design choice the paper leaves open:
 
 * ``"sum"`` (default): the sum over all K questions, ``(sum_I e_I) h^T`` (K x D, plus K bias
-  entries). By linearity this is the gradient for a target vector of all ones, which is how the
-  tutorial slides describe the extraction ("the loss between the prediction and a vector of all
-  ones"). For cross-entropy ``sum_I e_I = K p - 1``.
+  entries). The tutorial slides describe the extraction as "the loss between the prediction and a
+  vector of all ones". Whether the sum equals that depends on the loss:
+
+  - ``loss="cross_entropy"``: yes. ``J(z, t) = -sum_c t_c log p_c`` is linear in the target t, so the
+    sum over the one-hot targets is J with the all-ones target, and ``sum_I e_I = K p - 1``;
+  - ``loss="mse"``: no. ``J(z, t) = mean_c (z_c - t_c)^2`` is not linear in t: ``sum_I e_I =
+    2 z - 2/K``, while the all-ones target gives ``(2/K)(z - 1)``; the two differ by
+    ``(2 - 2/K) z``. What the sum does equal is K times the gradient towards the uniform target
+    1/K (GradTrust's target), because the mean of the K one-hot vectors is 1/K.
 * ``"full"``: every question's gradient stacked, K x K x D (+ K x K): large (10 368 values for our
   signs model), only for small models.
 * ``"row_norms"``: for every question I and class row c, the norm of the gradient of row c of
@@ -69,7 +75,7 @@ def _features_from(h: torch.Tensor, z: torch.Tensor, loss: str, reduction: str, 
     """Introspective features (N, F) from penultimate features h (N, D) and logits z (N, K)."""
     e = _question_errors(z, loss)  # (N, I, K)
     if reduction == "sum":
-        s = e.sum(1)  # (N, K): the gradient for an all-ones target
+        s = e.sum(1)  # (N, K): CE: the all-ones target; MSE: K x the uniform target 1/K
         parts = [(s.unsqueeze(2) * h.unsqueeze(1)).flatten(1)]
         if include_bias:
             parts.append(s)
