@@ -3,7 +3,9 @@
 Each keeps its family's structure (in-place ReLUs, residual additions, batch norm, concatenations,
 squeeze-excitation, channels-last blocks, class tokens) at reduced widths and depths, so that every
 method runs on all of them in about a minute of CPU. Batch-norm statistics are perturbed so that
-eval mode is not the identity.
+eval mode is not the identity, and convolution biases (torchvision starts ConvNeXt's at 0) are drawn
+small: with zero biases ConvNeXt's stem (a convolution, then a LayerNorm) is scale-invariant, so its
+output jumps between the black image and any other and no path method can be complete.
 """
 import torch
 from torch import nn
@@ -61,6 +63,8 @@ def build(name: str, seed: int = 0) -> nn.Module:
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
+                m.bias.uniform_(-0.1, 0.1)
     return model.eval()
 
 
