@@ -292,6 +292,23 @@ def test_purview_ignores_stale_gradients(cnn, xs):
     assert feats.shape == (4, len(list(model.parameters()))) and names[0] == "features.block1.conv1.weight"
 
 
+def test_gradtrust_topk_both_orientations():
+    """The slide's wording (predicted / contrast) is the reciprocal of ours: opposite rankings, mirrored AUROC."""
+    from inferml_course.uncertainty import metrics
+    model = TinyNet(classes=5).eval()
+    x = images(12, seed=5)
+    ours = trust.gradtrust_topk(model, x, k=3)
+    assert torch.equal(ours, trust.gradtrust_topk(model, x, k=3, ratio="contrast_over_predicted"))
+    slide = trust.gradtrust_topk(model, x, k=3, ratio="predicted_over_contrast")
+    assert torch.allclose(slide, 1 / topk_loop(model, x, 3), rtol=1e-4)       # v_P / mean_Q v_Q, by hand
+    assert torch.allclose(slide * ours, torch.ones_like(ours), rtol=1e-5)
+    flags = torch.tensor([0, 1] * 6).bool()
+    assert metrics.auroc(ours, flags) + metrics.auroc(slide, flags) == pytest.approx(1.0)
+    assert set(trust.TOPK_RATIOS) == {"contrast_over_predicted", "predicted_over_contrast"}
+    with pytest.raises(ValueError, match="ratio"):
+        trust.gradtrust_topk(model, x, ratio="inverse")
+
+
 # ------------------------------------------------------------------------------------------- GradNorm
 def huang_gradnorm_loop(model, x, temperature=1.0):
     """Huang et al.'s code: targets all ones, loss sum_c -log softmax(z/T)_c, L1 norm of the weight gradient."""
@@ -303,6 +320,44 @@ def huang_gradnorm_loop(model, x, temperature=1.0):
         (g,) = torch.autograd.grad(loss, m.last_layer.weight)
         out.append(g.abs().sum())
     return torch.stack(out)
+
+
+def gradtrust_demo_gradnorm_loop(model, x):
+    """The GradTrust demo's get_gradnorm, one image at a time: nn.KLDivLoss()(uniform, softmax(z)), -L2 norm."""
+    import warnings
+    m = copy.deepcopy(model).eval()
+    out = []
+    for xi in x:
+        z = m(xi[None])
+        n = z.shape[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # KLDivLoss's note on the 'mean' reduction
+            loss = nn.KLDivLoss()(torch.full((1, n), 1.0 / n), F.softmax(z, dim=1))
+        (g,) = torch.autograd.grad(loss, m.last_layer.weight)
+        out.append(-torch.norm(g, p=2))
+    return torch.stack(out)
+
+
+def test_gradnorm_gradtrust_demo_variant(cnn, xs):
+    by_grad = trust.gradnorm(cnn, xs, variant="gradtrust_demo")
+    closed = trust.gradnorm(cnn, xs, variant="gradtrust_demo", method="closed_form")
+    assert torch.allclose(by_grad, closed, rtol=1e-4)
+    assert torch.allclose(gradtrust_demo_gradnorm_loop(cnn, xs), closed, rtol=1e-4)
+    with torch.no_grad():
+        z, h = cnn(xs), cnn.embed(xs)
+    p, k = torch.softmax(z, 1), cnn.num_classes
+    entropy = -(p * p.log()).sum(1, keepdim=True)
+    formula = -(p * (p.log() + entropy) / k).norm(dim=1) * h.norm(dim=1)  # dL/dz = p (log p + H) / N
+    assert torch.allclose(closed, formula, rtol=1e-5)
+    assert torch.equal(trust.gradnorm(cnn, xs), trust.gradnorm(cnn, xs, variant="huang"))   # default unchanged
+    # analytic: a uniform softmax (equal logits) has zero gradient, so the demo's score is 0
+    zero = trust.gradnorm_closed_form(torch.zeros(2, 4), torch.ones(2, 3), variant="gradtrust_demo")
+    assert torch.equal(zero.abs(), torch.zeros(2))
+    assert torch.allclose(uncertainty("gradnorm", cnn, xs, variant="gradtrust_demo"), -closed, rtol=1e-4)
+    with pytest.raises(ValueError, match="variant"):
+        trust.gradnorm(cnn, xs, variant="openood")
+    with pytest.raises(ValueError, match="temperature"):
+        trust.gradnorm(cnn, xs, variant="gradtrust_demo", temperature=2.0)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.5])

@@ -12,7 +12,8 @@ module          contents
 ==============  =====================================================================================
 ``scores``      MSP, entropy, margin, NLL, max logit, energy, ODIN, Mahalanobis; the registry ``SCORES``
 ``bayesian``    MC dropout, deep ensembles, total = aleatoric + epistemic
-``trust``       GradTrust (released and a top-k reconstruction), Purview, GradNorm
+``trust``       GradTrust (released; a top-k reconstruction in both orientations, ``ratio=``), Purview,
+                GradNorm (Huang et al.'s, or the GradTrust demo's with ``variant="gradtrust_demo"``)
 ``calibration`` ECE (bin rules), MCE, adaptive ECE, Brier, NLL, temperature scaling
 ``metrics``     AUROC, FPR at 95 % TPR, AUAC / AUFC, risk-coverage and AURC, table printing
 ``toy``         the 2-D moons toy with tiny MLPs (aleatoric vs epistemic maps)

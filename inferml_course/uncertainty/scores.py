@@ -21,9 +21,12 @@ name                what the function returns                         paper dire
 ``mc_dropout``      entropy of the mean MC-dropout prediction         uncertainty      as is
 ``ensemble``        entropy of the mean ensemble prediction           uncertainty      as is
 ``gradnorm``        L1 norm of GradNorm's last-layer gradient         confidence       ``-gradnorm``
+                    (``variant="gradtrust_demo"``: minus the L2 norm
+                    of the GradTrust demo's variant, its "trust")
 ``purview``         mean squared per-layer gradient norm              uncertainty      as is
 ``gradtrust``       GradTrust: a **trust** score, higher = more       trust            ``-gradtrust``
-                    trustworthy (``gradtrust_topk`` likewise)
+                    trustworthy (``gradtrust_topk`` likewise, in
+                    either orientation, ``ratio=``)
 ==================  ================================================  ===============  ===========
 
 The sampling scores (``mc_dropout``, ``ensemble`` and their ``_mi`` parts) live in :mod:`.bayesian`

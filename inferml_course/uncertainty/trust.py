@@ -33,7 +33,12 @@ from .._core.modes import eval_mode, guarded
 
 __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_topk_from_features", "purview",
            "purview_features", "purview_parameters",
-           "gradnorm", "gradnorm_closed_form", "PURVIEW_PARTS"]
+           "gradnorm", "gradnorm_closed_form", "PURVIEW_PARTS", "TOPK_RATIOS", "GRADNORM_VARIANTS"]
+
+#: the two orientations of top-k GradTrust: ours (default) and the tutorial slide's wording
+TOPK_RATIOS = ("contrast_over_predicted", "predicted_over_contrast")
+#: GradNorm as Huang et al. define it (default) and as the GradTrust demo re-implements it
+GRADNORM_VARIANTS = ("huang", "gradtrust_demo")
 
 
 def _prepare(model, x, batch_size, classifier):
@@ -101,7 +106,8 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int 
 
 
 @guarded(policy="eval")
-def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512, classifier=None) -> torch.Tensor:
+def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512, classifier=None,
+                   ratio: str = "contrast_over_predicted") -> torch.Tensor:
     """Top-k counterfactual GradTrust: a **course reconstruction** of the paper's text [INFERRED].
 
     The MIPR paper and the tutorial describe per-class *counterfactual* gradients of the top-k
@@ -109,24 +115,32 @@ def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512, cl
     :func:`gradtrust`. Our reading, labelled as ours: for each of the k most likely classes c
     (c_1 = P, the prediction; c_2..c_k, the contrast classes Q), backpropagate
     ``MSE(z, onehot(c))`` to the last-layer weight W, giving ``G_c`` (N x D), and take
-    ``v_c = var(G_c ** 2)`` over all its entries. Then
+    ``v_c = var(G_c ** 2)`` over all its entries. Then, by ``ratio``:
 
-        trust = mean_{Q in c_2..c_k} v_Q / v_P
+    * ``"contrast_over_predicted"`` (default, ours): ``mean_{Q in c_2..c_k} v_Q / v_P``, how much
+      larger the change towards a competing class is than the change that confirms the prediction
+      ("the larger the required change, the larger the trust" slide); > 1 when P is clearly ahead;
+    * ``"predicted_over_contrast"`` (the tutorial slide's wording: the predicted class's gradients
+      in the numerator, the contrast classes' in the denominator): ``v_P / mean_Q v_Q``, exactly
+      the reciprocal of the default.
 
-    i.e. how much larger the change towards a competing class is than the change that confirms
-    the prediction ("the larger the required change, the larger the trust"). **Higher = more
-    trust**; > 1 when the prediction is clearly ahead. Per sample via ``vmap`` over images and targets.
+    Both are returned as the trust (**higher = more trust** as each reading has it). Because one is
+    1 / the other, they rank images in exactly opposite orders: any rank metric of one is the
+    mirror of the other's (AUROC_a + AUROC_b = 1). Images x (N, C, H, W); returns (N,). Per sample
+    via ``vmap`` over images and targets.
     """
+    check_choice(ratio, TOPK_RATIOS, "ratio")
     layer = _prepare(model, x, batch_size, classifier)
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     logits, h = forward_with_features(model, x, batch_size, layer)
-    return gradtrust_topk_from_features(layer, logits, h, k, batch_size)
+    return gradtrust_topk_from_features(layer, logits, h, k, batch_size, ratio=ratio)
 
 
 def gradtrust_topk_from_features(layer, logits: torch.Tensor, h: torch.Tensor, k: int = 3,
-                                 batch_size: int = 512) -> torch.Tensor:
+                                 batch_size: int = 512, ratio: str = "contrast_over_predicted") -> torch.Tensor:
     """:func:`gradtrust_topk` from the logits (B, N) and last-layer inputs h (B, D) of one forward pass."""
+    check_choice(ratio, TOPK_RATIOS, "ratio")
     n = logits.shape[1]
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
@@ -146,7 +160,8 @@ def gradtrust_topk_from_features(layer, logits: torch.Tensor, h: torch.Tensor, k
         top = zc.topk(k, dim=1).indices                                # (B, k), top[:, 0] = prediction
         g = per_sample(w, hc, eye[top])                                # (B, k, N, D)
         v = g.pow(2).flatten(2).var(dim=2)                             # (B, k)
-        out.append(v[:, 1:].mean(1) / v[:, 0])
+        contrast, predicted = v[:, 1:].mean(1), v[:, 0]
+        out.append(contrast / predicted if ratio == "contrast_over_predicted" else predicted / contrast)
     return torch.cat(out)
 
 
@@ -226,41 +241,80 @@ def purview(model, x: torch.Tensor, part: str = "final", batch_size: int = 128) 
 
 
 # ------------------------------------------------------------------------------------------- GradNorm
-def gradnorm_closed_form(logits: torch.Tensor, h: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """GradNorm from logits (B, N) and last-layer inputs h (B, D), no autograd.
+def gradnorm_closed_form(logits: torch.Tensor, h: torch.Tensor, temperature: float = 1.0,
+                         variant: str = "huang") -> torch.Tensor:
+    """GradNorm from logits (B, N) and last-layer inputs h (B, D), no autograd; returns (B,).
 
-    ``dKL(u || softmax(z/T))/dz = (softmax(z/T) - u)/T`` and ``dz/dW = h``, so the L1 norm of the
-    weight gradient factorises: ``(1/T) * sum_k |p_k - 1/N| * sum_j |h_j|``.
+    * ``variant="huang"``: ``dKL(u || softmax(z/T))/dz = (softmax(z/T) - u)/T`` and ``dz/dW = h``,
+      so the L1 norm of the weight gradient factorises: ``(1/T) * sum_k |p_k - 1/N| * sum_j |h_j|``.
+    * ``variant="gradtrust_demo"``: the demo's loss ``L = (1/N) sum_c p_c (log p_c - 1/N)`` (see
+      :func:`gradnorm`) has ``dL/dz_k = (1/N) p_k (log p_k + H(p))`` with H the entropy, and the
+      score is minus the L2 (Frobenius) norm of ``dL/dW``: ``-||dL/dz||_2 * ||h||_2``.
     """
     logits = check_logits(logits)
     t = check_number(temperature, "temperature")
+    check_choice(variant, GRADNORM_VARIANTS, "variant")
     if h.dim() != 2 or h.shape[0] != logits.shape[0]:
         raise ValueError(f"h must have shape ({logits.shape[0]}, D), got {tuple(h.shape)}")
+    if variant == "gradtrust_demo":
+        _check_demo_temperature(t)
+        log_p = torch.log_softmax(logits, dim=1)
+        p = log_p.exp()
+        entropy = -(p * log_p).sum(1, keepdim=True)
+        dz = p * (log_p + entropy) / logits.shape[1]
+        return -dz.norm(dim=1) * h.norm(dim=1)
     p = torch.softmax(logits / t, dim=1)
     return (p - 1.0 / logits.shape[1]).abs().sum(1) * h.abs().sum(1) / t
 
 
+def _check_demo_temperature(t: float) -> None:
+    if t != 1.0:
+        raise ValueError(f"variant='gradtrust_demo' has no temperature (the demo uses T = 1); got temperature={t!r}")
+
+
 @guarded(policy="eval")
 def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gradient",
-             batch_size: int = 512, classifier=None) -> torch.Tensor:
-    """GradNorm (Huang, Geng & Li, NeurIPS 2021): L1 norm of the last-layer weight gradient of
-    ``KL(u || softmax(z / T))``, u uniform over the N classes.
+             batch_size: int = 512, classifier=None, variant: str = "huang") -> torch.Tensor:
+    """GradNorm for images x (N, C, H, W): a confidence per image, (N,).
 
-    A confidence: **higher = more in-distribution** (a confident softmax is far from uniform and
-    pulls hard). The registry entry ``"gradnorm"`` negates it. We use the KL itself; the authors'
-    code backpropagates ``sum_c -log p_c`` (N times the KL up to a constant), which scales the
-    score by N and does not change any ranking. Only the weight, not the bias, enters the norm.
-    ``method="gradient"`` (per sample, ``vmap`` of ``grad``) or ``"closed_form"``
-    (:func:`gradnorm_closed_form`); they agree to float precision.
+    ``variant="huang"`` (default): GradNorm as Huang, Geng & Li (NeurIPS 2021) define it, the L1
+    norm of the last-layer weight gradient of ``KL(u || softmax(z / T))``, u uniform over the N
+    classes. **Higher = more in-distribution** (a confident softmax is far from uniform and pulls
+    hard). We use the KL itself; the authors' code backpropagates ``sum_c -log p_c`` (N times the KL
+    up to a constant), which scales the score by N and does not change any ranking. Only the
+    weight, not the bias, enters the norm.
+
+    ``variant="gradtrust_demo"``: the GradTrust demo's re-implementation, the source of the
+    tutorial's GradNorm column: ``nn.KLDivLoss()(u, softmax(z))`` with the arguments in the other
+    order (u = 1/N passed where log-probabilities belong, the softmax as the target), i.e.
+    ``L = (1/N) sum_c p_c (log p_c - 1/N)`` (mean reduction over the N classes), no temperature;
+    score = **minus** the L2 norm of the last-layer weight gradient, which the demo reports with
+    "higher = more trust". Up to the constant 1/N this loss is minus the entropy, whose gradient
+    vanishes both for a uniform and for a one-hot softmax.
+
+    The registry entry ``"gradnorm"`` negates either. ``method="gradient"`` (per sample, ``vmap`` of
+    ``grad``) or ``"closed_form"`` (:func:`gradnorm_closed_form`); they agree to float precision.
     """
     check_choice(method, ("gradient", "closed_form"), "method")
+    check_choice(variant, GRADNORM_VARIANTS, "variant")
     layer = _prepare(model, x, batch_size, classifier)
     t = check_number(temperature, "temperature")
+    if variant == "gradtrust_demo":
+        _check_demo_temperature(t)
     logits, h = forward_with_features(model, x, batch_size, layer)
     if method == "closed_form":
-        return gradnorm_closed_form(logits, h, t)
+        return gradnorm_closed_form(logits, h, t, variant=variant)
     w, b = _head(layer)
     n = w.shape[0]
+
+    if variant == "gradtrust_demo":
+        def loss(weight, hi):
+            log_p = torch.log_softmax(F.linear(hi, weight, b), dim=-1)
+            # nn.KLDivLoss()(input=u, target=p), elementwise p (log p - u), mean over the N classes
+            return (log_p.exp() * (log_p - 1.0 / n)).mean()
+
+        per_sample = vmap(grad(loss), in_dims=(None, 0))
+        return torch.cat([-per_sample(w, hc).flatten(1).norm(dim=1) for hc in h.split(batch_size)])
 
     def loss(weight, hi):
         log_p = torch.log_softmax(F.linear(hi, weight, b) / t, dim=-1)
