@@ -20,7 +20,7 @@ def setup():
                 if isinstance(m, nn.BatchNorm2d):
                     m.running_mean.uniform_(-0.1, 0.1)
                     m.running_var.uniform_(0.5, 1.5)
-        x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
+        x = torch.rand(2, 3, 48, 48, dtype=torch.float64)
     return require("captum.attr"), model, x, torch.tensor([1, 3])
 
 
@@ -49,3 +49,20 @@ def test_grad_cam_at_the_detected_layer4_equals_layer_grad_cam(setup):
     ref = captum_attr.LayerGradCam(model, model.layer4).attribute(x, target=t, relu_attributions=True)
     ref = F.interpolate(ref, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     assert _close(explain.grad_cam(model, x, t), ref)  # no layer=: layer4 is found by structure
+
+
+def test_occlusion_equals_captum(setup):
+    """Batch norm, residual additions and in-place ReLUs between the occluded image and the logit."""
+    captum_attr, model, x, t = setup
+    ref = captum_attr.Occlusion(model).attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16),
+                                                 baselines=0.5, target=t, perturbations_per_eval=16)
+    ours = explain.occlusion(model, x, t, window=16, stride=16, baseline=0.5, output="logit")
+    assert _close(ours, ref[:, 0].to(ours.dtype))  # Captum returns float32 here (its baseline is a Python float)
+
+
+def test_guided_backprop_and_deconvnet_equal_captum(setup):
+    """torchvision's BasicBlock calls one in-place ReLU module twice per block."""
+    captum_attr, model, x, t = setup
+    for name, cls in (("guided_backprop", "GuidedBackprop"), ("deconvnet", "Deconvolution")):
+        ref = getattr(captum_attr, cls)(model).attribute(x.clone().requires_grad_(), target=t)
+        assert _close(explain.explain(name, model, x, t, channels="keep"), ref), name
