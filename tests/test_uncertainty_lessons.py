@@ -80,6 +80,24 @@ def test_misprediction_table(cnn, tiny_set):
     assert result["table"]["msp"]["AUAC"] == pytest.approx(metrics.auac(result["scores"]["msp"], result["correct"]))
 
 
+def test_misprediction_table_variants(cnn, tiny_set):
+    result = experiments.misprediction_table(cnn, tiny_set, ["gradnorm", "gradtrust_topk"],
+                                             variants=experiments.TUTORIAL_VARIANTS)
+    assert set(result["table"]) == {"gradnorm", "gradtrust_topk", *experiments.TUTORIAL_VARIANTS}
+    x = tiny_set.images
+    assert torch.allclose(result["scores"]["gradnorm_gradtrust_demo"],
+                          trust.gradnorm(cnn, x, variant="gradtrust_demo").neg(), rtol=1e-5)
+    # the slide's orientation is the reciprocal of ours: the misprediction AUROCs add up to 1
+    a, b = (result["table"][k]["AUROC"] for k in ("gradtrust_topk", "gradtrust_topk_slide"))
+    if a == a:  # NaN when every prediction is right (or wrong)
+        assert a + b == pytest.approx(1.0)
+    assert all(k in experiments.TUTORIAL_NAMES for k in result["table"])
+    with pytest.raises(ValueError, match="already"):
+        experiments.misprediction_table(cnn, tiny_set, ["msp"], variants={"msp": ("msp", {})})
+    with pytest.raises(TypeError, match="variants"):
+        experiments.misprediction_table(cnn, tiny_set, ["msp"], variants={"x": "gradnorm"})
+
+
 def test_corruption_table_layout(cnn, tiny_set):
     table = experiments.corruption_table(cnn, tiny_set, ["fog", "contrast"], severities=(1, 5),
                                          names=["msp", "gradtrust"], n=12)

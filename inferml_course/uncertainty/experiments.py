@@ -21,7 +21,7 @@ from .metrics import auac, auac_reference, aufc, misprediction_auroc, ood_metric
 from .scores import MahalanobisStats, score_batch
 
 __all__ = ["corrupted_mix", "misprediction_table", "corruption_table", "format_corruption_table", "ood_table",
-           "format_ood_table", "quadrant_counts", "TUTORIAL_NAMES"]
+           "format_ood_table", "quadrant_counts", "TUTORIAL_NAMES", "TUTORIAL_VARIANTS"]
 
 def _device(model) -> torch.device:
     param = next(iter(model.parameters()), None)
@@ -33,7 +33,15 @@ TUTORIAL_NAMES = {"msp": "Softmax", "entropy": "Entropy", "nll": "NLL", "max_log
                   "margin": "Margin", "odin": "ODIN", "mc_dropout": "MCD", "gradnorm": "GradNorm",
                   "purview": "Purview", "gradtrust": "GradTrust", "gradtrust_topk": "GradTrust top-k",
                   "energy": "Energy", "mahalanobis": "Mahalanobis", "ensemble": "Ensemble",
-                  "mc_dropout_mi": "MCD (MI)", "ensemble_mi": "Ensemble (MI)"}
+                  "mc_dropout_mi": "MCD (MI)", "ensemble_mi": "Ensemble (MI)",
+                  "gradnorm_gradtrust_demo": "GradNorm (GradTrust demo)",
+                  "gradtrust_topk_slide": "GradTrust top-k (slide's ratio)"}
+
+#: Score variants the lessons add to the tutorial's tables: row name -> (registry name, options). The
+#: GradTrust demo's GradNorm (the tutorial's GradNorm column) and top-k GradTrust in the slide's
+#: orientation (predicted over contrast, the reciprocal of ours).
+TUTORIAL_VARIANTS = {"gradnorm_gradtrust_demo": ("gradnorm", {"variant": "gradtrust_demo"}),
+                     "gradtrust_topk_slide": ("gradtrust_topk", {"ratio": "predicted_over_contrast"})}
 
 
 def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5), seed: int = 0,
@@ -72,16 +80,29 @@ def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5)
 
 @guarded(policy="eval")
 def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stats: MahalanobisStats | None = None,
-                        samples: int = 10, seed: int = 0, batch_size: int = 256, n_points: int = 100) -> dict:
+                        samples: int = 10, seed: int = 0, batch_size: int = 256, n_points: int = 100,
+                        variants: dict | None = None) -> dict:
     """Misprediction detection: for each score, AUAC and AUFC (the tutorial's protocol) and the AUROC
     of flagging wrong predictions. All three: **higher is better**.
 
+    ``variants``: extra rows ``{row name: (registry name, options)}``, each scored with
+    ``uncertainty(registry name, model, images, **options)`` (e.g. :data:`TUTORIAL_VARIANTS`).
     Returns ``{"table": {score: {"AUAC", "AUFC", "AUROC"}}, "scores", "logits", "predictions",
     "correct", "accuracy", "reference"}`` where ``reference`` holds the AUAC of a useless
     (``random``) and a perfect (``oracle``) score on these predictions.
     """
-    result = score_batch(model, dataset.images.to(_device(model)), names, mahalanobis_stats=mahalanobis_stats,
+    from .scores import uncertainty
+
+    if variants is not None and (not isinstance(variants, dict) or not all(
+            isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], dict) for v in variants.values())):
+        raise TypeError("variants must be a dict {row name: (registry name, options dict)}")
+    images = dataset.images.to(_device(model))
+    result = score_batch(model, images, names, mahalanobis_stats=mahalanobis_stats,
                          samples=samples, seed=seed, batch_size=batch_size)
+    for row, (name, options) in (variants or {}).items():
+        if row in result.scores:
+            raise ValueError(f"variants row {row!r} is already a score of names")
+        result.scores[row] = uncertainty(name, model, images, **options)
     predictions = result.logits.argmax(1).cpu()
     labels = dataset.labels.cpu()
     correct = predictions == labels
