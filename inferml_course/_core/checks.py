@@ -30,6 +30,7 @@ def check_float_tensor(x, argument: str, form: str, dim: int | None = None, min_
         raise TypeError(f"{argument} must be a torch.Tensor of shape {form}, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{argument} must be a floating-point tensor{what}, got dtype {x.dtype}")
+    check_not_meta(x, argument)
     if (dim is not None and x.dim() != dim) or x.dim() < min_dim:
         raise ValueError(f"{argument} must have shape {form}, got shape {tuple(x.shape)}")
     if batch and x.shape[0] == 0:
@@ -68,6 +69,23 @@ def check_number(value, argument: str, positive: bool = True, allow_zero: bool =
     if not math.isfinite(value) or (positive and (value < 0 or (value == 0 and not allow_zero))):
         kind = ("non-negative " if allow_zero else "positive ") if positive else ""
         raise ValueError(f"{argument} must be a {kind}finite number, got {value!r}")
+    return value
+
+
+def check_unit_interval(value, argument: str, low_open: bool = False, high_open: bool = False,
+                        what: str = "") -> float:
+    """A real number (not a bool) in [0, 1] as a float; ``low_open`` / ``high_open`` exclude 0 / 1.
+
+    For probabilities, fractions, thresholds and rates; ``what`` is added to the message (e.g. what
+    the number is a fraction of)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if not (math.isfinite(value) and low_ok and high_ok):
+        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise ValueError(f"{argument} must be a number in {interval}{what}, got {value!r}")
     return value
 
 

@@ -11,7 +11,7 @@ import warnings
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_float_tensor, check_images, check_number
+from .._core.checks import check_choice, check_float_tensor, check_model_input, check_number
 from .._core.images import gaussian_blur, minmax
 from .._core.modes import check_mode
 from .._core.adapter import resolve_baseline
@@ -80,9 +80,9 @@ def first_pass(model: nn.Module, x, target, output: str, method: str):
     """Check ``x`` and ``output``, run the model once on ``x`` and resolve the targets on that pass.
 
     Returns (x, targets (N,), scores of x (N,), predicted classes of x (N,)). ``target=None`` is the
-    predicted class.
+    predicted class. ``x`` comes back in the model's parameter dtype (:func:`check_model_input`).
     """
-    x = check_images(x, "x")
+    x = check_model_input(model, x, "x")
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, method)

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_float_tensor, check_images, check_int_range, check_positive_int
+from .._core.checks import check_choice, check_float_tensor, check_int_range, check_model_input, check_positive_int
 from .._core.directions import describe, higher_is_better
 from .._core.modes import check_mode, guarded
 from .._core.tables import format_table
@@ -88,10 +88,12 @@ def step_counts(pixels: int, steps: int, device=None) -> torch.Tensor:
 def auc(curves: torch.Tensor, fractions: torch.Tensor | None = None) -> torch.Tensor:
     """Area (N,) under curves (N, S + 1) sampled at ``fractions`` (default: evenly on [0, 1]), trapezoid rule.
     For an insertion curve **higher is better**, for a deletion curve **lower is better**."""
-    if not isinstance(curves, torch.Tensor) or curves.dim() != 2 or curves.shape[1] < 2:
-        raise ValueError("curves must be a tensor of shape (N, S + 1) with at least two points per curve")
+    check_float_tensor(curves, "curves", "(N, S + 1)", dim=2, batch=False)
+    if curves.shape[1] < 2:
+        raise ValueError(f"curves must have at least two points per curve (N, S + 1), got shape {tuple(curves.shape)}")
     if fractions is None:
         fractions = torch.linspace(0, 1, curves.shape[1], dtype=torch.float64, device=curves.device)
+    check_float_tensor(fractions, "fractions", f"({curves.shape[1]},)", dim=1, batch=False)
     if fractions.shape != curves.shape[1:]:
         raise ValueError(f"fractions must have shape ({curves.shape[1]},), got {tuple(fractions.shape)}")
     y = curves.double()
@@ -254,7 +256,7 @@ def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str
     """
     check_choice(game, tuple(GAMES), "game")
     check_positive_int(steps, "steps")
-    x = check_images(x, "x")
+    x = check_model_input(model, x, "x")
     batch_size = chunk_size(batch_size, x)
     n, c, h, w = x.shape
     hw = h * w

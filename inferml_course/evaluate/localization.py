@@ -26,14 +26,13 @@ background pixel); IoU does not.
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 
+from .._core.checks import check_unit_interval
 from .._core.images import mask_iou
 from .._core.directions import describe, higher_is_better
-from ._common import check_maps, minmax, warn_nan
+from ._common import as_map_dict, check_maps, minmax, warn_nan
 
 __all__ = ["pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "binarize",
            "localization_scores", "mask_fraction", "LOCALIZATION_METRICS"]
@@ -63,9 +62,7 @@ def _nan_where(values: torch.Tensor, undefined: torch.Tensor, why: str) -> torch
 
 
 def _check_threshold(threshold):
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be a number in [0, 1] (on the min-max scaled map), got {threshold!r}")
-    return float(threshold)
+    return check_unit_interval(threshold, "threshold", what=" (on the min-max scaled map)")
 
 
 def binarize(maps: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -142,8 +139,7 @@ def pixel_accuracy(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0
 
 def localization_scores(maps, masks: torch.Tensor, threshold: float = 0.5, tolerance: int = 0) -> dict:
     """{name: {metric: nanmean over images}} for one map batch or a dict name -> maps; all higher is better."""
-    single = isinstance(maps, torch.Tensor)
-    named = {"map": maps} if single else dict(maps)
+    named, _ = as_map_dict(maps)
     out = {}
     for name, m in named.items():
         out[name] = {

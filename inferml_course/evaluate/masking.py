@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_images
+from .._core.checks import check_choice, check_float_tensor, check_model_input
 from .._core.directions import describe, higher_is_better
 from .._core.modes import guarded
 from .._core.tables import format_table
@@ -62,6 +62,7 @@ MASKING_METRICS = {name: describe(higher_is_better(name))
 def to_mask(maps: torch.Tensor, scaling: str = "max") -> torch.Tensor:
     """A soft mask (N, H, W) in [0, 1] from maps (N, H, W) (see the module docstring for the modes)."""
     check_choice(scaling, SCALINGS, "scaling")
+    check_float_tensor(maps, "maps", "(N, H, W)", dim=3, batch=False)
     if scaling == "minmax":
         return minmax(maps)
     if scaling == "max":
@@ -75,8 +76,8 @@ def to_mask(maps: torch.Tensor, scaling: str = "max") -> torch.Tensor:
 
 def masked_images(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, substrate="mean", scaling: str = "max",
                   blur_sigma: float = DEFAULT_BLUR_SIGMA, normalize=None) -> torch.Tensor:
-    """The explanation-masked images S_x = substrate + mask (x - substrate), (N, C, H, W)."""
-    x = check_images(x, "x")
+    """The explanation-masked images S_x = substrate + mask (x - substrate), (N, C, H, W); x in the model's dtype."""
+    x = check_model_input(model, x, "x")
     maps, _ = as_map_dict(maps, x)
     mask = to_mask(next(iter(maps.values())).to(x), scaling)
     sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
@@ -131,6 +132,8 @@ def _pair(a, b, name_a="full", name_b="masked"):
     for v, name in ((a, name_a), (b, name_b)):
         if not isinstance(v, torch.Tensor) or v.dim() != 1 or v.numel() == 0:
             raise ValueError(f"{name} must be a non-empty tensor of shape (N,)")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     return a.double() if a.is_floating_point() else a, b.double() if b.is_floating_point() else b

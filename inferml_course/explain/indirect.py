@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_float_tensor, check_labels, check_model_input, check_positive_int
 from .._core.adapter import penultimate_features, resolve_layer
 from .._core.hooks import capture
 from .._core.batching import check_batch_size
@@ -44,7 +44,7 @@ def first_layer_filters(model: nn.Module) -> torch.Tensor:
 @torch.no_grad()
 def activation_maps(model: nn.Module, x: torch.Tensor, layer=None) -> torch.Tensor:
     """The output of ``layer`` (a module or dotted name; default ``model.cam_layer``) for images x."""
-    x = check_images(x, "x")
+    x = check_model_input(model, x, "x")
     module = resolve_layer(model, layer, x)
     with capture(module) as store:
         model(x)
@@ -103,7 +103,7 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
     ``image_index`` (n_channels, k), ``location`` (n_channels, k, 2) = (row, col) of the unit,
     ``channels`` (n_channels,), ``size`` (P).
     """
-    images = check_images(images, "images")
+    images = check_model_input(model, images, "images")
     check_positive_int(k, "k")
     batch_size = check_batch_size(batch_size) or images.shape[0]
     module = resolve_layer(model, layer, images)
@@ -150,7 +150,7 @@ def embeddings(model: nn.Module, images: torch.Tensor, batch_size: int | None = 
     """Penultimate-layer features (N, D): ``features(images)`` for a callable ``features``, else the input of
     the final linear layer (``classifier=``, ``model.last_layer`` or the model's last ``nn.Linear``; for
     SmallCNN this is ``model.embed``), in the mode the model is in (a warning for training-mode layers)."""
-    images = check_images(images, "images")
+    images = check_model_input(model, images, "images")
     batch_size = check_batch_size(batch_size) or images.shape[0]
     return penultimate_features(model, images, batch_size, features, classifier)
 
@@ -168,6 +168,9 @@ def nearest_neighbours(model: nn.Module, queries: torch.Tensor, gallery: torch.T
     """
     check_choice(metric, ("euclidean", "cosine"), "metric")
     check_positive_int(k, "k")
+    queries = check_model_input(model, queries, "queries")
+    if gallery_features is None:
+        gallery = check_model_input(model, gallery, "gallery")
     q = embeddings(model, queries, batch_size, features, classifier)
     g = embeddings(model, gallery, batch_size, features, classifier) if gallery_features is None else gallery_features
     if k > g.shape[0]:
@@ -199,8 +202,9 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0, perplexi
     """Two-dimensional coordinates (N, 2) of features (N, D): ``"pca"`` (the top two principal
     components, by SVD) or ``"tsne"`` (scikit-learn's t-SNE, PCA initialisation, ``seed``)."""
     check_choice(method, ("pca", "tsne"), "method")
-    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] < 3:
-        raise ValueError("features must be a tensor of shape (N, D) with N >= 3")
+    check_float_tensor(features, "features", "(N, D)", dim=2)
+    if features.shape[0] < 3:
+        raise ValueError(f"features must have N >= 3 rows (N, D), got shape {tuple(features.shape)}")
     f = features.detach().double().cpu()
     if method == "pca":
         centred = f - f.mean(0)
@@ -222,11 +226,11 @@ def representatives(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
     A class without any correctly classified image raises a ValueError, or gets -1 with ``strict=False``.
     """
-    images = check_images(images, "images")
+    images = check_model_input(model, images, "images")
     batch_size = check_batch_size(batch_size) or images.shape[0]
     probs = torch.cat([torch.softmax(model(images[i:i + batch_size]), 1)
                        for i in range(0, images.shape[0], batch_size)])
-    labels = labels.to(probs.device)
+    labels = check_labels(labels, "labels", images.shape[0], probs.shape[1]).to(probs.device)
     out = []
     for c in classes:
         c = int(c)

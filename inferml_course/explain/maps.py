@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._core.checks import check_choice, check_float_tensor, check_number
+from .._core.checks import check_choice, check_float_tensor, check_images, check_number, check_unit_interval
 from .._core.images import minmax
 
 __all__ = ["normalize_maps", "overlay"]
@@ -50,8 +50,10 @@ def overlay(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.5, cmap: 
     """
     import matplotlib
 
-    if images.dim() != 4 or maps.dim() != 3 or maps.shape[0] != images.shape[0] \
-            or maps.shape[-2:] != images.shape[-2:]:
+    check_images(images, "images")
+    check_float_tensor(maps, "maps", "(N, H, W)", dim=3)
+    alpha = check_unit_interval(alpha, "alpha", what=" (the weight of the coloured map)")
+    if maps.shape[0] != images.shape[0] or maps.shape[-2:] != images.shape[-2:]:
         raise ValueError(f"images (N, C, H, W) and maps (N, H, W) must match, got {tuple(images.shape)} "
                          f"and {tuple(maps.shape)}")
     signed = bool((maps < 0).any())

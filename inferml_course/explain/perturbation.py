@@ -58,7 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_choice, check_positive_int
+from .._core.checks import check_choice, check_model_input, check_number, check_positive_int, check_seed, \
+    check_unit_interval
 from .._core.modes import check_mode, guarded
 from .._core.adapter import resolve_baseline
 from .._core.batching import check_batch_size
@@ -91,8 +92,8 @@ def _scores(model, images, t, output, batch_size):
 
 
 def _start(model, x, target, output, method):
-    """Checks plus the forward pass on x (N, K): targets resolved and range-checked on it."""
-    x = check_input(x)
+    """Checks plus the forward pass on x (N, K): targets resolved and range-checked on it; x in the model's dtype."""
+    x = check_model_input(model, x)
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, method)
@@ -165,8 +166,11 @@ def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed
     offset in [0, cell) so the cell borders fall anywhere (Petsiuk et al. 2018). Randomness from a
     local generator seeded with ``seed``.
     """
-    h, w = size
-    gen = torch.Generator(device=device or "cpu").manual_seed(int(seed))
+    check_positive_int(n_masks, "n_masks")
+    check_positive_int(grid_size, "grid_size")
+    p_keep = check_unit_interval(p_keep, "p_keep", low_open=True, what=" (the probability of keeping a grid cell)")
+    h, w = _pair(size, "size")
+    gen = torch.Generator(device=device or "cpu").manual_seed(check_seed(seed))
     cell_h, cell_w = -(-h // grid_size), -(-w // grid_size)
     up_h, up_w = (grid_size + 1) * cell_h, (grid_size + 1) * cell_w
     grid = (torch.rand((n_masks, 1, grid_size, grid_size), generator=gen, device=device) < p_keep).to(dtype)
@@ -192,8 +196,8 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, gr
     """
     check_positive_int(n_masks, "n_masks")
     check_positive_int(grid_size, "grid_size")
-    if not isinstance(p_keep, (int, float)) or isinstance(p_keep, bool) or not 0 < p_keep <= 1:
-        raise ValueError(f"p_keep must be a probability in (0, 1], got {p_keep!r}")
+    check_unit_interval(p_keep, "p_keep", low_open=True, what=" (the probability of keeping a grid cell)")
+    check_seed(seed)
     check_batch_size(batch_size)  # fail before the forward pass
     x, t, _ = _start(model, x, target, output, "rise")
     batch_size = check_batch_size(batch_size, x)
@@ -222,6 +226,7 @@ def superpixels(x: torch.Tensor, n_segments: int = 16, compactness: float = 10.0
 
     x = check_input(x)
     check_positive_int(n_segments, "n_segments")
+    check_number(compactness, "compactness")
     images = x.detach().float().cpu().permute(0, 2, 3, 1).numpy()
     labels = []
     for img in images:
@@ -307,14 +312,13 @@ def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_s
     cosine distance to the all-ones vector, gives one weight per superpixel. Signed.
     ``segments`` (N, H, W) reuses a segmentation (default :func:`superpixels` with ``n_segments``).
     """
-    if not isinstance(kernel_width, (int, float)) or not kernel_width > 0:
-        raise ValueError(f"kernel_width must be a positive number, got {kernel_width!r}")
-    if not isinstance(ridge, (int, float)) or not ridge >= 0:
-        raise ValueError(f"ridge must be a non-negative number, got {ridge!r}")
+    kernel_width = check_number(kernel_width, "kernel_width")
+    ridge = check_number(ridge, "ridge", allow_zero=True)
+    check_seed(seed)
     x, t, seg, count, f, valid, batch_size = _surrogate_setup(model, x, target, segments, n_segments, output,
                                                               "lime", samples, batch_size)
     n = x.shape[0]
-    gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
     z = (torch.rand((n, samples, f), generator=gen, device=x.device) < 0.5) & valid[:, None]
     z[:, 0] = valid
     kept = z.sum(2).double()
@@ -344,7 +348,7 @@ def kernel_shap(model: nn.Module, x: torch.Tensor, target=None, samples: int = 2
     if samples < 3:
         raise ValueError(f"samples must be at least 3 for kernel_shap, got {samples}")
     n = x.shape[0]
-    gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
     k = torch.arange(1, max(f, 2), device=x.device, dtype=torch.float64)  # sizes 1 .. F_max - 1
     m = count[:, None].double()
     prob = torch.where(k[None] < m, (m - 1) / (k[None] * (m - k[None])), torch.zeros_like(m))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .._core.checks import check_choice
+from .._core.checks import check_choice, check_model_input
 from .._core.modes import guarded
 from . import cam, gradients, perturbation
 
@@ -45,5 +45,11 @@ def method(name: str):
 
 @guarded()
 def explain(method_name: str, model: nn.Module, x, target=None, **options):
-    """``method(method_name)(model, x, target, **options)``: a map (N, H, W) for any of :data:`METHODS`."""
-    return method(method_name)(model, x, target, **options)
+    """``method(method_name)(model, x, target, **options)``: a map (N, H, W) for any of :data:`METHODS`.
+
+    ``x`` is checked once here (:func:`~inferml_course._core.checks.check_model_input`): an image batch
+    (N, C, H, W), finite, not empty, and cast to the model's parameter dtype, so float64 images on a
+    float32 model run in float32 for every method.
+    """
+    function = method(method_name)
+    return function(model, check_model_input(model, x), target, **options)

@@ -33,7 +33,7 @@ from torch import nn
 
 from .._core.checks import check_choice
 from .._core.batching import check_batch_size
-from .._core.checks import check_model, check_prob_samples, check_images
+from .._core.checks import check_model, check_model_input, check_positive_int, check_prob_samples
 from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode, guarded
 
 __all__ = ["Decomposition", "entropy_of_mean", "mean_entropy", "mutual_information", "decompose",
@@ -126,11 +126,9 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
     times (``reuse_features=True``); the masks are drawn in the same order as S full passes, so
     both paths give the same numbers.
     """
-    check_model(model)
-    check_images(x)
+    x = check_model_input(model, x)
     check_batch_size(batch_size)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    check_positive_int(samples, "samples")
     chunks = x.split(batch_size)
     head_only = reuse_features and _head_only_path(model)
     with mc_dropout_mode(model), _seeded(seed, x.device):
@@ -154,7 +152,6 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
     ``model`` is an :class:`~inferml_course.models.Ensemble` (anything with ``member_logits``) or a
     list of models. Every member runs in eval mode; modes are restored.
     """
-    check_images(x)
     check_batch_size(batch_size)
     if isinstance(model, (list, tuple, nn.ModuleList)):
         members = list(model)
@@ -162,6 +159,7 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
             raise ValueError("model is an empty list of ensemble members")
         for m in members:
             check_model(m)
+        x = check_model_input(members[0], x)
         with contextlib.ExitStack() as stack:
             for m in members:
                 stack.enter_context(eval_mode(m))
@@ -171,6 +169,7 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
         if not hasattr(model, "member_logits"):
             raise TypeError("model must be an Ensemble (with member_logits) or a list of models, "
                             f"got {type(model).__name__}")
+        x = check_model_input(model, x)
         with eval_mode(model):
             logits = torch.cat([model.member_logits(c) for c in x.split(batch_size)], dim=1)
     return torch.softmax(logits.float(), dim=-1)
