@@ -62,13 +62,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_choice, check_number, check_positive_int
+from .._core.checks import check_choice, check_model_input, check_number, check_positive_int, check_seed
 from .._core.hooks import capture_many, relu_rule
 from .._core.modes import check_mode, guarded
 from .._core.adapter import implicit_bias, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.images import CHANNELS, gaussian_blur, reduce_channels
-from .._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
+from .._core.targets import as_target_tensor, check_model_output, output_dtype, resolve_targets
 
 __all__ = ["saliency", "input_x_gradient", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients",
            "blur_ig", "fullgrad", "quadrature", "RULES", "SMOOTHGRAD_BASES"]
@@ -85,7 +85,7 @@ def _finish(attr: torch.Tensor, x: torch.Tensor, channels: str) -> torch.Tensor:
 
 
 def _single_pass(model, x, target, channels, rule, method, multiply):
-    x = check_input(x)
+    x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")
     check_mode(model, method)
     t = as_target_tensor(target, x.shape[0], x.device)
@@ -181,7 +181,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
 
     Cost: ``samples`` forward and backward passes over the batch, plus one forward when ``target=None``.
     """
-    x = check_input(x)
+    x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")
     check_choice(base, SMOOTHGRAD_BASES, "base")
     check_choice(noise_type, ("relative", "absolute"), "noise_type")
@@ -199,7 +199,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     else:
         sigma = torch.full((n,), float(noise), device=x.device, dtype=x.dtype)
     sigma = sigma.to(x.dtype).view(n, 1, 1, 1)
-    gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
     xd = x.detach()
 
     def point(ks):
@@ -259,7 +259,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     Returns the attribution map, or ``(map, gap)`` with ``gap`` of shape (N,).
     Cost: ``steps`` forward and backward passes over the batch (+1 forward when ``target=None``).
     """
-    x = check_input(x)
+    x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")
     alphas, weights = quadrature(rule, steps)
     batch_size = check_batch_size(batch_size, x)
@@ -303,7 +303,7 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     scale to 8 for the course's 32-pixel images). Signed. Cost: ``steps`` forward and backward
     passes (+1 forward when ``target=None``).
     """
-    x = check_input(x)
+    x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")
     check_positive_int(steps, "steps")
     batch_size = check_batch_size(batch_size, x)
@@ -341,7 +341,7 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
 def fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     """The FullGrad decomposition of the target logit: (x * grad_x, [bias * grad of each biased layer
     output]); for a ReLU network in eval mode the sum of all terms equals z_t(x) exactly."""
-    x = check_input(x)
+    x = check_model_input(model, x)
     check_mode(model, "fullgrad")
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
@@ -384,7 +384,7 @@ def fullgrad(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
     linear layers have no spatial extent and, as in the authors' code, are left out of the map
     (:func:`fullgrad_terms` returns them for completeness checks). Unsigned. 1 forward + 1 backward.
     """
-    x = check_input(x)
+    x = check_model_input(model, x)
     input_term, bias_terms, _ = fullgrad_terms(model, x, target)
     size = x.shape[-2:]
     cam = _psi(input_term, size)

@@ -60,7 +60,7 @@ from .._core.checks import check_choice, check_number
 from .._core.directions import higher_is_better as _higher_is_better
 from .._core.adapter import forward_logits, forward_with_features, penultimate_features, resolve_classifier
 from .._core.batching import check_batch_size
-from .._core.checks import check_labels, check_logits, check_model, check_images
+from .._core.checks import check_labels, check_logits, check_model_input
 from .._core.modes import eval_mode, guarded
 
 __all__ = [
@@ -90,10 +90,11 @@ def logit_scores(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def _prepare(model, x, batch_size):
-    check_model(model)
-    check_images(x)
+def _prepare(model, x, batch_size, argument="x"):
+    """Check the arguments every score shares; ``x`` comes back in the model's parameter dtype."""
+    x = check_model_input(model, x, argument)
     check_batch_size(batch_size)
+    return x
 
 
 @guarded(policy="eval")
@@ -102,14 +103,14 @@ def msp(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
 
     The registry entry ``"msp"`` returns ``-msp`` (higher = more uncertain).
     """
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     return torch.softmax(forward_logits(model, x, batch_size), 1).max(1).values
 
 
 @guarded(policy="eval")
 def entropy(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Shannon entropy of the softmax in nats, in [0, log K]: **higher = more uncertain**."""
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     return logit_scores(forward_logits(model, x, batch_size))["entropy"]
 
 
@@ -119,7 +120,7 @@ def margin(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
 
     The registry entry ``"margin"`` returns ``-margin``.
     """
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     return logit_scores(forward_logits(model, x, batch_size))["margin"]
 
 
@@ -130,7 +131,7 @@ def nll(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     **Higher = more uncertain.** No ground truth is needed at inference: the prediction stands in
     for the label, as the tutorial notes. It equals ``-log msp``, so it ranks like the MSP.
     """
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     return logit_scores(forward_logits(model, x, batch_size))["nll"]
 
 
@@ -141,7 +142,7 @@ def max_logit(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     This is the number that the GradTrust and VOICE code report as "NLL / log-likelihood"
     (``-F.nll_loss`` applied to raw logits). The registry entry ``"max_logit"`` negates it.
     """
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     return forward_logits(model, x, batch_size).max(1).values
 
 
@@ -151,7 +152,7 @@ def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 5
 
     Liu et al. threshold ``-E`` (higher = in-distribution); we return ``E`` itself.
     """
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     t = check_number(temperature, "temperature")
     return -t * torch.logsumexp(forward_logits(model, x, batch_size) / t, dim=1)
 
@@ -169,9 +170,9 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     original. Returns ``(x_tilde, predicted_labels)``; per-sample gradients come from one backward
     pass per batch (samples are independent in eval mode). Parameter ``.grad`` is never touched.
     """
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     t = check_number(temperature, "temperature")
-    eps = check_number(epsilon, "epsilon", positive=False)
+    eps = check_number(epsilon, "epsilon", allow_zero=True)
     outs, preds = [], []
     with eval_mode(model), torch.enable_grad():
         for chunk in x.split(batch_size):
@@ -222,7 +223,8 @@ def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_siz
     is the pooled within-class scatter divided by N (a global scale does not change the ranking),
     plus ``ridge * mean variance`` on the diagonal; the precision is its (pseudo-)inverse.
     """
-    _prepare(model, images, batch_size)
+    images = _prepare(model, images, batch_size, "images")
+    ridge = check_number(ridge, "ridge", allow_zero=True)
     if features is None:
         logits, h = forward_with_features(model, images, batch_size, classifier)
         k = logits.shape[1]
@@ -268,7 +270,7 @@ def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, b
     (We report ``min_k d_k^2``; Lee et al.'s confidence is ``-min_k d_k^2 / 2``, same ranking.)
     ``features`` / ``classifier``: as in :func:`fit_mahalanobis` (use the same ones).
     """
-    _prepare(model, x, batch_size)
+    x = _prepare(model, x, batch_size)
     if stats is None:
         raise ValueError("mahalanobis needs stats=fit_mahalanobis(model, train_images, train_labels)")
     h = penultimate_features(model, x, batch_size, features, classifier)
@@ -303,6 +305,8 @@ class ScoreSpec:
         return -1 if self.higher_is_confident else 1
 
     def __call__(self, model, x, **options) -> torch.Tensor:
+        if isinstance(model, torch.nn.Module):  # the dtype rule for every score (a list is an ensemble's members)
+            x = check_model_input(model, x)
         return self.sign * self.function(model, x, **options)
 
     @property
@@ -410,8 +414,7 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
     (Mahalanobis only with ``mahalanobis_stats``; ensembles only for models with ``member_logits``).
     ``classifier``: the final linear layer (default: ``model.last_layer`` or found by structure).
     """
-    check_model(model)
-    check_images(x)
+    x = check_model_input(model, x)
     check_batch_size(batch_size)
     if names is None:
         names = [n for n in available_scores()
