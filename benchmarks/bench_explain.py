@@ -1,8 +1,9 @@
 """Time inferml_course.explain against Captum on the same model, batch and settings (A/B in one run).
 
-    python benchmarks/bench_explain.py                 # signs_cnn (batch 64) and ResNet-18 (224 px)
-    python benchmarks/bench_explain.py --quick         # fewer repeats, smaller ResNet batch
+    python benchmarks/bench_explain.py                 # signs_cnn (batch 64), ResNet-18 and ResNet-50 (224 px)
+    python benchmarks/bench_explain.py --quick         # fewer repeats, smaller ResNet-18 batch
     python benchmarks/bench_explain.py --models signs  # only the small CNN
+    python benchmarks/bench_explain.py --models resnet50 --quick   # ResNet-50, batch 8, one repeat
 
 Each method runs with identical settings on both sides (explicit targets, the same steps, samples,
 windows, baselines and superpixels); calls alternate between the two libraries so that a busy
@@ -97,25 +98,29 @@ def setups(names, quick):
         cfg = {"steps": 50, "samples": 25, "window": 8, "stride": 4, "surrogate_batch": 8,
                "surrogate_samples": 200, "repeats": 3 if quick else 7}
         out.append(("signs_cnn, 64 x 3 x 32 x 32", model, x, model.cam_layer, cfg))
-    if "resnet18" in names:
+    for arch, n_full in (("resnet18", 4), ("resnet50", 8)):
+        if arch not in names:
+            continue
         import torchvision
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = torchvision.models.resnet18(weights=None).eval()
-        n = 2 if quick else 4
+            model = getattr(torchvision.models, arch)(weights=None).eval()
+        n = 2 if quick and arch == "resnet18" else n_full
         signs = load("signs", "test").images[:n]  # real structure, so superpixels are meaningful
         x = F.interpolate(signs, size=(224, 224), mode="bilinear", align_corners=False)
         cfg = {"steps": 16, "samples": 8, "window": 56, "stride": 28, "surrogate_batch": 2, "surrogate_samples": 50,
                "repeats": 1 if quick else 3}
-        out.append((f"ResNet-18 (random weights), {n} x 3 x 224 x 224 (signs upsampled)", model, x, model.layer4,
+        title = {"resnet18": "ResNet-18", "resnet50": "ResNet-50"}[arch]
+        out.append((f"{title} (random weights), {n} x 3 x 224 x 224 (signs upsampled)", model, x, model.layer4,
                     cfg))
     return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="signs,resnet18", help="comma-separated: signs, resnet18")
+    parser.add_argument("--models", default="signs,resnet18,resnet50",
+                        help="comma-separated: signs, resnet18, resnet50")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller ResNet batch")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (default 1, so that CPU time measures the work)")
