@@ -339,8 +339,21 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
 
 @guarded()
 def fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
+    """(input term, bias terms, targets) of :func:`_fullgrad_terms` (its flags left out)."""
+    input_term, bias_terms, _, t = _fullgrad_terms(model, x, target)
+    return input_term, bias_terms, t
+
+
+def _fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     """The FullGrad decomposition of the target logit: (x * grad_x, [bias * grad of each biased layer
-    output]); for a ReLU network in eval mode the sum of all terms equals z_t(x) exactly."""
+    output], [whether each term is a channels-first map (N, C, h, w)], targets); for a piecewise-linear
+    network (ReLU, max / average pools, batch norm in eval mode, linear maps) the sum of all terms equals z_t(x) exactly; for others (GELU, LayerNorm,
+    attention, Hardswish) it does not, as the paper says.
+
+    A convolution's or batch norm's bias lies along the channel axis 1 of its output; a linear layer's
+    along the last axis (a classifier head (N, D), but also tokens (N, T, D) and channels-last maps
+    (N, h, w, D) in transformers). Each term has the shape of its layer's output.
+    """
     x = check_model_input(model, x)
     check_mode(model, "fullgrad")
     n = x.shape[0]
@@ -350,17 +363,18 @@ def fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     with torch.enable_grad(), capture_many([m for m, _ in biased]) as outputs:
         logits = check_model_output(model(xg), n)
         t = resolve_targets(t, logits)
-        flat = [(out, b) for outs, (_, b) in zip(outputs, biased) for out in outs]
-        grads = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), [xg] + [o for o, _ in flat],
+        flat = [(out, b, isinstance(m, nn.Linear)) for outs, (m, b) in zip(outputs, biased) for out in outs]
+        grads = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), [xg] + [o for o, _, _ in flat],
                                     allow_unused=True)
     input_term = (grads[0] * x).detach()
-    bias_terms = []
-    for g, (out, b) in zip(grads[1:], flat):
+    bias_terms, spatial = [], []
+    for g, (out, b, linear) in zip(grads[1:], flat):
         if g is None:
             continue
-        shape = (1, -1) + (1,) * (out.dim() - 2)
+        shape = (-1,) if linear else (1, -1) + (1,) * (out.dim() - 2)
         bias_terms.append((g * b.to(g.dtype).view(shape)).detach())
-    return input_term, bias_terms, t
+        spatial.append(not linear and out.dim() == 4)
+    return input_term, bias_terms, spatial, t
 
 
 def _psi(term: torch.Tensor, size) -> torch.Tensor:
@@ -381,14 +395,17 @@ def fullgrad(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
     psi(bias * grad of the layer output), psi = abs, min-max per image, bilinear upsampling, channel sum.
 
     Batch-norm layers contribute their effective eval-mode bias, as in the authors' code; biases of
-    linear layers have no spatial extent and, as in the authors' code, are left out of the map
-    (:func:`fullgrad_terms` returns them for completeness checks). Unsigned. 1 forward + 1 backward.
+    linear layers are left out of the map, as in the authors' code (a classifier's have no spatial
+    extent; a transformer's act on tokens or channels-last maps: :func:`fullgrad_terms` returns them
+    for completeness checks). On transformers the map is the input-gradient term plus the
+    convolutions' (the patch embedding's) terms, and completeness does not hold (GELU, LayerNorm,
+    softmax attention are not piecewise linear). Unsigned. 1 forward + 1 backward.
     """
     x = check_model_input(model, x)
-    input_term, bias_terms, _ = fullgrad_terms(model, x, target)
+    input_term, bias_terms, spatial, _ = _fullgrad_terms(model, x, target)
     size = x.shape[-2:]
     cam = _psi(input_term, size)
-    for term in bias_terms:
-        if term.dim() == 4:
+    for term, is_map in zip(bias_terms, spatial):
+        if is_map:
             cam = cam + _psi(term, size)
     return cam.to(output_dtype(x)).detach()

@@ -61,7 +61,7 @@ from .._core.directions import higher_is_better as _higher_is_better
 from .._core.adapter import forward_logits, forward_with_features, penultimate_features, resolve_classifier
 from .._core.batching import check_batch_size
 from .._core.checks import check_labels, check_logits, check_model_input
-from .._core.modes import eval_mode, guarded
+from .._core.modes import dropout_modules, eval_mode, guarded
 
 __all__ = [
     "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
@@ -420,8 +420,7 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
         names = [n for n in available_scores()
                  if not (n == "mahalanobis" and mahalanobis_stats is None)
                  and not (n.startswith("ensemble") and not hasattr(model, "member_logits"))
-                 and not (n.startswith("mc_dropout") and not any(
-                     isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in model.modules()))]
+                 and not (n.startswith("mc_dropout") and not any(m.p > 0 for m in dropout_modules(model)))]
     names = [get_score(n).name for n in names]
     out: dict[str, torch.Tensor] = {}
     shared = [n for n in names if n in _SHARED]
