@@ -83,3 +83,26 @@ def test_a_cam_layer_changed_in_place_afterwards_keeps_its_own_values(pair):
     a = explain.grad_cam(model, x, target=0, layer="layer4.1.bn2")
     b = explain.grad_cam(plain, x, target=0, layer="layer4.1.bn2")
     assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_ua_backprop_and_voice_are_blind_to_in_place_operations(pair):
+    """UA-Backprop reads the batch-norm outputs that ``out += identity`` changes afterwards (its bias
+    terms), VOICE a layer followed by in-place ReLUs; an ensemble of the model and a copy with other
+    batch-norm statistics gives the same maps as the out-of-place rewrite of both."""
+    from inferml_course.uncertainty import attribution, voice
+
+    model, plain = pair
+    other, other_plain = copy.deepcopy(model), copy.deepcopy(plain)
+    with torch.no_grad():
+        for a, b in zip(other.modules(), other_plain.modules()):
+            if isinstance(a, nn.BatchNorm2d):
+                a.running_mean.mul_(-1)
+                b.running_mean.copy_(a.running_mean)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    before = snapshot(model)
+    ours = attribution.ua_backprop_details([model, other], x, source="ensemble")
+    ref = attribution.ua_backprop_details([plain, other_plain], x, source="ensemble")
+    for measure in ours.maps:
+        assert torch.allclose(ours.maps[measure], ref.maps[measure], rtol=1e-4, atol=1e-8), measure
+    assert torch.allclose(voice.voice(model, x).uncertainty, voice.voice(plain, x).uncertainty, atol=1e-5)
+    assert_same(before, snapshot(model))
