@@ -23,7 +23,8 @@ def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float =
       (robust to a few extreme pixels).
 
     Maps with NaN or infinite values are refused (``ValueError``): a scaled NaN map would look like a
-    valid one.
+    valid one. The scaling runs in float64 and returns float32, so maps with values beyond float32's range
+    (a float64 map of 1e100) or spans that overflow it (-3e38 to 3e38) still scale into the range.
     """
     check_choice(mode, ("minmax", "absmax", "percentile"), "mode")
     check_float_tensor(maps, "maps", "(N, H, W)", min_dim=2, batch=False)
@@ -31,7 +32,7 @@ def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float =
         check_number(percentile, "percentile")
         if percentile > 100:
             raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
-    flat = maps.detach().flatten(1).float()
+    flat = maps.detach().flatten(1).double()
     if mode == "minmax":
         out = minmax(flat, eps)
     elif mode == "absmax":
@@ -39,7 +40,7 @@ def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float =
     else:
         scale = torch.quantile(flat.abs(), percentile / 100.0, dim=1, keepdim=True).clamp_min(eps)
         out = (flat / scale).clamp(-1, 1)
-    return out.view(maps.shape)
+    return out.float().view(maps.shape)
 
 
 def overlay(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.5, cmap: str | None = None) -> torch.Tensor:
