@@ -117,3 +117,30 @@ def test_cli_list_and_verify(capsys):
     assert main(["list"]) == 0
     assert "signs_cnn" in capsys.readouterr().out
     assert main(["verify"]) == 0
+
+
+def test_retrain_with_another_seed(tmp_path, monkeypatch, capsys):
+    """retrain NAME --seed S --out DIR writes a checkpoint that INFERML_DATA=DIR loads; another seed gives
+    other weights; a seed needs --out; the ensemble takes --seeds."""
+    from inferml_course.models.__main__ import main
+
+    tiny = replace(zoo.ZOO["digits_cnn"], epochs=1, train_size=96, width=4)
+    monkeypatch.setitem(zoo.ZOO, "digits_cnn", tiny)
+    assert main(["retrain", "digits_cnn", "--seed", "7", "--out", str(tmp_path)]) == 0
+    assert "seeds [7]" in capsys.readouterr().out
+    zoo.verify_checkpoint(tmp_path / "digits_cnn.pt")
+    monkeypatch.setenv("INFERML_DATA", str(tmp_path))
+    loaded = load_model("digits_cnn", device="cpu", retrain=False)
+    seven = zoo.train_zoo_model("digits_cnn", progress=False, seeds=7)
+    zero = zoo.train_zoo_model("digits_cnn", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), seven.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(zero.state_dict().values(), seven.state_dict().values()))
+    with pytest.raises(SystemExit):
+        main(["retrain", "digits_cnn", "--seed", "7"])          # no --out: the shipped file is protected
+    assert "pass --out DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["retrain", "signs_ensemble", "--seed", "3", "--out", str(tmp_path)])
+    assert "at least two seeds" in capsys.readouterr().err
+    for bad, match in (((1, 1), "must not repeat"), ((-1,), "non-negative"), ((1, 2), "single model")):
+        with pytest.raises(ValueError, match=match):
+            zoo.check_seeds("digits_cnn" if bad != (1, 1) else "signs_ensemble", bad)

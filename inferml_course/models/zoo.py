@@ -86,24 +86,44 @@ def build_model(name: str) -> nn.Module:
     return model.eval()
 
 
-def train_zoo_model(name: str, progress: bool = True) -> nn.Module:
-    """Train zoo model ``name`` from scratch, deterministically from its spec's seeds."""
+def check_seeds(name: str, seeds) -> tuple[int, ...]:
+    """``seeds`` for zoo model ``name``: None (the spec's own), or non-negative ints, exactly one for a
+    single model and at least two for an ensemble (one member per seed), without repeats."""
+    spec = ZOO[check_choice(name, MODELS, "model name")]
+    if seeds is None:
+        return spec.seeds
+    seeds = (seeds,) if isinstance(seeds, int) and not isinstance(seeds, bool) else tuple(seeds)
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must not repeat (identical ensemble members), got {seeds!r}")
+    if len(spec.seeds) == 1 and len(seeds) != 1:
+        raise ValueError(f"{name} is a single model: give one seed, got {len(seeds)}")
+    if len(spec.seeds) > 1 and len(seeds) < 2:
+        raise ValueError(f"{name} is an ensemble: give at least two seeds (one per member), got {len(seeds)}")
+    return seeds
+
+
+def train_zoo_model(name: str, progress: bool = True, seeds=None) -> nn.Module:
+    """Train zoo model ``name`` from scratch, deterministically from ``seeds`` (None: its spec's seeds;
+    see :func:`check_seeds`): the seed sets the initialisation, the data order and the augmentation."""
     from ..datasets import load
 
     spec = ZOO[check_choice(name, MODELS, "model name")]
+    seeds = check_seeds(name, seeds)
     data = load(spec.dataset, "train")
     images, labels = data.images, data.labels
     if spec.train_size is not None:
         images, labels = images[:spec.train_size], labels[:spec.train_size]
     members = []
-    for seed in spec.seeds:
+    for seed in seeds:
         torch.manual_seed(seed)  # parameter initialisation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             member = SmallCNN(spec.in_channels, spec.num_classes, width=spec.width)
         train_model(member, images, labels, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size,
                     seed=seed, max_shift=spec.max_shift, progress=progress,
-                    description=f"training {name}" + (f" (seed {seed})" if len(spec.seeds) > 1 else ""))
+                    description=f"training {name} (seed {seed})")
         members.append(member)
     model = Ensemble(members) if len(members) > 1 else members[0]
     return model.eval()
