@@ -142,3 +142,45 @@ def test_resnet18_grad_cam_equals_captum(captum_attr):
     ref = captum_attr.LayerGradCam(model, model.layer4).attribute(x, target=3, relu_attributions=True)
     ref = F.interpolate(ref, size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
     assert torch.allclose(explain.grad_cam(model, x, 3, layer="layer4"), ref, atol=1e-8)
+
+
+# --- every contrast at once and CausalCAM -----------------------------------------------------------------
+
+def test_contrast_cams_equal_one_contrast_cam_per_class():
+    model, x = small_cnn(), images(3)
+    maps = explain.contrast_cams(model, x)
+    assert torch.allclose(maps.explanation, explain.grad_cam(model, x), atol=1e-10)
+    for j in range(maps.contrast.shape[1]):
+        one = explain.contrast_cam(model, x, contrast=maps.contrast[:, j])
+        assert torch.allclose(maps.contrast_maps[:, j], one, atol=1e-10), j
+    assert (maps.contrast != maps.prediction[:, None]).all()
+    looped = explain.contrast_cams(model, x, vectorize=False)
+    assert torch.allclose(looped.contrast_maps, maps.contrast_maps, atol=1e-10)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.9])
+def test_causal_cam_is_grad_cam_minus_every_contrast_region(threshold):
+    """bin(Grad-CAM_P) and not (or_Q bin(Contrast-CAM_{P,Q})), by hand from the single-map functions."""
+    model, x = small_cnn(), images(3)
+    grad = explain.grad_cam(model, x)
+    p = model(x).argmax(1)
+    contrast = torch.zeros_like(grad, dtype=torch.bool)
+    for q in range(5):
+        others = torch.where(p == q, (q + 1) % 5, q)   # every class but P, each once per image
+        region = explain.normalize_maps(explain.contrast_cam(model, x, contrast=others), "minmax") > threshold
+        contrast |= region
+    mask = (explain.normalize_maps(grad, "minmax") > threshold) & ~contrast
+    causal = explain.causal_cam(model, x, threshold=threshold)
+    assert torch.allclose(causal, grad * mask, atol=1e-10)
+    assert ((causal == 0) | torch.isclose(causal, grad)).all()
+
+
+def test_causal_cam_arguments():
+    model, x = small_cnn(), images(1)
+    with pytest.raises(ValueError, match="threshold"):
+        explain.causal_cam(model, x, threshold=1.5)
+    assert explain.causal_cam(model, x, threshold=1.0).abs().max() == 0   # nothing exceeds the maximum
+    one_class = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                    torch.nn.Linear(2, 1)).double()
+    with pytest.raises(ValueError, match="at least two classes"):
+        explain.causal_cam(one_class.eval(), x, layer="0")

@@ -10,6 +10,8 @@ module        contents
 ``modes``     the mode policy: warn on training-mode layers, save and restore every flag, MC dropout
 ``hooks``     hook context managers (capture outputs, guided / deconvnet ReLU rules), removed on errors
 ``adapter``   the model adapter: the CAM layer, the final linear layer and its input, the normalisation
+``layouts``   a layer's output (channels-first, channels-last, tokens) as feature maps (N, K, h, w)
+``grads``     gradients of one output for many stacked cotangents (vectorised or looped)
 ``images``    channel reductions, min-max scaling, the Gaussian blur
 ``ranks``     average ranks, Kendall's tau-b and the percentile bootstrap (scipy, or checked against it)
 ``tables``    the plain-text table formatter (widths, number format, best / runner-up marks)

@@ -8,7 +8,8 @@ Direct explanations answer "why this decision?" with a map (N, H, W) over the in
 * perturbations: :func:`occlusion`, :func:`rise`, :func:`lime`, :func:`kernel_shap`;
 * class activation maps and the explanatory paradigms: :func:`grad_cam`, :func:`grad_cam_plus_plus`,
   :func:`counterfactual_cam` ("What if not P?"), :func:`contrast_cam` ("Why P, rather than Q?"),
-  :func:`explanatory_paradigms` (all four questions at once).
+  :func:`explanatory_paradigms` (all four questions at once), :func:`contrast_cams` (Contrast-CAM of
+  every class at once, VOICE's input) and :func:`causal_cam` (Grad-CAM minus every contrast region).
 
 :func:`explain` and :data:`METHODS` loop over them by name. Indirect explanations (filters,
 activations, maximally activating patches, neighbours, embeddings) live in :mod:`.indirect`;
@@ -16,8 +17,8 @@ Scores of maps against masks and the randomisation check are evaluations: :mod:`
 :func:`normalize_maps` and :func:`overlay` prepare maps for display. Module docstrings list each
 method's cost and every default in which we differ from Captum.
 """
-from .cam import PARADIGMS, contrast_cam, counterfactual_cam, explanatory_paradigms, grad_cam, grad_cam_plus_plus, \
-    runner_up
+from .cam import PARADIGMS, ContrastCams, causal_cam, contrast_cam, contrast_cams, contrast_classes, \
+    contrast_cotangents, counterfactual_cam, explanatory_paradigms, grad_cam, grad_cam_plus_plus, runner_up
 from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, input_x_gradient, integrated_gradients, \
     quadrature, saliency, smoothgrad
 from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, \
@@ -30,7 +31,8 @@ from .registry import FAMILIES, METHODS, SIGNED, explain, method
 __all__ = [
     "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients", "blur_ig",
     "fullgrad", "occlusion", "rise", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus", "counterfactual_cam",
-    "contrast_cam", "explanatory_paradigms", "runner_up", "PARADIGMS", "RULES", "quadrature", "superpixels",
+    "contrast_cam", "explanatory_paradigms", "runner_up", "PARADIGMS", "contrast_cams", "ContrastCams", "causal_cam",
+    "contrast_classes", "contrast_cotangents", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
     "nearest_neighbours", "neighbour_agreement", "project", "representatives", "can_download",

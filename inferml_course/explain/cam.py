@@ -50,13 +50,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_number
+from typing import NamedTuple
+
+from .._core.checks import check_model_input, check_number, check_unit_interval
+from .._core.grads import batched_grad
 from .._core.adapter import logits_and_feature_maps, resolve_layer
 from .._core.modes import check_mode, guarded
-from .._core.targets import as_target_tensor, check_input, output_dtype, resolve_targets
+from .._core.targets import as_target_tensor, output_dtype, resolve_targets
+from .maps import normalize_maps
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
-           "runner_up", "PARADIGMS"]
+           "runner_up", "PARADIGMS", "contrast_classes", "contrast_cotangents", "ContrastCams", "contrast_cams",
+           "causal_cam"]
 
 #: The four questions of :func:`explanatory_paradigms`, in display order.
 PARADIGMS = ("Why P?", "What if not P?", "Why P, rather than Q?", "Why not P with 100% confidence?")
@@ -80,7 +85,7 @@ def _forward_at_layer(model, x, layer, method, target, contrast=None, reshape=No
     (:func:`inferml_course._core.adapter.logits_and_feature_maps`); P and Q are range-checked
     against these logits.
     """
-    x = check_input(x)
+    x = check_model_input(model, x)
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
     q = as_target_tensor(contrast, n, x.device, "contrast")
@@ -210,3 +215,85 @@ def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contra
     }
     maps.update(P=t, Q=q, probs=torch.softmax(logits.detach(), 1))
     return maps
+
+
+# --- every contrast at once: VOICE and CausalCAM ---------------------------------------------------------
+
+def contrast_classes(prediction: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Every class except P, in increasing order: (N, K - 1) for predictions P (N,)."""
+    if num_classes < 2:
+        raise ValueError(f"a contrast class Q needs a model with at least two classes; this one has {num_classes}")
+    idx = torch.arange(num_classes - 1, device=prediction.device)[None]
+    return idx + (idx >= prediction[:, None]).long()
+
+
+def contrast_cotangents(probs: torch.Tensor, prediction: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """(K, N, K) gradients with respect to the logits: slot 0 is onehot(P) (Grad-CAM's z_P), slot j >= 1
+    is softmax - onehot(Q_j) (Contrast-CAM's cross-entropy with label Q_j); ``others`` (N, K - 1)."""
+    k = probs.shape[1]
+    eye = torch.eye(k, device=probs.device, dtype=probs.dtype)
+    contrast = probs.unsqueeze(0) - eye[others.t()]          # (K - 1, N, K)
+    return torch.cat([eye[prediction].unsqueeze(0), contrast])
+
+
+class ContrastCams(NamedTuple):
+    """What :func:`contrast_cams` returns (raw maps at input resolution).
+
+    * ``explanation`` (N, H, W): Grad-CAM of P; ``contrast_maps`` (N, K - 1, H, W): Contrast-CAM of
+      each Q in ``contrast`` (N, K - 1), every class but P in increasing order;
+    * ``prediction`` (N,): P; ``probs`` (N, K): the softmax of the logits.
+    """
+
+    explanation: torch.Tensor
+    contrast_maps: torch.Tensor
+    contrast: torch.Tensor
+    prediction: torch.Tensor
+    probs: torch.Tensor
+
+
+@guarded()
+def contrast_cams(model: nn.Module, x: torch.Tensor, target=None, layer=None, reshape=None,
+                  vectorize: bool | None = None) -> ContrastCams:
+    """Grad-CAM of P and Contrast-CAM of every class Q != P from one forward pass and one backward pass
+    vectorised over the K cotangents (:func:`contrast_cotangents`; ``vectorize`` as in
+    :func:`inferml_course._core.grads.batched_grad`, default vectorised: the backward only crosses the
+    head). Each map equals :func:`grad_cam` / :func:`contrast_cam` with that Q. ``layer`` and ``reshape``
+    as in :func:`grad_cam`."""
+    x = check_model_input(model, x)
+    n = x.shape[0]
+    t = as_target_tensor(target, n, x.device)
+    module = resolve_layer(model, layer, x)
+    check_mode(model, "contrast_cams")
+    with torch.enable_grad():
+        logits, raw, to_map = logits_and_feature_maps(model, x, module, reshape)
+        p = resolve_targets(t, logits)
+        probs = torch.softmax(logits.detach(), 1)
+        others = contrast_classes(p, logits.shape[1])
+        go = contrast_cotangents(probs, p, others).to(logits.dtype)
+        g = batched_grad(logits, raw, go, True if vectorize is None else vectorize)
+    a = to_map(raw.detach())                                  # (N, ch, h, w)
+    weights = to_map(g.flatten(0, 1)).mean((2, 3)).view(g.shape[0], n, -1)  # (K, N, ch)
+    cam = (weights[..., None, None] * a.unsqueeze(0)).sum(2).clamp_min(0)  # (K, N, h, w)
+    cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False).to(output_dtype(x))
+    return ContrastCams(cam[0].detach(), cam[1:].transpose(0, 1).detach(), others, p, probs.to(output_dtype(x)))
+
+
+@guarded()
+def causal_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, threshold: float = 0.5,
+               reshape=None, vectorize: bool | None = None) -> torch.Tensor:
+    """CausalCAM (Prabhushankar and AlRegib, ICIP 2021): Grad-CAM's regions minus the contrast regions.
+
+    The causal features of P are those of Grad-CAM that do not also let P be told apart from some other
+    class; the contrast (context) region is the union over every Q != P of Contrast-CAM's regions. With
+    each map min-max normalised and binarised at ``threshold`` (our choice, the paper gives no number):
+    mask = bin(Grad-CAM_P) and not (or_Q bin(Contrast-CAM_{P,Q})). Returns Grad-CAM's raw values on that
+    mask and 0 elsewhere (N, H, W), so the map ranks pixels as Grad-CAM does inside the causal region.
+    Cost: that of :func:`contrast_cams`.
+    """
+    threshold = check_unit_interval(threshold, "threshold")
+    maps = contrast_cams(model, x, target, layer, reshape, vectorize)
+    n, q, h, w = maps.contrast_maps.shape
+    grad = normalize_maps(maps.explanation, "minmax")
+    contrast = normalize_maps(maps.contrast_maps.reshape(n * q, h, w), "minmax").view(n, q, h, w)
+    mask = (grad > threshold) & ~(contrast > threshold).any(1)
+    return maps.explanation * mask

@@ -59,7 +59,7 @@ arguments.
 Cost of UA-Backprop: the S posterior forward passes plus S x K backward passes over the batch
 (one per sample and class: every logit of every sample needs its own input-gradient map). They run
 ``vectorize``-d over the K classes on GPUs and as a loop on one retained graph on CPUs (see
-:func:`~inferml_course.uncertainty.explanations.batched_grad`).
+:func:`~inferml_course._core.grads.batched_grad`).
 
 (An exact shortcut exists for MC dropout on a SmallCNN, whose posterior samples share the trunk:
 64 backward passes for the 64 pooled features plus the chain rule. We measured it on CPUs: the
@@ -92,7 +92,7 @@ from ..._core.targets import check_input, output_dtype
 from ..._core.adapter import implicit_bias
 from ..._core.modes import DROPOUT_TYPES, eval_mode, guarded
 from ..bayesian import MEASURES, Decomposition, _decomposition
-from ..voice.maps import batched_grad
+from ..._core.grads import batched_grad
 
 __all__ = ["BayesianModel", "UncertaintyModel", "uncertainty_from_probs", "class_shares", "logit_coefficients",
            "logit_shares", "psi", "ua_backprop", "ua_backprop_details", "UAResult", "learnable_blur",
@@ -475,7 +475,7 @@ def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str 
             share goes to its own logit; large: spread evenly over the logits).
         tau2: temperature of psi, the per-logit pixel normalisation (small: peaked maps).
         batch_size: images per chunk (memory grows with batch_size x K).
-        vectorize: see :func:`~inferml_course.uncertainty.explanations.batched_grad`.
+        vectorize: see :func:`~inferml_course._core.grads.batched_grad`.
 
     Cost: S posterior forward passes and S x K backward passes per chunk (see the module docstring).
     """

@@ -63,15 +63,15 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..._core.checks import check_choice, check_float_tensor, check_positive_int
 from ..._core.modes import check_mode, guarded
-from ..._core.adapter import logits_and_feature_maps, resolve_layer
 from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
 from ..._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
+from ..._core.grads import batched_grad
+from ...explain.cam import contrast_cams, contrast_classes, contrast_cotangents
 from ...explain.maps import normalize_maps
 
 __all__ = ["VoiceResult", "voice", "voice_map", "contrast_classes", "batched_grad", "explanation_overlap", "snr",
@@ -103,44 +103,6 @@ class VoiceResult(NamedTuple):
     probs: torch.Tensor
 
 
-def contrast_classes(prediction: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Every class except P, in increasing order: (N, K - 1) for predictions P (N,)."""
-    if num_classes < 2:
-        raise ValueError(f"VOICE needs at least 2 classes (one contrast class), the model has {num_classes}")
-    idx = torch.arange(num_classes - 1, device=prediction.device)[None]
-    return idx + (idx >= prediction[:, None]).long()
-
-
-def batched_grad(output: torch.Tensor, inputs, grad_outputs: torch.Tensor, vectorize: bool | None = None):
-    """Gradients of ``output`` for B stacked ``grad_outputs`` (B, *output.shape) with respect to ``inputs``
-    (a tensor or a list): one (B, *input.shape) tensor per input (None for an unreachable input).
-
-    ``vectorize=True``: one vectorised backward (``is_grads_batched``); ``False``: B backward passes
-    on one retained graph; ``None``: vectorised on CUDA devices, looped elsewhere (same numbers).
-    """
-    single = isinstance(inputs, torch.Tensor)
-    inputs = [inputs] if single else list(inputs)
-    if vectorize is None:
-        vectorize = output.device.type == "cuda"
-    if vectorize:
-        grads = torch.autograd.grad(output, inputs, grad_outputs=grad_outputs, is_grads_batched=True,
-                                    retain_graph=True, allow_unused=True)
-    else:
-        per = [torch.autograd.grad(output, inputs, grad_outputs=go, retain_graph=True, allow_unused=True)
-               for go in grad_outputs]
-        grads = tuple(None if per[0][i] is None else torch.stack([p[i] for p in per]) for i in range(len(inputs)))
-    return grads[0] if single else list(grads)
-
-
-def _grad_outputs(probs: torch.Tensor, prediction: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
-    """(K, N, K): slot 0 is onehot(P) (the logit z_P), slot j >= 1 is softmax - onehot(Q_j) (the
-    gradient of the cross-entropy with label Q_j with respect to the logits)."""
-    n, k = probs.shape
-    eye = torch.eye(k, device=probs.device, dtype=probs.dtype)
-    contrast = probs.unsqueeze(0) - eye[others.t()]          # (K - 1, N, K)
-    return torch.cat([eye[prediction].unsqueeze(0), contrast])
-
-
 def _normalize(maps: torch.Tensor, normalization: str) -> torch.Tensor:
     shape = maps.shape
     flat = maps.reshape(-1, *shape[-2:])
@@ -150,22 +112,9 @@ def _normalize(maps: torch.Tensor, normalization: str) -> torch.Tensor:
 
 def _cam_maps(model, x, target, layer, vectorize, reshape):
     """Grad-CAM of P and Contrast-CAM of every Q != P, raw: (K, N, H, W), plus P, Q, probs."""
-    n = x.shape[0]
-    t = as_target_tensor(target, n, x.device)
-    module = resolve_layer(model, layer, x)
-    check_mode(model, "voice")
-    with torch.enable_grad():
-        logits, raw, to_map = logits_and_feature_maps(model, x, module, reshape)
-        p = resolve_targets(t, logits)
-        probs = torch.softmax(logits.detach(), 1)
-        others = contrast_classes(p, logits.shape[1])
-        go = _grad_outputs(probs, p, others).to(logits.dtype)
-        g = batched_grad(logits, raw, go, True if vectorize is None else vectorize)  # the head only: vmap is cheap
-    a = to_map(raw.detach())                                  # (N, ch, h, w)
-    weights = to_map(g.flatten(0, 1)).mean((2, 3)).view(g.shape[0], n, -1)  # (K, N, ch)
-    cam = (weights[..., None, None] * a.unsqueeze(0)).sum(2).clamp_min(0)  # (K, N, h, w)
-    cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
-    return cam, p, others, probs
+    maps = contrast_cams(model, x, target, layer, reshape, vectorize)
+    cam = torch.cat([maps.explanation.unsqueeze(0), maps.contrast_maps.transpose(0, 1)])
+    return cam, maps.prediction, maps.contrast, maps.probs
 
 
 def _noisy(x, samples, noise, seed):
@@ -200,7 +149,7 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
             inp = chunk.reshape(-1, *x.shape[1:]).requires_grad_(True)
             out = check_model_output(model(inp), inp.shape[0])
             q = torch.softmax(out.detach(), 1)               # each noisy copy's own probabilities
-            go = _grad_outputs(q, p.repeat(s), others.repeat(s, 1)).to(out.dtype)
+            go = contrast_cotangents(q, p.repeat(s), others.repeat(s, 1)).to(out.dtype)
             g = batched_grad(out, inp, go, vectorize)
             total += g.view(k, s, *x.shape).sum(1)
     maps = reduce_channels((total / samples).reshape(-1, *x.shape[1:]), channels).view(k, n, *x.shape[-2:])
