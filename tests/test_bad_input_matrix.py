@@ -134,9 +134,7 @@ BAD_EXPLAIN_OPTIONS = {
     "integrated_gradients": [({"steps": 0}, "steps"), ({"steps": -1}, "steps"), ({"steps": True}, "steps"),
                              ({"steps": 2.5}, "steps"), ({"baseline": torch.zeros(N, 3, SIDE + 1, SIDE)},
                                                          "baseline"),
-                             pytest.param({"baseline": float("nan")}, "baseline", marks=pytest.mark.xfail(
-                                 strict=True, reason="_core.adapter.resolve_baseline accepts a NaN number (adapter.py "
-                                 "belongs to another session's work; remove this mark once it checks the number)"))],
+                             ({"baseline": float("nan")}, "baseline")],
     "blur_ig": [({"steps": 0}, "steps"), ({"max_sigma": 0.0}, "max_sigma"), ({"max_sigma": -1.0}, "max_sigma"),
                 ({"grad_step": -0.1}, "grad_step")],
     "occlusion": [({"window": 0}, "window"), ({"stride": 0}, "stride"), ({"window": SIDE + 20}, "window"),
@@ -531,12 +529,6 @@ def test_float64_images_on_a_float32_model(name):
     assert_same(before, snapshot(model))
 
 
-_CAM_OWNER = "explain/cam.py still reads x with check_input (no cast); cam.py is another session's work"
-_TRUST_OWNER = "uncertainty/trust.py does not cast x to the model's dtype; trust.py is another session's work"
-_DIRECT_XFAIL = {**{m: _CAM_OWNER for m in explain.METHODS if explain.FAMILIES[m] == "cam"},
-                 **{s: _TRUST_OWNER for s in ("gradnorm", "purview", "gradtrust", "gradtrust_topk")}}
-
-
 def _direct_cases():
     options = {"mc_dropout": dict(samples=2), "mc_dropout_mi": dict(samples=2), "mahalanobis": dict(stats=STATS)}
     for m in explain.METHODS:
@@ -546,8 +538,7 @@ def _direct_cases():
             (lambda s=s: _model_for(s))
 
 
-DIRECT = [pytest.param(name, call, build, id=name, marks=[pytest.mark.xfail(strict=True, reason=_DIRECT_XFAIL[name])]
-                       if name in _DIRECT_XFAIL else []) for name, call, build in _direct_cases()]
+DIRECT = [pytest.param(name, call, build, id=name) for name, call, build in _direct_cases()]
 
 
 @pytest.mark.parametrize("name, call, build", DIRECT)

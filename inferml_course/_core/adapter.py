@@ -23,6 +23,7 @@ here changes the model: probes run under ``torch.no_grad`` in eval mode and ever
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -264,6 +265,8 @@ def resolve_baseline(model: nn.Module, x: torch.Tensor, baseline, argument: str 
             return mean.to(device=x.device, dtype=x.dtype).view(1, c, 1, 1)
         return torch.zeros((1, c, 1, 1), device=x.device, dtype=x.dtype)
     if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
+        if not math.isfinite(baseline):
+            raise ValueError(f"{argument} must be a finite number, got {baseline!r}")
         return torch.full((1, c, 1, 1), float(baseline), device=x.device, dtype=x.dtype)
     if isinstance(baseline, torch.Tensor):
         b = baseline.detach().to(device=x.device, dtype=x.dtype)

@@ -28,7 +28,7 @@ from torch.func import functional_call, grad, vmap
 from .._core.checks import check_choice, check_number
 from .._core.adapter import forward_with_features, resolve_classifier
 from .._core.batching import check_batch_size
-from .._core.checks import check_logits, check_model, check_images
+from .._core.checks import check_logits, check_model, check_model_input
 from .._core.modes import eval_mode, guarded
 
 __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_topk_from_features", "purview",
@@ -42,10 +42,10 @@ GRADNORM_VARIANTS = ("huang", "gradtrust_demo")
 
 
 def _prepare(model, x, batch_size, classifier):
-    check_model(model)
-    check_images(x)
+    """(classifier, x in the model's dtype) after checking the arguments."""
+    x = check_model_input(model, x)
     check_batch_size(batch_size)
-    return resolve_classifier(model, classifier)
+    return resolve_classifier(model, classifier), x
 
 
 def _head(layer):
@@ -86,7 +86,7 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int 
     where the gradient route gives 0/0 = NaN like the original code.
     """
     check_choice(method, ("gradient", "closed_form"), "method")
-    layer = _prepare(model, x, batch_size, classifier)
+    layer, x = _prepare(model, x, batch_size, classifier)
     logits, h = forward_with_features(model, x, batch_size, layer)
     if method == "closed_form":
         return gradtrust_from_logits(logits)
@@ -130,7 +130,7 @@ def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512, cl
     via ``vmap`` over images and targets.
     """
     check_choice(ratio, TOPK_RATIOS, "ratio")
-    layer = _prepare(model, x, batch_size, classifier)
+    layer, x = _prepare(model, x, batch_size, classifier)
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     logits, h = forward_with_features(model, x, batch_size, layer)
@@ -180,8 +180,7 @@ def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) 
     are included, in ``named_parameters()`` order, whatever their ``requires_grad``; ``names``
     restricts the result (and the backward pass, which then stops at the earliest of them).
     """
-    check_model(model)
-    check_images(x)
+    x = check_model_input(model, x)
     check_batch_size(batch_size)
     params = {name: p.detach() for name, p in model.named_parameters()}
     if not params:
@@ -297,7 +296,7 @@ def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gr
     """
     check_choice(method, ("gradient", "closed_form"), "method")
     check_choice(variant, GRADNORM_VARIANTS, "variant")
-    layer = _prepare(model, x, batch_size, classifier)
+    layer, x = _prepare(model, x, batch_size, classifier)
     t = check_number(temperature, "temperature")
     if variant == "gradtrust_demo":
         _check_demo_temperature(t)
