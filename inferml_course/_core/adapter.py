@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .checks import check_choice
+from .batching import batches
 from .hooks import capture
 from .layouts import feature_map_view
 from .targets import check_model_output
@@ -288,7 +289,7 @@ def forward_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
     """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored (a warning when this
     switches a training-mode module: see :mod:`.modes`)."""
     with model_guard(model, "forward_logits", "eval"):
-        return torch.cat([check_model_output(model(chunk), len(chunk)) for chunk in x.split(batch_size)])
+        return torch.cat([check_model_output(model(chunk), len(chunk)) for chunk in batches(x, batch_size)])
 
 
 def classifier_pass(model: nn.Module, x: torch.Tensor, layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
@@ -321,7 +322,7 @@ def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size: int = 5
     """
     layer = resolve_classifier(model, classifier)
     with model_guard(model, "forward_with_features", "eval"):
-        pairs = [classifier_pass(model, chunk, layer) for chunk in x.split(batch_size)]
+        pairs = [classifier_pass(model, chunk, layer) for chunk in batches(x, batch_size)]
     return torch.cat([z for z, _ in pairs]), torch.cat([h for _, h in pairs])
 
 
@@ -336,7 +337,7 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 51
         raise TypeError(f"features must be a callable mapping images (N, C, H, W) to features (N, D), "
                         f"got {type(features).__name__}")
     with model_guard(model, "penultimate_features", "eval"):
-        return torch.cat([features(chunk).detach().flatten(1) for chunk in x.split(batch_size)])
+        return torch.cat([features(chunk).detach().flatten(1) for chunk in batches(x, batch_size)])
 
 
 def implicit_bias(module: nn.Module):

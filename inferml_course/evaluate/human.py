@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._core.checks import check_seed
 from .._core.directions import describe, higher_is_better
 from .._core.ranks import bootstrap_ci as _bootstrap_ci
 from .._core.tables import format_table
@@ -133,7 +134,7 @@ class PairwiseStudy:
         self.images, self.maps, self.class_names = images.detach().cpu(), {k: v.detach().cpu() for k, v in
                                                                             maps.items()}, class_names
         self.csv_path, self.rater = csv_path, rater
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(check_seed(seed))
         raw = [(i, a, b) for (a, b) in pairs for i in range(n)]
         order = torch.randperm(len(raw), generator=gen).tolist()
         swap = torch.rand(len(raw), generator=gen) < 0.5
@@ -264,7 +265,7 @@ class SimulatedRater:
             raise ValueError("masks must be a boolean tensor of shape (N, H, W)")
         self.masks = masks.detach().cpu().bool()
         self.sharpness, self.noise, self.name = float(sharpness), float(noise), name
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.generator = torch.Generator().manual_seed(check_seed(seed))
 
     def energy(self, heat: torch.Tensor, image: int) -> float:
         pos = heat.detach().double().clamp_min(0)
@@ -294,7 +295,7 @@ def bootstrap_ci(values: torch.Tensor, n_boot: int = 2000, level: float = 0.95, 
         return float("nan"), float("nan")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    return _bootstrap_ci(values, n_resamples=int(n_boot), level=level, seed=int(seed))
+    return _bootstrap_ci(values, n_resamples=int(n_boot), level=level, seed=check_seed(seed))
 
 
 @dataclass

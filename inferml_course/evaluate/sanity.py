@@ -12,6 +12,7 @@ import copy
 import torch
 from torch import nn
 
+from .._core.checks import check_seed
 from .._core.ranks import average_ranks
 
 __all__ = ["randomized_copy", "rank_correlation"]
@@ -23,7 +24,7 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     (for example the input normalisation) are kept; batch-norm statistics are reset."""
     clone = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.manual_seed(check_seed(seed))
         for module in clone.modules():
             if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
                 module.reset_parameters()

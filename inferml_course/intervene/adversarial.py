@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.batching import check_batch_size
-from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_images, check_positive_int, check_seed
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 
@@ -162,7 +162,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     check_mode(model, "pgd")
     x0 = x.detach()
     if random_start:
-        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+        gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
         noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1
         start = (x0 + epsilon * noise).clamp(0, 1)
     else:

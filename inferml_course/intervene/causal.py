@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from .._core.batching import check_batch_size
-from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_images, check_positive_int, check_seed
 from .._core.modes import guarded
 
 __all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
@@ -136,7 +136,7 @@ def randomise_watermark(images: torch.Tensor, num_classes: int = 9, seed: int = 
     """do(W ~ uniform): each image gets the watermark of a class drawn uniformly at random (seeded),
     independent of its label: the randomised experiment that breaks a spurious correlation."""
     check_images(images, "images", channels=3)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     k = torch.randint(num_classes, (images.shape[0],), generator=gen)
     return set_watermark(images, k, **options)
 

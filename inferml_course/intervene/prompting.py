@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._core.images import mask_iou
-from .._core.checks import check_choice, check_float_tensor, check_positive_int
+from .._core.checks import check_choice, check_float_tensor, check_positive_int, check_seed
 
 __all__ = ["STRATEGIES", "segment", "iou", "next_prompt", "simulate_annotator", "prompt_curves", "curve_summary",
            "ideal_prompts"]
@@ -173,7 +173,7 @@ def simulate_annotator(image: torch.Tensor, mask: torch.Tensor, strategy: str = 
         raise ValueError(f"jitter must be a non-negative number of pixels, got {jitter!r}")
     _check_image(image)
     truth = _check_mask(mask, image.shape[1:])
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     pred = np.zeros_like(truth)
     points, labels, ious, masks = [], [], [], []
     for k in range(n_prompts):

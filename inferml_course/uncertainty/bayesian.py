@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice
-from .._core.batching import check_batch_size
+from .._core.batching import batches, check_batch_size
 from .._core.checks import check_model, check_model_input, check_positive_int, check_prob_samples
 from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode, guarded
 
@@ -129,7 +129,7 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
     x = check_model_input(model, x)
     check_batch_size(batch_size)
     check_positive_int(samples, "samples")
-    chunks = x.split(batch_size)
+    chunks = batches(x, batch_size)
     head_only = reuse_features and _head_only_path(model)
     with mc_dropout_mode(model), _seeded(seed, x.device):
         if head_only:  # the trunk has no dropout and its batch norms are in eval mode: run it once
@@ -163,7 +163,7 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
         with contextlib.ExitStack() as stack:
             for m in members:
                 stack.enter_context(eval_mode(m))
-            logits = torch.stack([torch.cat([m(c) for c in x.split(batch_size)]) for m in members])
+            logits = torch.stack([torch.cat([m(c) for c in batches(x, batch_size)]) for m in members])
     else:
         check_model(model)
         if not hasattr(model, "member_logits"):
@@ -171,7 +171,7 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
                             f"got {type(model).__name__}")
         x = check_model_input(model, x)
         with eval_mode(model):
-            logits = torch.cat([model.member_logits(c) for c in x.split(batch_size)], dim=1)
+            logits = torch.cat([model.member_logits(c) for c in batches(x, batch_size)], dim=1)
     return torch.softmax(logits.float(), dim=-1)
 
 

@@ -59,7 +59,7 @@ from . import bayesian, trust
 from .._core.checks import check_choice, check_number
 from .._core.directions import higher_is_better as _higher_is_better
 from .._core.adapter import forward_logits, forward_with_features, penultimate_features, resolve_classifier
-from .._core.batching import check_batch_size
+from .._core.batching import batches, check_batch_size
 from .._core.checks import check_labels, check_logits, check_model_input
 from .._core.modes import dropout_modules, eval_mode, guarded
 
@@ -175,7 +175,7 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     eps = check_number(epsilon, "epsilon", allow_zero=True)
     outs, preds = [], []
     with eval_mode(model), torch.enable_grad():
-        for chunk in x.split(batch_size):
+        for chunk in batches(x, batch_size):
             xi = chunk.detach().clone().requires_grad_(True)
             logits = model(xi)
             pred = logits.argmax(1)

@@ -27,7 +27,7 @@ from torch.func import functional_call, grad, vmap
 
 from .._core.checks import check_choice, check_number
 from .._core.adapter import forward_with_features, resolve_classifier
-from .._core.batching import check_batch_size
+from .._core.batching import batches, check_batch_size
 from .._core.checks import check_logits, check_model, check_model_input
 from .._core.modes import eval_mode, guarded
 
@@ -203,7 +203,7 @@ def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) 
     selected = {name: params[name] for name in names}
     rows = []
     with eval_mode(model), torch.no_grad():
-        for chunk in x.split(batch_size):
+        for chunk in batches(x, batch_size):
             g = per_sample(selected, chunk)
             rows.append(torch.stack([g[name].pow(2).flatten(1).sum(1) for name in names], dim=1))
     return torch.cat(rows), names

@@ -85,7 +85,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._core.checks import check_choice, check_float_tensor, check_number, check_positive_int
+from ..._core.checks import check_choice, check_float_tensor, check_number, check_positive_int, check_seed
+from ..._core.batching import batches
 from ..._core.hooks import capture_many
 from ..._core.images import gaussian_blur
 from ..._core.targets import check_input, output_dtype
@@ -149,7 +150,7 @@ class BayesianModel(nn.Module):
         if source is None:
             source = "ensemble" if is_ensemble else "mc_dropout"
         check_choice(source, SOURCES, "source")
-        self.model, self.source, self.seed = model, source, int(seed)
+        self.model, self.source, self.seed = model, source, check_seed(seed)
         if source == "ensemble":
             if not is_ensemble:
                 raise ValueError("source='ensemble' needs an Ensemble (with member_logits) or a list of models")
@@ -435,7 +436,7 @@ def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, sampl
     size = x.shape[-2:]
     maps = {m: [] for m in MEASURES}
     all_probs = []
-    for chunk in x.split(batch_size):
+    for chunk in batches(x, batch_size):
         xg = chunk.detach().requires_grad_(True)
         with torch.enable_grad(), capture_many([m for m, _ in biased]) as outputs:
             zs = bayes.sample_logit_list(xg)                       # S x (n, K)
@@ -622,7 +623,7 @@ def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: 
     theta = torch.full((n, f), float(init), device=x.device, dtype=x.dtype, requires_grad=True)
     log_sigma = torch.full((n,), math.log(sigma), device=x.device, dtype=x.dtype, requires_grad=True)
     opt = torch.optim.Adam([theta, log_sigma], lr=lr)
-    gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
     history = []
 
     def coverage(weights):

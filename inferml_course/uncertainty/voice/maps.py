@@ -65,7 +65,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._core.checks import check_choice, check_float_tensor, check_positive_int
+from ..._core.checks import check_choice, check_float_tensor, check_positive_int, check_seed
 from ..._core.modes import check_mode, guarded
 from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
@@ -123,7 +123,7 @@ def _noisy(x, samples, noise, seed):
     n = x.shape[0]
     flat = x.detach().reshape(n, -1)
     sigma = (noise * (flat.amax(1) - flat.amin(1))).to(x.dtype).view(1, n, 1, 1, 1)
-    gen = torch.Generator(device=x.device).manual_seed(int(seed))
+    gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
     eps = torch.stack([torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype) for _ in range(samples)])
     return x.detach().unsqueeze(0) + sigma * eps
 
