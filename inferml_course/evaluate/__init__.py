@@ -5,7 +5,10 @@ The lecture's taxonomy, one module each:
 * **human evaluation** (:mod:`.human`): people compare two explanations directly ("which robot is
   more reasonable?"); :class:`PairwiseStudy` (an ipywidgets form that saves answers to CSV),
   :class:`SimulatedRater` (clearly marked stand-in, never human data), :func:`aggregate` with
-  bootstrap intervals;
+  bootstrap intervals; and the lecture's pointing game (sharpen the cells of a blurred image you need to
+  answer a question): :class:`PointingStudy` (the widget, saves each attention map with its answer),
+  :class:`SimulatedParticipant` (deterministic, labelled stand-in), :func:`pointing_evaluation` (mean
+  IoU, correlation and pixel accuracy of every explainer against the collected maps);
 * **application evaluation** (:mod:`.localization`): maps against regions people marked, here the
   signs' ground-truth masks: :func:`pointing_game`, :func:`energy_pointing_game`, :func:`iou`,
   :func:`correlation`, :func:`pixel_accuracy`;
@@ -20,8 +23,9 @@ direction (higher or lower is better) in its docstring, in the package's one dir
 is never modified (mode, hooks, gradients), all model calls run under ``torch.no_grad`` in
 batches of ``batch_size`` images.
 """
-from .human import SCALE, PairwiseStudy, SimulatedRater, StudyResult, aggregate, bootstrap_ci, load_responses, \
-    save_responses
+from .human import SCALE, PairwiseStudy, PointingResult, PointingStudy, SimulatedParticipant, SimulatedRater, \
+    StudyResult, aggregate, bootstrap_ci, cell_masks, load_pointing, load_responses, pointing_evaluation, \
+    save_pointing, save_responses
 from .insertion_deletion import GAMES, GameResult, auc, deletion_curve, game_optimized_map, insertion_curve, \
     insertion_deletion, pixel_ranks, step_counts
 from .localization import LOCALIZATION_METRICS, binarize, correlation, energy_pointing_game, iou, \
@@ -37,7 +41,8 @@ from ._common import OUTPUTS, SUBSTRATES, gaussian_blur, substrate_images
 
 __all__ = [
     "PairwiseStudy", "SimulatedRater", "StudyResult", "aggregate", "bootstrap_ci", "load_responses", "save_responses",
-    "SCALE",
+    "SCALE", "PointingStudy", "SimulatedParticipant", "PointingResult", "pointing_evaluation", "cell_masks",
+    "load_pointing", "save_pointing",
     "pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "binarize",
     "localization_scores", "mask_fraction", "LOCALIZATION_METRICS", "randomized_copy", "rank_correlation",
     "heatmap_masking", "MaskingResult", "masked_images", "to_mask", "average_drop", "increase_in_confidence",
