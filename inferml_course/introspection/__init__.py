@@ -7,7 +7,7 @@
 ==============  ==================================================================================
 module          contents
 ==============  ==================================================================================
-``features``    introspective gradient features (closed form) and question-gradient norms
+``features``    introspective gradient features (closed form), question-gradient norms, Lemma 1's terms
 ``reflection``  the reflection network, ``IntrospectiveClassifier``, corruption and OOD benchmarks
 ``plots``       question-gradient matrices, corruption comparisons
 ``widgets``     ``IntrospectionExplorer``
@@ -20,7 +20,8 @@ from .._core.lazy import lazy_package
 _SUBMODULES = ("features", "reflection", "plots", "widgets",)
 _SHORTCUTS = {
     "LOSSES": "features", "REDUCTIONS": "features", "introspective_features": "features",
-    "question_gradient_norms": "features", "ReflectionNetwork": "reflection", "train_reflection": "reflection",
+    "question_gradient_norms": "features", "lemma1_terms": "features",
+    "ReflectionNetwork": "reflection", "train_reflection": "reflection",
     "IntrospectiveClassifier": "reflection", "corruption_benchmark": "reflection",
     "ood_benchmark": "reflection", "show_question_gradients": "plots", "plot_corruption_comparison": "plots",
     "corruption_rows": "plots", "format_table": "plots", "IntrospectionExplorer": "widgets",

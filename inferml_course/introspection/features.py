@@ -52,7 +52,7 @@ from .._core.adapter import classifier_pass, resolve_classifier
 from .._core.modes import eval_mode, guarded
 from .._core.checks import check_choice, check_images, check_model, check_positive_int
 
-__all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms"]
+__all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms", "lemma1_terms"]
 
 LOSSES = ("cross_entropy", "mse")
 REDUCTIONS = ("sum", "full", "row_norms")
@@ -129,6 +129,53 @@ def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cros
                                   batch_size=batch_size)
     k = int(round(feats.shape[1] ** 0.5))
     return feats.view(-1, k, k)
+
+
+@guarded(policy="eval")
+@torch.no_grad()
+def lemma1_terms(model: nn.Module, x: torch.Tensor, classifier=None) -> dict:
+    """The pieces of the introspective-learning paper's Lemma 1 at the last layer W (K x D), for every question.
+
+    With logits y = W h + b, predicted class y_hat and the cross-entropy loss of question I,
+    J_I = -log softmax(y)_I = -y_I + y_hat_logit + log(1 + sum_{j != y_hat} exp(y_j - y_hat_logit)), so
+
+        grad_W J_I = -grad_W y_I + grad_W y_{y_hat} + R,   R = grad_W log(1 + sum_{j != y_hat} e^{y_j - y_{y_hat}}),
+
+    where R = (p - delta_{y_hat}) h^T is the same for every question I. For a well-trained (confident)
+    network R vanishes: ||R||_F = ||p - delta_{y_hat}|| ||h|| <= sqrt(2) (1 - p_{y_hat}) ||h||, so each
+    question's gradient is, up to R, the change of the relation between y_I and y_{y_hat} alone. (The
+    slides print the second term of the lemma in a closed form, ``log(1 + y_hat / 2)`` in our copy, that we
+    could not check against the paper; this decomposition is exact and holds for any network.)
+
+    ``x`` (N, C, H, W). Returns a dict of tensors (float64, on ``x``'s device):
+
+    * ``"gradient"`` (N, K, K, D): grad_W J_I for every question I (closed form (p - delta_I) h^T);
+    * ``"relation"`` (N, K, K, D): grad_W (y_{y_hat} - y_I) = (delta_{y_hat} - delta_I) h^T;
+    * ``"remainder"`` (N, K, D): R, shared by all questions;
+    * ``"bound"`` (N,): sqrt(2) (1 - p_{y_hat}) ||h||, the bound on ||R||_F;
+    * ``"probs"`` (N, K), ``"predicted"`` (N,), ``"h"`` (N, D).
+
+    One forward pass (eval mode, restored afterwards), no backward pass; the tests check ``"gradient"``
+    against autograd. ``classifier`` as in :func:`introspective_features`. Memory: N K^2 D numbers.
+    """
+    check_images(x, "x")
+    check_model(model)
+    fc = resolve_classifier(model, classifier)
+    with eval_mode(model):
+        z, h = classifier_pass(model, x, fc)
+    z, h = z.double(), h.double()
+    k = z.shape[1]
+    p = torch.softmax(z, 1)
+    predicted = z.argmax(1)
+    eye = torch.eye(k, dtype=z.dtype, device=z.device)
+    top = eye[predicted]                                             # delta_{y_hat} (N, K)
+    outer = lambda e: e.unsqueeze(-1) * h.view(h.shape[0], *([1] * (e.dim() - 1)), -1)  # noqa: E731
+    gradient = outer(p.unsqueeze(1) - eye)                           # (N, I, K, D)
+    relation = outer(top.unsqueeze(1) - eye)
+    remainder = outer(p - top)                                       # (N, K, D)
+    bound = 2 ** 0.5 * (1 - p.gather(1, predicted[:, None])[:, 0]) * h.norm(dim=1)
+    return {"gradient": gradient, "relation": relation, "remainder": remainder, "bound": bound, "probs": p,
+            "predicted": predicted, "h": h}
 
 
 # --------------------------------------------------------------------------------------------------
