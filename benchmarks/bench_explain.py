@@ -101,19 +101,19 @@ def setups(names, quick):
     for arch, n_full in (("resnet18", 4), ("resnet50", 8)):
         if arch not in names:
             continue
-        import torchvision
+        from inferml_course.online import imagenet_model
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = getattr(torchvision.models, arch)(weights=None).eval()
+            model = imagenet_model(arch, pretrained=False)  # ImageNet normalisation inside: baseline "mean"
         n = 2 if quick and arch == "resnet18" else n_full
         signs = load("signs", "test").images[:n]  # real structure, so superpixels are meaningful
         x = F.interpolate(signs, size=(224, 224), mode="bilinear", align_corners=False)
         cfg = {"steps": 16, "samples": 8, "window": 56, "stride": 28, "surrogate_batch": 2, "surrogate_samples": 50,
                "repeats": 1 if quick else 3}
         title = {"resnet18": "ResNet-18", "resnet50": "ResNet-50"}[arch]
-        out.append((f"{title} (random weights), {n} x 3 x 224 x 224 (signs upsampled)", model, x, model.layer4,
-                    cfg))
+        out.append((f"{title} (random weights), {n} x 3 x 224 x 224 (signs upsampled)", model, x,
+                    model.net.layer4, cfg))
     return out
 
 

@@ -131,5 +131,6 @@ def photos(names=PHOTOS, size: int = 224) -> torch.Tensor:
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
         square = img[None, :, top:top + side, left:left + side]
-        out.append(F.interpolate(square, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0])
+        resized = F.interpolate(square, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out.append(resized[0].clamp(0, 1))   # the antialiasing filter overshoots [0, 1] by a little
     return torch.stack(out)

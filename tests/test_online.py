@@ -66,3 +66,23 @@ def test_lesson_code_paths_with_random_weights(photos, arch, layer):
     assert result.uncertainty.shape == (2, 64, 64) and torch.isfinite(result.uncertainty).all()
     assert result.contrast_maps.shape == (2, 999, 64, 64)
     assert_same(before, snapshot(model))
+
+
+def test_lesson_02_and_07_code_paths_with_random_weights(photos):
+    """Lesson 02's method grid on ResNet-50 (the ImageNet mean as IG's baseline, found in the wrapper) and
+    lesson 07's VOICE panel on a channels-last Swin-T, offline with random weights."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from inferml_course.explain import plots as xplots
+
+    model = online.imagenet_model("resnet50", pretrained=False)
+    maps = {name: explain.explain(name, model, photos, **opts) for name, opts in
+            {"integrated_gradients": {"steps": 2, "baseline": "mean"}, "occlusion": {"window": 32, "stride": 32},
+             "grad_cam": {}}.items()}
+    assert all(m.shape == (2, 64, 64) and torch.isfinite(m).all() for m in maps.values())
+    xplots.show_method_grid(photos, maps, row_titles=["a", "b"], signed={m: m in explain.SIGNED for m in maps})
+    swin = online.imagenet_model("swin_t", pretrained=False)
+    result = voice.voice(swin, photos)
+    voice.voice_panel(photos, result, range(2), class_names=swin.classes, suptitle="VOICE on swin_t")
+    plt.close("all")

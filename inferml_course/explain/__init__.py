@@ -24,7 +24,6 @@ from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, inp
 from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, \
     nearest_neighbours, neighbour_agreement, project, receptive_field, representatives
 from .maps import normalize_maps, overlay
-from .online import can_download
 from .perturbation import kernel_shap, lime, occlusion, rise, superpixels
 from .registry import FAMILIES, METHODS, SIGNED, explain, method
 
@@ -35,5 +34,5 @@ __all__ = [
     "contrast_classes", "contrast_cotangents", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
-    "nearest_neighbours", "neighbour_agreement", "project", "representatives", "can_download",
+    "nearest_neighbours", "neighbour_agreement", "project", "representatives",
 ]
