@@ -10,6 +10,12 @@ module           contents
 ``information``  per-sample gradients, gradient norms, empirical / sampled Fisher, spectra,
                  representation spectra and effective rank
 ``toys``         the Bernoulli coin and the 2-D logistic loss surface (closed-form checks)
+``gradcon``      GradCon (Kwon et al., ECCV 2020): the anomaly score -L_rec + beta * mean cosine of an
+                 autoencoder's decoder gradients with their training average (the autoencoder and its
+                 gradient-alignment training are in ``inferml_course.models.gradcon``), the reconstruction
+                 error baseline, the one-class test split
+``perceptual``   perceptual components (Yarici et al., ICIP 2024): RELAX-style importance maps of a
+                 representation for the full image and its colour, texture and shape; map correlation
 ``plots``        spectra, descent paths, score distributions, the coin's curvature; ``format_table``
 ``widgets``      ``BernoulliFisherExplorer``
 ===============  =================================================================================
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 from .._core.lazy import lazy_package
 
-_SUBMODULES = ("information", "toys", "plots", "widgets",)
+_SUBMODULES = ("information", "toys", "gradcon", "perceptual", "plots", "widgets",)
 _SHORTCUTS = {
     "MAX_FULL_MATRIX": "information",
     "select_parameters": "information", "per_sample_grads": "information", "gradient_norms": "information",
@@ -30,6 +36,10 @@ _SHORTCUTS = {
     "bernoulli_fisher_monte_carlo": "toys", "logistic_toy_loss": "toys", "descent_step_losses": "toys",
     "toy_gradient": "toys", "format_table": "plots", "plot_bernoulli_fisher": "plots", "plot_spectra": "plots",
     "plot_descent": "plots", "plot_score_distributions": "plots", "BernoulliFisherExplorer": "widgets",
+    "GradConComponents": "gradcon", "gradcon_components": "gradcon", "gradcon_score": "gradcon",
+    "gradcon_anomaly_score": "gradcon", "reconstruction_error": "gradcon", "one_class_split": "gradcon",
+    "COMPONENTS": "perceptual", "perceptual_views": "perceptual", "perceptual_components": "perceptual",
+    "map_correlation": "perceptual",
 }
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS]

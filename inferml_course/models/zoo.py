@@ -29,9 +29,12 @@ from torch import nn
 from .. import config
 from .._core.checks import check_choice, check_device
 from .architectures import Ensemble, SmallCNN
+from .gradcon import GradConCAE, train_gradcon
 from .training import train_model
 
 MANIFEST = "SHA256SUMS"
+#: the inlier class of the GradCon zoo models (0 = stop) and their epochs (the authors run 1000)
+GRADCON_INLIER, GRADCON_EPOCHS = 0, 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class ModelSpec:
     batch_size: int = 128
     max_shift: int = 0
     train_size: int | None = None  # None = the whole training split
+    architecture: str = "SmallCNN"  # or "GradConCAE" (an autoencoder, models/gradcon.py)
+    inlier_class: int | None = None  # GradConCAE: the one class it is trained on (the one-class protocol)
+    grad_loss_weight: float = 0.0  # GradConCAE: alpha of the gradient-alignment loss (0 = the plain CAE)
 
 
 ZOO: dict[str, ModelSpec] = {
@@ -58,6 +64,13 @@ ZOO: dict[str, ModelSpec] = {
                                     "SmallCNN trained on watermarked signs (it learns the watermark shortcut)",
                                     epochs=6),
     "digits_cnn": ModelSpec("digits", 1, 10, "SmallCNN on scikit-learn's digits", epochs=30, max_shift=2),
+    "signs_gradcon": ModelSpec("signs", 3, 9, "GradCon autoencoder (gradient-alignment loss, alpha 0.03) trained "
+                               "on one sign class", architecture="GradConCAE", inlier_class=GRADCON_INLIER,
+                               grad_loss_weight=0.03, epochs=GRADCON_EPOCHS, lr=1e-3, batch_size=64),
+    "signs_cae": ModelSpec("signs", 3, 9, "the same autoencoder trained without the gradient loss (the "
+                           "reconstruction baseline), same class", architecture="GradConCAE",
+                           inlier_class=GRADCON_INLIER, grad_loss_weight=0.0, epochs=GRADCON_EPOCHS, lr=1e-3,
+                           batch_size=64),
 }
 MODELS = tuple(ZOO)
 
@@ -78,6 +91,8 @@ def retrain_command(name: str, directory: Path | None = None) -> str:
 def build_model(name: str) -> nn.Module:
     """The untrained architecture of zoo model ``name`` (eval mode)."""
     spec = ZOO[check_choice(name, MODELS, "model name")]
+    if spec.architecture == "GradConCAE":
+        return GradConCAE(spec.in_channels).eval()
 
     def one():
         return SmallCNN(spec.in_channels, spec.num_classes, width=spec.width)
@@ -113,6 +128,14 @@ def train_zoo_model(name: str, progress: bool = True, seeds=None) -> nn.Module:
     seeds = check_seeds(name, seeds)
     data = load(spec.dataset, "train")
     images, labels = data.images, data.labels
+    if spec.architecture == "GradConCAE":  # one-class protocol: inliers of the train split, best epoch on val
+        val = load(spec.dataset, "val")
+        inliers = images[labels == spec.inlier_class]
+        if spec.train_size is not None:
+            inliers = inliers[:spec.train_size]
+        return train_gradcon(inliers, val.images[val.labels == spec.inlier_class], epochs=spec.epochs,
+                             grad_loss_weight=spec.grad_loss_weight, lr=spec.lr, batch_size=spec.batch_size,
+                             seed=seeds[0], progress=progress, description=f"training {name} (seed {seeds[0]})")
     if spec.train_size is not None:
         images, labels = images[:spec.train_size], labels[:spec.train_size]
     members = []
