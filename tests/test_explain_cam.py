@@ -180,6 +180,12 @@ def test_causal_cam_arguments():
     with pytest.raises(ValueError, match="threshold"):
         explain.causal_cam(model, x, threshold=1.5)
     assert explain.causal_cam(model, x, threshold=1.0).abs().max() == 0   # nothing exceeds the maximum
+    with pytest.raises(ValueError, match="contrast_threshold"):
+        explain.causal_cam(model, x, contrast_threshold=-0.1)
+    # no contrast region at all (contrast_threshold = 1): the causal map is Grad-CAM on its own region
+    grad = explain.grad_cam(model, x)
+    own = explain.normalize_maps(grad, "minmax") > 0.5
+    assert torch.allclose(explain.causal_cam(model, x, contrast_threshold=1.0), grad * own, atol=1e-10)
     one_class = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
                                     torch.nn.Linear(2, 1)).double()
     with pytest.raises(ValueError, match="at least two classes"):

@@ -280,20 +280,25 @@ def contrast_cams(model: nn.Module, x: torch.Tensor, target=None, layer=None, re
 
 @guarded()
 def causal_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, threshold: float = 0.5,
-               reshape=None, vectorize: bool | None = None) -> torch.Tensor:
+               contrast_threshold: float | None = None, reshape=None, vectorize: bool | None = None) -> torch.Tensor:
     """CausalCAM (Prabhushankar and AlRegib, ICIP 2021): Grad-CAM's regions minus the contrast regions.
 
     The causal features of P are those of Grad-CAM that do not also let P be told apart from some other
     class; the contrast (context) region is the union over every Q != P of Contrast-CAM's regions. With
     each map min-max normalised and binarised at ``threshold`` (our choice, the paper gives no number):
-    mask = bin(Grad-CAM_P) and not (or_Q bin(Contrast-CAM_{P,Q})). Returns Grad-CAM's raw values on that
-    mask and 0 elsewhere (N, H, W), so the map ranks pixels as Grad-CAM does inside the causal region.
+    mask = bin(Grad-CAM_P) and not (or_Q bin(Contrast-CAM_{P,Q})), bin(m) = m > threshold;
+    ``contrast_threshold`` (None: ``threshold``) binarises the contrast maps alone, so a looser contrast
+    region can be tried (lesson 10). Returns Grad-CAM's raw values on that mask and 0 elsewhere
+    (N, H, W), so the map ranks pixels as Grad-CAM does inside the causal region. On a near-certain
+    model every Contrast-CAM looks like Grad-CAM and the causal region can be empty (lesson 10).
     Cost: that of :func:`contrast_cams`.
     """
     threshold = check_unit_interval(threshold, "threshold")
+    contrast_threshold = threshold if contrast_threshold is None else \
+        check_unit_interval(contrast_threshold, "contrast_threshold")
     maps = contrast_cams(model, x, target, layer, reshape, vectorize)
     n, q, h, w = maps.contrast_maps.shape
     grad = normalize_maps(maps.explanation, "minmax")
     contrast = normalize_maps(maps.contrast_maps.reshape(n * q, h, w), "minmax").view(n, q, h, w)
-    mask = (grad > threshold) & ~(contrast > threshold).any(1)
+    mask = (grad > threshold) & ~(contrast > contrast_threshold).any(1)
     return maps.explanation * mask
