@@ -199,12 +199,9 @@ def test_mahalanobis_equals_pytorch_ood_up_to_2n():
     torch.testing.assert_close(scores.get_score("mahalanobis")(model, x_test, stats=stats, features=features), ours)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "fit_mahalanobis stores its MahalanobisStats as float32 (means.float(), precision.float()) and "
-    "mahalanobis_from_features multiplies the model's float64 features by them without a cast: "
-    "mahalanobis() (and score_batch / compute_scores with mahalanobis_stats) on a float64 model raise "
-    "RuntimeError 'expected m1 and m2 to have the same dtype, but got: double != float'"))
 def test_mahalanobis_on_a_float64_model_equals_pytorch_ood():
+    """The stats are float64 and the distances come back in the features' dtype (a float64 model used to
+    raise a dtype mismatch)."""
     model = small_cnn(dtype=torch.float64, seed=0)
     x_train, x_test = _images(n=300, seed=2), _images(n=20, seed=3)
     y = torch.arange(300) % 5
@@ -216,13 +213,9 @@ def test_mahalanobis_on_a_float64_model_equals_pytorch_ood():
     torch.testing.assert_close(scores.mahalanobis(model, x_test, stats).double(), 600 * theirs, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "mahalanobis_from_features expands d^2 = h'Ph - 2 h'P mu + mu'P mu in float32 (the stats' dtype): when "
-    "the features' common offset is large against the within-class spread (an untrained SmallCNN's "
-    "fc1 outputs: mean |h| 0.17, within-class std 5.5e-4) the three terms cancel and the distances come out "
-    "0 or multiples of 0.25 (here all 0) where pytorch-ood's float64 fit gives 7-17 (x 2N); adding a "
-    "constant to every feature changes our distances, which a Mahalanobis distance must not"))
 def test_mahalanobis_is_translation_invariant_on_offset_features():
+    """Features with a common offset large against their within-class spread (an untrained SmallCNN's fc1
+    outputs: mean |h| 0.17, within-class std 5.5e-4): the distances used to cancel to 0 in float32."""
     model = small_cnn(dtype=torch.float32, seed=0)
     c = model.classifier
 

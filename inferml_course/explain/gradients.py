@@ -300,8 +300,11 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     ``-sum_k (sigma_{k+1} - sigma_k) * (d x_sigma / d sigma)(sigma_k) * grad z_t(x_{sigma_k})``, the
     derivative along the path taken by a finite difference of ``grad_step`` in sigma (the PAIR
     ``saliency`` reference does the same; it uses max_sigma = 50 for 224-pixel images, which we
-    scale to 8 for the course's 32-pixel images). Signed. Cost: ``steps`` forward and backward
-    passes (+1 forward when ``target=None``).
+    scale to 8 for the course's 32-pixel images). The blur is the package's one Gaussian blur, with
+    scipy's ``mode="reflect"`` border; the reference's ``gaussian_blur`` pads with zeros
+    (``mode="constant"``), so near the borders the two maps differ (``tests/test_oracle_saliency.py``
+    matches them with the same border). Signed. Cost: ``steps`` forward and backward passes (+1 forward
+    when ``target=None``).
     """
     x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")

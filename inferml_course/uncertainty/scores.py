@@ -164,8 +164,9 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     """ODIN's input pre-processing: ``x~ = x - eps * sign(grad_x CE(f(x)/T, argmax f(x)))``.
 
     The step is taken in **pixel space** (the course's models normalise inside), so ``eps`` is in
-    units of [0, 1] pixel values; the original code divides the sign by the per-channel std of its
-    normalisation, i.e. its eps is in normalised units. ``sign`` follows the original:
+    units of [0, 1] pixel values. The original code perturbs the *normalised* input and divides the
+    sign by the per-channel std, which is the same step of eps in pixel space, so our eps equals the
+    original's (``tests/test_oracle_pytorch_ood.py`` checks both forms). ``sign`` follows the original:
     ``+1`` where the gradient is ``>= 0``. The perturbed image is not clipped to [0, 1], as in the
     original. Returns ``(x_tilde, predicted_labels)``; per-sample gradients come from one backward
     pass per batch (samples are independent in eval mode). Parameter ``.grad`` is never touched.
@@ -204,7 +205,8 @@ def odin(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0
 # ---------------------------------------------------------------------------------------- Mahalanobis
 @dataclass(frozen=True)
 class MahalanobisStats:
-    """Class means (K, D) and the tied precision matrix (D, D) of penultimate features."""
+    """Class means (K, D) and the tied precision matrix (D, D) of penultimate features, in float64 (the
+    precision of real features can be ill-conditioned: float32 loses the distances)."""
 
     means: torch.Tensor
     precision: torch.Tensor
@@ -244,21 +246,29 @@ def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_siz
     cov = cov + ridge * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(cov.shape[0], dtype=h.dtype,
                                                                            device=h.device)
     precision = torch.linalg.pinv(cov, hermitian=True)  # pseudo-inverse: dead (all-zero) features are fine
-    return MahalanobisStats(means.float(), ((precision + precision.T) / 2).float())
+    return MahalanobisStats(means, (precision + precision.T) / 2)
 
 
 def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch.Tensor:
-    """``min_k (h - mu_k)^T P (h - mu_k)`` for features h (N, D): **higher = more uncertain**."""
+    """``min_k (h - mu_k)^T P (h - mu_k)`` for features h (N, D): **higher = more uncertain**.
+
+    Computed in float64 after moving the origin to the mean of the class means (the distance does not
+    change, and the expansion h^T P h - 2 h^T P mu + mu^T P mu no longer cancels when the features
+    share a large offset); returned in the features' floating dtype."""
     if not isinstance(stats, MahalanobisStats):
         raise TypeError(f"stats must be a MahalanobisStats from fit_mahalanobis, got {type(stats).__name__}")
     if h.shape[1] != stats.means.shape[1]:
         raise ValueError(f"features have dimension {h.shape[1]} but stats were fitted on {stats.means.shape[1]}")
     stats = stats.to(h.device)
-    hp = h @ stats.precision                                      # (N, D)
-    quad_h = (hp * h).sum(1, keepdim=True)                        # h^T P h
-    quad_mu = ((stats.means @ stats.precision) * stats.means).sum(1)  # mu^T P mu
-    d2 = quad_h - 2 * hp @ stats.means.T + quad_mu[None]          # (N, K)
-    return d2.clamp_min(0).min(1).values
+    precision, means = stats.precision.double(), stats.means.double()
+    origin = means.mean(0)
+    hc, mc = h.double() - origin, means - origin
+    hp = hc @ precision                                           # (N, D)
+    quad_h = (hp * hc).sum(1, keepdim=True)                       # h^T P h
+    quad_mu = ((mc @ precision) * mc).sum(1)                      # mu^T P mu
+    d2 = quad_h - 2 * hp @ mc.T + quad_mu[None]                   # (N, K)
+    out_dtype = h.dtype if h.is_floating_point() else torch.float32
+    return d2.clamp_min(0).min(1).values.to(out_dtype)
 
 
 @guarded(policy="eval")
