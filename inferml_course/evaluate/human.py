@@ -93,31 +93,41 @@ def _choice_index(choice) -> int:
     return choice
 
 
+def _write_records(records, path, fields) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: r[k] for k in fields})
+
+
+def _read_records(path, fields, what: str, integers, kind: str) -> list:
+    """The rows of a CSV file written by :func:`_write_records`: every column of ``fields`` present, the
+    ``integers`` columns as ints, the ``kind`` column one of the rater kinds."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(fields) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path} is not a {what} file: columns {sorted(missing)} are missing")
+        out = []
+        for row in reader:
+            row = dict(row)
+            for key in integers:
+                row[key] = int(row[key])
+            if row[kind] not in _KINDS:
+                raise ValueError(f"{path}: {kind} must be one of {_KINDS}, got {row[kind]!r}")
+            out.append(row)
+    return out
+
+
 def save_responses(responses, path) -> None:
     """Write responses (a list of dicts with :data:`FIELDS`) to a CSV file."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        for r in responses:
-            writer.writerow({k: r[k] for k in FIELDS})
+    _write_records(responses, path, FIELDS)
 
 
 def load_responses(path) -> list:
     """Read responses written by a study or :func:`save_responses` (numbers converted back)."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(FIELDS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path} is not a response file: columns {sorted(missing)} are missing")
-        out = []
-        for row in reader:
-            row = dict(row)
-            for key in ("item", "image", "choice", "preference_a"):
-                row[key] = int(row[key])
-            if row["rater_kind"] not in _KINDS:
-                raise ValueError(f"{path}: rater_kind must be one of {_KINDS}, got {row['rater_kind']!r}")
-            out.append(row)
-    return out
+    return _read_records(path, FIELDS, "response", ("item", "image", "choice", "preference_a"), "rater_kind")
 
 
 class PairwiseStudy:
@@ -441,31 +451,17 @@ def _text_to_cells(text: str, rows: int, cols: int) -> torch.Tensor:
 
 def save_pointing(records, path) -> None:
     """Write pointing-game records (dicts with :data:`POINTING_FIELDS`) to a CSV file."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=POINTING_FIELDS)
-        writer.writeheader()
-        for r in records:
-            writer.writerow({k: r[k] for k in POINTING_FIELDS})
+    _write_records(records, path, POINTING_FIELDS)
 
 
 def load_pointing(path) -> list:
     """Read pointing-game records written by a :class:`PointingStudy` or :func:`save_pointing`."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(POINTING_FIELDS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path} is not a pointing-game file: columns {sorted(missing)} are missing")
-        out = []
-        for row in reader:
-            row = dict(row)
-            for key in ("item", "image", "rows", "cols", "sharpened"):
-                row[key] = int(row[key])
-            row["correct"] = row["correct"] == "True"
-            if row["participant_kind"] not in _KINDS:
-                raise ValueError(f"{path}: participant_kind must be one of {_KINDS}, got {row['participant_kind']!r}")
-            _text_to_cells(row["cells"], row["rows"], row["cols"])
-            out.append(row)
-    return out
+    rows = _read_records(path, POINTING_FIELDS, "pointing-game", ("item", "image", "rows", "cols", "sharpened"),
+                         "participant_kind")
+    for row in rows:
+        row["correct"] = row["correct"] == "True"
+        _text_to_cells(row["cells"], row["rows"], row["cols"])
+    return rows
 
 
 class PointingStudy:
