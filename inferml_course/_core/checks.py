@@ -19,6 +19,15 @@ def check_choice(value, valid: Iterable[str], argument: str) -> str:
     return value
 
 
+def all_finite(x: torch.Tensor) -> bool:
+    """True when every entry of the floating tensor ``x`` is finite. A NaN or an infinity makes the sum
+    non-finite, so a finite sum (one reduction, no boolean copy of ``x``) settles it; only a non-finite
+    sum (a bad entry, or an overflow of large finite values) pays for the entry-wise check."""
+    if x.numel() == 0:
+        return True
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
 def check_float_tensor(x, argument: str, form: str, dim: int | None = None, min_dim: int = 1,
                        batch: bool = True, what: str = "") -> torch.Tensor:
     """Check a floating tensor of finite values with ``dim`` dimensions (or at least ``min_dim``).
@@ -35,7 +44,7 @@ def check_float_tensor(x, argument: str, form: str, dim: int | None = None, min_
         raise ValueError(f"{argument} must have shape {form}, got shape {tuple(x.shape)}")
     if batch and x.shape[0] == 0:
         raise ValueError(f"{argument} is an empty batch (N = 0)")
-    if not torch.isfinite(x).all():
+    if not all_finite(x):
         raise ValueError(f"{argument} contains NaN or infinite values")
     return x
 
