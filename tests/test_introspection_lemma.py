@@ -66,3 +66,11 @@ def test_bad_input_and_mode_restored():
     with pytest.raises(ValueError):
         intro.lemma1_terms(small_cnn(), torch.rand(3, 32, 32))
     assert "lemma1_terms" in intro.__all__
+
+
+def test_float64_images_on_a_float32_model_follow_the_dtype_rule():
+    model, x = small_cnn(dtype=torch.float32), images(3, dtype=torch.float32)
+    narrow = intro.lemma1_terms(model, x)
+    wide = intro.lemma1_terms(model, x.double())
+    assert torch.allclose(wide["gradient"], narrow["gradient"]) and torch.equal(wide["predicted"], narrow["predicted"])
+    assert torch.allclose(intro.introspective_features(model, x.double()), intro.introspective_features(model, x))

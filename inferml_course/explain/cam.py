@@ -259,14 +259,9 @@ def contrast_cams(model: nn.Module, x: torch.Tensor, target=None, layer=None, re
     :func:`inferml_course._core.grads.batched_grad`, default vectorised: the backward only crosses the
     head). Each map equals :func:`grad_cam` / :func:`contrast_cam` with that Q. ``layer`` and ``reshape``
     as in :func:`grad_cam`."""
-    x = check_model_input(model, x)
-    n = x.shape[0]
-    t = as_target_tensor(target, n, x.device)
-    module = resolve_layer(model, layer, x)
-    check_mode(model, "contrast_cams")
     with torch.enable_grad():
-        logits, raw, to_map = logits_and_feature_maps(model, x, module, reshape)
-        p = resolve_targets(t, logits)
+        x, logits, raw, to_map, p, _ = _forward_at_layer(model, x, layer, "contrast_cams", target, reshape=reshape)
+        n = x.shape[0]
         probs = torch.softmax(logits.detach(), 1)
         others = contrast_classes(p, logits.shape[1])
         go = contrast_cotangents(probs, p, others).to(logits.dtype)

@@ -50,7 +50,7 @@ from torch import nn
 
 from .._core.adapter import classifier_pass, resolve_classifier
 from .._core.modes import eval_mode, guarded
-from .._core.checks import check_choice, check_images, check_model, check_positive_int
+from .._core.checks import check_choice, check_model_input, check_positive_int
 
 __all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms", "lemma1_terms"]
 
@@ -108,8 +108,7 @@ def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross
     """
     _check_options(loss, reduction)
     check_positive_int(batch_size, "batch_size")
-    check_images(x, "x")
-    check_model(model)
+    x = check_model_input(model, x)
     fc = resolve_classifier(model, classifier)
     out = []
     with eval_mode(model):
@@ -158,8 +157,7 @@ def lemma1_terms(model: nn.Module, x: torch.Tensor, classifier=None) -> dict:
     One forward pass (eval mode, restored afterwards), no backward pass; the tests check ``"gradient"``
     against autograd. ``classifier`` as in :func:`introspective_features`. Memory: N K^2 D numbers.
     """
-    check_images(x, "x")
-    check_model(model)
+    x = check_model_input(model, x)
     fc = resolve_classifier(model, classifier)
     with eval_mode(model):
         z, h = classifier_pass(model, x, fc)
