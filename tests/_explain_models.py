@@ -61,3 +61,11 @@ class TwoChannelModel(nn.Module):
 
     def forward(self, x):
         return self.head(self.cam(x).mean((2, 3)))
+
+
+def two_squares():
+    """One image (1, 3, 8, 8), float64: channel 0 bright in the top-left square, channel 1 in the bottom-right."""
+    x = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
+    x[0, 0, :3, :3] = 1.0
+    x[0, 1, 5:, 5:] = 0.5
+    return x

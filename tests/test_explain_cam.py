@@ -5,16 +5,8 @@ import torch.nn.functional as F
 
 from inferml_course import explain
 
-from _explain_models import TwoChannelModel, images, small_cnn
+from _explain_models import TwoChannelModel, images, small_cnn, two_squares as _two_squares
 from conftest import require
-
-
-def _two_squares():
-    """Channel 0 bright in the top-left square, channel 1 bright in the bottom-right square."""
-    x = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
-    x[0, 0, :3, :3] = 1.0
-    x[0, 1, 5:, 5:] = 0.5
-    return x
 
 
 def test_grad_cam_known_by_construction():

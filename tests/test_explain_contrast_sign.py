@@ -10,14 +10,7 @@ import torch.nn.functional as F
 
 from inferml_course import explain
 
-from _explain_models import TwoChannelModel, images, small_cnn
-
-
-def _two_squares():
-    x = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
-    x[0, 0, :3, :3] = 1.0
-    x[0, 1, 5:, 5:] = 0.5
-    return x
+from _explain_models import TwoChannelModel, images, small_cnn, two_squares as _two_squares
 
 
 def test_negated_gradient_contrast_cam_by_hand():
