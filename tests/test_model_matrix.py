@@ -160,3 +160,23 @@ def test_fullgrad_terms_equal_pytorch_grad_cam(name):
     maps = [t for t in terms if t.dim() == 4]
     ours = _pytorch_grad_cam_scaling([inp] + maps, tuple(x.shape[-2:]))
     np.testing.assert_allclose(ours.numpy(), ref, atol=2e-2)
+
+
+def test_causal_cam_lemma1_and_perceptual_components(setup):
+    """This session's additions on every architecture: CausalCAM (on the contrast maps of every class),
+    Lemma 1's split at the classifier, and the perceptual-component maps (penultimate features)."""
+    from inferml_course import introspection
+    from inferml_course.fisher import perceptual
+
+    name, model, x = setup
+    before = snapshot(model)
+    causal = explain.causal_cam(model, x, contrast_threshold=1.0)
+    assert torch.allclose(causal, explain.grad_cam(model, x) * (explain.normalize_maps(explain.grad_cam(model, x),
+                                                                                          "minmax") > 0.5), atol=1e-5)
+    terms = introspection.lemma1_terms(model, x)
+    split = terms["relation"] + terms["remainder"].unsqueeze(1)          # (delta_hat - delta_I) h + (p - delta_hat) h
+    assert torch.allclose(terms["gradient"], split, atol=1e-8)
+    maps = perceptual.perceptual_components(model, x, n_masks=4)
+    for component, m in maps.items():
+        assert m.shape == (2, *x.shape[-2:]) and torch.isfinite(m).all(), component
+    assert_same(before, snapshot(model))
