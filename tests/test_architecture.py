@@ -78,10 +78,12 @@ def test_lazy_packages_list_their_names(name):
 #: delegate to it under another name or by assignment).
 ONE_DEFINITION = ["gaussian_blur", "minmax", "mask_iou", "check_batch_size", "check_logits", "check_model_output",
                   "pointing_game", "energy_pointing_game", "resolve_classifier", "resolve_layer", "resolve_baseline",
-                  "penultimate_features", "decompose", "eval_mode", "model_guard", "higher_is_better"]
+                  "penultimate_features", "decompose", "eval_mode", "model_guard", "higher_is_better",
+                  "batched_grad", "contrast_classes", "contrast_cotangents", "feature_map_view", "can_download",
+                  "all_finite", "check_seed"]
 #: The drifted copies this layout replaced: none may come back.
 GONE = ["_average_ranks", "check_batch", "_check_batch_size", "_resolve_batch", "_last_layer", "_sensing_pass",
-        "_direction", "_gaussian_kernel"]
+        "_direction", "_gaussian_kernel", "_grad_outputs", "imagenet_resnet18"]
 
 
 def _definitions():
