@@ -80,7 +80,7 @@ ONE_DEFINITION = ["gaussian_blur", "minmax", "mask_iou", "check_batch_size", "ch
                   "pointing_game", "energy_pointing_game", "resolve_classifier", "resolve_layer", "resolve_baseline",
                   "penultimate_features", "decompose", "eval_mode", "model_guard", "higher_is_better",
                   "batched_grad", "contrast_classes", "contrast_cotangents", "feature_map_view", "can_download",
-                  "all_finite", "check_seed"]
+                  "all_finite", "check_seed", "pearson_rows"]
 #: The drifted copies this layout replaced: none may come back.
 GONE = ["_average_ranks", "check_batch", "_check_batch_size", "_resolve_batch", "_last_layer", "_sensing_pass",
         "_direction", "_gaussian_kernel", "_grad_outputs", "imagenet_resnet18"]

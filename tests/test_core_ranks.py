@@ -145,3 +145,15 @@ def test_package_functions_use_the_core_ranks():
     rho = ev.rank_correlation(x, y)
     for i in range(3):
         assert float(rho[i]) == pytest.approx(stats.spearmanr(x[i].flatten(), y[i].flatten())[0], abs=1e-6)
+
+
+def test_pearson_rows_equals_scipy_and_is_zero_for_constant_rows():
+    import scipy.stats
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(4, 3, 5, generator=g), torch.rand(4, 3, 5, generator=g)
+    from inferml_course._core.ranks import pearson_rows
+    r = pearson_rows(a, b)
+    for i in range(4):
+        assert abs(float(r[i]) - scipy.stats.pearsonr(a[i].flatten().numpy(), b[i].flatten().numpy())[0]) < 1e-6
+    assert float(pearson_rows(a[:1], torch.ones(1, 3, 5))[0]) == 0.0

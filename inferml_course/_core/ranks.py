@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["average_ranks", "bootstrap_ci", "kendall_tau"]
+__all__ = ["average_ranks", "bootstrap_ci", "kendall_tau", "pearson_rows"]
 
 
 def _ranks_1d(values: np.ndarray) -> np.ndarray:
@@ -102,3 +102,15 @@ def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 2000, level: floa
     alpha = (1 - level) / 2
     low, high = np.percentile(stats, [alpha * 100, (1 - alpha) * 100])
     return float(low), float(high)
+
+
+def pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` (two (N, ...) tensors of the
+    same shape, flattened per row), float64 (N,) in [-1, 1]; 0 where either row is constant."""
+    a = a.flatten(1).double()
+    b = b.flatten(1).double()
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    norm = a.norm(dim=1) * b.norm(dim=1)
+    return torch.where(norm > 0, (a * b).sum(1) / norm.clamp_min(1e-300), torch.zeros_like(norm)).clamp(-1, 1)
+

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .._core.checks import check_unit_interval
 from .._core.images import mask_iou
+from .._core.ranks import pearson_rows
 from .._core.directions import describe, higher_is_better
 from ._common import as_map_dict, check_maps, minmax, warn_nan
 
@@ -116,14 +117,9 @@ def correlation(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Pearson correlation (N,) in [-1, 1] between the map and the 0/1 mask; 0 for a constant map;
     NaN when the mask is empty or covers the whole image. **Higher is better**."""
     maps, masks = _check(maps, masks)
-    a = maps.flatten(1)
-    b = masks.flatten(1).double()
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    norm_a, norm_b = a.norm(dim=1), b.norm(dim=1)
-    cc = torch.where(norm_a > 0, (a * b).sum(1) / (norm_a * norm_b).clamp_min(1e-300), torch.zeros_like(norm_a))
-    return _nan_where(cc.clamp(-1, 1), norm_b == 0, "the mask is empty or covers the whole image, so it has no "
-                                                    "variance to correlate with")
+    truth = masks.flatten(1)
+    return _nan_where(pearson_rows(maps, masks), ~truth.any(1) | truth.all(1),
+                      "the mask is empty or covers the whole image, so it has no variance to correlate with")
 
 
 def pixel_accuracy(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

@@ -66,6 +66,7 @@ from .._core.batching import check_batch_size
 from .._core.checks import (check_choice, check_float_tensor, check_model, check_model_input, check_number,
                             check_positive_int, check_seed, check_unit_interval)
 from .._core.images import gaussian_blur
+from .._core.ranks import pearson_rows
 
 __all__ = ["COMPONENTS", "grayscale", "edge_views", "perceptual_views", "relax_masks", "component_masks",
            "relax_importance", "perceptual_components", "map_correlation"]
@@ -283,7 +284,4 @@ def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     check_float_tensor(b, "b", "(N, H, W)", dim=3)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    a = a.flatten(1) - a.flatten(1).mean(1, keepdim=True)
-    b = b.flatten(1) - b.flatten(1).mean(1, keepdim=True)
-    denominator = a.norm(dim=1) * b.norm(dim=1)
-    return torch.where(denominator > 0, (a * b).sum(1) / denominator.clamp_min(1e-30), torch.zeros_like(denominator))
+    return pearson_rows(a, b).to(a.dtype)
