@@ -285,11 +285,11 @@ def resolve_baseline(model: nn.Module, x: torch.Tensor, baseline, argument: str 
 
 
 @torch.no_grad()
-def forward_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def forward_logits(model: nn.Module, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored (a warning when this
     switches a training-mode module: see :mod:`.modes`)."""
     with model_guard(model, "forward_logits", "eval"):
-        return torch.cat([check_model_output(model(chunk), len(chunk)) for chunk in batches(x, batch_size)])
+        return torch.cat([check_model_output(model(chunk), len(chunk)) for chunk in batches(x, batch_size, model=model)])
 
 
 def classifier_pass(model: nn.Module, x: torch.Tensor, layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,7 +314,7 @@ def classifier_pass(model: nn.Module, x: torch.Tensor, layer: nn.Linear) -> tupl
 
 
 @torch.no_grad()
-def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size: int = 512, classifier=None
+def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size="auto", classifier=None
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, K) and the input of the classifier (N, D) from ONE forward pass (eval mode).
 
@@ -322,12 +322,12 @@ def forward_with_features(model: nn.Module, x: torch.Tensor, batch_size: int = 5
     """
     layer = resolve_classifier(model, classifier)
     with model_guard(model, "forward_with_features", "eval"):
-        pairs = [classifier_pass(model, chunk, layer) for chunk in batches(x, batch_size)]
+        pairs = [classifier_pass(model, chunk, layer) for chunk in batches(x, batch_size, model=model)]
     return torch.cat([z for z, _ in pairs]), torch.cat([h for _, h in pairs])
 
 
 @torch.no_grad()
-def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 512, features=None,
+def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size="auto", features=None,
                          classifier=None) -> torch.Tensor:
     """Penultimate features (N, D): ``features(x)`` when a callable is given (flattened), else the input
     of the classifier (:func:`forward_with_features`). Eval mode, batched, modes restored."""
@@ -337,7 +337,7 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 51
         raise TypeError(f"features must be a callable mapping images (N, C, H, W) to features (N, D), "
                         f"got {type(features).__name__}")
     with model_guard(model, "penultimate_features", "eval"):
-        return torch.cat([features(chunk).detach().flatten(1) for chunk in batches(x, batch_size)])
+        return torch.cat([features(chunk).detach().flatten(1) for chunk in batches(x, batch_size, model=model)])
 
 
 def implicit_bias(module: nn.Module):

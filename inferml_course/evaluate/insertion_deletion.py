@@ -155,7 +155,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, ste
     curves need anyway). ``substrate``: ``"blur"``, ``"mean"``, ``"black"``, a number or a tensor
     (see :func:`inferml_course.evaluate._common.substrate_images`). ``output``: ``"probability"`` or
     ``"logit"``. ``games``: which curves to compute. ``batch_size``: images per forward pass
-    (``"auto"``: 256 images of 32 x 32 on a CPU, 4096 on a GPU).
+    (``"auto"``: the measured fastest chunk, see :mod:`inferml_course._core.batching`).
     Insertion AUC: higher is better; deletion AUC: lower is better.
     """
     check_positive_int(steps, "steps")
@@ -168,10 +168,10 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, ste
     for g in games:
         check_choice(g, tuple(GAMES), "games")
     x, t, full, _ = first_pass(model, x, target, output, "insertion_deletion")
-    batch_size = chunk_size(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n, c, h, w = x.shape
+    batch_size = chunk_size(batch_size, x, model=model, work=len(names) * len(games) * n * (steps - 1))
     hw = h * w
     sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
     empty = score_jobs(model, n, lambda a, b: sub[a:b], t, output, batch_size)  # the all-substrate image
@@ -257,13 +257,14 @@ def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str
     check_choice(game, tuple(GAMES), "game")
     check_positive_int(steps, "steps")
     x = check_model_input(model, x, "x")
-    batch_size = chunk_size(batch_size, x)
+    check_batch_size(batch_size)
     n, c, h, w = x.shape
     hw = h * w
     if steps > hw:
         raise ValueError(f"steps must be at most the number of pixels ({hw}), got {steps}")
     t = as_target_tensor(target, n, x.device)
     check_mode(model, "game_optimized_map")
+    batch_size = chunk_size(batch_size, x, model=model, work=n, backward=True)
     x = x.detach()
     with torch.no_grad():  # the classes to play for, read on x (1 forward pass over the N images)
         t = torch.cat([resolve_targets(None if t is None else t[a:a + batch_size],

@@ -191,9 +191,9 @@ def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substr
     check_batch_size(batch_size)
     check_choice(scaling, SCALINGS, "scaling")
     x, t, full, _ = first_pass(model, x, target, output, "heatmap_masking")
-    batch_size = chunk_size(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
+    batch_size = chunk_size(batch_size, x, model=model, work=len(names) * x.shape[0])
     masks = torch.stack([to_mask(maps[name].to(x), scaling) for name in names])  # (M, N, H, W)
     sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
     n = x.shape[0]

@@ -228,10 +228,10 @@ def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode:
             or bool((thr > 1).any()) or bool((thr.diff() <= 0).any()):
         raise ValueError(f"thresholds must be a non-empty increasing sequence in [0, 1], got {thresholds!r}")
     x, t, full, full_pred = first_pass(model, x, target, output, "structure_curves")
-    batch_size = chunk_size(batch_size, x)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n = x.shape[0]
+    batch_size = chunk_size(batch_size, x, model=model, work=(len(names) * thr.numel() + 1) * n)
     sub = substrate_images(model, x, substrate, blur_sigma, normalize=normalize).to(x.dtype)
     scaled = torch.stack([minmax(maps[name].to(x)) for name in names])  # (M, N, H, W)
     thr_d = thr.to(device=x.device, dtype=x.dtype)

@@ -175,9 +175,9 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
         base: ``"saliency"`` (signed gradients are averaged, then reduced), ``"input_x_gradient"``
             (noisy input times its gradient), ``"guided_backprop"`` or ``"deconvnet"``.
         seed: seeds a local ``torch.Generator`` (the global random state is untouched).
-        batch_size: the most noisy images per forward/backward pass: ``"auto"`` (256 images of
-            32 x 32 on a CPU, 4096 on a GPU, fewer for bigger images), an int, or None (all at once,
-            Captum's default). The result does not depend on it: the noise is drawn one sample at a time.
+        batch_size: the most noisy images per forward/backward pass: ``"auto"`` (the fastest chunk,
+            measured once per model and image shape: :mod:`inferml_course._core.batching`), an int, or
+            None (all at once, Captum's default). The result does not depend on it: the noise is drawn one sample at a time.
 
     Cost: ``samples`` forward and backward passes over the batch, plus one forward when ``target=None``.
     """
@@ -186,10 +186,11 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     check_choice(base, SMOOTHGRAD_BASES, "base")
     check_choice(noise_type, ("relative", "absolute"), "noise_type")
     check_positive_int(samples, "samples")
-    batch_size = check_batch_size(batch_size, x)
+    check_batch_size(batch_size)
     noise = check_number(noise, "noise", allow_zero=True)
     check_mode(model, "smoothgrad")
     n = x.shape[0]
+    batch_size = check_batch_size(batch_size, x, model=model, work=samples * n, backward=True)
     t = as_target_tensor(target, n, x.device)
     if t is None:
         t = _predicted(model, x)
@@ -249,9 +250,9 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
         baseline: the reference image b: 0 (black, the paper's and Captum's default), ``"mean"``
             (the training-set mean colour), a number or a tensor (see :func:`resolve_baseline`).
         steps, rule: the quadrature (see :func:`quadrature`); the defaults (50, Gauss-Legendre) are Captum's.
-        batch_size: the most path images per forward/backward pass: ``"auto"`` (256 images of 32 x 32
-            on a CPU, 4096 on a GPU), an int, or None (all steps at once, Captum's default); the
-            result does not depend on it.
+        batch_size: the most path images per forward/backward pass: ``"auto"`` (the measured fastest
+            chunk, see :mod:`inferml_course._core.batching`), an int, or None (all steps at once,
+            Captum's default); the result does not depend on it.
         return_gap: also return the completeness gap per image,
             sum(attribution) - (z_t(x) - z_t(b)), which goes to 0 as ``steps`` grows. It costs one
             forward pass on x and b when the rule's nodes do not contain both ends.
@@ -262,10 +263,11 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")
     alphas, weights = quadrature(rule, steps)
-    batch_size = check_batch_size(batch_size, x)
+    check_batch_size(batch_size)
     check_mode(model, "integrated_gradients")
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
     n = x.shape[0]
+    batch_size = check_batch_size(batch_size, x, model=model, work=steps * n, backward=True)
     t = as_target_tensor(target, n, x.device)
     if t is None:
         t = _predicted(model, x)
@@ -309,10 +311,11 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")
     check_positive_int(steps, "steps")
-    batch_size = check_batch_size(batch_size, x)
+    check_batch_size(batch_size)
     max_sigma, grad_step = check_number(max_sigma, "max_sigma"), check_number(grad_step, "grad_step")
     check_mode(model, "blur_ig")
     n = x.shape[0]
+    batch_size = check_batch_size(batch_size, x, model=model, work=steps * n, backward=True)
     t = as_target_tensor(target, n, x.device)
     if t is None:
         t = _predicted(model, x)

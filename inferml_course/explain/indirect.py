@@ -25,7 +25,7 @@ from torch import nn
 from .._core.checks import check_choice, check_float_tensor, check_labels, check_model_input, check_positive_int
 from .._core.adapter import penultimate_features, resolve_layer
 from .._core.hooks import capture
-from .._core.batching import check_batch_size
+from .._core.batching import batches, check_batch_size, chunk_size
 from .._core.modes import guarded
 
 __all__ = ["first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
@@ -94,7 +94,7 @@ def receptive_field(model: nn.Module, layer) -> tuple[int, int, float]:
 @guarded()
 @torch.no_grad()
 def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, channels=None, k: int = 6,
-                           batch_size: int | None = 512, fill: float = 0.5) -> dict:
+                           batch_size="auto", fill: float = 0.5) -> dict:
     """The ``k`` dataset patches that activate each channel of ``layer`` most (Zeiler and Fergus 2014).
 
     Each image counts once per channel (its strongest unit); the patch is that unit's receptive
@@ -105,8 +105,9 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
     """
     images = check_model_input(model, images, "images")
     check_positive_int(k, "k")
-    batch_size = check_batch_size(batch_size) or images.shape[0]
+    check_batch_size(batch_size)
     module = resolve_layer(model, layer, images)
+    batch_size = chunk_size(batch_size, images, model=model, work=images.shape[0])
     best, where = [], []
     with capture(module) as store:
         for i in range(0, images.shape[0], batch_size):
@@ -145,13 +146,13 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
 
 @guarded()
 @torch.no_grad()
-def embeddings(model: nn.Module, images: torch.Tensor, batch_size: int | None = 1024, features=None,
+def embeddings(model: nn.Module, images: torch.Tensor, batch_size="auto", features=None,
                classifier=None) -> torch.Tensor:
     """Penultimate-layer features (N, D): ``features(images)`` for a callable ``features``, else the input of
     the final linear layer (``classifier=``, ``model.last_layer`` or the model's last ``nn.Linear``; for
     SmallCNN this is ``model.embed``), in the mode the model is in (a warning for training-mode layers)."""
     images = check_model_input(model, images, "images")
-    batch_size = check_batch_size(batch_size) or images.shape[0]
+    check_batch_size(batch_size)
     return penultimate_features(model, images, batch_size, features, classifier)
 
 
@@ -159,7 +160,7 @@ def embeddings(model: nn.Module, images: torch.Tensor, batch_size: int | None = 
 @torch.no_grad()
 def nearest_neighbours(model: nn.Module, queries: torch.Tensor, gallery: torch.Tensor, k: int = 5,
                        metric: str = "euclidean", gallery_features: torch.Tensor | None = None,
-                       batch_size: int | None = 1024, features=None, classifier=None):
+                       batch_size="auto", features=None, classifier=None):
     """The ``k`` gallery images closest to each query in embedding space (:func:`embeddings`, with
     ``features`` / ``classifier`` as there).
 
@@ -220,16 +221,14 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0, perplexi
 @guarded()
 @torch.no_grad()
 def representatives(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes,
-                    batch_size: int | None = 1024, strict: bool = True) -> torch.Tensor:
+                    batch_size="auto", strict: bool = True) -> torch.Tensor:
     """For each class in ``classes``, the index of the image of that class the model classifies
     correctly with the highest probability (a "representative image" of the class).
 
     A class without any correctly classified image raises a ValueError, or gets -1 with ``strict=False``.
     """
     images = check_model_input(model, images, "images")
-    batch_size = check_batch_size(batch_size) or images.shape[0]
-    probs = torch.cat([torch.softmax(model(images[i:i + batch_size]), 1)
-                       for i in range(0, images.shape[0], batch_size)])
+    probs = torch.cat([torch.softmax(model(chunk), 1) for chunk in batches(images, batch_size, model=model)])
     labels = check_labels(labels, "labels", images.shape[0], probs.shape[1]).to(probs.device)
     out = []
     for c in classes:

@@ -130,17 +130,17 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2
 
     ``window`` and ``stride``: an int or (h, w). ``baseline``: ``"mean"`` (default: the training-set
     mean colour), a number, or a tensor (see the module docstring for why grey and not black).
-    ``batch_size``: the most occluded images per forward pass (``"auto"``: 256 images of 32 x 32 on a
-    CPU, 4096 on a GPU; None: all at once).
+    ``batch_size``: the most occluded images per forward pass (``"auto"``: the measured fastest chunk,
+    see :mod:`inferml_course._core.batching`; None: all at once).
     """
     window = _pair(window, "window")
     stride = _pair(stride, "stride")
     check_batch_size(batch_size)  # fail before the forward pass
     x, t, base = _start(model, x, target, output, "occlusion")
-    batch_size = check_batch_size(batch_size, x)
     n, c, h, w = x.shape
     masks = occlusion_windows((h, w), window, stride, x.device)  # (P, H, W)
     p = masks.shape[0]
+    batch_size = check_batch_size(batch_size, x, model=model, work=p * n)
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
     m = masks.to(x.dtype)[:, None, None]  # (P, 1, 1, H, W)
     step = p if batch_size is None else max(1, batch_size // n)
@@ -200,8 +200,8 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, gr
     check_seed(seed)
     check_batch_size(batch_size)  # fail before the forward pass
     x, t, _ = _start(model, x, target, output, "rise")
-    batch_size = check_batch_size(batch_size, x)
     n, c, h, w = x.shape
+    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * n)
     masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
     step = n_masks if batch_size is None else max(1, batch_size // n)
@@ -286,7 +286,7 @@ def _surrogate_setup(model, x, target, segments, n_segments, output, method, sam
     check_positive_int(samples, "samples")
     check_batch_size(batch_size)  # fail before the forward pass
     x, t, _ = _start(model, x, target, output, method)
-    batch_size = check_batch_size(batch_size, x)
+    batch_size = check_batch_size(batch_size, x, model=model, work=samples * x.shape[0])
     seg = superpixels(x, n_segments) if segments is None else _check_segments(segments, x)
     count = seg.flatten(1).amax(1) + 1  # F_n
     f = int(count.max())

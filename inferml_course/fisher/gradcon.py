@@ -127,9 +127,10 @@ def reconstruction_error(model: GradConCAE, x: torch.Tensor, batch_size="auto") 
     if not isinstance(model, GradConCAE):
         raise TypeError(f"model must be a GradConCAE (inferml_course.models.gradcon), got {type(model).__name__}")
     x = to_gradcon_input(check_model_input(model, x, "x", same_device=True))
-    size = check_batch_size(batch_size, x)
+    check_batch_size(batch_size)
     with torch.no_grad():
-        return torch.cat([(model(chunk) - chunk).pow(2).flatten(1).mean(1) for chunk in batches(x, size)])
+        return torch.cat([(model(chunk) - chunk).pow(2).flatten(1).mean(1)
+                          for chunk in batches(x, batch_size, model=model)])
 
 
 def one_class_split(images: torch.Tensor, labels: torch.Tensor, inlier: int, seed: int = 0):

@@ -247,7 +247,7 @@ def perceptual_components(model, x: torch.Tensor, n_masks: int = 256, seed: int 
         raise ValueError("components must name at least one of " + ", ".join(COMPONENTS))
     if "color" in components and x.shape[1] == 1:
         raise ValueError("a colour map needs colour images (C = 3); drop 'color' from components")
-    size = check_batch_size(batch_size, x) or n_masks
+    size = check_batch_size(batch_size, x, model=model, work=n_masks) or n_masks
 
     def embed(images):
         return penultimate_features(model, images, batch_size=size, features=features)

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.batching import check_batch_size
+from .._core.batching import batches, check_batch_size
 from .._core.checks import check_choice, check_images, check_positive_int, check_seed
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
@@ -112,13 +112,14 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = F
 
 @guarded()
 def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, targeted: bool = False,
-         batch_size: int | None = None) -> torch.Tensor:
+         batch_size="auto") -> torch.Tensor:
     """Fast gradient sign method: x' = clip(x + epsilon * sign(grad_x CE(f(x), y)), 0, 1).
 
     Untargeted (default): ``y`` holds the classes to move away from (None: the model's
     predictions). ``targeted=True``: ``y`` holds target classes and the step goes down the loss
     towards them. Returns adversarial images (N, C, H, W) in [0, 1], detached, dtype of ``x``.
-    One forward and one backward pass per image.
+    One forward and one backward pass per image, ``batch_size`` images at a time (``"auto"``: the
+    measured fastest chunk, see :mod:`inferml_course._core.batching`; an int; None: all at once).
     """
     x = check_pixel_range(x)
     epsilon = _check_real(epsilon, "epsilon")
@@ -126,8 +127,9 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
     y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
-    batch_size = check_batch_size(batch_size, x)
+    check_batch_size(batch_size)
     check_mode(model, "fgsm")
+    batch_size = check_batch_size(batch_size, x, model=model, work=x.shape[0], backward=True)
     out = []
     for xb, yb in _chunks(x, y, batch_size):
         grad, _, _ = _loss_gradient(model, xb, yb, targeted)
@@ -138,7 +140,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
 @guarded()
 def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, step_size: float = 2 / 255,
         steps: int = 10, random_start: bool = True, targeted: bool = False, seed: int = 0,
-        batch_size: int | None = None) -> torch.Tensor:
+        batch_size="auto") -> torch.Tensor:
     """Projected gradient descent in the L-infinity ball of radius ``epsilon`` (Madry et al. 2018).
 
     Start at x (``random_start=False``) or at clip(x + U(-eps, eps), 0, 1) drawn from a generator
@@ -158,8 +160,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
-    batch_size = check_batch_size(batch_size, x)
+    check_batch_size(batch_size)
     check_mode(model, "pgd")
+    batch_size = check_batch_size(batch_size, x, model=model, work=steps * x.shape[0], backward=True)
     x0 = x.detach()
     if random_start:
         gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
@@ -197,13 +200,12 @@ def attack(name: str, model: nn.Module, x: torch.Tensor, y=None, **options) -> t
 
 @torch.no_grad()
 def _predict(model, x, batch_size):
-    step = batch_size or len(x)
-    return torch.cat([model(x[i:i + step]).argmax(1) for i in range(0, len(x), step)])
+    return torch.cat([model(chunk).argmax(1) for chunk in batches(x, batch_size, model=model)])
 
 
 @guarded()
 def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = False, among=None,
-                 batch_size: int | None = None) -> float:
+                 batch_size="auto") -> float:
     """Attack success rate, **higher = stronger attack** (a fraction in [0, 1]).
 
     Untargeted: the share of images whose prediction is no longer ``y``; targeted: the share now
@@ -214,7 +216,7 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = Fals
     y = as_target_tensor(y, x_adv.shape[0], x_adv.device, "y")
     if y is None:
         raise ValueError("y is required: the true labels (untargeted) or the target classes (targeted)")
-    pred = _predict(model, x_adv, check_batch_size(batch_size, x_adv))
+    pred = _predict(model, x_adv, check_batch_size(batch_size))
     hit = pred == y if targeted else pred != y
     if among is not None:
         among = torch.as_tensor(among, device=hit.device)
@@ -229,7 +231,7 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = Fals
 @guarded()
 def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255,
                                                                    16 / 255),
-                     attack: str = "pgd", batch_size: int | None = None, **options) -> dict:
+                     attack: str = "pgd", batch_size="auto", **options) -> dict:
     """Accuracy and attack success rate against the attack budget epsilon.
 
     Returns ``{"epsilon": (E,), "accuracy": (E,), "success_rate": (E,)}`` (float tensors):
@@ -246,7 +248,7 @@ def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 25
     eps = [_check_real(e, "epsilons") for e in epsilons]
     if not eps:
         raise ValueError("epsilons must hold at least one value")
-    clean_correct = _predict(model, x, check_batch_size(batch_size, x)) == y
+    clean_correct = _predict(model, x, check_batch_size(batch_size)) == y
     acc, rate = [], []
     for e in eps:
         if e == 0:

@@ -54,7 +54,7 @@ import numbers
 import torch
 from torch import nn
 
-from .._core.batching import check_batch_size
+from .._core.batching import batches, check_batch_size
 from .._core.checks import check_choice, check_images, check_positive_int, check_seed
 from .._core.modes import guarded
 
@@ -156,7 +156,7 @@ def signs_by_class(n_per_class: int, seed: int = 0, classes=None) -> torch.Tenso
 @guarded()
 @torch.no_grad()
 def intervention_probs(model: nn.Module, signs: torch.Tensor, watermarks=None, include_removed: bool = True,
-                       position=(1, 1), batch_size: int = 1024) -> torch.Tensor:
+                       position=(1, 1), batch_size="auto") -> torch.Tensor:
     """Per-image predictions under do(S = s), do(W = w): probabilities (S, W', n, K).
 
     ``signs`` (S, n, 3, H, W) holds unwatermarked renderings of each sign (:func:`signs_by_class`);
@@ -173,7 +173,8 @@ def intervention_probs(model: nn.Module, signs: torch.Tensor, watermarks=None, i
     columns = []
     for w in watermarks + ([None] if include_removed else []):
         x = flat if w is None else set_watermark(flat, w, position=position)
-        logits = torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)])
+        x = x.to(device)
+        logits = torch.cat([model(chunk) for chunk in batches(x, batch_size, model=model)])
         columns.append(torch.softmax(logits.float(), 1).cpu().view(s, n, -1))
     return torch.stack(columns, 1)
 
@@ -267,10 +268,11 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
     check_positive_int(grid_size, "grid_size")
     p_keep = _check_p_keep(p_keep)
     x = check_input(x)
-    batch_size = check_batch_size(batch_size, x)
+    check_batch_size(batch_size)
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
     check_mode(model, "rise_and_shape")
+    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * x.shape[0])
     logits = check_model_output(model(x), x.shape[0])
     t = resolve_targets(t, logits)
     base = scores_from_logits(logits, output).gather(1, t[:, None])[:, 0]  # f(x) (N,)

@@ -110,7 +110,7 @@ def train_recipe(images: torch.Tensor, labels: torch.Tensor, recipe="overfit", n
 
 
 @guarded(policy="eval")
-def model_outputs(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def model_outputs(model: nn.Module, images: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """The black-box view of ``model``: its logits (N, K) on ``images`` (eval mode, mode restored)."""
     from ..models import predict_logits
 

@@ -50,7 +50,8 @@ from torch import nn
 
 from .._core.adapter import classifier_pass, resolve_classifier
 from .._core.modes import eval_mode, guarded
-from .._core.checks import check_choice, check_model_input, check_positive_int
+from .._core.checks import check_choice, check_model_input
+from .._core.batching import batches, check_batch_size
 
 __all__ = ["LOSSES", "REDUCTIONS", "introspective_features", "question_gradient_norms", "lemma1_terms"]
 
@@ -97,7 +98,7 @@ def _check_options(loss: str, reduction: str) -> None:
 @guarded(policy="eval")
 @torch.no_grad()
 def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", reduction: str = "sum",
-                           include_bias: bool = True, classifier=None, batch_size: int = 512) -> torch.Tensor:
+                           include_bias: bool = True, classifier=None, batch_size="auto") -> torch.Tensor:
     """Introspective features of ``x`` (N, C, H, W): gradients at the last layer for every question.
 
     One forward pass per batch (eval mode, restored afterwards); the gradients come from the
@@ -107,13 +108,13 @@ def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross
     ``model.last_layer``, else the model's last ``nn.Linear``); its output must be the logits.
     """
     _check_options(loss, reduction)
-    check_positive_int(batch_size, "batch_size")
+    check_batch_size(batch_size)
     x = check_model_input(model, x)
     fc = resolve_classifier(model, classifier)
     out = []
     with eval_mode(model):
-        for i in range(0, x.shape[0], batch_size):
-            z, h = classifier_pass(model, x[i:i + batch_size], fc)
+        for chunk in batches(x, batch_size, model=model):
+            z, h = classifier_pass(model, chunk, fc)
             out.append(_features_from(h, z, loss, reduction, include_bias))
     return torch.cat(out)
 
@@ -121,7 +122,7 @@ def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross
 @guarded(policy="eval")
 @torch.no_grad()
 def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", classifier=None,
-                            batch_size: int = 512) -> torch.Tensor:
+                            batch_size="auto") -> torch.Tensor:
     """(N, K, K): entry [n, I, c] is the norm of the gradient of class row c of the last layer
     (weights and bias) for the question "Why y_hat, rather than I?". Sparse for a confident model."""
     feats = introspective_features(model, x, loss=loss, reduction="row_norms", classifier=classifier,

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.batching import batches, check_batch_size
 from .._core.modes import eval_mode, guarded
 from .._core.adapter import classifier_pass, resolve_classifier
 from .._core.checks import check_model
@@ -125,7 +126,7 @@ class IntrospectiveClassifier(nn.Module):
         return self.sensing.get_submodule(self._classifier_name)
 
     @guarded(policy="eval", arg="self")
-    def features(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    def features(self, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
         """Introspective features (N, F) of ``x``, without gradients."""
         return introspective_features(self.sensing, x, self.loss, self.reduction, self.include_bias, self.classifier,
                                       batch_size)
@@ -161,26 +162,26 @@ class IntrospectiveClassifier(nn.Module):
 
     @guarded(policy="eval", arg="self")
     @torch.no_grad()
-    def both_proba(self, x: torch.Tensor, batch_size: int = 512):
+    def both_proba(self, x: torch.Tensor, batch_size="auto"):
         """(feed-forward probabilities, introspective probabilities), each (N, K), eval mode."""
         self._require_fitted()
         check_images(x, "x")
-        check_positive_int(batch_size, "batch_size")
+        check_batch_size(batch_size)
         ff, intro = [], []
         with eval_mode(self):
-            for i in range(0, x.shape[0], batch_size):
-                z, r = self.forward_both(x[i:i + batch_size])
+            for chunk in batches(x, batch_size, model=self.sensing):
+                z, r = self.forward_both(chunk)
                 ff.append(torch.softmax(z, 1))
                 intro.append(torch.softmax(r, 1))
         return torch.cat(ff), torch.cat(intro)
 
     @guarded(policy="eval", arg="self")
-    def predict_proba(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    def predict_proba(self, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
         """Introspective class probabilities (N, K)."""
         return self.both_proba(x, batch_size)[1]
 
     @guarded(policy="eval", arg="self")
-    def predict(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
         """Introspective class predictions (N,)."""
         return self.predict_proba(x, batch_size).argmax(1)
 
@@ -188,7 +189,7 @@ class IntrospectiveClassifier(nn.Module):
 @guarded(policy="eval", arg="classifier")
 def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tensor, labels: torch.Tensor,
                          corruptions=None, severities=(1, 2, 3, 4, 5), seed: int = 0, n_bins: int = 15,
-                         batch_size: int = 512, progress: bool = False) -> dict:
+                         batch_size="auto", progress: bool = False) -> dict:
     """Accuracy (higher is better) and ECE (lower is better) of the feed-forward and introspective
     predictions for every corruption and severity; one sensing pass per corrupted set.
 

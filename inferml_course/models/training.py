@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .._core.checks import (check_choice, check_labels, check_model_input, check_number, check_positive_int,
                             check_seed, model_reference_tensor)
+from .._core.batching import check_batch_size, chunk_size
 from .._core.modes import guarded
 from .._core.targets import check_model_output
 
@@ -98,8 +99,9 @@ def train_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ep
 
 @guarded(policy="eval")
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits (N, K) at inference, in batches on the model's device.
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size="auto") -> torch.Tensor:
+    """Logits (N, K) at inference, in batches on the model's device (``batch_size``: ``"auto"``, the
+    measured fastest chunk, see :mod:`inferml_course._core.batching`; an int; or None, one pass).
 
     Defined in eval mode: a model left in training mode is run in eval mode with a warning, and
     every module's own flag is restored afterwards (see :mod:`inferml_course._core.modes`).
@@ -107,11 +109,12 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512
     (see the module docstring); the logits come back on the CPU.
     """
     images = check_model_input(model, images, "images")
-    check_positive_int(batch_size, "batch_size")
+    check_batch_size(batch_size)
     reference = model_reference_tensor(model)
     device = images.device if reference is None else reference.device
+    size = chunk_size(batch_size, images[:8].to(device), model=model, work=len(images))
     return torch.cat([check_model_output(model(chunk.to(device)), chunk.shape[0]).cpu()
-                      for chunk in images.split(batch_size)])
+                      for chunk in images.split(size)])
 
 
 def _check_accuracy_labels(labels, n: int) -> torch.Tensor:
@@ -119,7 +122,7 @@ def _check_accuracy_labels(labels, n: int) -> torch.Tensor:
 
 
 @guarded(policy="eval")
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> float:
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size="auto") -> float:
     """Top-1 accuracy (higher is better) of ``model`` on ``images`` (N, C, H, W), ``labels`` (N,).
 
     ``labels``: an integer tensor (N,) of class indices in [0, K), one per image (checked before the model

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice
-from .._core.batching import batches, check_batch_size
+from .._core.batching import batches, check_batch_size, memory_cap
 from .._core.checks import check_model, check_model_input, check_positive_int, check_prob_samples
 from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode, guarded
 
@@ -117,9 +117,13 @@ def _head_only_path(model: nn.Module) -> bool:
 
 @guarded(policy="mc_dropout")
 @torch.no_grad()
-def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, batch_size: int = 512,
+def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, batch_size="auto",
                      reuse_features: bool = True) -> torch.Tensor:
     """MC-dropout predictive samples (Gal & Ghahramani 2016): probabilities (S, N, K).
+
+    The dropout masks are drawn chunk by chunk, so the numbers depend on ``batch_size``: ``"auto"`` is
+    therefore not timed but the memory cap (:func:`~inferml_course._core.batching.memory_cap`, 512
+    images of 32 x 32 on a CPU), the same for every run on the same device.
 
     Only the dropout modules sample; batch norm stays in eval mode. For a :class:`SmallCNN`, whose
     dropout sits in the classifier head only, the deterministic trunk runs once and the head S
@@ -129,7 +133,7 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
     x = check_model_input(model, x)
     check_batch_size(batch_size)
     check_positive_int(samples, "samples")
-    chunks = batches(x, batch_size)
+    chunks = batches(x, memory_cap(x) if batch_size == "auto" else batch_size)
     head_only = reuse_features and _head_only_path(model)
     with mc_dropout_mode(model), _seeded(seed, x.device):
         if head_only:  # the trunk has no dropout and its batch norms are in eval mode: run it once
@@ -146,7 +150,7 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
 
 @guarded(policy="eval")
 @torch.no_grad()
-def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def ensemble_probs(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Member probabilities (M, N, K) of a deep ensemble (Lakshminarayanan et al. 2017).
 
     ``model`` is an :class:`~inferml_course.models.Ensemble` (anything with ``member_logits``) or a
@@ -163,7 +167,7 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
         with contextlib.ExitStack() as stack:
             for m in members:
                 stack.enter_context(eval_mode(m))
-            logits = torch.stack([torch.cat([m(c) for c in batches(x, batch_size)]) for m in members])
+            logits = torch.stack([torch.cat([m(c) for c in batches(x, batch_size, model=m)]) for m in members])
     else:
         check_model(model)
         if not hasattr(model, "member_logits"):
@@ -171,7 +175,7 @@ def ensemble_probs(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tenso
                             f"got {type(model).__name__}")
         x = check_model_input(model, x)
         with eval_mode(model):
-            logits = torch.cat([model.member_logits(c) for c in batches(x, batch_size)], dim=1)
+            logits = torch.cat([model.member_logits(c) for c in batches(x, batch_size, model=model)], dim=1)
     return torch.softmax(logits.float(), dim=-1)
 
 
@@ -182,7 +186,7 @@ def _measure(probs: torch.Tensor, measure: str) -> torch.Tensor:
 
 @guarded(policy="mc_dropout")
 def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure: str = "total",
-               batch_size: int = 512) -> torch.Tensor:
+               batch_size="auto") -> torch.Tensor:
     """MC-dropout uncertainty (N,) in nats, **higher = more uncertain**.
 
     ``measure``: ``"total"`` (entropy of the mean prediction, the registry's ``mc_dropout``),
@@ -193,7 +197,7 @@ def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure
 
 
 @guarded(policy="eval")
-def ensemble(model, x: torch.Tensor, measure: str = "total", batch_size: int = 512) -> torch.Tensor:
+def ensemble(model, x: torch.Tensor, measure: str = "total", batch_size="auto") -> torch.Tensor:
     """Deep-ensemble uncertainty (N,) in nats, **higher = more uncertain** (``measure`` as in :func:`mc_dropout`)."""
     check_choice(measure, MEASURES, "measure")
     return _measure(ensemble_probs(model, x, batch_size), measure)

@@ -80,7 +80,7 @@ def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5)
 
 @guarded(policy="eval")
 def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stats: MahalanobisStats | None = None,
-                        samples: int = 10, seed: int = 0, batch_size: int = 256, n_points: int = 100,
+                        samples: int = 10, seed: int = 0, batch_size="auto", n_points: int = 100,
                         variants: dict | None = None) -> dict:
     """Misprediction detection: for each score, AUAC and AUFC (the tutorial's protocol) and the AUROC
     of flagging wrong predictions. All three: **higher is better**.
@@ -120,7 +120,7 @@ def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stat
 
 @guarded(policy="eval")
 def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5), names=("msp",),
-                     n: int | None = 200, seed: int = 0, batch_size: int = 256, n_points: int = 100) -> dict:
+                     n: int | None = 200, seed: int = 0, batch_size="auto", n_points: int = 100) -> dict:
     """AUAC (higher is better) of each score on each corruption and severity, on the first ``n`` images.
 
     Returns ``{"auac": {(corruption, severity): {score: value}}, "accuracy": {(corruption, severity): acc}}``.
@@ -179,7 +179,7 @@ def format_corruption_table(result: dict, names, per_block: int = 5, display=Non
 @guarded(policy="eval")
 def ood_table(model, id_images: torch.Tensor, ood_sets: dict, names, *, id_scores: dict | None = None,
               mahalanobis_stats: MahalanobisStats | None = None, samples: int = 10, seed: int = 0,
-              batch_size: int = 256) -> dict:
+              batch_size="auto") -> dict:
     """OOD / new-class detection: ``{score: {set: {"AUROC" (higher is better), "FPR95" (lower is better)}}}``.
 
     Positive class = OOD; FPR95 is the fraction of in-distribution images flagged when 95 % of the

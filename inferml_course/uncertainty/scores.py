@@ -98,7 +98,7 @@ def _prepare(model, x, batch_size, argument="x"):
 
 
 @guarded(policy="eval")
-def msp(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def msp(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Maximum softmax probability (Hendrycks & Gimpel 2017): a confidence, **higher = more confident**.
 
     The registry entry ``"msp"`` returns ``-msp`` (higher = more uncertain).
@@ -108,14 +108,14 @@ def msp(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
 
 
 @guarded(policy="eval")
-def entropy(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def entropy(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Shannon entropy of the softmax in nats, in [0, log K]: **higher = more uncertain**."""
     x = _prepare(model, x, batch_size)
     return logit_scores(forward_logits(model, x, batch_size))["entropy"]
 
 
 @guarded(policy="eval")
-def margin(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def margin(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Hypothesis margin p(1st) - p(2nd) of the softmax, in [0, 1]: a confidence, **higher = more confident**.
 
     The registry entry ``"margin"`` returns ``-margin``.
@@ -125,7 +125,7 @@ def margin(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
 
 
 @guarded(policy="eval")
-def nll(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def nll(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Negative log-likelihood of the predicted label, ``-log softmax(z)[argmax z]`` (nats, >= 0).
 
     **Higher = more uncertain.** No ground truth is needed at inference: the prediction stands in
@@ -136,7 +136,7 @@ def nll(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
 
 
 @guarded(policy="eval")
-def max_logit(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def max_logit(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """The largest logit ``max_k z_k``: a confidence, **higher = more confident**.
 
     This is the number that the GradTrust and VOICE code report as "NLL / log-likelihood"
@@ -147,7 +147,7 @@ def max_logit(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
 
 
 @guarded(policy="eval")
-def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 512) -> torch.Tensor:
+def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size="auto") -> torch.Tensor:
     """Energy ``E(x) = -T logsumexp(z / T)`` (Liu et al. 2020): **higher = more uncertain** (more OOD).
 
     Liu et al. threshold ``-E`` (higher = in-distribution); we return ``E`` itself.
@@ -160,7 +160,7 @@ def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 5
 # ---------------------------------------------------------------------------------------------- ODIN
 @guarded(policy="eval")
 def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
-                 batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+                 batch_size="auto") -> tuple[torch.Tensor, torch.Tensor]:
     """ODIN's input pre-processing: ``x~ = x - eps * sign(grad_x CE(f(x)/T, argmax f(x)))``.
 
     The step is taken in **pixel space** (the course's models normalise inside), so ``eps`` is in
@@ -176,7 +176,7 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     eps = check_number(epsilon, "epsilon", allow_zero=True)
     outs, preds = [], []
     with eval_mode(model), torch.enable_grad():
-        for chunk in batches(x, batch_size):
+        for chunk in batches(x, batch_size, model=model, backward=True):
             xi = chunk.detach().clone().requires_grad_(True)
             logits = model(xi)
             pred = logits.argmax(1)
@@ -190,7 +190,7 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
 
 @guarded(policy="eval")
 def odin(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
-         batch_size: int = 256) -> torch.Tensor:
+         batch_size="auto") -> torch.Tensor:
     """ODIN score (Liang et al. 2018): ``max_k softmax(f(x~)/T)_k`` of the perturbed input.
 
     Paper defaults T = 1000, eps = 0.0014 (see :func:`odin_perturb` for pixel-space units).
@@ -216,7 +216,7 @@ class MahalanobisStats:
 
 
 @guarded(policy="eval")
-def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512,
+def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_size="auto",
                     ridge: float = 1e-6, features=None, classifier=None) -> MahalanobisStats:
     """Fit class means and ONE shared (tied) covariance on training features (Lee et al. 2018).
 
@@ -272,7 +272,7 @@ def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch
 
 
 @guarded(policy="eval")
-def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size: int = 512,
+def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size="auto",
                 features=None, classifier=None) -> torch.Tensor:
     """Single-pass distance score: squared Mahalanobis distance of the features to the nearest class mean.
 
@@ -393,7 +393,7 @@ _NEED_FEATURES = ("gradtrust_topk", "gradnorm", "mahalanobis")
 
 @guarded(policy="eval")
 def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
-                   samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None
+                   samples: int = 10, seed: int = 0, batch_size="auto", odin_options: dict | None = None
                    ) -> dict[str, torch.Tensor]:
     """Several registry scores at once: ``{name: uncertainty (N,)}``, **higher = more uncertain**.
 
@@ -412,7 +412,7 @@ class ScoreResult(NamedTuple):
 
 @guarded(policy="eval")
 def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
-                samples: int = 10, seed: int = 0, batch_size: int = 256, odin_options: dict | None = None,
+                samples: int = 10, seed: int = 0, batch_size="auto", odin_options: dict | None = None,
                 classifier=None) -> ScoreResult:
     """Several registry scores at once, sharing work, and the logits of the deterministic forward pass.
 

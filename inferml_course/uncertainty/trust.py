@@ -27,7 +27,7 @@ from torch.func import functional_call, grad, vmap
 
 from .._core.checks import check_choice, check_number
 from .._core.adapter import forward_with_features, resolve_classifier
-from .._core.batching import batches, check_batch_size
+from .._core.batching import batches, check_batch_size, row_chunk
 from .._core.checks import check_logits, check_model, check_model_input
 from .._core.modes import eval_mode, guarded
 
@@ -70,7 +70,7 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 @guarded(policy="eval")
-def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int = 512,
+def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size="auto",
               classifier=None) -> torch.Tensor:
     """GradTrust (Prabhushankar & AlRegib, MIPR 2024) as released in the authors' ``demo.py``.
 
@@ -99,14 +99,14 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size: int 
 
     per_sample = vmap(grad(loss), in_dims=(None, 0))
     out = []
-    for hc in h.split(batch_size):
+    for hc in h.split(row_chunk(batch_size, len(h), w.numel())):
         e = per_sample(w, hc).pow(2).var(dim=2)   # (B, N): variance over the D columns of each class row
         out.append(e.max(1).values / e.mean(1))
     return torch.cat(out)
 
 
 @guarded(policy="eval")
-def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512, classifier=None,
+def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size="auto", classifier=None,
                    ratio: str = "contrast_over_predicted") -> torch.Tensor:
     """Top-k counterfactual GradTrust: a **course reconstruction** of the paper's text [INFERRED].
 
@@ -138,7 +138,7 @@ def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size: int = 512, cl
 
 
 def gradtrust_topk_from_features(layer, logits: torch.Tensor, h: torch.Tensor, k: int = 3,
-                                 batch_size: int = 512, ratio: str = "contrast_over_predicted") -> torch.Tensor:
+                                 batch_size="auto", ratio: str = "contrast_over_predicted") -> torch.Tensor:
     """:func:`gradtrust_topk` from the logits (B, N) and last-layer inputs h (B, D) of one forward pass."""
     check_choice(ratio, TOPK_RATIOS, "ratio")
     n = logits.shape[1]
@@ -156,7 +156,8 @@ def gradtrust_topk_from_features(layer, logits: torch.Tensor, h: torch.Tensor, k
     per_sample = vmap(over_targets, in_dims=(None, 0, 0))              # B images
     eye = torch.eye(n, dtype=h.dtype, device=h.device)
     out = []
-    for hc, zc in zip(h.split(batch_size), logits.split(batch_size)):
+    size = row_chunk(batch_size, len(h), k * w.numel())
+    for hc, zc in zip(h.split(size), logits.split(size)):
         top = zc.topk(k, dim=1).indices                                # (B, k), top[:, 0] = prediction
         g = per_sample(w, hc, eye[top])                                # (B, k, N, D)
         v = g.pow(2).flatten(2).var(dim=2)                             # (B, k)
@@ -273,7 +274,7 @@ def _check_demo_temperature(t: float) -> None:
 
 @guarded(policy="eval")
 def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gradient",
-             batch_size: int = 512, classifier=None, variant: str = "huang") -> torch.Tensor:
+             batch_size="auto", classifier=None, variant: str = "huang") -> torch.Tensor:
     """GradNorm for images x (N, C, H, W): a confidence per image, (N,).
 
     ``variant="huang"`` (default): GradNorm as Huang, Geng & Li (NeurIPS 2021) define it, the L1
@@ -305,6 +306,7 @@ def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gr
         return gradnorm_closed_form(logits, h, t, variant=variant)
     w, b = _head(layer)
     n = w.shape[0]
+    size = row_chunk(batch_size, len(h), w.numel())
 
     if variant == "gradtrust_demo":
         def loss(weight, hi):
@@ -313,11 +315,11 @@ def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gr
             return (log_p.exp() * (log_p - 1.0 / n)).mean()
 
         per_sample = vmap(grad(loss), in_dims=(None, 0))
-        return torch.cat([-per_sample(w, hc).flatten(1).norm(dim=1) for hc in h.split(batch_size)])
+        return torch.cat([-per_sample(w, hc).flatten(1).norm(dim=1) for hc in h.split(size)])
 
     def loss(weight, hi):
         log_p = torch.log_softmax(F.linear(hi, weight, b) / t, dim=-1)
         return (-(log_p + torch.log(torch.tensor(float(n), dtype=log_p.dtype, device=log_p.device)))).mean()
 
     per_sample = vmap(grad(loss), in_dims=(None, 0))
-    return torch.cat([per_sample(w, hc).abs().sum((1, 2)) for hc in h.split(batch_size)])
+    return torch.cat([per_sample(w, hc).abs().sum((1, 2)) for hc in h.split(size)])
