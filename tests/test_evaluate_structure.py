@@ -164,3 +164,16 @@ def test_structure_bad_input():
         ev.structure_curves(model, x, torch.rand(2, 8, 8), mode="insert")
     with pytest.raises(ValueError, match="maps"):
         ev.structure_curves(model, x, torch.rand(2, 7, 8))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 5, 7, 8, 10, 11])
+def test_structure_curves_any_chunking_equals_one_pass(batch_size):
+    # total = 1 map x 3 thresholds x 3 images = 9 jobs, then 3 substrate images: a chunk may start
+    # inside the substrate tail (batch 5: starts 0, 5, 10), which once crashed under batch_size="auto"
+    model, x = small_cnn(), images(n=3, h=8, w=8)
+    heat = torch.rand(3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    for mode in ("keep", "remove"):
+        one = ev.structure_curves(model, x, heat, mode=mode, thresholds=(0.0, 0.3, 0.6), batch_size=64)
+        cut = ev.structure_curves(model, x, heat, mode=mode, thresholds=(0.0, 0.3, 0.6), batch_size=batch_size)
+        for key in ("bit_ratio", "scores", "correct"):
+            assert torch.allclose(getattr(cut, key)["map"].double(), getattr(one, key)["map"].double(), atol=1e-12)

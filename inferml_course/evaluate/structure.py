@@ -239,7 +239,7 @@ def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode:
     total = len(names) * tcount * n  # jobs (map m, threshold j, image i), then the N substrate-only images
 
     def build(a, b):
-        j = torch.arange(a, min(b, total), device=x.device)
+        j = torch.arange(min(a, total), min(b, total), device=x.device)
         m, rest = j // (tcount * n), j % (tcount * n)
         k, i = rest // n, rest % n
         region = scaled[m, i] >= thr_d[k, None, None]
