@@ -1,7 +1,7 @@
 """Fisher information at inference (lesson 01). Submodules load lazily::
 
     from inferml_course import fisher
-    g = fisher.per_sample_grads(model, x)            # (N, P), torch.func, no loop over samples
+    g = fisher.per_sample_grads(model, x)            # (N, P), batched, no loop over samples
     info = fisher.fisher_information(model, x)       # trace, top eigenvalues, diagonal
 
 ===============  =================================================================================
@@ -9,6 +9,8 @@ module           contents
 ===============  =================================================================================
 ``information``  per-sample gradients, gradient norms, empirical / sampled Fisher, spectra,
                  representation spectra and effective rank
+``closed_form``  per-sample gradients of Linear / Conv / norm layers from one batched forward and
+                 backward (the default route of ``information`` where it is exact)
 ``toys``         the Bernoulli coin and the 2-D logistic loss surface (closed-form checks)
 ``gradcon``      GradCon (Kwon et al., ECCV 2020): the anomaly score -L_rec + beta * mean cosine of an
                  autoencoder's decoder gradients with their training average (the autoencoder and its
@@ -24,9 +26,9 @@ from __future__ import annotations
 
 from .._core.lazy import lazy_package
 
-_SUBMODULES = ("information", "toys", "gradcon", "perceptual", "plots", "widgets",)
+_SUBMODULES = ("information", "closed_form", "toys", "gradcon", "perceptual", "plots", "widgets",)
 _SHORTCUTS = {
-    "MAX_FULL_MATRIX": "information",
+    "MAX_FULL_MATRIX": "information", "METHODS": "information", "NotExact": "closed_form",
     "select_parameters": "information", "per_sample_grads": "information", "gradient_norms": "information",
     "fisher_trace_per_sample": "information", "FisherInformation": "information",
     "fisher_information": "information", "fisher_from_grads": "information", "fisher_matrix": "information",

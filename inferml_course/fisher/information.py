@@ -10,14 +10,17 @@ the score, which (the score having mean zero under the model) equals ``E[U U^T]`
 Every gradient here is the gradient of the negative log-likelihood ``-log p(y | x)`` (the
 cross-entropy loss), i.e. ``-U``; the sign does not matter for ``U U^T``, norms or traces.
 
-Per-sample gradients use :mod:`torch.func` (``functional_call`` + ``vmap`` + ``grad``): the model
-runs on its own parameters and buffers, one sample at a time in a vectorised way, so no Python
-loop over samples is needed. Gradients are taken *at inference*: every function that runs
-the model is defined in eval mode (BatchNorm uses its running statistics, dropout is off; vmap
+Per-sample gradients come in one of two ways, the same numbers either way (``method=``): in closed
+form from one batched forward and backward where every selected parameter belongs to a Linear,
+convolution or normalisation layer (:mod:`inferml_course.fisher.closed_form`, as Opacus does), else
+with :mod:`torch.func` (``functional_call`` + ``vmap`` + ``grad``): the model runs on its own
+parameters and buffers, one sample at a time in a vectorised way. No Python loop over samples.
+Gradients are taken *at inference*: every function that runs the model is defined in eval mode (BatchNorm uses its running statistics, dropout is off; vmap
 cannot run a training-mode batch norm on single samples anyway), so a model left in training
 mode is run in eval mode with a warning, and every module's own flag is restored afterwards
 (``policy="eval"`` of :mod:`inferml_course._core.modes`); no buffer changes. Parameters are
-detached copies, so ``requires_grad`` and ``.grad`` are never touched and no hooks are registered.
+detached copies, so ``requires_grad`` and ``.grad`` are never touched; the closed form's forward
+hooks are removed before the call returns (also when it raises).
 
 Inputs (:func:`inferml_course._core.checks.check_model_input`). ``x`` is a batch (N, ...): images
 (N, C, H, W) or, for a model without convolutions, vectors (N, D). When the model's first layer with
@@ -43,12 +46,18 @@ from .._core.modes import eval_mode, guarded
 from .._core.checks import (check_choice, check_model_input, check_not_meta,
                             check_positive_int, check_seed)
 from .._core.targets import check_model_output
+from . import closed_form
 
 __all__ = [
-    "MAX_FULL_MATRIX", "select_parameters", "per_sample_grads", "gradient_norms", "fisher_trace_per_sample",
+    "MAX_FULL_MATRIX", "METHODS", "select_parameters", "per_sample_grads", "gradient_norms", "fisher_trace_per_sample",
     "FisherInformation", "fisher_information", "fisher_from_grads", "fisher_matrix", "fisher_diagonal",
     "fisher_trace", "fisher_eigenvalues", "embeddings", "representation_spectrum", "effective_rank",
 ]
+
+#: how per-sample gradients are formed: "closed_form" (one batched forward and backward, exact for
+#: Linear / Conv / norm layers, see :mod:`inferml_course.fisher.closed_form`), "vmap" (torch.func,
+#: any model) or "auto" (the closed form where it is exact, else vmap)
+METHODS = ("auto", "closed_form", "vmap")
 
 #: largest parameter count for which ``fisher_information(..., full=True)`` builds the P x P matrix
 MAX_FULL_MATRIX = 8192
@@ -183,9 +192,31 @@ def _pick(logits: torch.Tensor, mode: str, label: torch.Tensor, noise: torch.Ten
     return label
 
 
-def _per_sample_chunks(model, x, target, params, batch_size, seed, argument="target"):
+def _pick_rows(logits: torch.Tensor, mode: str, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """:func:`_pick` for a batch of logits (b, K): the classes (b,)."""
+    if mode == "predicted":
+        return logits.detach().argmax(-1)
+    if mode == "sampled":
+        return (torch.log_softmax(logits.detach(), -1) + noise).argmax(-1)
+    return labels
+
+
+def _closed_form_plan(model, selected, method):
+    """The closed-form plan, or None when ``method="auto"`` and the closed form does not apply."""
+    if method == "vmap":
+        return None
+    try:
+        return closed_form.plan(model, selected)
+    except closed_form.NotExact:
+        if method == "closed_form":
+            raise
+        return None
+
+
+def _per_sample_chunks(model, x, target, params, batch_size, seed, argument="target", method="auto"):
     """Yield (start, {name: (b, *shape)} gradients of -log p(target | x)) chunk by chunk (``x`` checked)."""
     check_positive_int(batch_size, "batch_size")
+    check_choice(method, METHODS, "method")
     seed = check_seed(seed)
     selected = select_parameters(model, params)
     n = x.shape[0]
@@ -198,15 +229,25 @@ def _per_sample_chunks(model, x, target, params, batch_size, seed, argument="tar
         return -torch.log_softmax(logits, -1).gather(0, y.view(1))[0]
 
     per_sample = vmap(grad(nll), in_dims=(None, 0, 0, 0))
+    the_plan = _closed_form_plan(model, selected, method)
     with eval_mode(model):
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
-            yield start, per_sample(fn.params, x[sl], labels[sl], noise[sl])
+            grads = None
+            if the_plan is not None:
+                try:
+                    grads = closed_form.per_sample_chunk(model, the_plan, x[sl],
+                                                         lambda z: _pick_rows(z, mode, labels[sl], noise[sl]))
+                except closed_form.NotExact:  # found during the first chunk's forward
+                    if method == "closed_form":
+                        raise
+                    the_plan = None
+            yield start, grads if grads is not None else per_sample(fn.params, x[sl], labels[sl], noise[sl])
 
 
 @guarded(policy="eval")
 def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
-                     seed: int = 0, flatten: bool = True):
+                     seed: int = 0, flatten: bool = True, method: str = "auto"):
     """Gradients of ``-log p(target | x_n)`` for every sample, batched with ``torch.func``.
 
     Args:
@@ -219,23 +260,42 @@ def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None
         batch_size: samples per vectorised chunk (memory grows as batch_size x parameters).
         flatten: ``True`` returns one tensor (N, P) with parameters concatenated in model order;
             ``False`` returns ``{name: (N, *shape)}``.
+        method: ``"auto"`` (default) uses the closed form of :mod:`inferml_course.fisher.closed_form`
+            (one batched forward + backward, about twice as fast) when every selected parameter
+            belongs to a Linear, Conv1d/2d, BatchNorm, LayerNorm or GroupNorm layer run once per
+            forward, else ``torch.func``; ``"closed_form"`` refuses (:class:`~inferml_course.fisher.
+            closed_form.NotExact`) where it does not apply; ``"vmap"`` always uses ``torch.func``.
+            Both give the same gradients (to float rounding) for a model whose samples do not
+            interact in eval mode; for a model that mixes the samples of a batch, use ``"vmap"``.
     """
     x = _check_input(model, x)
-    return _stacked_grads(model, x, target, params, batch_size, seed, flatten)
+    return _stacked_grads(model, x, target, params, batch_size, seed, flatten, method=method)
 
 
-def _stacked_grads(model, x, target, params, batch_size, seed, flatten, argument="target"):
+def _stacked_grads(model, x, target, params, batch_size, seed, flatten, argument="target", method="auto"):
     """per_sample_grads on a checked ``x``; ``argument`` names the target in error messages."""
-    chunks = list(_per_sample_chunks(model, x, target, params, batch_size, seed, argument))
-    names = list(chunks[0][1])
-    if flatten:
-        return torch.cat([torch.cat([g[n].flatten(1) for n in names], 1) for _, g in chunks])
-    return {n: torch.cat([g[n] for _, g in chunks]) for n in names}
+    out = None
+    for start, g in _per_sample_chunks(model, x, target, params, batch_size, seed, argument, method):
+        if out is None:  # allocated once, each chunk written in place (no second copy of N x P numbers)
+            n = x.shape[0]
+            out = (torch.empty(n, sum(v[0].numel() for v in g.values()), dtype=next(iter(g.values())).dtype,
+                               device=x.device) if flatten
+                   else {name: v.new_empty(n, *v.shape[1:]) for name, v in g.items()})
+        b = next(iter(g.values())).shape[0]
+        if flatten:
+            col = 0
+            for v in g.values():
+                out[start:start + b, col:col + v[0].numel()] = v.reshape(b, -1)
+                col += v[0].numel()
+        else:
+            for name, v in g.items():
+                out[name][start:start + b] = v
+    return out
 
 
 @guarded(policy="eval")
 def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
-                   seed: int = 0) -> torch.Tensor:
+                   seed: int = 0, method: str = "auto") -> torch.Tensor:
     """L2 norm of each sample's loss gradient, (N,). **Higher = more surprise** (more uncertain).
 
     With ``target=None`` the gradient is that of the model's own prediction, so no label is needed:
@@ -243,7 +303,7 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, 
     """
     x = _check_input(model, x)
     norms = [sum(v.flatten(1).pow(2).sum(1) for v in g.values()).sqrt()
-             for _, g in _per_sample_chunks(model, x, target, params, batch_size, seed)]
+             for _, g in _per_sample_chunks(model, x, target, params, batch_size, seed, method=method)]
     return torch.cat(norms)
 
 
@@ -366,7 +426,7 @@ def fisher_from_grads(grads: torch.Tensor, kind: str = "sampled", top_k: int = 1
 @guarded(policy="eval")
 def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled", labels=None, params=None,
                        n_samples: int = 1, seed: int = 0, top_k: int = 10, full: bool = False,
-                       batch_size: int = 128) -> FisherInformation:
+                       batch_size: int = 128, method: str = "auto") -> FisherInformation:
     """Estimate the Fisher information of ``model`` on inputs ``x``.
 
     Args:
@@ -376,6 +436,7 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
         params: which parameters (see :func:`select_parameters`).
         top_k: how many leading eigenvalues to return.
         full: also build the P x P matrix (only for at most ``MAX_FULL_MATRIX`` parameters).
+        method: how the per-sample gradients are formed (see :func:`per_sample_grads`).
     """
     check_choice(kind, ("sampled", "empirical"), "kind")
     check_positive_int(n_samples, "n_samples")
@@ -391,12 +452,12 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
     if kind == "empirical":
         if labels is None:
             raise ValueError("kind='empirical' needs labels (N,): the empirical Fisher uses the dataset's labels")
-        g = _stacked_grads(model, x, labels, params, batch_size, seed, True, argument="labels")
+        g = _stacked_grads(model, x, labels, params, batch_size, seed, True, argument="labels", method=method)
     else:
         if labels is not None:
             raise ValueError("labels are only used with kind='empirical'; kind='sampled' draws them from the model")
         xs = x.repeat_interleave(n_samples, dim=0) if n_samples > 1 else x
-        g = _stacked_grads(model, xs, "sampled", params, batch_size, seed, True)
+        g = _stacked_grads(model, xs, "sampled", params, batch_size, seed, True, method=method)
     return fisher_from_grads(g, kind=kind, top_k=top_k, full=full, param_names=names)
 
 
