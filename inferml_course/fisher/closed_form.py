@@ -34,9 +34,10 @@ The route is used only when it is exact (:func:`plan`, then checks during the fo
 Otherwise :class:`NotExact` says why, and :mod:`inferml_course.fisher.information` falls back to
 its ``torch.func`` route. Hygiene: the hooks and the torch-function mode are removed in ``finally``
 blocks (also when the model raises); parameters, ``requires_grad`` flags and ``.grad`` are never
-touched (the backward runs with ``torch.autograd.grad`` to the module outputs only). Recorded
-outputs are cloned before the network goes on, so in-place operations after a layer
-(``ReLU(inplace=True)``, ``out += identity``) do not change the gradients.
+touched (the backward runs with ``torch.autograd.grad`` to the module outputs only). When a recorded
+output is changed in place later in the network (``ReLU(inplace=True)``, ``out += identity``: its
+version counter moves), the chunk is run again with the network going on from copies of the
+recorded outputs, so in-place operations do not change the gradients (they cost a second forward).
 """
 from __future__ import annotations
 
@@ -66,11 +67,13 @@ class NotExact(ValueError):
 @dataclass
 class Plan:
     """What the closed form differentiates: ``modules`` {module name: module}, ``leaves`` {parameter
-    name: (module name, "weight" or "bias")} in the order of the selection."""
+    name: (module name, "weight" or "bias")} in the order of the selection; ``copy_outputs``: whether the
+    network must go on from copies of the recorded outputs (found by the first chunk)."""
 
     modules: dict[str, nn.Module]
     leaves: dict[str, tuple[str, str]]
     param_ids: frozenset
+    copy_outputs: bool = False  # set once a chunk found a recorded output changed in place
 
 
 def _base(module: nn.Module):
@@ -127,7 +130,7 @@ class _Record:
     """What one module's hook saw: its call count, its input (with the version at the call) and output."""
 
     def __init__(self):
-        self.calls, self.input, self.version, self.output = 0, None, None, None
+        self.calls, self.input, self.version, self.output, self.output_version = 0, None, None, None, None
 
 
 class _CountUses(TorchFunctionMode):
@@ -146,8 +149,10 @@ class _CountUses(TorchFunctionMode):
 
 
 @contextmanager
-def _recording(modules: dict[str, nn.Module]):
-    """Forward hooks that fill one :class:`_Record` per module; removed on exit (also on errors)."""
+def _recording(modules: dict[str, nn.Module], copy_outputs: bool):
+    """Forward hooks that fill one :class:`_Record` per module; removed on exit (also on errors).
+    ``copy_outputs``: the network goes on with a copy of each recorded output, so that in-place
+    operations after a layer (``ReLU(inplace=True)``, ``out += identity``) leave the recorded one intact."""
     records = {name: _Record() for name in modules}
     handles = []
 
@@ -159,8 +164,8 @@ def _recording(modules: dict[str, nn.Module]):
         record.input, record.version = inputs[0], inputs[0]._version
         if not output.requires_grad:  # nothing upstream needs gradients: start the graph here
             output = output.detach().requires_grad_()
-        record.output = output
-        return output.clone()  # the network goes on with a copy: in-place ops later leave ``output`` intact
+        record.output, record.output_version = output, output._version
+        return output.clone() if copy_outputs else output
 
     try:
         for name, module in modules.items():
@@ -220,9 +225,15 @@ def _channel_norm(m, a, g, wanted, normalised):
 def _batch_norm(m, a, g, wanted):
     if m.training:
         raise NotExact("a batch norm is in training mode (it mixes the samples of a batch)")
-    shape = (1, -1) + (1,) * (a.dim() - 2)
-    return _channel_norm(m, a, g, wanted, lambda: (a - m.running_mean.view(shape))
-                         * torch.rsqrt(m.running_var.view(shape) + m.eps))
+    # sum_L g (a - mean) / sqrt(var + eps) = (sum_L g a - mean sum_L g) / sqrt(var + eps): no normalised copy
+    n, c = a.shape[0], a.shape[1]
+    g3, a3 = g.reshape(n, c, -1), a.reshape(n, c, -1)
+    bias = g3.sum(2)
+    out = {"bias": bias} if "bias" in wanted else {}
+    if "weight" in wanted:
+        out["weight"] = (torch.einsum("ncl,ncl->nc", g3, a3) - m.running_mean * bias) \
+            * torch.rsqrt(m.running_var + m.eps)
+    return out
 
 
 def _group_norm(m, a, g, wanted):
@@ -260,8 +271,18 @@ def per_sample_chunk(model: nn.Module, the_plan: Plan, x: torch.Tensor, labels) 
     forward fails (a module called other than once, a parameter used elsewhere, an input changed in
     place); nothing of the model is changed either way.
     """
+    grads = _chunk(model, the_plan, x, labels, copy_outputs=the_plan.copy_outputs)
+    if grads is None:  # a recorded output was changed in place later in the network: run again with copies
+        the_plan.copy_outputs = True  # (and do so for the next chunks)
+        grads = _chunk(model, the_plan, x, labels, copy_outputs=True)
+    return grads
+
+
+def _chunk(model, the_plan, x, labels, copy_outputs):
+    """:func:`per_sample_chunk` in one forward; None when ``copy_outputs`` is False and a recorded output
+    was modified in place after its module ran (its gradient would be that of the modified tensor)."""
     n = x.shape[0]
-    with torch.enable_grad(), _recording(the_plan.modules) as records:
+    with torch.enable_grad(), _recording(the_plan.modules, copy_outputs) as records:
         with _CountUses(the_plan.param_ids) as uses:
             logits = check_model_output(model(x.detach()), n)
         for name, record in records.items():
@@ -272,6 +293,8 @@ def per_sample_chunk(model: nn.Module, the_plan: Plan, x: torch.Tensor, labels) 
                 raise NotExact(f"module {name!r} did not receive and return a tensor")
             if record.calls == 1 and record.input._version != record.version:
                 raise NotExact(f"the input of module {name!r} is modified in place after the module ran")
+        if not copy_outputs and any(r.calls == 1 and r.output._version != r.output_version for r in records.values()):
+            return None
         for pname, (mname, _) in the_plan.leaves.items():
             expected = records[mname].calls
             used = uses.counts[id(getattr(the_plan.modules[mname], the_plan.leaves[pname][1]))]
