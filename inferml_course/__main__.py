@@ -17,8 +17,9 @@ def main(argv=None) -> int:
     book.add_argument("--no-execute", action="store_true", help="render the stored notebooks as they are")
     book.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     student = sub.add_parser("student", help="write student versions (solutions replaced by placeholders)")
-    student.add_argument("--out", type=Path, default=Path("student"))
-    sub.add_parser("sync", help="rewrite every lesson's Colab badge, setup block and slide metadata")
+    student.add_argument("--out", type=Path, default=course.STUDENT_DIR)
+    sub.add_parser("sync", help="rewrite every lesson's Colab badge, setup block and slide metadata, "
+                                "and the student versions in student/")
     runtimes = sub.add_parser("runtimes", help="execute every lesson and print its time")
     runtimes.add_argument("--lessons", nargs="*", default=None)
     args = parser.parse_args(argv)
@@ -32,6 +33,8 @@ def main(argv=None) -> int:
     elif args.command == "sync":
         for path in course.lesson_paths():
             print(f"{'updated' if course.sync_notebook(path) else 'unchanged'} {path.name}")
+        course.write_student_versions()
+        print(f"student versions in {course.STUDENT_DIR}")
     elif args.command == "runtimes":
         course.print_runtimes(args.lessons, out=lambda line: print(line, flush=True))
     return 0

@@ -7,7 +7,8 @@ Command line (``python -m inferml_course --help``)::
 
     python -m inferml_course book [--out _book] [--lessons 00 02]   # execute lessons, render a static site
     python -m inferml_course student [--out student]                 # lessons without solutions
-    python -m inferml_course sync                                    # badges, setup blocks, slide metadata
+    python -m inferml_course sync                                    # badges, setup blocks, slide metadata,
+                                                                     # and the student versions in student/
     python -m inferml_course runtimes                                # execute every lesson, print its time
 """
 from __future__ import annotations
@@ -28,7 +29,12 @@ REPOSITORY = "inferml-course/inferml-course"
 #: The git ref the notebooks were tested with (a tag named after the package version).
 TESTED_REF = f"v{__version__}"
 NOTEBOOK_DIR = PACKAGE_DIR.parent / "notebooks"
+#: The student versions of the lessons (written by ``sync``; committed, so that Colab can open them).
+STUDENT_DIR = PACKAGE_DIR.parent / "student"
 SOLUTION_TAG = "solution"
+#: The comments of a solution cell that its exercise keeps: the answer's form and marked hints. Every
+#: other comment is the solution's reasoning and is dropped from the student version.
+HINT_PREFIXES = ("# your answer", "# hint")
 
 _SETUP_START = "# Setup: on Colab, install the course package"
 _SETUP_END = "ic.require("
@@ -39,14 +45,14 @@ def lesson_paths(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
 
 
-def colab_url(path: Path | str) -> str:
-    """The 'Open in Colab' address of a lesson (on the main branch)."""
-    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{Path(path).name}"
+def colab_url(path: Path | str, folder: str = "notebooks") -> str:
+    """The 'Open in Colab' address of a lesson (on the main branch); ``folder="student"``: its student version."""
+    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/{folder}/{Path(path).name}"
 
 
-def colab_badge(path: Path | str) -> str:
-    """Markdown for the 'Open in Colab' badge of a lesson."""
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path)})"
+def colab_badge(path: Path | str, folder: str = "notebooks") -> str:
+    """Markdown for the 'Open in Colab' badge of a lesson (``folder="student"``: of its student version)."""
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(path, folder)})"
 
 
 def setup_block() -> str:
@@ -113,9 +119,9 @@ def with_setup_block(source: str) -> str:
     return setup_block() + ("\n\n" + rest if rest else "")
 
 
-def with_badge(source: str, path: Path | str) -> str:
+def with_badge(source: str, path: Path | str, folder: str = "notebooks") -> str:
     """Markdown ``source`` (the title cell) with the lesson's Colab badge after its first line."""
-    badge = colab_badge(path)
+    badge = colab_badge(path, folder)
     lines = [line for line in source.splitlines() if "colab-badge.svg" not in line]
     while len(lines) > 1 and not lines[1].strip() and (len(lines) < 3 or not lines[2].strip()):
         lines.pop(1)
@@ -179,12 +185,13 @@ def _checker_answer_names(checker_source: str) -> list[str]:
 
 
 def student_source(source: str, answers=None) -> str:
-    """A solution cell turned into an exercise: its comments, and each answer name set to ``...``.
+    """A solution cell turned into an exercise: its hint comments, and each answer name set to ``...``.
 
-    ``answers`` are the names the checker reads (see :func:`student_version`); by default the
-    last name the cell assigns.
+    Only comments that start with one of :data:`HINT_PREFIXES` (``# your answer: ...``, ``# hint: ...``)
+    are kept; any other comment explains the solution and would give it away. ``answers`` are the
+    names the checker reads (see :func:`student_version`); by default the last name the cell assigns.
     """
-    comments = [line for line in source.splitlines() if line.lstrip().startswith("#")]
+    comments = [line for line in source.splitlines() if line.lstrip().lower().startswith(HINT_PREFIXES)]
     assigned = []
     for node in ast.walk(ast.parse(source)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
@@ -196,12 +203,16 @@ def student_source(source: str, answers=None) -> str:
     return "\n".join(comments + body)
 
 
-def student_version(nb):
+def student_version(nb, path: Path | str | None = None):
     """A copy of ``nb`` in which every cell tagged ``solution`` holds placeholders instead.
 
-    The placeholders are the names that the next code cell's checker reads as its answer.
+    The placeholders are the names that the next code cell's checker reads as its answer. With the
+    lesson's ``path``, the title's Colab badge opens the student version (in :data:`STUDENT_DIR`).
     """
     nb = copy.deepcopy(nb)
+    if path is not None:
+        title = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+        _set_source(title, with_badge(_source(title), path, folder=STUDENT_DIR.name))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     for i, cell in enumerate(code):
         tags = cell.get("metadata", {}).get("tags", [])
@@ -213,15 +224,22 @@ def student_version(nb):
     return nb
 
 
-def write_student_versions(out_dir: Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+def student_text(path: Path | str) -> str:
+    """The student version of the lesson at ``path``, as the text of an ``.ipynb`` file."""
+    nb = student_version(json.loads(Path(path).read_text()), path)
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_student_versions(out_dir: Path = STUDENT_DIR, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     """Write the student version of every lesson to ``out_dir``; returns the written paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in lesson_paths(notebook_dir):
         target = out_dir / path.name
-        target.write_text(json.dumps(student_version(json.loads(path.read_text())), indent=1, sort_keys=True,
-                                     ensure_ascii=False) + "\n")
+        text = student_text(path)
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
         written.append(target)
     return written
 
@@ -330,7 +348,9 @@ def build_book(out_dir: Path, lessons=None, execute: bool = True, timeout: int =
         (out_dir / name).write_text(_page(body, _nav(entries, i)))
     items = "\n".join(
         f'<tr><td>{path.name[:2]}</td><td><a href="{name}">{html.escape(title)}</a></td>'
-        f'<td>{"" if seconds is None else f"{seconds:.0f} s"}</td></tr>'
+        f'<td>{"" if seconds is None else f"{seconds:.0f} s"}</td>'
+        f'<td><a href="{colab_url(path)}">with solutions</a> · '
+        f'<a href="{colab_url(path, STUDENT_DIR.name)}">student version</a></td></tr>'
         for (name, title, _), (path, seconds) in zip(rendered, rows))
     index = out_dir / "index.html"
     index.write_text(f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Inferential machine learning</title>
@@ -338,7 +358,7 @@ def build_book(out_dir: Path, lessons=None, execute: bool = True, timeout: int =
 <body>{_nav(entries, None)}<h1>Inferential machine learning</h1>
 <p>The executed lessons of the inferml-course (version {__version__}). Source and instructions:
 <a href="https://github.com/{REPOSITORY}">github.com/{REPOSITORY}</a>.</p>
-<table><tr><th>#</th><th>lesson</th><th>execution time</th></tr>
+<table><tr><th>#</th><th>lesson</th><th>execution time</th><th>open in Colab</th></tr>
 {items}
 </table></body></html>
 """)

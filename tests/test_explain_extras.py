@@ -250,11 +250,20 @@ def test_lesson02_checkers():
     assert checks.check_ig_completeness(gap, model, x, None, steps=4)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
         checks.check_ig_completeness(gap + 1, model, x, None, steps=4)
-    a, b = torch.randn(4, 5, 5), torch.randn(4, 5, 5)
-    rho = evaluate.rank_correlation(a, b).mean().item()
-    assert checks.check_rank_correlation(rho, a, b)
+    other = small_cnn(torch.float32, seed=1)
+    x4 = images(3, dtype=torch.float32)
+
+    def rho(window, stride):
+        maps = [explain.occlusion(m, x4, window=window, stride=stride) for m in (model, other)]
+        return evaluate.rank_correlation(*maps).mean().item()
+
+    assert checks.check_occlusion_randomisation(rho(4, 4), model, other, x4, None, window=4, stride=4)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*window 2 and stride 2"):  # another window is caught
+        checks.check_occlusion_randomisation(rho(2, 2), model, other, x4, None, window=4, stride=4)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
-        checks.check_rank_correlation(rho + 0.1, a, b)
+        checks.check_occlusion_randomisation(rho(4, 4) + 0.1, model, other, x4, None, window=4, stride=4)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*empty"):
+        checks.check_occlusion_randomisation(..., model, other, x4, None)
 
 
 def test_lesson03_checkers():

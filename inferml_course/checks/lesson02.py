@@ -40,15 +40,36 @@ def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, ba
     return _pass(f"mean |gap| with {steps} steps: {float(gap.abs().mean()):.4f}.")
 
 
-def check_rank_correlation(answer, maps_a: torch.Tensor, maps_b: torch.Tensor) -> bool:
-    """Lesson 02: the mean Spearman rank correlation between two sets of maps (N, H, W)."""
+def check_occlusion_randomisation(answer, model, random_model, x: torch.Tensor, target, window: int = 8,
+                                  stride: int = 8) -> bool:
+    """Lesson 02: the randomisation check for occlusion: the mean Spearman rank correlation between the
+    occlusion maps (``window``, ``stride``) of ``model`` and of ``random_model`` on ``x`` (N, C, H, W).
+
+    Both sets of maps are recomputed here, so an answer made with another window or stride is caught.
+    """
     from ..evaluate import rank_correlation
+    from ..explain import occlusion
 
     value = float(require_answer(answer, "the rank correlation"))
-    expected = float(rank_correlation(maps_a, maps_b).mean())
     if not -1.0 <= value <= 1.0:
         _fail(f"{value} is not a correlation (they lie in [-1, 1]).")
-    if abs(value - expected) > 1e-3:
-        _fail(f"{value:.3f} differs from the mean per-image Spearman correlation. Hint: rank_correlation "
-              "returns one value per image; average them.")
-    return _pass(f"mean rank correlation {expected:.3f}.")
+    maps = {m: occlusion(net, x, target, window=window, stride=stride).cpu() for m, net in
+            (("trained", model), ("random", random_model))}
+    expected = float(rank_correlation(maps["trained"], maps["random"]).mean())
+    if abs(value - expected) <= 1e-3:
+        return _pass(f"mean rank correlation {expected:.3f}: the occlusion maps of the trained and the random "
+                     "network differ, so occlusion passes this sanity check.")
+    per_image = rank_correlation(maps["trained"], maps["random"])
+    if abs(value - float(per_image[0])) <= 1e-3 and len(per_image) > 1:
+        _fail("this is the first image's correlation: rank_correlation returns one value per image; average them.")
+    for w, st in ((window, window // 2), (window // 2, window // 2), (2 * window, 2 * window)):
+        if (w, st) == (window, stride) or w < 1 or st < 1 or w > min(x.shape[-2:]):
+            continue
+        other = rank_correlation(occlusion(model, x, target, window=w, stride=st).cpu(),
+                                 occlusion(random_model, x, target, window=w, stride=st).cpu()).mean()
+        if abs(value - float(other)) <= 1e-3:
+            _fail(f"this is the correlation for window {w} and stride {st}; the exercise asks for window {window} "
+                  f"and stride {stride}.")
+    _fail(f"{value:.3f} is not the mean per-image Spearman correlation between the two networks' occlusion maps. "
+          f"Hint: explain.occlusion(net, x, target, window={window}, stride={stride}) for each network, then "
+          "evaluate.rank_correlation(trained_maps, random_maps) and its mean.")
