@@ -17,11 +17,18 @@ _SUBMODULES = (
     "fisher", "introspection", "explain", "uncertainty", "intervene", "evaluate",
 )
 
-__all__ = ["__version__", "require", *_SUBMODULES]
+__all__ = ["__version__", "require", "show_source", *_SUBMODULES]
 
 
 __getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES)
 
+
+
+def show_source(obj, docstring: bool = False) -> None:
+    """Show the source code of a package function in the notebook (see :func:`inferml_course.course.show_source`)."""
+    from .course import show_source as show
+
+    show(obj, docstring)
 
 
 def require(version: str) -> None:

@@ -18,6 +18,7 @@ import copy
 import html
 import json
 import re
+import textwrap
 import time
 from pathlib import Path
 
@@ -83,6 +84,51 @@ def setup_block() -> str:
         "import inferml_course as ic",
         f'ic.require("{__version__}")  # the lesson and the package must match',
     ])
+
+
+# --- look inside --------------------------------------------------------------------------------
+
+def source_of(obj, docstring: bool = False) -> str:
+    """The source code of a package function, class or method, headed by its file and first line.
+
+    Decorators such as ``@guarded`` are looked through (:func:`inspect.unwrap`); ``docstring=False``
+    leaves the docstring out, so that what remains is the method itself.
+    """
+    import inspect
+
+    target = inspect.unwrap(obj)
+    try:
+        lines, start = inspect.getsourcelines(target)
+        path = Path(inspect.getsourcefile(target)).resolve()
+    except (TypeError, OSError):
+        raise TypeError(f"show_source needs a Python function, class or method, got {type(obj).__name__} {obj!r}") \
+            from None
+    text = textwrap.dedent("".join(lines))
+    if not docstring:
+        tree = ast.parse(text)
+        body = tree.body[0].body if tree.body and hasattr(tree.body[0], "body") else []
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            doc = body[0]
+            kept = text.splitlines(keepends=True)
+            text = "".join(kept[:doc.lineno - 1] + kept[doc.end_lineno:])
+    where = path.relative_to(PACKAGE_DIR.parent) if path.is_relative_to(PACKAGE_DIR.parent) else path
+    return f"# {where}, line {start}\n{text}"
+
+
+def show_source(obj, docstring: bool = False) -> None:
+    """Show the source of a package function in the notebook (highlighted in Jupyter, plain text elsewhere),
+    e.g. ``ic.show_source(explain.grad_cam)``; see :func:`source_of`."""
+    text = source_of(obj, docstring)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Code(text, language="python"))
+    else:
+        print(text)
 
 
 # --- notebook editing ---------------------------------------------------------------------------

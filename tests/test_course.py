@@ -158,3 +158,18 @@ def test_runtimes_table(tmp_path):
     total = course.print_runtimes(["01"], out=lines.append, notebook_dir=tmp_path)
     assert lines[:2] == ["| lesson | seconds |\n|---|---|", f"| 01_b | {total:.0f} |"]
     assert lines[-1] == f"| total | {total:.0f} |" and len(lines) == 3
+
+
+def test_show_source_prints_a_package_function_without_its_docstring(capsys):
+    import inferml_course as ic
+    from inferml_course import explain
+
+    ic.show_source(explain.saliency)  # outside IPython: plain text
+    text = capsys.readouterr().out
+    assert text.startswith("# inferml_course/explain/gradients.py, line ")
+    assert "def saliency(" in text and "_single_pass(" in text
+    assert "Vanilla gradient" not in text, "the docstring is left out by default"
+    assert "Vanilla gradient" in course.source_of(explain.saliency, docstring=True)
+    assert "@guarded()" in text, "the decorator is shown: the mode guard is part of the method"
+    with pytest.raises(TypeError, match="show_source needs a Python function"):
+        course.source_of(len)
