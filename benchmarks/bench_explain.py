@@ -4,10 +4,11 @@
     python benchmarks/bench_explain.py --quick         # fewer repeats, smaller ResNet-18 batch
     python benchmarks/bench_explain.py --models signs  # only the small CNN
     python benchmarks/bench_explain.py --models resnet50 --quick   # ResNet-50, batch 8, one repeat
+    python benchmarks/bench_explain.py --models resnet50 --methods saliency,grad_cam --repeats 9
 
 Each method runs with identical settings on both sides (explicit targets, the same steps, samples,
-windows, baselines and superpixels); calls alternate between the two libraries so that a busy
-machine slows both alike, and the medians of the repeats are reported, in CPU time of the process
+windows, baselines and superpixels); calls alternate between the two libraries, in alternating order
+(A B, B A, ...), so that a busy machine and the order effect slow both alike, and the medians of the repeats are reported, in CPU time of the process
 (one torch thread by default, so CPU time is the work done; far steadier than wall time on a shared
 machine) and in wall time. "speed-up" = Captum's time / ours (> 1: we are faster). "max |diff|" compares the two outputs where the method is the same
 computation (stochastic methods and different surrogate fits: "n/a"). Needs captum (``pip install
@@ -122,6 +123,10 @@ def main(argv=None):
     parser.add_argument("--models", default="signs,resnet18,resnet50",
                         help="comma-separated: signs, resnet18, resnet50")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller ResNet batch")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated name prefixes, e.g. saliency,grad_cam (default: every method)")
+    parser.add_argument("--repeats", type=int, default=None, help="alternating repeats (default 7; --quick 3, "
+                        "ResNets 3; --quick 1)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (default 1, so that CPU time measures the work)")
     args = parser.parse_args(argv)
@@ -140,7 +145,9 @@ def main(argv=None):
         with torch.no_grad():
             t = model(x).argmax(1)
         for name, ours, theirs, comparable in cases(model, x, t, layer, cfg):
-            (c_o, w_o), (c_c, w_c), out_o, out_c = ab(ours, theirs, cfg["repeats"])
+            if args.methods and not name.startswith(tuple(args.methods.split(","))):
+                continue
+            (c_o, w_o), (c_c, w_c), out_o, out_c = ab(ours, theirs, args.repeats or cfg["repeats"])
             diff = f"{(out_o.float() - out_c.detach().float()).abs().max().item():.1e}" if comparable else "n/a"
             ratios.append(c_c / c_o)
             print(f"| {title} | {name} | {1e3 * c_o:.1f} | {1e3 * c_c:.1f} | {c_c / c_o:.2f}x | {w_c / w_o:.2f}x "
