@@ -273,7 +273,39 @@ def test_lesson03_checkers():
     assert checks.check_contrast_signal(right, z, 1)
     with pytest.raises(AssertionError, match="sign is flipped"):
         checks.check_contrast_signal(-right, z, 1)
-    table = {"a": {"energy": 0.1}, "b": {"energy": 0.3}}
-    assert checks.check_best_pair("b", table, "energy")
-    with pytest.raises(AssertionError, match="TRY AGAIN"):
-        checks.check_best_pair("a", table, "energy")
+    maps = torch.randn(4, 6, 6, generator=torch.Generator().manual_seed(0))
+    maps[3] = -maps[3].abs()                                    # no positive mass: 0 or NaN both accepted
+    masks = torch.zeros(4, 6, 6, dtype=torch.bool)
+    masks[:, 1:4, 2:5] = True
+    pos = maps.clamp_min(0).flatten(1)
+    energy = (pos * masks.flatten(1)).sum(1) / pos.sum(1)       # NaN for the last image
+    assert checks.check_energy_by_hand(energy, maps, masks)
+    assert checks.check_energy_by_hand(evaluate.energy_pointing_game(maps, masks), maps, masks)
+    signed = (maps * masks).flatten(1).sum(1) / maps.flatten(1).sum(1)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*positive part"):
+        checks.check_energy_by_hand(signed, maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*uniform map"):
+        checks.check_energy_by_hand(evaluate.mask_fraction(masks), maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*one value per image"):
+        checks.check_energy_by_hand(energy[:2], maps, masks)
+
+
+def test_lesson00_corruption_checker():
+    from inferml_course.datasets import CORRUPTIONS, corrupt
+
+    model = small_cnn(torch.float32, num_classes=3)
+    x, y = images(6, dtype=torch.float32), torch.tensor([0, 1, 2, 0, 1, 2])
+
+    def by_hand(severity):
+        with torch.no_grad():
+            return {c: (model(corrupt(x, c, severity)).argmax(1) == y).float().mean().item() for c in CORRUPTIONS}
+
+    assert checks.check_corruption_accuracies(by_hand(5), model, x, y, severity=5)
+    answer = by_hand(5)
+    answer["fog"] = answer["fog"] + 0.5 if answer["fog"] < 0.5 else answer["fog"] - 0.5
+    with pytest.raises(AssertionError, match="TRY AGAIN.*1 of 14.*fog"):
+        checks.check_corruption_accuracies(answer, model, x, y, severity=5)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*missing"):
+        checks.check_corruption_accuracies({"fog": 0.5}, model, x, y)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*percentages"):
+        checks.check_corruption_accuracies({c: 100 * v for c, v in by_hand(5).items()}, model, x, y)

@@ -32,12 +32,31 @@ def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, to
     return _pass(f"accuracy {expected:.2%}.")
 
 
-def check_hardest_corruption(answer, accuracies: dict) -> bool:
-    """Lesson 00: the name of the corruption with the lowest accuracy in ``accuracies``."""
-    require_answer(answer, "the corruption")
-    if not isinstance(answer, str):
-        _fail("answer with the corruption's name, a string such as 'fog'.")
-    expected = min(accuracies, key=accuracies.get)
-    if answer != expected:
-        _fail(f"{answer!r} is not the corruption with the lowest accuracy; look at the table again.")
-    return _pass(f"{expected} hurts the model most ({accuracies[expected]:.1%}).")
+def check_corruption_accuracies(answer, model, images: torch.Tensor, labels: torch.Tensor, severity: int = 5) -> bool:
+    """Lesson 00: the accuracy (in [0, 1]) of ``model`` on ``images`` under every corruption at ``severity``,
+    a dict {corruption name: accuracy}; recomputed here with ``models.accuracy_under_corruptions``."""
+    from ..datasets.corruptions import CORRUPTIONS
+    from ..models import accuracy_under_corruptions
+
+    require_answer(answer, "the accuracies")
+    if not isinstance(answer, dict):
+        _fail("answer with a dict {corruption name: accuracy}, one entry for every name in CORRUPTIONS.")
+    missing, extra = [c for c in CORRUPTIONS if c not in answer], [c for c in answer if c not in CORRUPTIONS]
+    if missing or extra:
+        _fail(f"the keys should be exactly the names in CORRUPTIONS; missing {missing}, unexpected {extra}.")
+    values = {name: float(answer[name]) for name in CORRUPTIONS}
+    if any(v > 1.0 for v in values.values()):
+        _fail("an accuracy is above 1: give fractions, not percentages.")
+    table = accuracy_under_corruptions(model, images, labels, progress=False)  # (corruptions, severities 1-5)
+    got = torch.tensor([values[name] for name in CORRUPTIONS])
+    if not torch.allclose(got, table[:, severity - 1], atol=1e-4):
+        for other in range(1, 6):
+            if other != severity and torch.allclose(got, table[:, other - 1], atol=1e-4):
+                _fail(f"these are the accuracies at severity {other}; the exercise asks for severity {severity}.")
+        wrong = [name for j, name in enumerate(CORRUPTIONS) if abs(got[j] - table[j, severity - 1]) > 1e-4]
+        _fail(f"{len(wrong)} of {len(CORRUPTIONS)} accuracies differ from ours (e.g. {wrong[0]}). Hint: for each name, "
+              f"corrupt(images, name, {severity}) with the default seed, then compare model(x).argmax(1) with the "
+              "labels, without gradients.")
+    hardest = CORRUPTIONS[int(table[:, severity - 1].argmin())]
+    return _pass(f"{hardest} hurts this model most at severity {severity} "
+                 f"({float(table[:, severity - 1].min()):.1%}).")
