@@ -26,10 +26,31 @@ def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
                  f"{float(expected[int(contrast)]):+.3f} on Q = {int(contrast)}; every other class enters too.")
 
 
-def check_best_pair(answer, table: dict, column: str) -> bool:
-    """Lesson 03: the row of ``table`` ({row: {column: value}}) with the highest ``column`` value."""
-    require_answer(answer, "the pair")
-    expected = max(table, key=lambda row: table[row][column])
-    if answer != expected:
-        _fail(f"{answer!r} is not the row with the highest {column!r}; read the table again.")
-    return _pass(f"{expected}: {table[expected][column]:.3f}.")
+def check_energy_by_hand(answer, maps: torch.Tensor, masks: torch.Tensor) -> bool:
+    """Lesson 03: the energy-based pointing game per image (N,): the share of each map's positive mass
+    inside its mask, as ``evaluate.energy_pointing_game`` computes it (0 or NaN accepted for a map with no
+    positive mass)."""
+    from ..evaluate import energy_pointing_game, mask_fraction
+
+    answer = _as_tensor(answer, "the energies").detach().double().cpu().reshape(-1)
+    maps, masks = torch.as_tensor(maps).detach().double().cpu(), torch.as_tensor(masks).cpu().bool()
+    expected = energy_pointing_game(maps, masks).double()
+    if answer.shape != expected.shape:
+        _fail(f"give one value per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}.")
+    silent = maps.clamp_min(0).flatten(1).sum(1) == 0  # no positive mass: 0 (ours) or 0/0 = NaN
+    answer = torch.where(silent & answer.isnan(), torch.zeros_like(answer), answer)
+
+    def same(other):
+        return torch.allclose(answer, other.double(), atol=1e-6, equal_nan=True)
+
+    if same(expected):
+        return _pass(f"mean energy inside the mask {float(expected.nanmean()):.3f}, against "
+                     f"{float(mask_fraction(masks).mean()):.3f} for a uniform map.")
+    flat, inside = maps.flatten(1), masks.flatten(1).double()
+    if same((flat * inside).sum(1) / flat.sum(1)):
+        _fail("negative values entered the sum: keep only the positive part of each map (clamp_min(0)) first.")
+    if same((flat.abs() * inside).sum(1) / flat.abs().sum(1)):
+        _fail("that is the share of |map|; the energy counts the positive part only (clamp_min(0)).")
+    if same(mask_fraction(masks)):
+        _fail("that is the mask's share of the image, what a uniform map scores: weight the mask by the map.")
+    _fail("not quite. Hint: m = maps.clamp_min(0); energy = (m * mask).sum over pixels / m.sum over pixels.")
