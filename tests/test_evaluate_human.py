@@ -225,10 +225,39 @@ def test_lesson10_checkers_pass_and_fail_with_hints(capsys):
         checks.check_huffman_bits(300, [45, 13, 12, 16, 9, 5])
     with pytest.raises(AssertionError, match="not optimal"):
         checks.check_huffman_bits(225, [45, 13, 12, 16, 9, 5])
-    scores = {"deletion_auc": {"a": 0.1, "b": 0.2}}
-    assert checks.check_metric_winner("a", scores, "deletion_auc")
-    with pytest.raises(AssertionError, match="lower is better"):
-        checks.check_metric_winner("b", scores, "deletion_auc")
-    with pytest.raises(AssertionError, match="not one of"):
-        checks.check_metric_winner("z", scores, "deletion_auc")
     assert "[PASS]" in capsys.readouterr().out
+
+
+def test_lesson10_deletion_curve_checker(capsys):
+    from inferml_course import checks, evaluate
+    from _explain_models import images, small_cnn
+
+    model = small_cnn(torch.float32)
+    with torch.no_grad():  # random weights x 1.5: probabilities that move by about 0.01 along the game
+        for p in model.parameters():
+            p.mul_(1.5)
+    x = images(1, h=8, w=8, dtype=torch.float32)[0]
+    m = torch.rand(8, 8, generator=torch.Generator().manual_seed(0))
+    substrate = evaluate.substrate_images(model, x[None], "black")[0]
+    order = m.flatten().argsort(descending=True, stable=True)
+
+    def by_hand(order, start, end):
+        frames = []
+        for k in range(17):
+            moved = torch.zeros(64)
+            moved[order[:round(k * 64 / 16)]] = 1
+            moved = moved.view(1, 8, 8)
+            frames.append(start * (1 - moved) + end * moved)
+        with torch.no_grad():
+            probs = torch.softmax(model(torch.stack(frames)), 1)
+        return probs[:, model(x[None]).argmax()]
+
+    assert checks.check_deletion_curve(by_hand(order, x, substrate), model, x, m, steps=16, substrate="black")
+    assert "deletion AUC" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="TRY AGAIN.*insertion curve"):
+        checks.check_deletion_curve(by_hand(order, substrate, x), model, x, m, steps=16, substrate="black")
+    with pytest.raises(AssertionError, match="TRY AGAIN.*descending"):
+        checks.check_deletion_curve(by_hand((-m).flatten().argsort(descending=True, stable=True), x, substrate),
+                                    model, x, m, steps=16, substrate="black")
+    with pytest.raises(AssertionError, match="TRY AGAIN.*17 values"):
+        checks.check_deletion_curve(by_hand(order, x, substrate)[:-1], model, x, m, steps=16, substrate="black")

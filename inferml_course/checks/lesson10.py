@@ -7,7 +7,7 @@ import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
 
-__all__ = ["check_average_drop", "check_huffman_bits", "check_metric_winner"]
+__all__ = ["check_average_drop", "check_huffman_bits", "check_deletion_curve"]
 
 
 def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, tolerance: float = 1e-3) -> bool:
@@ -47,20 +47,33 @@ def check_huffman_bits(answer, counts) -> bool:
     return _pass(f"{expected} bits; code lengths {lengths[0].tolist()}.")
 
 
-def check_metric_winner(answer, scores: dict, metric: str) -> bool:
-    """Lesson 10: the method ranked first under ``metric`` in ``scores`` ({metric: {method: value}})."""
-    from ..evaluate import rank_methods
+def check_deletion_curve(answer, model, image: torch.Tensor, saliency_map: torch.Tensor, steps: int = 16,
+                         substrate: str = "blur") -> bool:
+    """Lesson 10: the pixel-wise deletion curve (steps + 1,) of one image (C, H, W) and its map (H, W): the
+    predicted class's softmax probability after k = 0..steps steps, recomputed with ``evaluate.deletion_curve``."""
+    from ..evaluate import auc, deletion_curve, insertion_curve
 
-    require_answer(answer, "the method")
-    if not isinstance(answer, str):
-        _fail("answer with the method's name, a string such as 'grad_cam'.")
-    ranks = rank_methods({metric: scores[metric]})[metric]
-    best = [m for m, r in ranks.items() if r == min(ranks.values())]
-    if answer not in ranks:
-        _fail(f"{answer!r} is not one of the methods in the table.")
-    if answer not in best:
-        from ..evaluate import higher_is_better
+    answer = _as_tensor(answer, "the curve").detach().double().cpu().reshape(-1)
+    x, m = image[None], saliency_map[None].to(image.device)
+    expected = deletion_curve(model, x, m, steps=steps, substrate=substrate)[0].double().cpu()
+    if answer.shape != expected.shape:
+        _fail(f"the curve has one point per step and one for the untouched image: {steps + 1} values, got "
+              f"{answer.numel()}.")
 
-        direction = "higher" if higher_is_better(metric) else "lower"
-        _fail(f"{answer!r} is ranked {ranks[answer]:g} under {metric}. Remember: for {metric}, {direction} is better.")
-    return _pass(f"{answer} ranks first under {metric}.")
+    def same(other):
+        return torch.allclose(answer, other.double().cpu().reshape(-1), atol=1e-4)
+
+    if same(expected):
+        return _pass(f"deletion AUC {float(auc(expected[None])[0]):.3f} (lower is better): the probability falls "
+                     f"from {float(expected[0]):.2f} to {float(expected[-1]):.2f}.")
+    if answer.min() < 0 or answer.max() > 1:
+        _fail("values outside [0, 1]: the game records the softmax probability of the predicted class, not a logit.")
+    if same(insertion_curve(model, x, m, steps=steps, substrate=substrate)[0]):
+        _fail("that is the insertion curve: deletion starts from the image and replaces pixels by the substrate.")
+    if same(deletion_curve(model, x, -m, steps=steps, substrate=substrate)[0]):
+        _fail("the least important pixels went first: sort the map in descending order.")
+    if abs(float(answer[0]) - float(expected[0])) > 1e-4:
+        _fail("the first point should be the untouched image's probability for its predicted class.")
+    _fail(f"the curve differs from ours. Hint: rank pixels with argsort(descending=True, stable=True); after step k "
+          f"the first round(k * H * W / {steps}) of them take the substrate's values (all colour channels); "
+          "score every step's image in one batch.")
