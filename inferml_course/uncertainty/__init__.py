@@ -18,6 +18,7 @@ module          contents
 ``metrics``     AUROC, FPR at 95 % TPR, AUAC / AUFC, risk-coverage and AURC, table printing
 ``toy``         the 2-D moons toy with tiny MLPs (aleatoric vs epistemic maps)
 ``experiments`` the lessons' tables: corrupted test mixes, misprediction / corruption / OOD tables
+``augmentation`` test-time augmentation: views of one input (shifts, brightness, flips), ``tta`` uncertainty
 ``plots``       reliability diagrams, uncertainty maps, score histograms, the GradTrust quadrant plot
 ``widgets``     live-teaching widgets (temperature explorer, score distributions under corruption)
 ``voice``       (subpackage) VOICE: uncertainty maps from the variance of contrastive explanations
@@ -29,7 +30,7 @@ from __future__ import annotations
 from .._core.lazy import lazy_package
 
 _SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets",
-               "voice", "attribution")
+               "voice", "attribution", "augmentation")
 _SHORTCUTS = {
     "SCORES": "scores", "uncertainty": "scores", "get_score": "scores", "compute_scores": "scores",
     "available_scores": "scores", "fit_mahalanobis": "scores", "score_batch": "scores",
@@ -37,6 +38,7 @@ _SHORTCUTS = {
     "gradtrust": "trust", "purview": "trust", "gradnorm": "trust",
     "expected_calibration_error": "calibration", "fit_temperature": "calibration",
     "auroc": "metrics", "auac": "metrics", "aufc": "metrics", "fpr_at_tpr": "metrics",
+    "tta": "augmentation",
 }
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS]

@@ -1,0 +1,127 @@
+"""Checkers for lesson 11 (gradients at inference: conclusions and the capstone audit).
+
+Each checker recomputes what it needs from the model and the data it is given, never from names the
+solution cell made.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._common import fail as _fail, passed as _pass, require_answer
+
+__all__ = ["check_smallest_flip", "check_watermark_share", "check_shortcut"]
+
+
+def _number(answer, name: str) -> float:
+    require_answer(answer, name)
+    if isinstance(answer, torch.Tensor):
+        if answer.numel() != 1:
+            _fail(f"{name} should be one number, got a tensor of shape {tuple(answer.shape)}.")
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        _fail(f"{name} should be a number, got {type(answer).__name__}.")
+    if not math.isfinite(float(answer)):
+        _fail(f"{name} should be a finite number, got {answer!r}.")
+    return float(answer)
+
+
+@torch.no_grad()
+def _predict(model, x: torch.Tensor) -> torch.Tensor:
+    device = next(model.parameters()).device
+    return model(x.to(device)).argmax(1).cpu()
+
+
+def check_smallest_flip(answer, model, x, epsilons) -> bool:
+    """Lesson 11: the smallest budget in ``epsilons`` at which FGSM changes the prediction of image ``x`` (1, C, H, W)."""
+    from ..intervene.adversarial import input_gradient
+
+    value = _number(answer, "the smallest budget")
+    epsilons = [float(e) for e in epsilons]
+    device = next(model.parameters()).device
+    x = x.to(device)
+    before = int(_predict(model, x)[0])
+    step = input_gradient(model, x).sign()          # FGSM's direction; every budget scales the same step
+    attacked = torch.cat([(x + e * step).clamp(0, 1) for e in epsilons])
+    flips = dict(zip(epsilons, (_predict(model, attacked) != before).tolist()))
+    flipping = [e for e in epsilons if flips[e]]
+    if not flipping:
+        _fail("no budget in the list changes the prediction; this checker needs a list that reaches a flip.")
+    expected = min(flipping)
+    match = [e for e in epsilons if math.isclose(value, e, rel_tol=1e-6, abs_tol=1e-9)]
+    if not match:
+        if any(math.isclose(value, 255 * e, rel_tol=1e-6) for e in epsilons):
+            _fail(f"budgets are in pixel units of [0, 1]: {value:g}/255 = {value / 255:.4f}, not {value:g}.")
+        _fail("answer with one of the budgets in `epsilons`.")
+    if not flips[match[0]]:
+        _fail(f"at epsilon = {value * 255:.3g}/255 the prediction does not change yet: try larger budgets.")
+    if match[0] != expected:
+        _fail(f"epsilon = {value * 255:.3g}/255 flips the prediction, but a smaller budget in the list already "
+              "does: go through the budgets in increasing order and stop at the first change.")
+    return _pass(f"FGSM changes the prediction from epsilon = {expected * 255:.3g}/255 on "
+                 f"(a change of at most {expected * 255:.3g} grey levels per pixel).")
+
+
+def check_watermark_share(answer, model, images, masks, method: str = "saliency", tolerance: float = 0.01) -> bool:
+    """Lesson 11: the mean share (over ``images``) of the positive mass of ``method``'s maps inside ``masks``."""
+    from ..evaluate import energy_pointing_game, mask_fraction
+    from ..explain import explain
+
+    value = _number(answer, "the share")
+    if not 0 <= value <= 1:
+        if 0 <= value <= 100:
+            _fail("give the share as a fraction between 0 and 1, not in percent.")
+        _fail(f"a share lies between 0 and 1, got {value:g}.")
+    device = next(model.parameters()).device
+    maps = explain(method, model, images.to(device)).detach().cpu()
+    masks = torch.as_tensor(masks).bool().cpu()
+    expected = float(energy_pointing_game(maps, masks).mean())
+    area = float(mask_fraction(masks).mean())
+    positive = maps.clamp_min(0)
+    pooled = float((positive * masks).sum() / positive.sum())
+    if abs(value - expected) <= tolerance:
+        return _pass(f"{expected:.1%} of the {method} mass lies on the watermark, which covers {area:.1%} of the "
+                     f"image ({expected / area:.1f} times its area share).")
+    if abs(value - area) <= tolerance / 2:
+        _fail("that is the watermark's share of the image area, what a uniform map would get. Weigh each pixel "
+              "by the map: sum(map * mask) / sum(map), per image.")
+    if abs(value - pooled) <= tolerance / 2:
+        _fail("that pools all images into one sum; compute the share per image, then average over the images.")
+    _fail(f"{value:.3f} is not the mean share. Hint: maps = explain.explain({method!r}, model, images); then "
+          "evaluate.energy_pointing_game(maps, masks) gives one share per image.")
+
+
+def check_shortcut(answer, model, images, labels) -> bool:
+    """Lesson 11: ``(accuracy drop, cue)``: accuracy on ``images`` minus accuracy with the watermark removed
+    (``set_watermark(images, None)``), and the name of the cue the model relies on."""
+    from ..intervene.causal import set_watermark
+
+    require_answer(answer, "the audit")
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        _fail("answer with two things: (accuracy_drop, shortcut), a number and a word.")
+    drop_answer, cue = answer
+    drop = _number(drop_answer, "accuracy_drop")
+    require_answer(cue, "shortcut")
+    labels = torch.as_tensor(labels).cpu()
+    with_mark = float((_predict(model, images) == labels).float().mean())
+    without = float((_predict(model, set_watermark(images, None)) == labels).float().mean())
+    expected = with_mark - without
+    if abs(drop - expected) > 0.01:
+        if abs(drop + expected) <= 0.01:
+            _fail("the sign is the wrong way round: the drop is the accuracy WITH the watermark minus the "
+                  "accuracy WITHOUT it.")
+        if abs(drop - 100 * expected) <= 1:
+            _fail("give the drop as a fraction of 1 (0.25 for 25 points), not in percent.")
+        _fail(f"{drop:.3f} is not the accuracy drop. Hint: remove the mark with "
+              "causal.set_watermark(images, None) and compare the accuracies on the same labels.")
+    if not isinstance(cue, str):
+        _fail("name the shortcut with a word (a string), e.g. 'sign' or 'watermark'.")
+    word = cue.strip().lower()
+    relies = expected > 0.5
+    if relies and "watermark" not in word:
+        _fail(f"without the watermark the accuracy falls by {expected:.0%}: which cue is the model really using?")
+    if not relies and "watermark" in word:
+        _fail(f"removing the watermark costs only {expected:.0%} accuracy: this model does not rely on it.")
+    return _pass(f"accuracy {with_mark:.0%} with the watermark, {without:.0%} without: "
+                 + ("the model reads the watermark, not the sign." if relies else "the watermark is not its cue."))
