@@ -26,3 +26,27 @@ def test_notebook_hygiene(path):
     text = "".join("".join(c["source"]) for c in nb["cells"])
     assert "assert" in text, "a lesson asserts its quantitative claims"
     assert "inferml_course.checks" in text or "checks." in text, "a lesson has exercises with checkers"
+
+
+def _headings(nb, level: str) -> list[str]:
+    return [line for c in nb["cells"] if c["cell_type"] == "markdown"
+            for line in "".join(c["source"]).splitlines() if line.startswith(level + " ")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_template(path):
+    """One template: numbered sections ("## 1. ..."), then "## Summary"; exactly one "Try it live" section,
+    which shows a widget."""
+    nb = json.loads(path.read_text())
+    sections = _headings(nb, "##")
+    assert sections[-1] == "## Summary", "a lesson ends with its summary"
+    for number, heading in enumerate(sections[:-1], 1):
+        assert re.match(rf"## {number}\. \S", heading), f"section {number} should read '## {number}. ...': {heading!r}"
+    live = [h for h in sections if re.match(r"## \d+\. Try it live\b", h)]
+    assert len(live) == 1, f"one 'Try it live' section, found {live}"
+    cells = nb["cells"]
+    start = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and live[0] in "".join(c["source"]))
+    end = next((i for i in range(start + 1, len(cells)) if cells[i]["cell_type"] == "markdown"
+                and re.search(r"^## ", "".join(cells[i]["source"]), re.M)), len(cells))
+    assert any(".widget" in "".join(c["source"]) for c in cells[start:end] if c["cell_type"] == "code"), \
+        "the 'Try it live' section shows a widget"
