@@ -309,3 +309,17 @@ def test_lesson00_corruption_checker():
         checks.check_corruption_accuracies({"fog": 0.5}, model, x, y)
     with pytest.raises(AssertionError, match="TRY AGAIN.*percentages"):
         checks.check_corruption_accuracies({c: 100 * v for c, v in by_hand(5).items()}, model, x, y)
+
+
+def test_lesson00_corruption_checker_names_the_wrong_severity():
+    from inferml_course import datasets, models
+    from inferml_course.datasets import CORRUPTIONS, corrupt
+
+    signs = datasets.generate_signs(24, seed=0)  # the shipped signs_cnn: accuracies that differ by severity
+    model = models.load_model("signs_cnn", device="cpu", progress=False)
+    with torch.no_grad():
+        at_three = {c: (model(corrupt(signs.images, c, 3)).argmax(1) == signs.labels).float().mean().item()
+                    for c in CORRUPTIONS}
+    assert checks.check_corruption_accuracies(at_three, model, signs.images, signs.labels, severity=3)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*severity 3; the exercise asks for severity 5"):
+        checks.check_corruption_accuracies(at_three, model, signs.images, signs.labels, severity=5)
