@@ -265,7 +265,7 @@ def test_figures_and_widget_draw():
     plt.close("all")
 
 
-def test_lesson07_checkers():
+def test_lesson07_checkers(capsys):
     from inferml_course import checks
 
     model, x = small_cnn(), images(3)
@@ -274,12 +274,26 @@ def test_lesson07_checkers():
     assert checks.check_voice_map(explain.normalize_maps(result.contrast_maps.var(1, correction=0)), result)
     with pytest.raises(AssertionError, match="TRY AGAIN.*normalise"):
         checks.check_voice_map(result.contrast_maps.var(1), result)
-    values, correct = torch.tensor([1.0, 2.0, 3.0, 5.0]), torch.tensor([True, True, False, False])
-    assert checks.check_group_means((1.5, 4.0), values, correct)
-    with pytest.raises(AssertionError, match="swapped"):
-        checks.check_group_means((4.0, 1.5), values, correct)
+    u = result.uncertainty.flatten(1)
+    correct = torch.tensor([True, False, True])
+    assert checks.check_voice_snr(u.mean(1) / u.std(1, correction=0), result, correct)
+    assert "for the wrong predictions" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="TRY AGAIN.*correction=0"):
+        checks.check_voice_snr(u.mean(1) / u.std(1), result, correct)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*inverted"):
+        checks.check_voice_snr(u.std(1, correction=0) / u.mean(1), result)
+    lit = result._replace(explanation=result.uncertainty.flip(-1) ** 2)   # this tiny network's CAMs are all 0
+    e = lit.explanation.flatten(1)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*explanation"):
+        checks.check_voice_snr(e.mean(1) / e.std(1, correction=0), lit)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*variance"):
+        checks.check_voice_snr(u.mean(1) / u.var(1, correction=0), result)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*one number"):
+        checks.check_voice_snr(u.mean() / u.std(correction=0), result)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*flatten"):
+        checks.check_voice_snr(result.uncertainty.mean(1) / result.uncertainty.std(1, correction=0), result)
     with pytest.raises(AssertionError, match="empty"):
-        checks.check_group_means(..., values, correct)
+        checks.check_voice_snr(..., result)
     assert checks.check_explanation_overlap(ve.explanation_overlap(result.explanation, result.uncertainty, 0.3), result, 0.3)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
         checks.check_explanation_overlap(torch.full((3,), 0.77), result, 0.3)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass
 
-__all__ = ["check_voice_map", "check_group_means", "check_explanation_overlap"]
+__all__ = ["check_voice_map", "check_voice_snr", "check_explanation_overlap"]
 
 
 def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
@@ -25,21 +25,48 @@ def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
     _fail("the map differs from ours. Hint: contrast_maps.var(dim=1), then min-max normalise each image's map.")
 
 
-def check_group_means(answer, values, correct, atol: float = 1e-4) -> bool:
-    """Lesson 07: ``(mean over correct predictions, mean over wrong predictions)`` of ``values`` (N,)."""
-    require_answer(answer, "the two means")
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        _fail("answer with two numbers: (mean for correct predictions, mean for wrong predictions).")
-    values = torch.as_tensor(values).double().cpu()
-    correct = torch.as_tensor(correct).bool().cpu()
-    want = (float(values[correct].mean()), float(values[~correct].mean()))
-    got = tuple(float(a) for a in answer)
-    if all(abs(g - w) <= atol for g, w in zip(got, want)):
-        higher = "wrong" if want[1] > want[0] else "correct"
-        return _pass(f"correct {want[0]:.3f}, wrong {want[1]:.3f}: higher for the {higher} predictions.")
-    if all(abs(g - w) <= atol for g, w in zip(got, want[::-1])):
-        _fail("the two means are swapped: first the correct predictions, then the wrong ones.")
-    _fail("the means differ from ours. Hint: values[correct].mean() and values[~correct].mean().")
+def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
+    """Lesson 07: the SNR of each VOICE map (N,), mean over population standard deviation of its pixels,
+    recomputed with ``voice.snr`` from ``result.uncertainty``; ``correct`` (N,) bool, if given, splits the
+    means in the message."""
+    from ..uncertainty.voice.maps import snr
+
+    answer = _as_tensor(answer, "the SNRs").detach().double().cpu()
+    u = result.uncertainty.detach().double().cpu()
+    expected = snr(u).double()
+    if answer.numel() == 1 and expected.numel() > 1:
+        _fail("that is one number; give one SNR per image, a tensor of shape "
+              f"{tuple(expected.shape)} (mean and std over each map's pixels, not over the whole batch).")
+    if answer.shape != expected.shape:
+        _fail(f"expected one SNR per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
+              "Hint: flatten each map first (u.flatten(1)), then take mean and std over dim 1.")
+
+    flat = u.flatten(1)
+    mean, std = flat.mean(1), flat.std(1, correction=0)
+    answer = torch.where((std == 0) & answer.isnan(), torch.zeros_like(answer), answer)  # 0/0 for a flat map
+
+    def same(other):
+        return torch.allclose(answer, other.double(), atol=atol, equal_nan=True)
+
+    if same(expected):
+        message = f"mean SNR {float(expected.mean()):.3f}"
+        if correct is not None:
+            ok = torch.as_tensor(correct).bool().cpu()
+            message = (f"mean SNR {float(expected[ok].mean()):.3f} for the correct and "
+                       f"{float(expected[~ok].mean()):.3f} for the wrong predictions")
+        return _pass(f"{message}, from {float(expected.min()):.2f} to {float(expected.max()):.2f} over the images "
+                     "(higher = the uncertainty is spread more evenly).")
+    if same(mean / flat.std(1)):
+        _fail("torch.std is the unbiased (n - 1) estimate by default; the SNR uses the population standard "
+              "deviation: std(dim=1, correction=0).")
+    if same(std / mean):
+        _fail("inverted: the SNR is the mean over the standard deviation, not std / mean.")
+    if same(snr(result.explanation.detach().double().cpu()).double()):
+        _fail("that is the SNR of the explanation (result.explanation); take it of the VOICE map, "
+              "result.uncertainty.")
+    if same(mean / flat.var(1, correction=0)):
+        _fail("divide by the standard deviation, not the variance (take the square root).")
+    _fail("the SNRs differ from ours. Hint: u = result.uncertainty.flatten(1); u.mean(1) / u.std(1, correction=0).")
 
 
 def check_explanation_overlap(answer, result, threshold: float, atol: float = 1e-5) -> bool:
