@@ -273,12 +273,41 @@ def test_lesson04_checkers(cnn, images, capsys):
     for wrong in (-right, torch.outer(z - onehot, h), right.T, right + 1, None):
         with pytest.raises(AssertionError, match="TRY AGAIN"):
             checks.check_question_gradient(wrong, h, z, question=2)
-    result = {"accuracy": {"feed-forward": torch.tensor([[0.5, 0.6]]), "introspective": torch.tensor([[0.6, 0.6]])}}
-    assert checks.check_accuracy_gain(0.05, result)
-    for wrong in (5.0, -0.05, 0.1):
-        with pytest.raises(AssertionError, match="TRY AGAIN"):
-            checks.check_accuracy_gain(wrong, result)
     assert "[PASS]" in capsys.readouterr().out
+
+
+def test_lesson04_ece_checker(capsys):
+    from inferml_course import checks
+    from inferml_course.uncertainty import calibration
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(200, K, generator=gen), 1)
+    labels = torch.where(torch.rand(200, generator=gen) < 0.6, probs.argmax(1), torch.randint(0, K, (200,), generator=gen))
+    conf, pred = probs.max(1)
+    correct = (pred == labels).float()
+
+    def by_hand(n_bins=15, weighted=True, absolute=True):
+        bin_of = (conf * n_bins).long().clamp_max(n_bins - 1)
+        terms = []
+        for b in range(n_bins):
+            inside = bin_of == b
+            if inside.any():
+                gap = correct[inside].mean() - conf[inside].mean()
+                gap = gap.abs() if absolute else gap
+                terms.append(inside.float().mean() * gap if weighted else gap)
+        return float(sum(terms) if weighted else sum(terms) / len(terms))
+
+    assert abs(by_hand() - calibration.expected_calibration_error(probs, labels)) < 1e-6
+    assert checks.check_ece_by_hand(by_hand(), probs, labels)
+    assert checks.check_ece_by_hand(torch.tensor(by_hand()), probs, labels)
+    assert "confident by" in capsys.readouterr().out
+    hints = {"per cent": 100 * by_hand(), "weighted by the bin's share": by_hand(weighted=False),
+             "signs cancelled": by_hand(absolute=False), "mean gap per image": float((correct - conf).abs().mean()),
+             "MCE": calibration.maximum_calibration_error(probs, labels), "10 bins": by_hand(10),
+             "not the ECE": by_hand() + 0.01, "one number": [by_hand(), by_hand()], "empty": ...}
+    for hint, wrong in hints.items():
+        with pytest.raises(AssertionError, match=f"TRY AGAIN.*{hint}"):
+            checks.check_ece_by_hand(wrong, probs, labels)
 
 
 def test_lesson04_figures_and_widget(cnn):
