@@ -558,17 +558,33 @@ def test_figures_and_widget_draw():
     plt.close("all")
 
 
-def test_lesson08_checkers():
+def test_lesson08_checkers(capsys):
     from inferml_course import checks
 
     model, x = cnn(), images(3)
     r = ua.ua_backprop_details(model, x, samples=3)
     m = r.maps["epistemic"]
-    assert checks.check_completeness(m.sum((1, 2)), m, r.uncertainty.epistemic)
-    with pytest.raises(AssertionError, match="averaged"):
-        checks.check_completeness(m.mean((1, 2)), m, r.uncertainty.epistemic)
-    with pytest.raises(AssertionError, match="uncertainty type"):
-        checks.check_completeness(m.sum((1, 2)), m, r.uncertainty.total)
+    probs = torch.softmax(torch.randn(20, 2, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64), -1)
+    g = probs.mean(0)
+    total, aleatoric = -g * g.log(), (-probs * probs.log()).mean(0)
+    assert checks.check_class_shares(total - aleatoric, probs, "epistemic", list("abcde"))
+    assert "sum to U =" in capsys.readouterr().out
+    assert checks.check_class_shares(aleatoric, probs, "aleatoric")
+    with pytest.raises(AssertionError, match="TRY AGAIN.*sign is flipped"):
+        checks.check_class_shares(aleatoric - total, probs)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*total shares"):
+        checks.check_class_shares(total, probs)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*aleatoric shares"):
+        checks.check_class_shares(aleatoric, probs)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*base 2"):
+        checks.check_class_shares(-g * g.log2() + (probs * probs.log2()).mean(0), probs)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*do not sum"):
+        checks.check_class_shares((total - aleatoric).sum(1), probs)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*xlogy"):
+        zero = torch.cat([probs[..., :1] * 0, probs[..., 1:]], -1)
+        checks.check_class_shares(-zero.mean(0) * zero.mean(0).log(), zero, "total")
+    with pytest.raises(AssertionError, match="TRY AGAIN.*Hint"):
+        checks.check_class_shares(total - aleatoric + 0.01, probs)
     ratios = torch.tensor([[1.0, 0.9, 0.8, 0.5, 0.7], [1.0, 0.95, 0.9, 0.85, 0.6]])
     b = ev.BlurringResult({0.02: 0.15, 0.05: 0.45}, {}, torch.tensor([0, 10, 20, 30, 51]), ratios, torch.ones(2))
     assert checks.check_murr(0.15, b, 0.02) and checks.check_murr(0.45, b, 0.05)
@@ -578,9 +594,40 @@ def test_lesson08_checkers():
         checks.check_murr(0.35, b, 0.05)
     with pytest.raises(AssertionError, match="empty"):
         checks.check_murr(None, b, 0.05)
-    table = {"A": {"IoU": 0.2}, "B": {"IoU": 0.5}}
-    assert checks.check_best_method("B", table, "IoU")
-    with pytest.raises(AssertionError, match="not the best"):
-        checks.check_best_method("A", table, "IoU")
-    with pytest.raises(AssertionError, match="not a row"):
-        checks.check_best_method("C", table, "IoU")
+
+
+def test_lesson08_anomaly_iou_checker(capsys):
+    from inferml_course import checks
+
+    gen = torch.Generator().manual_seed(1)
+    maps = torch.randn(4, 8, 8, generator=gen, dtype=torch.float64)
+    masks = torch.zeros(4, 8, 8, dtype=torch.bool)
+    for i, (r, c, s) in enumerate([(0, 0, 3), (2, 3, 4), (4, 4, 2), (1, 5, 3)]):
+        masks[i, r:r + s, c:c + s] = True
+        maps[i, r:r + s, c:c + s] += 1.0                    # the maps find part of each patch
+    flat, patch = maps.flatten(1), masks.flatten(1)
+
+    def by_hand(order, divide_by="union", k=None):
+        kept = torch.zeros_like(patch)
+        for i in range(len(flat)):
+            kept[i, order[i, :int(patch[i].sum()) if k is None else k]] = True
+        inter = (kept & patch).sum(1)
+        return {"union": inter / (kept | patch).sum(1), "area": inter / patch.sum(1), "count": inter}[divide_by]
+
+    order = flat.argsort(dim=1, descending=True, stable=True)
+    assert checks.check_anomaly_iou(by_hand(order), maps, masks)
+    assert "ADA" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="TRY AGAIN.*descending"):
+        checks.check_anomaly_iou(by_hand(flat.argsort(dim=1, stable=True)), maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*signed"):
+        checks.check_anomaly_iou(by_hand(flat.abs().argsort(dim=1, descending=True, stable=True)), maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*union of the two"):
+        checks.check_anomaly_iou(by_hand(order, "area"), maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*pixel count"):
+        checks.check_anomaly_iou(by_hand(order, "count"), maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*10 %"):
+        checks.check_anomaly_iou(by_hand(order, k=6), maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*one IoU per image"):
+        checks.check_anomaly_iou(by_hand(order).mean(), maps, masks)
+    with pytest.raises(AssertionError, match="TRY AGAIN.*Hint"):
+        checks.check_anomaly_iou(by_hand(order) + 0.05, maps, masks)
