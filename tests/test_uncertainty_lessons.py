@@ -203,8 +203,32 @@ def test_lesson06_checkers():
     assert checks.check_auac(metrics.auac(u, correct), u, correct)
     with pytest.raises(AssertionError, match="wrong way round"):
         checks.check_auac(metrics.auac(u, correct, kind="trust"), u, correct)
-    q = experiments.quadrant_counts(torch.randn(100), torch.randn(100), correct)
-    rates = {k: v["wrong"] / max(1, v["wrong"] + v["correct"]) for k, v in q.items() if k != "splits"}
-    assert checks.check_worst_quadrant(max(rates, key=rates.get), q)
-    with pytest.raises(AssertionError, match="one of"):
-        checks.check_worst_quadrant("top left", q)
+
+
+def test_lesson06_quadrant_checker(capsys):
+    gen = torch.Generator().manual_seed(1)
+    t, c = torch.randn(101, generator=gen).exp(), torch.rand(101, generator=gen)  # skewed: mean != median
+    correct = torch.rand(101, generator=gen) < 0.6
+
+    def by_hand(trust, confidence, split=torch.median, wrong=True, per="quadrant"):
+        high_t, high_c = trust > split(trust), confidence > split(confidence)
+        out = {}
+        for t_name, t_mask in [("low trust", ~high_t), ("high trust", high_t)]:
+            for c_name, c_mask in [("high confidence", high_c), ("low confidence", ~high_c)]:
+                inside = t_mask & c_mask
+                hits = (~correct[inside] if wrong else correct[inside]).float()
+                out[f"{t_name}, {c_name}"] = {"quadrant": hits.mean(), "count": hits.sum(),
+                                              "mistakes": hits.sum() / (~correct).sum(), "all": hits.sum() / 101}[per]
+        return out
+
+    assert checks.check_quadrant_shares(by_hand(t, c), t, c, correct)
+    out = capsys.readouterr().out
+    assert "[PASS]" in out and "highest share of mistakes" in out
+    hints = {"counts": by_hand(t, c, per="count"), "shares of correct": by_hand(t, c, wrong=False),
+             "all the mistakes": by_hand(t, c, per="mistakes"), "all N images": by_hand(t, c, per="all"),
+             "swapped": by_hand(c, t), "means": by_hand(t, c, split=torch.mean),
+             "not quite": {k: v + 0.01 for k, v in by_hand(t, c).items()}, "four names": {"top left": 0.5},
+             "dict": [0.1, 0.2, 0.3, 0.4], "empty": None}
+    for hint, wrong in hints.items():
+        with pytest.raises(AssertionError, match=f"TRY AGAIN.*{hint}"):
+            checks.check_quadrant_shares(wrong, t, c, correct)

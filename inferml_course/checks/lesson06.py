@@ -5,7 +5,7 @@ import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
 
-__all__ = ["check_gradtrust", "check_auac", "check_worst_quadrant"]
+__all__ = ["check_gradtrust", "check_auac", "check_quadrant_shares"]
 
 
 def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
@@ -42,18 +42,55 @@ def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float 
     return _pass(f"AUAC {expected:.1%} (a useless score would give the accuracy, {float(correct.float().mean()):.1%}).")
 
 
-def check_worst_quadrant(answer, quadrants: dict) -> bool:
-    """Lesson 06: the quadrant (a name of ``quadrant_counts``) with the highest share of wrong predictions."""
-    require_answer(answer, "the quadrant")
-    names = [k for k in quadrants if k != "splits"]
-    if answer not in names:
-        _fail(f"answer with one of: {', '.join(repr(n) for n in names)}.")
+def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor, correct: torch.Tensor) -> bool:
+    """Lesson 06: {quadrant name: share of wrong predictions among its images}, each axis split at its median
+    ("high" = strictly above), as ``experiments.quadrant_counts`` counts them (NaN or 0 accepted for an empty
+    quadrant)."""
+    from ..uncertainty.experiments import quadrant_counts
 
-    def rate(name):
-        q = quadrants[name]
-        return q["wrong"] / max(q["wrong"] + q["correct"], 1)
+    require_answer(answer, "the shares")
+    trust, confidence = torch.as_tensor(trust).detach().cpu(), torch.as_tensor(confidence).detach().cpu()
+    correct = torch.as_tensor(correct).cpu().bool()
+    counts = quadrant_counts(trust, confidence, correct)
+    names = [k for k in counts if k != "splits"]
+    if not isinstance(answer, dict):
+        _fail(f"give a dict {{quadrant name: share}}, got {type(answer).__name__}.")
+    if set(answer) != set(names):
+        _fail(f"use exactly the four names {', '.join(repr(n) for n in names)} as keys; got {sorted(map(str, answer))}.")
+    try:
+        got = {k: float(v) for k, v in answer.items()}
+    except (TypeError, ValueError):
+        _fail("each value should be one number, the share of wrong predictions in that quadrant.")
 
-    best = max(names, key=rate)
-    if rate(answer) < rate(best):
-        _fail(f"{answer!r} has {rate(answer):.0%} wrong predictions; another quadrant has more.")
-    return _pass(f"{best}: {rate(best):.0%} of its predictions are wrong.")
+    def shares(c):
+        return {k: c[k]["wrong"] / (c[k]["wrong"] + c[k]["correct"]) if c[k]["wrong"] + c[k]["correct"] else None
+                for k in names}
+
+    def same(other):
+        return all(abs(got[k] - v) <= 1e-6 if v is not None else (got[k] != got[k] or got[k] == 0)
+                   for k, v in other.items())
+
+    expected = shares(counts)
+    if same(expected):
+        worst = max((k for k in names if expected[k] is not None), key=expected.get)
+        table = "; ".join(f"{k}: {counts[k]['wrong']} wrong of {counts[k]['wrong'] + counts[k]['correct']} "
+                          f"({expected[k]:.0%})" if expected[k] is not None else f"{k}: empty" for k in names)
+        return _pass(f"{table}. The highest share of mistakes: {worst}.")
+    total_wrong, n = max(int((~correct).sum()), 1), correct.numel()
+    if same({k: float(counts[k]["wrong"]) for k in names}):
+        _fail("those are counts of mistakes; divide by the number of images in the quadrant to get a share.")
+    if same({k: None if v is None else 1 - v for k, v in expected.items()}):
+        _fail("those are the shares of correct predictions; the exercise asks for the wrong ones (~correct).")
+    if same({k: counts[k]["wrong"] / total_wrong for k in names}):
+        _fail("you divided by all the mistakes; divide by the number of images in each quadrant instead.")
+    if same({k: counts[k]["wrong"] / n for k in names}):
+        _fail("you divided by all N images; divide by the number of images in each quadrant instead.")
+    swapped = shares(quadrant_counts(confidence, trust, correct))
+    if same(swapped):
+        _fail("trust and confidence are swapped: 'low trust, high confidence' means GradTrust below its median and "
+              "the softmax confidence above its median.")
+    if same(shares(quadrant_counts(trust, confidence, correct, float(trust.double().mean()),
+                                   float(confidence.double().mean())))):
+        _fail("you split at the means; split each axis at its median (torch.median).")
+    _fail("not quite. Hint: high_t = trust > trust.median(), high_c = confidence > confidence.median(); for each "
+          "quadrant mask, share = (~correct[mask]).float().mean().")
