@@ -36,7 +36,8 @@ def _headings(nb, level: str) -> list[str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_lesson_template(path):
     """One template: numbered sections ("## 1. ..."), then "## Summary"; exactly one "Try it live" section,
-    which shows a widget."""
+    which shows a widget; formulas in LaTeX (no partial, nabla, odot, approx, transpose, sum, integral or
+    square-root sign outside $...$)."""
     nb = json.loads(path.read_text())
     sections = _headings(nb, "##")
     assert sections[-1] == "## Summary", "a lesson ends with its summary"
@@ -50,3 +51,7 @@ def test_lesson_template(path):
                 and re.search(r"^## ", "".join(cells[i]["source"]), re.M)), len(cells))
     assert any(".widget" in "".join(c["source"]) for c in cells[start:end] if c["cell_type"] == "code"), \
         "the 'Try it live' section shows a widget"
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    outside_latex = re.sub(r"\$\$.*?\$\$|\$[^$]+\$", "", prose, flags=re.S)
+    plain = sorted(set(re.findall(r"[\u2202\u2207\u2299\u2248\u1d40\u2211\u222b\u221a]", outside_latex)))
+    assert not plain, f"formulas are written in LaTeX ($...$): found {plain} outside it"
