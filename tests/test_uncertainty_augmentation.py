@@ -115,3 +115,32 @@ def test_bad_images():
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError):
         aug.tta(small_cnn(), bad)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit"])
+def test_torchvision_models_in_place_and_tokens(name):
+    """TTA on a torchvision ResNet-18 (in-place ReLUs, residual additions) and a ViT equals the loop over
+    views, and leaves the model untouched."""
+    from _torchvision_models import SIZE, build
+
+    model = build(name).eval()
+    x = torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    before = snapshot(model)
+    probs = aug.tta_probs(model, x, batch_size=4)
+    assert_same(before, snapshot(model))
+    with torch.no_grad():
+        loop = torch.stack([torch.softmax(model(aug.augment(x, a)), 1) for a in aug.DEFAULT_AUGMENTATIONS])
+    assert torch.allclose(probs, loop, atol=1e-5)
+
+
+def test_a_model_returning_a_tuple_is_refused_clearly():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = small_cnn()
+
+        def forward(self, x):
+            return self.net(x), x
+
+    with pytest.raises(ValueError, match="got a tuple"):
+        aug.tta(Pair(), images(2))

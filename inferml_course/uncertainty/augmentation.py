@@ -37,6 +37,7 @@ from .._core.batching import batches, check_batch_size
 from .._core.checks import check_choice, check_images, check_model_input, check_number, check_positive_int
 from .._core.directions import SCORE, register
 from .._core.modes import guarded
+from .._core.targets import check_model_output
 from .bayesian import MEASURES, decompose
 
 __all__ = ["AUGMENTATIONS", "DEFAULT_AUGMENTATIONS", "TTA_MEASURES", "augment", "augmented_views", "tta_probs",
@@ -101,7 +102,8 @@ def tta_probs(model, x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, shift
     check_batch_size(batch_size)
     views = augmented_views(x, augmentations, shift, gain)
     flat = views.flatten(0, 1)
-    logits = torch.cat([model(chunk) for chunk in batches(flat, batch_size, model=model)])
+    logits = torch.cat([check_model_output(model(chunk), chunk.shape[0])
+                        for chunk in batches(flat, batch_size, model=model)])
     return torch.softmax(logits.float(), dim=1).view(views.shape[0], x.shape[0], -1)
 
 
