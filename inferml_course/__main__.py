@@ -18,8 +18,9 @@ def main(argv=None) -> int:
     book.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     student = sub.add_parser("student", help="write student versions (solutions replaced by placeholders)")
     student.add_argument("--out", type=Path, default=course.STUDENT_DIR)
-    sub.add_parser("sync", help="rewrite every lesson's Colab badge, setup block and slide metadata, "
-                                "and the student versions in student/")
+    sync = sub.add_parser("sync", help="rewrite every lesson's Colab badge, setup block and slide metadata, "
+                                       "and the student versions in student/")
+    sync.add_argument("--lessons", nargs="*", default=None, help="lesson numbers, e.g. 03 07 (default: all)")
     runtimes = sub.add_parser("runtimes", help="execute every lesson and print its time")
     runtimes.add_argument("--lessons", nargs="*", default=None)
     args = parser.parse_args(argv)
@@ -31,9 +32,10 @@ def main(argv=None) -> int:
         for path in course.write_student_versions(args.out):
             print(f"wrote {path}")
     elif args.command == "sync":
-        for path in course.lesson_paths():
+        paths = [p for p in course.lesson_paths() if args.lessons is None or p.name[:2] in args.lessons]
+        for path in paths:
             print(f"{'updated' if course.sync_notebook(path) else 'unchanged'} {path.name}")
-        course.write_student_versions()
+        course.write_student_versions(lessons=args.lessons)
         print(f"student versions in {course.STUDENT_DIR}")
     elif args.command == "runtimes":
         course.print_runtimes(args.lessons, out=lambda line: print(line, flush=True))

@@ -7,7 +7,7 @@ Command line (``python -m inferml_course --help``)::
 
     python -m inferml_course book [--out _book] [--lessons 00 02]   # execute lessons, render a static site
     python -m inferml_course student [--out student]                 # lessons without solutions
-    python -m inferml_course sync                                    # badges, setup blocks, slide metadata,
+    python -m inferml_course sync [--lessons 03 07]                  # badges, setup blocks, slide metadata,
                                                                      # and the student versions in student/
     python -m inferml_course runtimes                                # execute every lesson, print its time
 """
@@ -276,12 +276,15 @@ def student_text(path: Path | str) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_student_versions(out_dir: Path = STUDENT_DIR, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
-    """Write the student version of every lesson to ``out_dir``; returns the written paths."""
+def write_student_versions(out_dir: Path = STUDENT_DIR, notebook_dir: Path = NOTEBOOK_DIR,
+                           lessons=None) -> list[Path]:
+    """Write the student version of every lesson (or of ``lessons``, e.g. ``["03"]``) to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in lesson_paths(notebook_dir):
+        if lessons is not None and path.name[:2] not in lessons:
+            continue
         target = out_dir / path.name
         text = student_text(path)
         if not target.exists() or target.read_text() != text:
