@@ -55,3 +55,52 @@ def test_lesson_template(path):
     outside_latex = re.sub(r"\$\$.*?\$\$|\$[^$]+\$", "", prose, flags=re.S)
     plain = sorted(set(re.findall(r"[\u2202\u2207\u2299\u2248\u1d40\u2211\u222b\u221a]", outside_latex)))
     assert not plain, f"formulas are written in LaTeX ($...$): found {plain} outside it"
+
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_follow_what_they_practise(path):
+    """Exercises are placed one way: each right after the section it practises, as a markdown cell that
+    starts with "**Exercise k.**" (k = 1, 2, ... in order) above its solution cell. No lesson collects them
+    in an "Exercises" section."""
+    nb = json.loads(path.read_text())
+    assert not [h for h in _headings(nb, "##") if re.match(r"## \d+\. Exercises\b", h)], \
+        "exercises follow the section they practise; no 'Exercises' section"
+    cells, numbers = nb["cells"], []
+    for i, cell in enumerate(cells):
+        if "solution" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        text = next("".join(cells[j]["source"]) for j in range(i - 1, -1, -1) if cells[j]["cell_type"] == "markdown")
+        match = re.match(r"\*\*Exercise (\d+)\b", text.lstrip())
+        assert match, f"cell {i}: the text above a solution starts with '**Exercise k.**': {text[:60]!r}"
+        numbers.append(int(match.group(1)))
+    assert numbers, "a lesson has exercises"
+    assert numbers == list(range(1, len(numbers) + 1)), f"exercises numbered 1, 2, ... in order: {numbers}"
+
+
+def _code_lines(source: str) -> int:
+    """Lines of a cell's statements, not counting comments, blank lines, asserts and prints."""
+    import ast
+    lines = source.splitlines()
+    counted = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assert) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+                                            and getattr(node.value.func, "id", None) == "print"):
+            continue
+        counted.update(n for n in range(node.lineno, node.end_lineno + 1)
+                       if lines[n - 1].strip() and not lines[n - 1].lstrip().startswith("#"))
+    return len(counted)
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.name.startswith("00_")], ids=lambda p: p.name)
+def test_look_inside(path):
+    """Every lesson after the welcome writes the core of at least one of its methods in plain torch, in a
+    code cell that starts with "# look inside", keeps to about 15 lines (asserts, prints and comments not
+    counted) and asserts that it equals the package."""
+    nb = json.loads(path.read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    inside = [s for s in cells if s.lstrip().lower().startswith("# look inside")]
+    assert inside, "a '# look inside' cell: the method's core in plain torch, checked against the package"
+    for source in inside:
+        assert "assert" in source, f"a look-inside cell asserts that it equals the package:\n{source[:200]}"
+        assert _code_lines(source) <= 16, f"a look-inside cell keeps to about 15 lines:\n{source[:200]}"
