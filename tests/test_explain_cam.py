@@ -182,3 +182,41 @@ def test_causal_cam_arguments():
                                     torch.nn.Linear(2, 1)).double()
     with pytest.raises(ValueError, match="at least two classes"):
         explain.causal_cam(one_class.eval(), x, layer="0")
+
+
+class _SideBranch(torch.nn.Module):
+    """Logits from ``trunk``; ``side`` runs in the forward pass but never reaches the logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+        self.side = torch.nn.Conv2d(3, 2, 3, padding=1)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        self.side(x)
+        return self.head(self.trunk(x).mean((2, 3)))
+
+
+def test_cams_build_the_graph_from_the_layer_only():
+    """The layers before the CAM layer run without autograd: the same maps as a full-graph computation
+    by hand, the caller's grad mode kept (also inside no_grad), and a layer off the path to the logits
+    refused with a clear error instead of torch's."""
+    model = small_cnn().eval()
+    x = images(3)
+    with torch.enable_grad():
+        store = {}
+        handle = model.cam_layer.register_forward_hook(lambda m, i, o: store.update(a=o))
+        logits = model(x.clone().requires_grad_(True))
+        handle.remove()
+        g, = torch.autograd.grad(logits.gather(1, logits.argmax(1, keepdim=True)).sum(), store["a"])
+    by_hand = F.interpolate((g.mean((2, 3), keepdim=True) * store["a"]).sum(1, keepdim=True).clamp_min(0),
+                            size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    assert torch.allclose(explain.grad_cam(model, x), by_hand.detach(), atol=1e-6)
+    with torch.no_grad():
+        explain.grad_cam(model, x)
+        assert not torch.is_grad_enabled()
+    assert torch.is_grad_enabled()
+    with pytest.raises(ValueError, match="do not depend on the layer"):
+        explain.grad_cam(_SideBranch(), x, layer="side")
+    assert torch.is_grad_enabled()

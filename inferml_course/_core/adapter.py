@@ -157,28 +157,44 @@ def find_cam_layer(model: nn.Module, x: torch.Tensor) -> nn.Module:
     return module
 
 
+#: The error of a CAM layer whose output does not reach the logits.
+UNREACHED_LAYER = ("the logits do not depend on the layer's output (no gradient reaches it); pick a layer on the "
+                   "path to the logits")
+
+
+def reached(grad: torch.Tensor | None) -> torch.Tensor:
+    """``grad`` of the logits with respect to a layer's output (``allow_unused=True``), or the error of
+    a layer off the path to the logits when it is None."""
+    if grad is None:
+        raise ValueError(UNREACHED_LAYER)
+    return grad
+
+
 def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module, reshape=None):
     """Forward ``x`` (N, C, H, W) keeping the output of ``module``.
 
     Returns the logits (N, K), the layer's output as the model computed it (``raw``, in the graph:
     take gradients with respect to it) and ``to_map``, which turns ``raw`` or any tensor of its shape
     (a gradient) into channels-first feature maps (N, k, h, w) (:func:`.layouts.feature_map_view`;
-    ``reshape`` overrides the detected layout). ``raw`` requires grad even when every parameter is
-    frozen; call this under ``torch.enable_grad()``.
+    ``reshape`` overrides the detected layout). ``raw`` is a leaf that requires grad (also when every
+    parameter is frozen) and the graph starts there: the layers before it run without autograd
+    (:func:`.hooks.capture` with ``graph_from_here``), which saves their bookkeeping and memory and
+    leaves d(anything)/d raw unchanged. Call this under ``torch.enable_grad()``.
     """
     n = x.shape[0]
-    xg = x.detach().requires_grad_(True)
     channels_last: set = set()
     handles = [m.register_forward_pre_hook(_channels_last_hook(channels_last)) for m in _layer_norms(model)]
     try:
-        with capture(module) as store:
-            logits = check_model_output(model(xg), n)
+        with torch.no_grad(), capture(module, graph_from_here=True) as store:
+            logits = check_model_output(model(x.detach()), n)
     finally:
         for h in handles:
             h.remove()
     raw = store.output
     if raw is None:
         raise ValueError("layer did not run during the forward pass; pick a layer the model uses")
+    if not logits.requires_grad:
+        raise ValueError(UNREACHED_LAYER)
     if raw.shape[0] != n:
         raise ValueError(f"layer output {tuple(raw.shape)} does not start with the batch size {n}; pass another "
                          "layer or reshape=")

@@ -28,19 +28,28 @@ class _Store:
 
 
 @contextmanager
-def capture(module: nn.Module):
+def capture(module: nn.Module, graph_from_here: bool = False):
     """Record the output of ``module`` during the forward passes inside the ``with`` block.
 
     The network goes on with a copy of the recorded tensor (an identity for autograd), so gradients
     with respect to it (``torch.autograd.grad(score, store.output)``) are exact and the values stay
     those of the layer even when the model changes them in place afterwards (``ReLU(inplace=True)``,
     ``out += identity`` in a residual block).
+
+    ``graph_from_here``: for a forward run under ``torch.no_grad()`` when only gradients with respect
+    to this output are needed (the CAMs): the hook turns gradient recording on and records a fresh
+    leaf, so autograd keeps no graph for the layers before it. The gradient of anything downstream
+    with respect to the output is the same: what the network computed before the layer enters after
+    it only as constants. The caller's ``no_grad`` block restores the grad mode on exit.
     """
     store = _Store()
 
     def hook(_module, _inputs, output):
         if not isinstance(output, torch.Tensor):
             raise TypeError(f"the hooked layer returns {type(output).__name__}, not a tensor; pick another layer")
+        if graph_from_here:
+            torch.set_grad_enabled(True)
+            output = output.detach().requires_grad_(True)
         store.output = output
         return output.clone()
 

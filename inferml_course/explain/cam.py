@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 from .._core.checks import check_model_input, check_number, check_unit_interval
 from .._core.grads import batched_grad
-from .._core.adapter import logits_and_feature_maps, resolve_layer
+from .._core.adapter import logits_and_feature_maps, reached, resolve_layer
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, output_dtype, resolve_targets
 from .maps import normalize_maps
@@ -100,8 +100,8 @@ def _forward_at_layer(model, x, layer, method, target, contrast=None, reshape=No
 
 def _grad_maps(score, raw, to_map, retain_graph=False):
     """d score / d A as maps (N, k, h, w)."""
-    (g,) = torch.autograd.grad(score, raw, retain_graph=retain_graph)
-    return to_map(g)
+    (g,) = torch.autograd.grad(score, raw, retain_graph=retain_graph, allow_unused=True)
+    return to_map(reached(g))
 
 
 def _combine(a: torch.Tensor, weights: torch.Tensor, size, relu: bool, dtype) -> torch.Tensor:
@@ -265,7 +265,7 @@ def contrast_cams(model: nn.Module, x: torch.Tensor, target=None, layer=None, re
         probs = torch.softmax(logits.detach(), 1)
         others = contrast_classes(p, logits.shape[1])
         go = contrast_cotangents(probs, p, others).to(logits.dtype)
-        g = batched_grad(logits, raw, go, True if vectorize is None else vectorize)
+        g = reached(batched_grad(logits, raw, go, True if vectorize is None else vectorize))
     a = to_map(raw.detach())                                  # (N, ch, h, w)
     weights = to_map(g.flatten(0, 1)).mean((2, 3)).view(g.shape[0], n, -1)  # (K, N, ch)
     cam = (weights[..., None, None] * a.unsqueeze(0)).sum(2).clamp_min(0)  # (K, N, h, w)
