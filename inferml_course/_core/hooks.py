@@ -103,8 +103,9 @@ def relu_rule(model: nn.Module, rule: str):
       incoming gradient; the ReLU's own backward then applies its forward mask (input > 0). No
       extra forward work, one extra elementwise pass backward.
     * deconvnet: the mask must *not* be applied, so the ReLU's backward is bypassed: a forward
-      pre-hook keeps the pre-activation (cloned first for in-place ReLUs, so the module cannot
-      overwrite it) and a forward hook returns a ReLU whose backward rectifies the gradient only.
+      pre-hook computes the ReLU itself with a function whose backward rectifies the gradient only
+      (it saves nothing), hands the module a detached alias of that result (an in-place ReLU then
+      rewrites equal values) and the forward hook returns the rectified tensor in the module's place.
 
     Functional ``F.relu`` calls cannot be seen by hooks and keep the ordinary gradient, as in
     Captum; a warning says so when the model has no ``nn.ReLU`` module at all.
@@ -121,14 +122,12 @@ def relu_rule(model: nn.Module, rule: str):
             output.register_hook(torch.relu)
 
     def pre_hook(module, inputs):
-        z = inputs[0]
-        stash[id(module)] = z
-        if module.inplace:  # let the in-place ReLU overwrite a copy, keep the original for the rule
-            return (z.clone(), *inputs[1:])
-        return None
+        rectified = _DeconvReLU.apply(inputs[0])
+        stash[id(module)] = rectified
+        return (rectified.detach(), *inputs[1:])
 
     def deconv_hook(module, _inputs, _output):
-        return _DeconvReLU.apply(stash.pop(id(module)))
+        return stash.pop(id(module))
 
     try:
         for m in relus:
