@@ -65,7 +65,7 @@ def test_measured_once_per_key_and_cleared(monkeypatch):
     model = small_cnn(dtype=torch.float32)
     x16, x8 = images(4, dtype=torch.float32), images(4, h=8, w=8, dtype=torch.float32)
     first = batching.auto_batch_size(model, x16, work=10 ** 6)
-    assert first in batching._candidates(batching._budget(batching.MAX_PIXELS, x16))
+    assert first in batching._candidates(x16)[1]
     assert batching.auto_batch_size(model, x16[:2], work=10 ** 6) == first  # same key: cached
     assert len(calls) == 1
     batching.auto_batch_size(model, x16, work=10 ** 6, backward=True)   # backward is its own key
@@ -135,7 +135,9 @@ def test_large_images_are_capped_by_the_memory_budget():
     x = torch.rand(1, 3, 224, 224)
     cap = batching.MAX_PIXELS["cpu"] // (224 * 224)
     assert batching.memory_cap(x) == cap == 10
-    assert batching._candidates(cap) == [8, 10]
+    assert batching._candidates(x) == (2, [1, 2, 4])  # the rule's 2 images, half and double it
+    assert batching._candidates(torch.rand(1, 3, 32, 32)) == (128, [64, 128, 256])
+    assert batching._candidates(torch.rand(1, 3, 64, 64)) == (32, [16, 32, 64])
     assert batching.auto_batch_size(None, x) == batching.AUTO_PIXELS["cpu"] // (224 * 224)
 
 
@@ -180,3 +182,29 @@ def test_auto_gives_the_result_of_one_pass(odd_chunks, method):
     auto, whole, explicit = method(model, x, "auto"), method(model, x, None), method(model, x, 4)
     torch.testing.assert_close(auto, whole, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(explicit, whole, rtol=1e-9, atol=1e-12)
+
+
+def test_measurement_keeps_the_rule_unless_another_size_is_clearly_faster(monkeypatch):
+    """The search is a window around the pixel rule (so a timing disturbed by other jobs cannot pick a tiny
+    chunk), timed in CPU seconds; the rule's chunk wins ties within 5 %."""
+    x = torch.rand(4, 3, 32, 32)
+    for per_image, expected in (({64: 1.0, 128: 1.04, 256: 1.2}, 128), ({64: 0.8, 128: 1.0, 256: 1.2}, 64),
+                                ({64: 1.3, 128: 1.0, 256: 0.9}, 256)):
+        seen, clock = [], {"t": 0.0, "reading": 0}
+
+        class Model(torch.nn.Module):
+            def forward(self, inp):
+                seen.append(inp.shape[0])
+                return inp.flatten(1)[:, :2]
+
+        def process_time(per_image=per_image, seen=seen, clock=clock):
+            # read twice per pass: before it (nothing ran yet) and after it (the pass took n * per-image)
+            clock["reading"] += 1
+            if clock["reading"] % 2 == 0:
+                clock["t"] += per_image[seen[-1]] * seen[-1]
+            return clock["t"]
+
+        monkeypatch.setattr(batching.time, "process_time", process_time)
+        batching.clear_batch_cache()
+        assert batching.auto_batch_size(Model(), x, work=10 ** 6) == expected, per_image
+        assert set(seen) == {64, 128, 256}
