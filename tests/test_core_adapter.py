@@ -177,3 +177,32 @@ def test_transformer_cam_layers_are_found_by_structure():
     # the classifier and the scores that read it work on both
     for model in (vit, swin):
         assert scores.uncertainty("gradtrust", model, x).shape == (1,)
+
+
+class _ViewsItsInput(torch.nn.Module):
+    """An MLP that flattens its input with ``view``: it cannot take a channels-last image."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 8 * 8, 4)
+
+    def forward(self, x):
+        return self.fc(x.view(x.shape[0], -1))
+
+
+def test_forward_images_uses_channels_last_where_the_model_takes_it():
+    from inferml_course import evaluate, explain
+    from inferml_course._core.adapter import forward_images
+
+    torch.manual_seed(0)
+    x = torch.rand(5, 3, 8, 8)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 36, 4)).eval()
+    assert torch.allclose(forward_images(conv, x), conv(x), atol=1e-5)
+    mlp = _ViewsItsInput()
+    assert torch.equal(forward_images(mlp, x), mlp(x))  # refused once, then the plain layout
+    assert torch.equal(forward_images(mlp, x), mlp(x))
+    maps = torch.rand(5, 8, 8)
+    curves = evaluate.deletion_curve(_ViewsItsInput(), x, maps, steps=4, substrate="black")
+    assert curves.shape == (5, 5) and torch.isfinite(curves).all()
+    occ = explain.occlusion(_ViewsItsInput(), x, window=4, stride=4, baseline=0.0)
+    assert occ.shape == (5, 8, 8) and torch.isfinite(occ).all()

@@ -61,7 +61,7 @@ from torch import nn
 from .._core.checks import check_choice, check_model_input, check_number, check_positive_int, check_seed, \
     check_unit_interval
 from .._core.modes import check_mode, guarded
-from .._core.adapter import resolve_baseline
+from .._core.adapter import forward_images, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.targets import (as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets,
     scores_from_logits)
@@ -86,7 +86,7 @@ def _scores(model, images, t, output, batch_size):
     out = []
     step = images.shape[0] if batch_size is None else batch_size
     for i in range(0, images.shape[0], step):
-        logits = check_model_output(model(images[i:i + step]), images[i:i + step].shape[0])
+        logits = check_model_output(forward_images(model, images[i:i + step]), images[i:i + step].shape[0])
         out.append(scores_from_logits(logits, output).gather(1, t[i:i + step, None])[:, 0])
     return torch.cat(out)
 
@@ -142,12 +142,12 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2
     p = masks.shape[0]
     batch_size = check_batch_size(batch_size, x, model=model, work=p * n)
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
-    m = masks.to(x.dtype)[:, None, None]  # (P, 1, 1, H, W)
+    m = masks[:, None, None]  # (P, 1, 1, H, W), boolean
     step = p if batch_size is None else max(1, batch_size // n)
     drops = []
     for i in range(0, p, step):
         mi = m[i:i + step]
-        occluded = (x.unsqueeze(0) * (1 - mi) + b.unsqueeze(0) * mi).reshape(-1, c, h, w)
+        occluded = torch.where(mi, b, x).reshape(-1, c, h, w)  # one pass, no temporaries
         drops.append(base.repeat(mi.shape[0]) - _scores(model, occluded, t.repeat(mi.shape[0]), output, None))
     drops = torch.cat(drops).view(p, n)
     flat = masks.reshape(p, -1).to(x.dtype)
