@@ -36,8 +36,8 @@ def _headings(nb, level: str) -> list[str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_lesson_template(path):
     """One template: numbered sections ("## 1. ..."), then "## Summary"; exactly one "Try it live" section,
-    which shows a widget; formulas in LaTeX (no partial, nabla, odot, approx, transpose, sum, integral or
-    square-root sign outside $...$)."""
+    which shows a widget; formulas in LaTeX (no partial, nabla, odot, approx, transpose, sum, integral,
+    square-root, Greek-sigma-as-sum, square, cube, bar or subscript sign outside $...$)."""
     nb = json.loads(path.read_text())
     sections = _headings(nb, "##")
     assert sections[-1] == "## Summary", "a lesson ends with its summary"
@@ -53,7 +53,10 @@ def test_lesson_template(path):
         "the 'Try it live' section shows a widget"
     prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     outside_latex = re.sub(r"\$\$.*?\$\$|\$[^$]+\$", "", prose, flags=re.S)
-    plain = sorted(set(re.findall(r"[\u2202\u2207\u2299\u2248\u1d40\u2211\u222b\u221a]", outside_latex)))
+    formula_signs = (r"[\u2202\u2207\u2299\u2248\u1d40\u2211\u222b\u221a"  # partial ... square root
+                     r"\u03a3\u00b2\u00b3\u0304"  # a Greek capital sigma used as a sum, squares, cubes, bars
+                     r"\u1d62-\u1d6a\u2080-\u209c]")  # subscripts
+    plain = sorted(set(re.findall(formula_signs, outside_latex)))
     assert not plain, f"formulas are written in LaTeX ($...$): found {plain} outside it"
 
 
