@@ -1,10 +1,10 @@
 """Argument checks shared by every public function (one place, one wording)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+import itertools
 import math
 import numbers
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -262,14 +262,14 @@ def check_device(device, argument: str = "device") -> torch.device:
 def model_reference_tensor(model: nn.Module) -> torch.Tensor | None:
     """The tensor that fixes ``model``'s input dtype and device: its first floating parameter (else its first
     floating buffer, else None). A model whose tensors are on the meta device gets a ValueError."""
-    for tensor in (*model.parameters(), *model.buffers()):
+    first = None
+    for tensor in itertools.chain(model.parameters(), model.buffers()):  # one pass over the model
         if tensor.is_meta:
             raise ValueError("model is on the meta device (its parameters have shapes but no values); load real "
                              "weights first, e.g. model.to_empty(device='cpu') then model.load_state_dict(...)")
-    for tensor in (*model.parameters(), *model.buffers()):
-        if tensor.is_floating_point():
-            return tensor
-    return None
+        if first is None and tensor.is_floating_point():
+            first = tensor
+    return first
 
 
 _BATCHED_FORMS = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
