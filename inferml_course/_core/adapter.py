@@ -328,7 +328,8 @@ def forward_logits(model: nn.Module, x: torch.Tensor, batch_size="auto") -> torc
     """Logits (N, K) in eval mode, batched, on ``x.device``; modes are restored (a warning when this
     switches a training-mode module: see :mod:`.modes`)."""
     with model_guard(model, "forward_logits", "eval"):
-        return torch.cat([check_model_output(model(chunk), len(chunk)) for chunk in batches(x, batch_size, model=model)])
+        return torch.cat([check_model_output(forward_images(model, chunk), len(chunk))
+                          for chunk in batches(x, batch_size, model=model)])
 
 
 def classifier_pass(model: nn.Module, x: torch.Tensor, layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
