@@ -56,7 +56,7 @@ def floor_fn(model, x, count, backward):
             part = pool[:min(chunk, left)]
             if backward:
                 part = part.clone().requires_grad_(True)
-                torch.autograd.grad(model(part).sum(), part)
+                torch.autograd.grad(forward_images(model, part).sum(), part)
             else:
                 with torch.no_grad():
                     forward_images(model, part)  # the layout the methods use (channels-last on a CPU)
