@@ -107,3 +107,24 @@ def test_look_inside(path):
     for source in inside:
         assert "assert" in source, f"a look-inside cell asserts that it equals the package:\n{source[:200]}"
         assert _code_lines(source) <= 16, f"a look-inside cell keeps to about 15 lines:\n{source[:200]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_imports_in_the_setup_cell(path):
+    """A lesson imports what it uses in its setup cell (the first code cell), so that a student who jumps to
+    a section after running the setup has every name; only look-inside cells show their own imports
+    (``torch.func``), as part of the mechanism."""
+    import ast
+
+    nb = json.loads(path.read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    for index, source in enumerate(code[1:], 1):
+        if source.lstrip().lower().startswith("# look inside"):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:  # an IPython magic: no import statement to find
+            continue
+        imports = [ast.get_source_segment(source, node) for node in tree.body
+                   if isinstance(node, (ast.Import, ast.ImportFrom))]
+        assert not imports, f"code cell {index} imports {imports}; lesson imports belong in the setup cell"
