@@ -187,7 +187,7 @@ def logits_and_feature_maps(model: nn.Module, x: torch.Tensor, module: nn.Module
     handles = [m.register_forward_pre_hook(_channels_last_hook(channels_last)) for m in _layer_norms(model)]
     try:
         with torch.no_grad(), capture(module, graph_from_here=True) as store:
-            logits = check_model_output(model(x.detach()), n)
+            logits = check_model_output(forward_images(model, x.detach()), n)
     finally:
         for h in handles:
             h.remove()
