@@ -206,3 +206,37 @@ def test_forward_images_uses_channels_last_where_the_model_takes_it():
     assert curves.shape == (5, 5) and torch.isfinite(curves).all()
     occ = explain.occlusion(_ViewsItsInput(), x, window=4, stride=4, baseline=0.0)
     assert occ.shape == (5, 8, 8) and torch.isfinite(occ).all()
+
+
+class _ViewsItsFeatures(torch.nn.Module):
+    """A student's CNN: convolutions, then ``view`` on the feature map (fails on a channels-last map)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        a = torch.relu(self.conv(x))
+        return self.fc(a.view(a.shape[0], -1))
+
+
+def test_methods_on_a_model_that_views_its_feature_maps():
+    """The channels-last attempt fails inside the model, after hooks ran; the retry in the plain layout
+    gives the same numbers as a plain computation by hand (saliency and Grad-CAM)."""
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 8, 8)
+    model = _ViewsItsFeatures().eval()
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    t = logits.argmax(1)
+    (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), xg)
+    assert torch.allclose(explain.saliency(model, x, t, channels="keep"), g, atol=1e-6)
+    store = {}
+    handle = model.conv.register_forward_hook(lambda m, i, o: store.update(a=o))
+    z = model(x)
+    handle.remove()
+    (ga,) = torch.autograd.grad(z.gather(1, t[:, None]).sum(), store["a"])
+    by_hand = (ga.mean((2, 3), keepdim=True) * store["a"]).sum(1).clamp_min(0).detach()
+    assert torch.allclose(explain.grad_cam(model, x, t, layer="conv"), by_hand, atol=1e-6)
+    assert torch.is_grad_enabled()

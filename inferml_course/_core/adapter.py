@@ -310,11 +310,12 @@ def forward_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     Convolutions run up to 1.4x faster there on channels-last images (``signs_cnn``, 128 images: 32 ms
     against 46 ms; ResNet-50 forward + backward to the input, 8 images: 1.65 s against 1.77 s); the values
     are the same up to rounding (3e-6 on logits; input gradients of a random ResNet-50 as far from the
-    float64 answer as the plain layout's). Gradients with respect to ``images`` come back in its layout. A model whose forward cannot
-    take that layout (``x.view(n, -1)`` on its input) gets the plain layout, from then on: the
-    ``RuntimeError`` is caught once and the chunk run again (a second error is the model's own). GPUs,
-    one-channel images and other shapes run in the plain layout. Chunks are made contiguous either way
-    (an expanded substrate would fail such a ``view`` too).
+    float64 answer as the plain layout's). Gradients with respect to ``images`` come back in its layout.
+    A model whose forward cannot take that layout (``x.view(n, -1)`` on its input) gets the plain layout,
+    from then on: the ``RuntimeError`` is caught once and the chunk run again (a second error is the
+    model's own). GPUs, one-channel images and other shapes run in the plain layout. Chunks are made contiguous either way
+    (an expanded substrate would fail such a ``view`` too). Because of that retry, a caller whose hooks
+    accumulate what a forward pass records (FullGrad's ``capture_many``) must not use this.
     """
     if images.device.type != "cpu" or images.dim() != 4 or images.shape[1] == 1 or model in _PLAIN_LAYOUT:
         return model(images.contiguous())

@@ -31,6 +31,8 @@ function                    definition                                        co
 On a CPU the passes run on channels-last copies of the images
 (:func:`inferml_course._core.adapter.forward_images`): the same gradients up to float rounding, and
 faster (ResNet-50, 8 images: 1.08x Captum's speed on the same call, which runs the plain layout).
+FullGrad keeps the caller's layout: its hooks record every layer output of a pass, and the retry of a
+model that refuses channels-last would record them twice.
 
 Channel reduction (``channels=``): ``"sum"`` (signed sum over colour channels), ``"abs"`` (sum of
 absolute values), ``"max_abs"`` (largest absolute value over channels, Simonyan et al.'s rule), or
@@ -371,7 +373,7 @@ def _fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     biased = [(m, b) for m in model.modules() if (b := implicit_bias(m)) is not None]
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad(), capture_many([m for m, _ in biased]) as outputs:
-        logits = check_model_output(forward_images(model, xg), n)
+        logits = check_model_output(model(xg), n)  # not forward_images: a retried forward would record twice
         t = resolve_targets(t, logits)
         flat = [(out, b, isinstance(m, nn.Linear)) for outs, (m, b) in zip(outputs, biased) for out in outs]
         grads = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), [xg] + [o for o, _, _ in flat],
