@@ -240,3 +240,14 @@ def test_methods_on_a_model_that_views_its_feature_maps():
     by_hand = (ga.mean((2, 3), keepdim=True) * store["a"]).sum(1).clamp_min(0).detach()
     assert torch.allclose(explain.grad_cam(model, x, t, layer="conv"), by_hand, atol=1e-6)
     assert torch.is_grad_enabled()
+
+
+def test_forward_images_takes_an_unhashable_model():
+    from inferml_course._core.adapter import forward_images
+
+    class Unhashable(_ViewsItsInput):
+        __hash__ = None
+
+    model, x = Unhashable(), torch.rand(2, 3, 8, 8)
+    assert torch.equal(forward_images(model, x), model(x))
+    assert torch.equal(forward_images(model, x), model(x))

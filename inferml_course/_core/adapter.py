@@ -317,13 +317,23 @@ def forward_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     (an expanded substrate would fail such a ``view`` too). Because of that retry, a caller whose hooks
     accumulate what a forward pass records (FullGrad's ``capture_many``) must not use this.
     """
-    if images.device.type != "cpu" or images.dim() != 4 or images.shape[1] == 1 or model in _PLAIN_LAYOUT:
+    if images.device.type != "cpu" or images.dim() != 4 or images.shape[1] == 1 or _refused_channels_last(model):
         return model(images.contiguous())
     try:
         return model(images.contiguous(memory_format=torch.channels_last))
     except RuntimeError:
-        _PLAIN_LAYOUT.add(model)
+        try:
+            _PLAIN_LAYOUT.add(model)
+        except TypeError:  # not weakly referable or not hashable: it is retried on every call instead
+            pass
         return model(images.contiguous())
+
+
+def _refused_channels_last(model) -> bool:
+    try:
+        return model in _PLAIN_LAYOUT
+    except TypeError:
+        return False
 
 
 @torch.no_grad()
