@@ -33,11 +33,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._core.batching import batches, check_batch_size
+from .._core.adapter import forward_logits
+from .._core.batching import check_batch_size
 from .._core.checks import check_choice, check_images, check_model_input, check_number, check_positive_int
 from .._core.directions import SCORE, register
 from .._core.modes import guarded
-from .._core.targets import check_model_output
 from .bayesian import MEASURES, decompose
 
 __all__ = ["AUGMENTATIONS", "DEFAULT_AUGMENTATIONS", "TTA_MEASURES", "augment", "augmented_views", "tta_probs",
@@ -97,14 +97,14 @@ def augmented_views(x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, shift:
 @torch.no_grad()
 def tta_probs(model, x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, shift: int = 2, gain: float = 0.1,
               batch_size="auto") -> torch.Tensor:
-    """Softmax probabilities of every view, (A, N, K): one batched forward pass over all A x N views."""
+    """Softmax probabilities of every view, (A, N, K), float32 as in :mod:`.bayesian`: each view is built
+    once and pushed through the model in chunks (:func:`~inferml_course._core.adapter.forward_logits`), so
+    at most one view of the N images exists at a time, not all A."""
     x = check_model_input(model, x)
     check_batch_size(batch_size)
-    views = augmented_views(x, augmentations, shift, gain)
-    flat = views.flatten(0, 1)
-    logits = torch.cat([check_model_output(model(chunk), chunk.shape[0])
-                        for chunk in batches(flat, batch_size, model=model)])
-    return torch.softmax(logits.float(), dim=1).view(views.shape[0], x.shape[0], -1)
+    names = _check_augmentations(augmentations)
+    logits = torch.stack([forward_logits(model, augment(x, name, shift, gain), batch_size) for name in names])
+    return torch.softmax(logits.float(), dim=2)
 
 
 def tta(model, x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, measure: str = "total", shift: int = 2,
