@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_number as _as_number, as_tensor as _as_tensor, fail as _fail, passed as _pass
 
 
 def check_bernoulli_fisher(answer, theta: float) -> bool:
     """Lesson 01: the Fisher information of one coin flip with bias ``theta`` (a number)."""
-    require_answer(answer, "fisher")
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        _fail("give a single number, e.g. 1 / (theta * (1 - theta)).")
+    value = _as_number(answer, "fisher")
     expected = 1.0 / (theta * (1.0 - theta))
     if abs(value - theta * (1 - theta)) < 1e-9 * max(1.0, expected):
         _fail("that is theta (1 - theta), the variance of the outcome; the Fisher information is the variance "

@@ -9,28 +9,15 @@ import math
 
 import torch
 
-from ._common import fail as _fail, passed as _pass, require_answer
+from ._common import as_number as _number, fail as _fail, passed as _pass, require_answer
 
 __all__ = ["check_smallest_flip", "check_watermark_share", "check_shortcut"]
 
 
-def _number(answer, name: str) -> float:
-    require_answer(answer, name)
-    if isinstance(answer, torch.Tensor):
-        if answer.numel() != 1:
-            _fail(f"{name} should be one number, got a tensor of shape {tuple(answer.shape)}.")
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
-        _fail(f"{name} should be a number, got {type(answer).__name__}.")
-    if not math.isfinite(float(answer)):
-        _fail(f"{name} should be a finite number, got {answer!r}.")
-    return float(answer)
-
-
-@torch.no_grad()
 def _predict(model, x: torch.Tensor) -> torch.Tensor:
-    device = next(model.parameters()).device
-    return model(x.to(device)).argmax(1).cpu()
+    from ..models import predict_logits
+
+    return predict_logits(model, x).argmax(1)
 
 
 def check_smallest_flip(answer, model, x, epsilons) -> bool:
@@ -39,8 +26,7 @@ def check_smallest_flip(answer, model, x, epsilons) -> bool:
 
     value = _number(answer, "the smallest budget")
     epsilons = [float(e) for e in epsilons]
-    device = next(model.parameters()).device
-    x = x.to(device)
+    x = x.to(next(model.parameters()).device)
     before = int(_predict(model, x)[0])
     step = input_gradient(model, x).sign()          # FGSM's direction; every budget scales the same step
     attacked = torch.cat([(x + e * step).clamp(0, 1) for e in epsilons])
