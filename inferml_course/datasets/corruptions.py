@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from .._core.checks import check_choice, check_images, check_int_range, check_not_meta, check_seed
 from ._base import ImageDataset
 
-__all__ = ["CORRUPTIONS", "SEVERITIES", "CIFAR_C_PARAMS", "EXTRA_PARAMS", "corrupt", "corrupted"]
+__all__ = ["CORRUPTIONS", "GRAY_CORRUPTIONS", "SEVERITIES", "CIFAR_C_PARAMS", "EXTRA_PARAMS", "corrupt", "corrupted"]
 
 #: Names accepted by :func:`corrupt`, in the order used by tables and figures.
 CORRUPTIONS = (
@@ -68,6 +68,9 @@ CORRUPTIONS = (
     "brightness", "darkness", "fog", "snow", "jpeg_compression", "pixelate", "occlusion",
     "decolorization",
 )
+#: The corruptions that change a grey (1-channel) image, e.g. Fashion-MNIST: all but ``decolorization``
+#: (the identity on grey). ``brightness`` acts on the grey value itself (V = x), ``snow`` whitens grey.
+GRAY_CORRUPTIONS = tuple(c for c in CORRUPTIONS if c != "decolorization")
 #: Valid severities.
 SEVERITIES = (1, 2, 3, 4, 5)
 

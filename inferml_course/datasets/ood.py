@@ -1,10 +1,14 @@
-"""Out-of-distribution sets for the sign models: 3x32x32 images in [0, 1], labels -1.
+"""Out-of-distribution sets: 3x32x32 images in [0, 1] for the sign models (``world="signs"``) or
+1x28x28 grey images for the Fashion-MNIST models (``world="fashion"``), labels -1.
 
 * ``new_classes``: signs of classes never trained on (no parking, roundabout), a near-OOD set;
 * ``textures``: crops of scikit-image's bundled brick, grass and gravel photographs;
 * ``digits_rgb``: the digits test split as grey RGB images;
 * ``faces``: scikit-image's bundled ``lfw_subset`` faces (random 32x32 crops and flips);
 * ``noise``: uniform and smoothed noise.
+
+For Fashion-MNIST (``world="fashion"``): ``digits`` (scikit-learn's digits at 28x28), ``textures``,
+``faces`` and ``noise``, all grey 1x28x28 (no colour cast).
 
 All bundled with dependencies: nothing downloads.
 """
@@ -18,6 +22,9 @@ from ._base import ImageDataset
 from .signs import CLASSES as SIGN_CLASSES, new_class_signs
 
 OOD_SETS = ("new_classes", "textures", "digits_rgb", "faces", "noise")
+#: The OOD sets of the Fashion-MNIST world (1x28x28 grey).
+FASHION_OOD_SETS = ("digits", "textures", "faces", "noise")
+WORLDS = ("signs", "fashion")
 
 
 def _random_crops(sources: torch.Tensor, n: int, gen: torch.Generator, crop: tuple[int, int], size: int = 32):
@@ -40,32 +47,37 @@ def _random_crops(sources: torch.Tensor, n: int, gen: torch.Generator, crop: tup
     return out.clamp_(0, 1)
 
 
-def textures(n: int = 500, seed: int = 0) -> torch.Tensor:
-    """Texture crops (n, 3, 32, 32) from scikit-image's brick, grass and gravel photographs."""
+def textures(n: int = 500, seed: int = 0, channels: int = 3, size: int = 32) -> torch.Tensor:
+    """Texture crops (n, channels, size, size) from scikit-image's brick, grass and gravel photographs
+    (3 channels: with mild colour casts; 1 channel: grey)."""
     import skimage.data
 
     photos = torch.stack([torch.tensor(getattr(skimage.data, k)(), dtype=torch.float32) / 255
                           for k in ("brick", "grass", "gravel")]).unsqueeze(1)
     gen = torch.Generator().manual_seed(seed)
-    grey = _random_crops(photos, n, gen, (48, 160))
-    tint = 0.7 + 0.3 * torch.rand(n, 3, 1, 1, generator=gen)          # mild colour casts
+    grey = _random_crops(photos, n, gen, (48, 160), size=size)
+    if channels == 1:
+        return grey
+    tint = 0.7 + 0.3 * torch.rand(n, channels, 1, 1, generator=gen)          # mild colour casts
     return (grey * tint).clamp_(0, 1)
 
 
-def faces(n: int = 500, seed: int = 0) -> torch.Tensor:
-    """Faces (n, 3, 32, 32) from scikit-image's bundled ``lfw_subset`` (random crops and flips)."""
+def faces(n: int = 500, seed: int = 0, channels: int = 3, size: int = 32) -> torch.Tensor:
+    """Faces (n, channels, size, size) from scikit-image's bundled ``lfw_subset`` (random crops and flips)."""
     import skimage.data
 
     # lfw_subset holds 100 faces followed by 100 non-face patches: keep the faces
     photos = torch.tensor(skimage.data.lfw_subset()[:100], dtype=torch.float32).unsqueeze(1)   # (100, 1, 25, 25)
-    return _random_crops(photos, n, torch.Generator().manual_seed(seed), (21, 25)).expand(-1, 3, -1, -1).clone()
+    crops = _random_crops(photos, n, torch.Generator().manual_seed(seed), (21, 25), size=size)
+    return crops.expand(-1, channels, -1, -1).clone()
 
 
-def noise(n: int = 500, seed: int = 0) -> torch.Tensor:
-    """Half uniform noise, half smoothed noise (n, 3, 32, 32)."""
+def noise(n: int = 500, seed: int = 0, channels: int = 3, size: int = 32) -> torch.Tensor:
+    """Half uniform noise, half smoothed noise (n, channels, size, size)."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 3, 32, 32, generator=gen)
-    smooth = F.interpolate(torch.rand(n, 3, 8, 8, generator=gen), size=32, mode="bicubic", align_corners=False)
+    x = torch.rand(n, channels, size, size, generator=gen)
+    smooth = F.interpolate(torch.rand(n, channels, 8, 8, generator=gen), size=size, mode="bicubic",
+                           align_corners=False)
     half = torch.arange(n) % 2 == 1
     x[half] = smooth[half].clamp(0, 1)
     return x
@@ -81,11 +93,30 @@ def digits_rgb(n: int = 500, seed: int = 0) -> torch.Tensor:
     return images[idx].expand(-1, 3, -1, -1).clone()
 
 
-def load_ood(name: str, n: int = 500, seed: int = 0) -> ImageDataset:
-    """An OOD set as an ImageDataset with labels -1 and the sign classes as ``classes``."""
-    check_choice(name, OOD_SETS, "OOD set")
+def digits_gray(n: int = 500, seed: int = 0, size: int = 28) -> torch.Tensor:
+    """Digits (test split, white ink on black) as grey images (n, 1, size, size), with replacement if n > 400."""
+    from .digits import digits
+
+    images = F.interpolate(digits("test").images, size=(size, size), mode="bilinear", align_corners=False)
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    return images[idx.repeat(n // len(images) + 1)[:n]].clamp_(0, 1)
+
+
+def load_ood(name: str, n: int = 500, seed: int = 0, world: str = "signs") -> ImageDataset:
+    """An OOD set as an ImageDataset with labels -1 and the classes of ``world`` as ``classes``:
+    ``world="signs"`` (3x32x32, :data:`OOD_SETS`) or ``"fashion"`` (1x28x28, :data:`FASHION_OOD_SETS`)."""
+    check_choice(world, WORLDS, "world")
+    check_choice(name, OOD_SETS if world == "signs" else FASHION_OOD_SETS, f"OOD set of the {world} world")
     check_positive_int(n, "n")
     check_seed(seed)
+    if world == "fashion":
+        from .fashion import CLASSES as FASHION_CLASSES
+
+        if name == "digits":
+            images = digits_gray(n, seed)
+        else:
+            images = {"textures": textures, "faces": faces, "noise": noise}[name](n, seed, channels=1, size=28)
+        return ImageDataset(images, torch.full((n,), -1), FASHION_CLASSES, name=f"{name} (grey 28x28)")
     if name == "new_classes":
         return new_class_signs(n, seed=3_000 + seed)
     images = {"textures": textures, "digits_rgb": digits_rgb, "faces": faces, "noise": noise}[name](n, seed)

@@ -88,6 +88,55 @@ class SmallCNN(nn.Module):
         return c.relu(c.fc1(c.dropout1(c.flatten(c.pool(h)))))
 
 
+class NarrowResNet(nn.Module):
+    """torchvision's own ResNet classes at small width: ``normalize``, then a ``torchvision.models.ResNet``
+    with ``BasicBlock`` s (batch norm, in-place ReLUs, residual additions ``out += identity``).
+
+    For 28x28 or 32x32 images the stem is a 3x3 stride-1 convolution without max pooling, and the four
+    stages have ``width`` x (1, 2, 4, 8) channels with ``blocks`` BasicBlocks each (28x28 -> 28, 14, 7, 4).
+    ``net.layer4`` is the last feature map (the CAM layer), ``net.fc`` the logits layer.
+    """
+
+    cam_layer_name = "net.layer4"
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16, blocks: int = 1):
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock, ResNet
+
+        self.normalize = Normalize(in_channels)
+        net = ResNet(BasicBlock, [blocks] * 4, num_classes=num_classes)
+        # the ResNet constructor builds 64-512 channels; rebuild the stages at `width` with its own helper
+        net.inplanes = width
+        net.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
+        net.bn1 = nn.BatchNorm2d(width)
+        net.maxpool = nn.Identity()
+        net.layer1 = net._make_layer(BasicBlock, width, blocks)
+        net.layer2 = net._make_layer(BasicBlock, 2 * width, blocks, stride=2)
+        net.layer3 = net._make_layer(BasicBlock, 4 * width, blocks, stride=2)
+        net.layer4 = net._make_layer(BasicBlock, 8 * width, blocks, stride=2)
+        net.fc = nn.Linear(8 * width, num_classes)
+        for m in net.modules():  # torchvision's initialisation, applied to the rebuilt layers
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        self.net = net
+        self.num_classes = num_classes
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.net.layer4
+
+    @property
+    def last_layer(self) -> nn.Linear:
+        return self.net.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K) for images (N, C, H, W) in [0, 1]."""
+        return self.net(self.normalize(x))
+
+
 class Ensemble(nn.Module):
     """A deep ensemble. ``forward`` returns log of the mean member probability (N, K), so that
     ``softmax(forward(x))`` is the ensemble's predictive distribution."""

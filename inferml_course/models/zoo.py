@@ -15,9 +15,7 @@ not exist (``$INFERML_DATA``, or an entry of ``search_dirs``) is skipped with a 
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,11 +26,11 @@ from torch import nn
 
 from .. import config
 from .._core.checks import check_choice, check_device
-from .architectures import Ensemble, SmallCNN
+from .._core.manifest import MANIFEST, parse_manifest as _parse_manifest, sha256, write_manifest
+from .architectures import Ensemble, NarrowResNet, SmallCNN
 from .gradcon import GradConCAE, train_gradcon
 from .training import train_model
 
-MANIFEST = "SHA256SUMS"
 #: the inlier class of the GradCon zoo models (0 = stop) and their epochs (the authors run 1000)
 GRADCON_INLIER, GRADCON_EPOCHS = 0, 20
 
@@ -52,7 +50,7 @@ class ModelSpec:
     batch_size: int = 128
     max_shift: int = 0
     train_size: int | None = None  # None = the whole training split
-    architecture: str = "SmallCNN"  # or "GradConCAE" (an autoencoder, models/gradcon.py)
+    architecture: str = "SmallCNN"  # or "NarrowResNet" (torchvision's ResNet classes) or "GradConCAE" (models/gradcon.py)
     inlier_class: int | None = None  # GradConCAE: the one class it is trained on (the one-class protocol)
     grad_loss_weight: float = 0.0  # GradConCAE: alpha of the gradient-alignment loss (0 = the plain CAE)
 
@@ -71,6 +69,13 @@ ZOO: dict[str, ModelSpec] = {
                            "reconstruction baseline), same class", architecture="GradConCAE",
                            inlier_class=GRADCON_INLIER, grad_loss_weight=0.0, epochs=GRADCON_EPOCHS, lr=1e-3,
                            batch_size=64),
+    "fashion_cnn": ModelSpec("fashion", 1, 10, "SmallCNN on Fashion-MNIST (20 000 training images)", epochs=6,
+                             train_size=20_000),
+    "fashion_ensemble": ModelSpec("fashion", 1, 10, "deep ensemble of 5 SmallCNNs on Fashion-MNIST (seeds 1-5)",
+                                  seeds=(1, 2, 3, 4, 5), epochs=6, train_size=20_000),
+    "fashion_resnet": ModelSpec("fashion", 1, 10, "narrow torchvision ResNet (BasicBlocks, batch norm, in-place "
+                                "ReLUs, residual additions) on Fashion-MNIST", epochs=6, train_size=20_000,
+                                architecture="NarrowResNet"),
 }
 MODELS = tuple(ZOO)
 
@@ -94,11 +99,15 @@ def build_model(name: str) -> nn.Module:
     if spec.architecture == "GradConCAE":
         return GradConCAE(spec.in_channels).eval()
 
-    def one():
-        return SmallCNN(spec.in_channels, spec.num_classes, width=spec.width)
-
-    model = Ensemble([one() for _ in spec.seeds]) if len(spec.seeds) > 1 else one()
+    model = Ensemble([_one(spec) for _ in spec.seeds]) if len(spec.seeds) > 1 else _one(spec)
     return model.eval()
+
+
+def _one(spec: ModelSpec) -> nn.Module:
+    """One untrained classifier of ``spec``'s architecture."""
+    if spec.architecture == "NarrowResNet":
+        return NarrowResNet(spec.in_channels, spec.num_classes, width=spec.width)
+    return SmallCNN(spec.in_channels, spec.num_classes, width=spec.width)
 
 
 def check_seeds(name: str, seeds) -> tuple[int, ...]:
@@ -143,45 +152,13 @@ def train_zoo_model(name: str, progress: bool = True, seeds=None) -> nn.Module:
         torch.manual_seed(seed)  # parameter initialisation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            member = SmallCNN(spec.in_channels, spec.num_classes, width=spec.width)
+            member = _one(spec)
         train_model(member, images, labels, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size,
                     seed=seed, max_shift=spec.max_shift, progress=progress,
                     description=f"training {name} (seed {seed})")
         members.append(member)
     model = Ensemble(members) if len(members) > 1 else members[0]
     return model.eval()
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-_MANIFEST_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
-
-
-def _parse_manifest(path: Path) -> tuple[dict[str, str], list[str]]:
-    """(entries, problems): ``{file name: sha256}`` and one description per malformed line."""
-    entries, problems = {}, []
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        return {}, [f"cannot be read ({type(err).__name__}: {err})"]
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        match = _MANIFEST_LINE.match(line.strip())
-        if match is None:
-            problems.append(f"line {number} {line.strip()[:80]!r} is not '<64 hex digits>  <file name>'")
-            continue
-        digest, file = match.group(1).lower(), match.group(2).strip()
-        if entries.get(file, digest) != digest:
-            problems.append(f"line {number} lists {file} a second time with another SHA-256")
-        entries[file] = digest
-    return entries, problems
 
 
 def read_manifest(directory: Path, name: str | None = None) -> dict[str, str]:
@@ -230,7 +207,7 @@ def save_checkpoint(model: nn.Module, name: str, directory: Path) -> Path:
         warnings.warn(f"{manifest} was malformed ({'; '.join(problems[:3])}); those lines are dropped as the "
                       "manifest is rewritten", stacklevel=2)
     entries[path.name] = sha256(path)
-    (directory / MANIFEST).write_text("".join(f"{d}  {f}\n" for f, d in sorted(entries.items())))
+    write_manifest(directory, entries)
     return path
 
 
