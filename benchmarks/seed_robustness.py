@@ -1,6 +1,7 @@
 """Do the lessons' findings survive retraining? Retrain the single zoo models with other seeds and run
 every lesson against each zoo; print a table of lessons x zoos with the cells that fail.
 
+    python benchmarks/seed_robustness.py --world fashion --lessons 06   # the Fashion-MNIST zoos, seeds 11-15
     python benchmarks/seed_robustness.py                          # seeds 11 12 13, every lesson
     python benchmarks/seed_robustness.py --seeds 11 --lessons 03 05
     python benchmarks/seed_robustness.py --root /tmp/zoos         # where the retrained zoos go (reused)
@@ -11,6 +12,14 @@ their manifest (``python -m inferml_course.models retrain NAME --seed S --out DI
 the lessons load it through ``INFERML_DATA`` (the ensemble, five seeds already, stays the shipped one).
 Lessons run with nbclient, every cell even after a failure (``allow_errors``), so a column lists every
 assert that fails. Not part of CI: about 2 minutes of training and 4 of lessons per seed on 2 CPU cores.
+
+``--world fashion`` (default seeds 11-15) retrains ``fashion_cnn`` and ``fashion_resnet`` with each seed and
+builds each zoo's ``fashion_ensemble`` from five ``fashion_cnn`` trainings (the ensemble's recipe is the
+single model's, member by member): zoo S gets the members of seeds S, S+1, ..., S+4 out of a pool of nine
+(seeds 11-19), so neighbouring zoos share members and the ensembles' spread understates fully
+independent retrainings. Every lesson run records its findings (``inferml_course.findings``) through
+``$INFERML_FINDINGS``; the values of the retrained zoos are merged into ``data/findings/fashion_seeds.json``
+(the lessons' robustness ledger reads it; only the lessons run are replaced).
 """
 from __future__ import annotations
 
@@ -22,10 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inferml_course import course  # noqa: E402
+import json  # noqa: E402
+
+from inferml_course import course, findings  # noqa: E402
 from inferml_course.models import zoo  # noqa: E402
 
 SINGLE_MODELS = ("signs_cnn", "digits_cnn", "signs_spurious_cnn")
+FASHION_MODELS = ("fashion_cnn", "fashion_resnet")
+ENSEMBLE_SIZE = 5
 
 
 def build_zoo(root: Path, seed: int, models=SINGLE_MODELS) -> Path:
@@ -45,12 +58,43 @@ def build_zoo(root: Path, seed: int, models=SINGLE_MODELS) -> Path:
     return folder
 
 
-def test_accuracies(folder: Path | None) -> dict[str, float]:
-    """Clean test accuracy of each single model of the zoo in ``folder`` (None: the shipped zoo)."""
+def _checkpoint_ok(path: Path) -> bool:
+    try:
+        zoo.verify_checkpoint(path)
+        return True
+    except (zoo.CheckpointError, FileNotFoundError, OSError):
+        return False
+
+
+def build_fashion_zoo(root: Path, seed: int) -> Path:
+    """``root/fashion_seed_S``: fashion_cnn and fashion_resnet trained with ``seed`` and a fashion_ensemble of
+    the fashion_cnn trainings with seeds ``seed`` ... ``seed + 4`` (kept in ``root/pool``; reused when they verify)."""
+    from inferml_course.models import Ensemble
+
+    folder = build_zoo(root, seed, FASHION_MODELS)
+    target = root / f"seed_{seed}"
+    if folder != target:  # build_zoo names the folder seed_S
+        raise AssertionError(folder)
+    if _checkpoint_ok(folder / "fashion_ensemble.pt"):
+        return folder
+    members = []
+    for s in range(seed, seed + ENSEMBLE_SIZE):
+        path = root / "pool" / f"seed_{s}" / "fashion_cnn.pt"
+        if not _checkpoint_ok(path):
+            build_zoo(root / "pool", s, ("fashion_cnn",))
+        members.append(zoo.load_checkpoint("fashion_cnn", path))
+    zoo.save_checkpoint(Ensemble(members).eval(), "fashion_ensemble", folder)
+    print(f"  assembled fashion_ensemble of zoo seed {seed} (member seeds {seed}-{seed + ENSEMBLE_SIZE - 1})",
+          flush=True)
+    return folder
+
+
+def test_accuracies(folder: Path | None, names=SINGLE_MODELS) -> dict[str, float]:
+    """Clean test accuracy of each model of ``names`` in the zoo in ``folder`` (None: the shipped zoo)."""
     from inferml_course import datasets, models
 
     out = {}
-    for name in SINGLE_MODELS:
+    for name in names:
         dirs = None if folder is None else [folder]
         model = models.load_model(name, device="cpu", search_dirs=dirs, retrain=False, progress=False)
         test = datasets.load(zoo.ZOO[name].dataset, "test")
@@ -58,16 +102,19 @@ def test_accuracies(folder: Path | None) -> dict[str, float]:
     return out
 
 
-def failing_cells(path: Path, data_dir: Path | None, timeout: int = 600, keep: Path | None = None) -> list[str]:
+def failing_cells(path: Path, data_dir: Path | None, timeout: int = 600, keep: Path | None = None,
+                  record: Path | None = None) -> list[str]:
     """Execute one lesson (``INFERML_DATA=data_dir``; None: the shipped zoo) and describe each failing cell;
-    ``keep``: also write the executed notebook there (its printed tables show the values per zoo)."""
+    ``keep``: also write the executed notebook there (its printed tables show the values per zoo);
+    ``record``: the folder the lesson's findings are written to (``INFERML_FINDINGS``)."""
     import nbformat
     from nbclient import NotebookClient
 
-    if data_dir is None:
-        os.environ.pop("INFERML_DATA", None)
-    else:
-        os.environ["INFERML_DATA"] = str(data_dir)
+    for key, value in (("INFERML_DATA", data_dir), ("INFERML_FINDINGS", record)):
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = str(value)
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -83,9 +130,38 @@ def failing_cells(path: Path, data_dir: Path | None, timeout: int = 600, keep: P
     return failures
 
 
+def merge_findings(runs: dict[str, Path], lessons, path: Path = findings.SEEDS_FILE) -> None:
+    """Write the findings each retrained zoo recorded (``runs``: zoo label -> its INFERML_FINDINGS folder) into
+    ``path`` as ``{lesson: {finding: {zoo label: value}}}``, replacing the entries of ``lessons`` only."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:  # several lessons' runs may merge at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _merge(runs, lessons, path)
+    path.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def _merge(runs: dict[str, Path], lessons, path: Path) -> None:
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    for lesson in lessons:
+        merged: dict[str, dict[str, float]] = {}
+        for label, folder in runs.items():
+            file = folder / f"{lesson}.json"
+            if file.is_file():
+                for name, entry in json.loads(file.read_text()).items():
+                    merged.setdefault(name, {})[label] = round(entry["value"], 6)
+        data[lesson] = merged
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"wrote the retrained zoos' findings of lessons {', '.join(lessons)} to {path}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[11, 12, 13], help="none: the shipped zoo only")
+    parser.add_argument("--world", choices=("signs", "fashion"), default="signs",
+                        help="which single models to retrain (fashion: also writes data/findings/fashion_seeds.json)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=None,
+                        help="none: the shipped zoo only (default 11 12 13; with --world fashion 11 12 13 14 15)")
     parser.add_argument("--lessons", nargs="*", default=None, help="lesson numbers, e.g. 03 05 (default: all)")
     parser.add_argument("--root", type=Path, default=Path("/tmp/inferml_seed_zoos"))
     parser.add_argument("--no-shipped", action="store_true", help="skip the column of the shipped zoo")
@@ -93,20 +169,29 @@ def main(argv=None) -> int:
                         help="write every executed lesson to KEEP/<zoo>/ (to compare the printed values)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)
+    fashion = args.world == "fashion"
+    if args.seeds is None:
+        args.seeds = [11, 12, 13, 14, 15] if fashion else [11, 12, 13]
+    root = args.root / "fashion" if fashion else args.root
     zoos = [] if args.no_shipped else [("shipped", None)]
     for seed in args.seeds:
         print(f"zoo with seed {seed}:", flush=True)
-        zoos.append((f"seed {seed}", build_zoo(args.root, seed)))
+        zoos.append((f"seed {seed}", build_fashion_zoo(root, seed) if fashion else build_zoo(root, seed)))
+    names = (*FASHION_MODELS, "fashion_ensemble") if fashion else SINGLE_MODELS
     for label, folder in zoos:
-        acc = test_accuracies(folder)
+        acc = test_accuracies(folder, names)
         print(f"  {label}: clean test accuracy " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()), flush=True)
     lessons = [p for p in course.lesson_paths() if args.lessons is None or p.name[:2] in args.lessons]
-    table = {}
+    table, runs = {}, {}
     for path in lessons:
         for label, folder in zoos:
             start = time.perf_counter()
             keep = None if args.keep is None else args.keep / label.replace(" ", "_")
-            table[path.stem, label] = failing_cells(path, folder, args.timeout, keep)
+            record = None if folder is None else root / "findings" / label.replace(" ", "_")
+            if record is not None:
+                runs[label] = record
+                (record / f"{path.name[:2]}.json").unlink(missing_ok=True)
+            table[path.stem, label] = failing_cells(path, folder, args.timeout, keep, record)
             print(f"  {path.stem} / {label}: {len(table[path.stem, label])} failing cells "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
     print("\n| lesson | " + " | ".join(label for label, _ in zoos) + " |")
@@ -115,6 +200,8 @@ def main(argv=None) -> int:
         cells = ["ok" if not table[path.stem, label] else "<br>".join(table[path.stem, label])
                  for label, _ in zoos]
         print(f"| {path.stem} | " + " | ".join(cells) + " |")
+    if fashion and runs:
+        merge_findings(runs, [p.name[:2] for p in lessons])
     failed = sum(bool(v) for v in table.values())
     print(f"\n{failed} of {len(table)} lesson runs have failing cells")
     return 1 if failed else 0

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "config", "datasets", "models", "plotting", "widgets", "checks", "course",
-    "fisher", "introspection", "explain", "uncertainty", "intervene", "evaluate",
+    "fisher", "introspection", "explain", "uncertainty", "intervene", "evaluate", "findings",
 )
 
 __all__ = ["__version__", "require", "show_source", *_SUBMODULES]
