@@ -142,11 +142,13 @@ def plot_findings(findings, title: str = "Findings: effect, 95 % bootstrap inter
 
     findings = list(findings)
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(findings) + 1.2))
+    labelled = False
     for row, f in enumerate(reversed(findings)):
         lo, hi = f.seed_range
         if not np.isnan(lo):
             ax.fill_betweenx([row - 0.3, row + 0.3], lo, hi, color="0.85", zorder=1,
-                             label="range over retrainings" if row == 0 else None)
+                             label=None if labelled else "range over retrainings")
+            labelled = True
         colour = "tab:green" if f.holds else "tab:orange"
         ax.errorbar(f.value, row, xerr=[[f.value - f.low], [f.high - f.value]], fmt="o", color=colour,
                     capsize=4, zorder=3)
@@ -154,7 +156,7 @@ def plot_findings(findings, title: str = "Findings: effect, 95 % bootstrap inter
     ax.set_yticks(range(len(findings)), [f.name for f in reversed(findings)])
     ax.set_xlabel("effect (green: holds and asserted; orange: seed-dependent or within noise)")
     ax.set_title(title, fontsize=10)
-    if any(f.seeds for f in findings):
+    if labelled:
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
