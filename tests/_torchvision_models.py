@@ -49,10 +49,11 @@ FACTORIES = {
 NAMES = tuple(FACTORIES)
 #: architectures built only from ReLUs, max / average pools, batch norm and linear maps (FullGrad is complete)
 PIECEWISE_LINEAR = ("resnet18", "vgg11", "densenet121")
-#: torchvision's own layer for each (what the detection must find)
+#: the layer the detection must find: the last map of a CNN; for the transformers, the pre-norm of the
+#: last attention block (the input of its queries; Swin's is channels-last, read by _core.layouts)
 CAM_LAYERS = {"resnet18": "layer3", "vgg11": "features", "densenet121": "features",
               "mobilenet_v3_small": "features", "convnext_tiny": "features",
-              "vit": "encoder.layers.encoder_layer_1.ln_1", "swin_t": "features"}
+              "vit": "encoder.layers.encoder_layer_1.ln_1", "swin_t": "features.3.0.norm1"}
 
 
 def build(name: str, seed: int = 0) -> nn.Module:

@@ -164,8 +164,8 @@ def test_course_model_keeps_its_conventions():
 
 def test_transformer_cam_layers_are_found_by_structure():
     """A ViT's CAM layer is the query of its last attention layer (its patch embedding is a convolution,
-    which the convolution rule alone would pick); Swin's is its channels-last ``features``; the layouts
-    are read by _core.layouts (tests/test_token_layers.py)."""
+    which the convolution rule alone would pick); Swin's is the pre-norm of its last block (channels-last,
+    its windows are cut from it); the layouts are read by _core.layouts (tests/test_token_layers.py)."""
     torch.manual_seed(0)
     vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2,
                                                hidden_dim=16, mlp_dim=32, num_classes=K).eval()
@@ -173,7 +173,7 @@ def test_transformer_cam_layers_are_found_by_structure():
                                               window_size=[2, 2], num_classes=K).eval()
     x = _images(1)
     assert adapter.resolve_layer(vit, None, x) is vit.encoder.layers[-1].ln_1
-    assert adapter.resolve_layer(swin, None, x) is swin.features
+    assert adapter.resolve_layer(swin, None, x) is swin.features[-1][-1].norm1
     # the classifier and the scores that read it work on both
     for model in (vit, swin):
         assert scores.uncertainty("gradtrust", model, x).shape == (1,)

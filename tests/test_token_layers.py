@@ -26,9 +26,12 @@ def _vit_tokens_to_maps(t, h=4, w=4):  # pytorch-grad-cam's documented ViT trans
 
 
 def _minmax(maps):
+    """Per-image min-max to [0, 1]. pytorch-grad-cam scales twice (per layer with max + 1e-7, then the
+    aggregate again), so its maxima are 1 however small the map; an additive 1e-7 here would not be (the
+    Swin map at its last pre-norm peaks near 2e-4)."""
     m = maps.numpy()
     m = m - m.min((1, 2), keepdims=True)
-    return m / (m.max((1, 2), keepdims=True) + 1e-7)
+    return m / np.maximum(m.max((1, 2), keepdims=True), 1e-30)
 
 
 def _pytorch_grad_cam(model, layer, x, transform):

@@ -10,9 +10,12 @@ channels-first      (N, K, h, w)               nothing (CNNs, ConvNeXt ``feature
 channels-last       (N, h, w, K)               a permute; detected when a ``LayerNorm`` of the same
                                                forward normalises a 4-D tensor over its last axis of
                                                size K (torchvision Swin)
-tokens              (N, T, D), T = [1 +] h w   dropping a leading class token when T - 1 = h w, then
-                                               a reshape on the grid whose aspect is the image's
-                                               (torchvision ``VisionTransformer``)
+tokens              (N, T, D), T = [p +] h w   dropping p leading tokens (the model's ``num_prefix_tokens``
+                                               when it declares one, as timm does; else 1, a class
+                                               token, then 0, then 2, a class and a distillation
+                                               token: the first that leaves a grid), then a reshape
+                                               on the grid whose aspect is the image's (torchvision's,
+                                               timm's and Hugging Face's ViT, DeiT; Swin's tokens)
 ==================  =========================  =====================================================
 
 ``reshape=`` (a callable, pytorch-grad-cam's ``reshape_transform``) overrides the detection: it maps
@@ -39,24 +42,28 @@ def grid_of(tokens: int, image_size) -> tuple[int, int] | None:
     return None
 
 
-def _tokens_view(shape, image_size) -> Callable:
+def _tokens_view(shape, image_size, prefix=None) -> Callable:
     n, t, d = shape
-    for drop in (1, 0):  # a class token first (torchvision ViT), else every token is a patch
+    # the model's declared prefix first (timm's num_prefix_tokens), then a class token (ViT), no prefix
+    # (Swin, patch tokens only), a class and a distillation token (DeiT distilled)
+    drops = [v for v in dict.fromkeys(((prefix,) if prefix is not None else ()) + (1, 0, 2)) if 0 <= v < t]
+    for drop in drops:
         grid = grid_of(t - drop, image_size) if t - drop > 1 else None
         if grid is not None:
             h, w = grid
             return lambda g: g[:, drop:, :].reshape(g.shape[0], h, w, d).permute(0, 3, 1, 2)
-    raise ValueError(f"layer outputs tokens {tuple(shape)}: neither {t} nor {t - 1} tokens form a grid with the "
-                     f"images' aspect {tuple(image_size)}; pass reshape= (a callable from the layer's output to "
-                     "(N, K, h, w))")
+    raise ValueError(f"layer outputs tokens {tuple(shape)}: dropping {', '.join(map(str, drops))} leading tokens "
+                     f"leaves no grid with the images' aspect {tuple(image_size)}; pass reshape= (a callable from "
+                     "the layer's output to (N, K, h, w))")
 
 
-def feature_map_view(output: torch.Tensor, image_size, reshape=None, channels_last=()) -> Callable:
+def feature_map_view(output: torch.Tensor, image_size, reshape=None, channels_last=(), prefix=None) -> Callable:
     """A function mapping tensors shaped like ``output`` (the layer's output, or its gradient) to (N, K, h, w).
 
     ``channels_last``: the sizes of the last axis of 4-D tensors that a ``LayerNorm`` normalised in the
-    same forward pass (the evidence of a channels-last layout). Raises ``ValueError`` for an output
-    it cannot read (pass ``reshape=``).
+    same forward pass (the evidence of a channels-last layout). ``prefix``: the number of leading
+    non-patch tokens the model declares (timm's ``num_prefix_tokens``), tried first. Raises
+    ``ValueError`` for an output it cannot read (pass ``reshape=``).
     """
     n = output.shape[0]
     if reshape is not None:
@@ -70,7 +77,7 @@ def feature_map_view(output: torch.Tensor, image_size, reshape=None, channels_la
                              f"from the layer's output {tuple(output.shape)}")
         return reshape
     if output.dim() == 3:
-        return _tokens_view(output.shape, image_size)
+        return _tokens_view(output.shape, image_size, prefix)
     if output.dim() == 4:
         last, first = output.shape[-1], output.shape[1]
         if last in channels_last and first != last:

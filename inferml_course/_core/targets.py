@@ -51,11 +51,13 @@ def as_target_tensor(target, n: int, device, argument: str = "target") -> torch.
 
 def check_model_output(logits, n: int) -> torch.Tensor:
     """The model output must be logits of shape (N, K): a tuple, a dict or an output object (as Hugging
-    Face models return) is refused with a hint to wrap the model so that it returns the logits tensor."""
+    Face models return) is refused with a hint to wrap the model with
+    :func:`inferml_course.models.as_classifier`, which returns the logits tensor."""
     if not isinstance(logits, torch.Tensor):
         raise ValueError(f"model must return a logits tensor of shape (N, K) = ({n}, K), got a "
-                         f"{type(logits).__name__}; wrap it in an nn.Module whose forward returns the logits "
-                         "(e.g. model(x)[0] or model(x).logits)")
+                         f"{type(logits).__name__}; wrap it: model = inferml_course.models.as_classifier(model, "
+                         "normalize=(mean, std)) returns the logits (`.logits`, or the first entry of a tuple) of "
+                         "images in [0, 1]")
     if logits.dim() != 2 or logits.shape[0] != n:
         raise ValueError(f"model must return logits of shape (N, K) = ({n}, K), got {tuple(logits.shape)}")
     return logits

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
-from .._core.adapter import penultimate_features, resolve_classifier
+from .._core.adapter import penultimate_features, resolve_classifier, shorten
 from .._core.modes import eval_mode, guarded
 from .._core.checks import (check_choice, check_model_input, check_not_meta,
                             check_positive_int, check_seed)
@@ -112,9 +112,9 @@ def select_parameters(model: nn.Module, params=None) -> dict[str, torch.Tensor]:
             else:
                 prefix = item
                 if prefix not in dict(model.named_modules()):
-                    valid = [n for n, _ in model.named_modules() if n][:12]
+                    valid = [n for n, _ in model.named_modules() if n]
                     raise ValueError(f"params: unknown parameter or module name {item!r}; "
-                                     f"modules include: {', '.join(valid)}")
+                                     f"modules include: {shorten(valid, near=item)}")
         else:
             raise TypeError(f"params must be None, a name, a sub-module or a list of those, got {type(item).__name__}")
         start = f"{prefix}." if prefix else ""

@@ -15,7 +15,7 @@ from torch import nn
 from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.batching import batches, check_batch_size
 from .._core.modes import eval_mode, guarded
-from .._core.adapter import classifier_pass, resolve_classifier
+from .._core.adapter import LinearHeads, classifier_pass, resolve_classifier
 from .._core.checks import check_model
 from .features import _check_options, _features_from, introspective_features
 
@@ -115,14 +115,18 @@ class IntrospectiveClassifier(nn.Module):
         _check_options(loss, reduction)
         self.sensing = sensing
         fc = resolve_classifier(check_model(sensing), classifier)
-        self._classifier_name = next(n for n, m in sensing.named_modules() if m is fc)
+        heads = fc.heads if isinstance(fc, LinearHeads) else (fc,)
+        names = tuple(next(n for n, m in sensing.named_modules() if m is h) for h in heads)
+        self._classifier_name = names if len(names) > 1 else names[0]
         self.loss, self.reduction, self.include_bias, self.hidden = loss, reduction, include_bias, tuple(hidden)
         self.reflection = None
         self.num_classes = fc.out_features
 
     @property
-    def classifier(self) -> nn.Linear:
-        """The sensing network's final linear layer, whose gradients are the features."""
+    def classifier(self) -> nn.Linear | LinearHeads:
+        """The sensing network's final linear layer (or its heads), whose gradients are the features."""
+        if isinstance(self._classifier_name, tuple):
+            return LinearHeads(self.sensing.get_submodule(n) for n in self._classifier_name)
         return self.sensing.get_submodule(self._classifier_name)
 
     @guarded(policy="eval", arg="self")

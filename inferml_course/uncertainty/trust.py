@@ -8,6 +8,11 @@ gradients come from ``torch.func`` (``functional_call`` + ``vmap`` + ``grad``), 
 last layer is linear, ``z = W h + b``, from a closed form in the logits ``z`` and the penultimate
 features ``h`` (the input of the classifier, the final ``nn.Linear``: ``classifier=``, else
 ``model.last_layer``, else found by structure, see :mod:`inferml_course._core.adapter`).
+A model whose logits are the mean of several heads (timm's distilled DeiT: ``head`` on the class token,
+``head_dist`` on the distillation token) takes ``classifier=(head, head_dist)``: the heads enter as one
+linear layer ``W = [W_1 W_2]`` over ``h = [h_1 h_2] / 2`` (:class:`~inferml_course._core.adapter.LinearHeads`),
+so "the last-layer weight gradient" is both heads' weight gradients side by side. Without it such a model
+is refused with a message naming the heads.
 Nothing touches parameter ``.grad``, hooks are
 removed and every module's mode is restored, also on errors.
 
@@ -26,7 +31,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from .._core.checks import check_choice, check_number
-from .._core.adapter import forward_with_features, resolve_classifier
+from .._core.adapter import forward_with_features, resolve_classifier, shorten
 from .._core.batching import batches, check_batch_size, row_chunk
 from .._core.checks import check_logits, check_model, check_model_input
 from .._core.modes import eval_mode, guarded
@@ -192,7 +197,8 @@ def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) 
         names = list(names)
         unknown = [n for n in names if n not in params]
         if unknown or not names:
-            raise ValueError(f"unknown parameter names {unknown}; valid: {', '.join(params)}")
+            raise ValueError(f"unknown parameter names {unknown[:5]}; valid names include: "
+                             f"{shorten(params, near=unknown[0] if unknown else None)}")
     constants = {name: p for name, p in params.items() if name not in names}
     buffers = {name: b for name, b in model.named_buffers()}
 
