@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from inferml_course import checks  # noqa: E402
 from inferml_course.datasets import ImageDataset  # noqa: E402
 from inferml_course.models import SmallCNN  # noqa: E402
-from inferml_course.uncertainty import bayesian, experiments, metrics, plots, toy, trust  # noqa: E402
+from inferml_course.uncertainty import bayesian, calibration, experiments, metrics, plots, toy, trust  # noqa: E402
 
 from conftest import require  # noqa: E402
 
@@ -127,6 +127,24 @@ def test_quadrant_counts_add_up():
 
 
 # ----------------------------------------------------------------------------------------------- plots
+def test_reliability_diagram_counts_and_log_histograms():
+    """The bin counts drawn under a reliability diagram are the bins' sizes; score_histograms takes a log axis."""
+    g = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(300, 4, generator=g) * 4, 1)
+    labels = torch.randint(0, 4, (300,), generator=g)
+    fig, (ax, count_ax) = plt.subplots(2, 1)
+    plots.reliability_diagram(probs, labels, ax=ax, count_ax=count_ax)
+    conf, correct = calibration.top_label(probs, labels)
+    count = calibration.reliability_bins(conf, correct)["count"]
+    heights = sorted(round(p.get_height()) for p in count_ax.patches)
+    assert heights == sorted(int(n) for n in count if n > 0) and sum(heights) == 300
+    assert count_ax.get_yscale() == "log"
+    plt.close(fig)
+    fig = plots.score_histograms(torch.randn(300, generator=g), torch.rand(300, generator=g) < 0.8, log_y=True)
+    assert fig.axes[0].get_yscale() == "log"
+    plt.close(fig)
+
+
 def test_plots_return_figures():
     g = torch.Generator().manual_seed(0)
     probs = torch.softmax(torch.randn(200, 5, generator=g) * 3, 1)

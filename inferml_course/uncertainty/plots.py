@@ -29,11 +29,13 @@ def _axes(ax, figsize):
 
 
 def reliability_diagram(probs, labels, ax=None, n_bins: int = 15, rule: str = "left_closed", title: str | None = None,
-                        color: str = "#3b75af"):
+                        color: str = "#3b75af", count_ax=None):
     """Accuracy per confidence bin (bars) against the diagonal of perfect calibration.
 
     The red hatched part of each bar is the gap between accuracy and mean confidence; the ECE
-    (lower is better) is in the legend. Bars are drawn at the bins' edges.
+    (lower is better) is in the legend. Bars are drawn at the bins' edges. ``count_ax``: an axis (e.g.
+    a short one below ``ax``) that gets the number of predictions per bin on a log scale, so a bin's
+    weight in the ECE can be read off.
     """
     ax = _axes(ax, (4.6, 4.4))
     conf, correct = top_label(probs, labels)
@@ -55,6 +57,17 @@ def reliability_diagram(probs, labels, ax=None, n_bins: int = 15, rule: str = "l
     ax.set_ylabel("accuracy in the bin")
     ax.set_title(title or "reliability diagram")
     ax.legend(frameon=False, loc="upper left", fontsize=10)
+    if count_ax is not None:
+        count_ax.bar(edges[:-1][filled], count[filled], width=width[filled], align="edge", color="0.55",
+                     edgecolor="white")
+        for left, w, n in zip(edges[:-1][filled], width[filled], count[filled]):
+            count_ax.text(left + w / 2, n, f"{int(n)}", ha="center", va="bottom", fontsize=7)
+        count_ax.set_yscale("log")
+        count_ax.set_ylim(0.8, 3 * max(count.max(), 1))
+        count_ax.set_xlim(0, 1)
+        count_ax.set_xlabel(ax.get_xlabel())
+        count_ax.set_ylabel("predictions\n(log scale)")
+        ax.set_xlabel("")
     return ax.figure
 
 
@@ -89,8 +102,10 @@ def uncertainty_maps(grid, maps: dict, data=None, parts=("total", "aleatoric", "
 
 
 def score_histograms(scores, correct, ax=None, title: str | None = None, xlabel: str = "uncertainty score",
-                     bins: int = 30):
-    """Histograms of a score for correct (green) and wrong (red) predictions, each normalised to area 1."""
+                     bins: int = 30, log_y: bool = False):
+    """Histograms of a score for correct (green) and wrong (red) predictions, each normalised to area 1.
+
+    ``log_y=True`` puts the density on a log axis (when most predictions pile up in one bin)."""
     ax = _axes(ax, (5.2, 3.6))
     s, c = _np(scores), _np(correct).astype(bool)
     edges = np.histogram_bin_edges(s, bins=bins)
@@ -98,7 +113,9 @@ def score_histograms(scores, correct, ax=None, title: str | None = None, xlabel:
     if (~c).any():
         ax.hist(s[~c], bins=edges, density=True, alpha=0.6, color=WRONG_COLOR, label=f"wrong ({(~c).sum()})")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("density")
+    ax.set_ylabel("density (log scale)" if log_y else "density")
+    if log_y:
+        ax.set_yscale("log")
     if title:
         ax.set_title(title)
     ax.legend(frameon=False)
