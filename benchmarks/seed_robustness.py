@@ -66,26 +66,30 @@ def _checkpoint_ok(path: Path) -> bool:
         return False
 
 
+def build_pool(root: Path, seeds) -> None:
+    """``root/pool/seed_S/fashion_cnn.pt`` for every seed (reused when they verify): the retrained single models
+    and the ensembles' members (the ensemble's recipe is fashion_cnn's, member by member)."""
+    for s in seeds:
+        build_zoo(root / "pool", s, ("fashion_cnn",))
+
+
 def build_fashion_zoo(root: Path, seed: int) -> Path:
-    """``root/fashion_seed_S``: fashion_cnn and fashion_resnet trained with ``seed`` and a fashion_ensemble of
-    the fashion_cnn trainings with seeds ``seed`` ... ``seed + 4`` (kept in ``root/pool``; reused when they verify)."""
+    """``root/seed_S``: fashion_cnn trained with ``seed``, fashion_resnet trained with ``seed`` and a
+    fashion_ensemble of the fashion_cnn trainings with seeds ``seed`` ... ``seed + 4`` (from :func:`build_pool`;
+    everything reused when it verifies)."""
     from inferml_course.models import Ensemble
 
-    folder = build_zoo(root, seed, FASHION_MODELS)
-    target = root / f"seed_{seed}"
-    if folder != target:  # build_zoo names the folder seed_S
-        raise AssertionError(folder)
-    if _checkpoint_ok(folder / "fashion_ensemble.pt"):
-        return folder
-    members = []
-    for s in range(seed, seed + ENSEMBLE_SIZE):
-        path = root / "pool" / f"seed_{s}" / "fashion_cnn.pt"
-        if not _checkpoint_ok(path):
-            build_zoo(root / "pool", s, ("fashion_cnn",))
-        members.append(zoo.load_checkpoint("fashion_cnn", path))
-    zoo.save_checkpoint(Ensemble(members).eval(), "fashion_ensemble", folder)
-    print(f"  assembled fashion_ensemble of zoo seed {seed} (member seeds {seed}-{seed + ENSEMBLE_SIZE - 1})",
-          flush=True)
+    build_pool(root, range(seed, seed + ENSEMBLE_SIZE))
+    folder = build_zoo(root, seed, ("fashion_resnet",))
+    if not _checkpoint_ok(folder / "fashion_cnn.pt"):
+        zoo.save_checkpoint(zoo.load_checkpoint("fashion_cnn", root / "pool" / f"seed_{seed}" / "fashion_cnn.pt"),
+                            "fashion_cnn", folder)
+    if not _checkpoint_ok(folder / "fashion_ensemble.pt"):
+        members = [zoo.load_checkpoint("fashion_cnn", root / "pool" / f"seed_{s}" / "fashion_cnn.pt")
+                   for s in range(seed, seed + ENSEMBLE_SIZE)]
+        zoo.save_checkpoint(Ensemble(members).eval(), "fashion_ensemble", folder)
+        print(f"  assembled fashion_ensemble of zoo seed {seed} (member seeds {seed}-{seed + ENSEMBLE_SIZE - 1})",
+              flush=True)
     return folder
 
 
