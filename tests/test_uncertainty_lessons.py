@@ -105,6 +105,13 @@ def test_corruption_table_layout(cnn, tiny_set):
     text = experiments.format_corruption_table(table, ["msp", "gradtrust"])
     assert text.startswith("AUAC (%) for Softmax / GradTrust: higher is better")
     assert "cells won" in text and "contrast" in text
+    # the per-image scores and correctness behind each cell give back its AUAC
+    for key, values in table["auac"].items():
+        assert table["correct"][key].shape == (12,) and table["correct"][key].dtype == torch.bool
+        assert float(table["correct"][key].float().mean()) == table["accuracy"][key]
+        for name, value in values.items():
+            assert table["scores"][key][name].shape == (12,)
+            assert metrics.auac(table["scores"][key][name], table["correct"][key]) == value
 
 
 def test_ood_table_and_format(cnn, tiny_set):

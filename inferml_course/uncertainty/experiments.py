@@ -123,22 +123,26 @@ def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2
                      n: int | None = 200, seed: int = 0, batch_size="auto", n_points: int = 100) -> dict:
     """AUAC (higher is better) of each score on each corruption and severity, on the first ``n`` images.
 
-    Returns ``{"auac": {(corruption, severity): {score: value}}, "accuracy": {(corruption, severity): acc}}``.
+    Returns ``{"auac": {(corruption, severity): {score: value}}, "accuracy": {(corruption, severity): acc},
+    "scores": {(corruption, severity): {score: (n,) tensor}}, "correct": {(corruption, severity): (n,) bool}}``:
+    the per-image scores (CPU) and which predictions are right, so that an AUAC can be bootstrapped over the
+    images (the same ``n`` images in every cell) without scoring them again.
     """
     from ..datasets.corruptions import corrupt
 
     check_batch_size(batch_size)
     sub = (dataset.images if n is None else dataset.images[:n]).to(_device(model))
     labels = dataset.labels[:sub.shape[0]].cpu()
-    out = {"auac": {}, "accuracy": {}}
+    out = {"auac": {}, "accuracy": {}, "scores": {}, "correct": {}}
     for ci, name in enumerate(corruptions):
         for s in severities:
             x = corrupt(sub, name, int(s), seed=seed + 100 * ci + int(s))
             result = score_batch(model, x, names, batch_size=batch_size, seed=seed)
             correct = result.logits.argmax(1).cpu() == labels
+            scores = {k: v.detach().cpu() for k, v in result.scores.items()}
             out["accuracy"][(name, s)] = float(correct.float().mean())
-            out["auac"][(name, s)] = {k: auac(v.detach().cpu(), correct, n_points=n_points)
-                                      for k, v in result.scores.items()}
+            out["auac"][(name, s)] = {k: auac(v, correct, n_points=n_points) for k, v in scores.items()}
+            out["scores"][(name, s)], out["correct"][(name, s)] = scores, correct
     return out
 
 
