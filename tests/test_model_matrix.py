@@ -1,30 +1,22 @@
 """The model matrix (issue 14, item 3), generated like Captum's config-driven tests: small, randomly
 initialised torchvision classifiers of seven families (tests/_torchvision_models.py) crossed with every
-explainer, every registry score, VOICE, UA-Backprop, insertion / deletion and FGSM. Each result has the
-right shape and is finite, completeness holds where the method claims it, and the model is untouched
-(mode, hooks, gradients, every state_dict entry)."""
+explainer, every registry score, VOICE, UA-Backprop, insertion / deletion, heatmap masking and FGSM. Each
+result has the right shape and is finite, completeness holds where the method claims it, and the model is
+untouched (mode, hooks, gradients, every state_dict entry). The checks live in tests/_matrix.py, shared with
+the timm / Hugging Face matrix (tests/test_ecosystem_matrix.py)."""
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from inferml_course import evaluate, explain, intervene
+from inferml_course import explain
 from inferml_course.explain import gradients
-from inferml_course.uncertainty import attribution as ua
-from inferml_course.uncertainty import scores, voice
 
-from _hygiene import assert_same, snapshot
+from _matrix import (check_causal_cam_lemma1_and_perceptual, check_explainer, check_games,
+                     check_integrated_gradients_completeness, check_scores, check_ua_backprop, check_voice)
 from _torchvision_models import K, NAMES, PIECEWISE_LINEAR, build, images
 from conftest import require
-
-#: settings that keep every explainer cheap (the matrix checks contracts, not quality)
-FAST = {"occlusion": dict(window=8, stride=8, baseline=0.5), "rise": dict(n_masks=8, baseline=0.5),
-        "lime": dict(samples=8, baseline=0.5), "kernel_shap": dict(samples=8, baseline=0.5),
-        "smoothgrad": dict(samples=2), "integrated_gradients": dict(steps=4), "blur_ig": dict(steps=4)}
-#: rules that rewrite ReLU gradients: on a model without nn.ReLU they warn and return the gradient
-RELU_RULES = ("deconvnet", "guided_backprop")
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -36,71 +28,28 @@ def setup(request):
 @pytest.mark.parametrize("method", explain.METHODS)
 def test_every_explainer(setup, method):
     name, model, x = setup
-    before = snapshot(model)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        maps = explain.explain(method, model, x, target=1, **FAST.get(method, {}))
-    assert maps.shape == (2, *x.shape[-2:]) and torch.isfinite(maps).all()
-    has_relu = any(isinstance(m, nn.ReLU) for m in model.modules())
-    expected_warnings = 1 if method in RELU_RULES and not has_relu else 0
-    assert len(caught) == expected_warnings, [str(w.message) for w in caught]
-    assert_same(before, snapshot(model))
+    check_explainer(model, x, method)
 
 
 def test_every_registry_score_and_mahalanobis(setup):
     name, model, x = setup
-    fit = images(K, seed=1, name=name)
-    before = snapshot(model)
-    stats = scores.fit_mahalanobis(model, fit, torch.arange(K))
-    result = scores.score_batch(model, x, mahalanobis_stats=stats)
-    assert "mahalanobis" in result.scores
-    for key, value in result.scores.items():
-        assert value.shape == (2,) and torch.isfinite(value).all(), key
-    has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
-    for key in scores.available_scores():
-        if key == "mahalanobis":
-            continue
-        if key.startswith("mc_dropout") and not has_dropout:
-            with pytest.raises(ValueError, match="no dropout module"):
-                scores.uncertainty(key, model, x)
-            continue
-        subject = [model, build(name, seed=1)] if key.startswith("ensemble") else model
-        value = scores.uncertainty(key, subject, x)
-        assert value.shape == (2,) and torch.isfinite(value).all(), key
-    assert_same(before, snapshot(model))
+    check_scores(model, x, images(K, seed=1, name=name), build(name, seed=1))
 
 
 def test_voice(setup):
     name, model, x = setup
-    before = snapshot(model)
-    result = voice.voice(model, x)
-    assert result.uncertainty.shape == (2, *x.shape[-2:]) and torch.isfinite(result.uncertainty).all()
-    assert result.contrast_maps.shape == (2, K - 1, *x.shape[-2:])
-    assert_same(before, snapshot(model))
+    check_voice(model, x, K)
 
 
 def test_ua_backprop_sums_to_each_uncertainty(setup):
     """UA-Backprop's claim: each map sums over the pixels to its uncertainty (an ensemble of two members)."""
     name, model, x = setup
-    members = [model, build(name, seed=1)]
-    before = snapshot(model)
-    result = ua.ua_backprop_details(members, x, source="ensemble")
-    for measure, maps in result.maps.items():
-        assert maps.shape == (2, *x.shape[-2:]) and torch.isfinite(maps).all() and (maps >= 0).all()
-        expected = getattr(result.uncertainty, measure).to(maps.dtype)
-        assert torch.allclose(maps.sum((1, 2)), expected, rtol=1e-4, atol=1e-6), measure
-    assert_same(before, snapshot(model))
+    check_ua_backprop([model, build(name, seed=1)], x)
 
 
-def test_insertion_deletion_and_fgsm(setup):
+def test_insertion_deletion_masking_and_fgsm(setup):
     name, model, x = setup
-    before = snapshot(model)
-    game = evaluate.insertion_deletion(model, x, explain.grad_cam(model, x), steps=8)
-    for auc in (game.insertion_auc(), game.deletion_auc()):
-        assert auc.shape == (2,) and ((auc >= 0) & (auc <= 1)).all()
-    adv = intervene.fgsm(model, x, epsilon=4 / 255)
-    assert adv.shape == x.shape and (adv - x).abs().max() <= 4 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-    assert_same(before, snapshot(model))
+    check_games(model, x)
 
 
 def test_completeness_of_integrated_gradients(setup):
@@ -108,10 +57,7 @@ def test_completeness_of_integrated_gradients(setup):
     quadrature error of 128 Gauss-Legendre nodes (largest on ReLU networks, whose kinks slow the
     quadrature down: 0.8 % on VGG-11, 1e-6 on the smooth transformers)."""
     name, model, x = setup
-    maps, gap = explain.integrated_gradients(model, x, target=1, steps=128, return_gap=True)
-    with torch.no_grad():
-        scale = float((model(x)[:, 1] - model(torch.zeros_like(x))[:, 1]).abs().max())
-    assert float(gap.abs().max()) < 0.02 * scale + 1e-6, (name, gap)
+    check_integrated_gradients_completeness(model, x)
 
 
 @pytest.mark.parametrize("name", PIECEWISE_LINEAR)
@@ -165,18 +111,5 @@ def test_fullgrad_terms_equal_pytorch_grad_cam(name):
 def test_causal_cam_lemma1_and_perceptual_components(setup):
     """This session's additions on every architecture: CausalCAM (on the contrast maps of every class),
     Lemma 1's split at the classifier, and the perceptual-component maps (penultimate features)."""
-    from inferml_course import introspection
-    from inferml_course.fisher import perceptual
-
     name, model, x = setup
-    before = snapshot(model)
-    causal = explain.causal_cam(model, x, contrast_threshold=1.0)
-    assert torch.allclose(causal, explain.grad_cam(model, x) * (explain.normalize_maps(explain.grad_cam(model, x),
-                                                                                          "minmax") > 0.5), atol=1e-5)
-    terms = introspection.lemma1_terms(model, x)
-    split = terms["relation"] + terms["remainder"].unsqueeze(1)          # (delta_hat - delta_I) h + (p - delta_hat) h
-    assert torch.allclose(terms["gradient"], split, atol=1e-8)
-    maps = perceptual.perceptual_components(model, x, n_masks=4)
-    for component, m in maps.items():
-        assert m.shape == (2, *x.shape[-2:]) and torch.isfinite(m).all(), component
-    assert_same(before, snapshot(model))
+    check_causal_cam_lemma1_and_perceptual(model, x)

@@ -219,7 +219,7 @@ def _cosine(reference: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
 
 def perceptual_components(model, x: torch.Tensor, n_masks: int = 256, seed: int = 0, components=COMPONENTS,
                           features=None, batch_size="auto", blur_sigma: float = 3.5,
-                          edge_threshold: float = 0.18) -> dict[str, torch.Tensor]:
+                          edge_threshold: float = 0.18, classifier=None) -> dict[str, torch.Tensor]:
     """Importance maps of the representation of each image for the ``full`` image and its ``color``,
     ``texture`` and ``shape`` components (see the module docstring), each (N, H, W), z-scored per image.
 
@@ -232,6 +232,8 @@ def perceptual_components(model, x: torch.Tensor, n_masks: int = 256, seed: int 
         components: which maps to return (a subset of :data:`COMPONENTS`).
         batch_size: masked views per forward pass (``"auto"``, an int or None).
         blur_sigma, edge_threshold: see :func:`perceptual_views`.
+        classifier: the final linear layer whose input is the representation (a module, a dotted name, or a
+            tuple of heads whose outputs' mean is the logits); default found by structure.
 
     Costs ``n_masks`` forward passes per image and map plus 3 for the reference views; no backward pass.
     The model's modes, buffers and gradients are left as they were (eval mode inside, restored).
@@ -250,7 +252,7 @@ def perceptual_components(model, x: torch.Tensor, n_masks: int = 256, seed: int 
     size = check_batch_size(batch_size, x, model=model, work=n_masks) or n_masks
 
     def embed(images):
-        return penultimate_features(model, images, batch_size=size, features=features)
+        return penultimate_features(model, images, batch_size=size, features=features, classifier=classifier)
 
     views = perceptual_views(x, blur_sigma, edge_threshold)
     h, w = x.shape[-2:]
