@@ -18,7 +18,8 @@ Scores of maps against masks and the randomisation check are evaluations: :mod:`
 method's cost and every default in which we differ from Captum.
 """
 from .cam import PARADIGMS, ContrastCams, causal_cam, contrast_cam, contrast_cams, contrast_classes, \
-    contrast_cotangents, counterfactual_cam, explanatory_paradigms, grad_cam, grad_cam_plus_plus, runner_up
+    contrast_cotangents, counterfactual_cam, explanatory_paradigms, grad_cam, grad_cam_plus_plus, paradigm_measures, \
+    runner_up
 from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, input_x_gradient, integrated_gradients, \
     quadrature, saliency, smoothgrad
 from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, \
@@ -30,7 +31,7 @@ from .registry import FAMILIES, METHODS, SIGNED, explain, method
 __all__ = [
     "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients", "blur_ig",
     "fullgrad", "occlusion", "rise", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus", "counterfactual_cam",
-    "contrast_cam", "explanatory_paradigms", "runner_up", "PARADIGMS", "contrast_cams", "ContrastCams", "causal_cam",
+    "contrast_cam", "explanatory_paradigms", "paradigm_measures", "runner_up", "PARADIGMS", "contrast_cams", "ContrastCams", "causal_cam",
     "contrast_classes", "contrast_cotangents", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",

@@ -60,7 +60,7 @@ from .._core.targets import as_target_tensor, output_dtype, resolve_targets
 from .maps import normalize_maps
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
-           "runner_up", "PARADIGMS", "contrast_classes", "contrast_cotangents", "ContrastCams", "contrast_cams",
+           "runner_up", "PARADIGMS", "paradigm_measures", "contrast_classes", "contrast_cotangents", "ContrastCams", "contrast_cams",
            "causal_cam"]
 
 #: The four questions of :func:`explanatory_paradigms`, in display order.
@@ -215,6 +215,24 @@ def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contra
     }
     maps.update(P=t, Q=q, probs=torch.softmax(logits.detach(), 1))
     return maps
+
+
+def paradigm_measures(maps: dict) -> dict:
+    """How far apart the four maps of :func:`explanatory_paradigms` are, per image (lesson 03).
+
+    Returns numpy arrays (N,): ``rho``, the rank correlation of the Grad-CAM and Contrast-CAM maps (1: the
+    same ranking of pixels; :func:`inferml_course.evaluate.rank_correlation`); ``empty``, whether the
+    Counterfactual-CAM map is all zero; ``strength``, the raw maximum of the Q = P map; ``hesitation``,
+    1 - p_P for the explained class P.
+    """
+    from ..evaluate.sanity import rank_correlation
+
+    probs, p = maps["probs"].detach().cpu(), maps["P"].detach().cpu()
+    peak = {k: maps[k].detach().flatten(1).amax(1).cpu() for k in PARADIGMS}
+    return {"rho": rank_correlation(maps[PARADIGMS[0]].detach().cpu(), maps[PARADIGMS[2]].detach().cpu()).numpy(),
+            "empty": (peak[PARADIGMS[1]] == 0).numpy(),
+            "strength": peak[PARADIGMS[3]].numpy(),
+            "hesitation": (1 - probs.gather(1, p[:, None])[:, 0]).numpy()}
 
 
 # --- every contrast at once: VOICE and CausalCAM ---------------------------------------------------------
