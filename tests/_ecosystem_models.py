@@ -14,8 +14,8 @@ from inferml_course.models import Normalize, as_classifier
 
 K = 5
 SIZE = 32
-#: image sizes where 32 pixels leave no map with more than one position at the network's end
-SIZES = {"timm_efficientnet": 64}
+#: image sizes where 32 pixels leave no map with more than one position at the network's end (none here)
+SIZES = {}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 #: timm and transformers ship their own LayerNorm-free structure checks; both must be importable
 ECOSYSTEM_REQUIRES = ("timm", "transformers")
@@ -32,6 +32,17 @@ def _timm(name, **kwargs):
     import timm
 
     return _normalized(timm.create_model(name, pretrained=False, num_classes=K, **kwargs))
+
+
+def _timm_efficientnet():
+    """timm's EfficientNet class with three MBConv stages (depthwise-separable, inverted residuals with
+    squeeze-excitation, SiLU) at widths 8-24: total stride 8, so a 4 x 4 map at 32 pixels (timm's
+    ``test_efficientnet`` is 1 x 1 there and 16 times larger)."""
+    from timm.models._efficientnet_builder import decode_arch_def
+    from timm.models.efficientnet import EfficientNet
+
+    arch = [["ds_r1_k3_s1_e1_c8"], ["ir_r1_k3_s2_e3_c16_se0.25"], ["ir_r1_k5_s2_e3_c24_se0.25"]]
+    return _normalized(EfficientNet(decode_arch_def(arch), num_classes=K, stem_size=8, num_features=32))
 
 
 _VIT = dict(img_size=SIZE, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0)
@@ -63,7 +74,7 @@ def _hf_convnext():
 
 FACTORIES = {
     "timm_resnet": lambda: _timm("resnet18", channels=(8, 16, 32, 64), stem_width=8, zero_init_last=False),
-    "timm_efficientnet": lambda: _timm("test_efficientnet"),
+    "timm_efficientnet": _timm_efficientnet,
     "timm_convnext": lambda: _timm("convnext_atto", dims=(8, 16, 24, 32), depths=(1, 1, 1, 1),
                                          ls_init_value=1.0),
     "timm_vit": lambda: _timm("vit_tiny_patch16_224", **_VIT),
