@@ -254,7 +254,10 @@ def test_figures_and_widget_draw():
     result = ve.voice(model, x)
     names = [f"class {k}" for k in range(5)]
     fig = ap.voice_panel(x, result, [0, 2], names, torch.tensor([0, 1, 2]), n_contrast=2)
-    assert len(fig.axes) == 2 * 5
+    assert len(fig.axes) == 2 * 5 + 1 and fig.axes[-1].get_ylim() == (0.0, 1.0)   # the maps and one shared colourbar
+    plain = ap.voice_panel(x, result, [0], names, n_contrast=2, colorbar=False)
+    assert len(plain.axes) == 5
+    plt.close(plain)
     fig2 = ap.metric_boxplots({"a": torch.rand(5), "b": torch.rand(3)}, "IoU")
     explorer = ap.VoiceExplorer(model, x, torch.tensor([0, 1, 2]), names, samples=2)
     fig3 = explorer.draw(1, "smoothgrad", 0.3)

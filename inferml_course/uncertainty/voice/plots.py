@@ -17,10 +17,10 @@ def _name(classes, k):
 
 
 def voice_panel(images: torch.Tensor, result: VoiceResult, indices, class_names=None, labels=None,
-                n_contrast: int = 3, threshold: float = 0.1, suptitle: str | None = None):
+                n_contrast: int = 3, threshold: float = 0.1, suptitle: str | None = None, colorbar: bool = True):
     """One row per image: the image, "Why P?", the ``n_contrast`` most probable "Why P, rather than Q?"
     maps, and the VOICE uncertainty map (with its explanation overlap, the paper's IoU, and SNR in
-    the title)."""
+    the title). ``colorbar``: one shared scale at the right (every map is min-max normalised to [0, 1])."""
     indices = [int(i) for i in indices]
     ncols = 3 + n_contrast
     fig, axes = plt.subplots(len(indices), ncols, figsize=(1.9 * ncols, 2.5 * len(indices)), squeeze=False)
@@ -41,7 +41,15 @@ def voice_panel(images: torch.Tensor, result: VoiceResult, indices, class_names=
         overlay_heatmap(axes[r, -1], result.uncertainty[i])
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
+    if not colorbar:
+        fig.tight_layout()
+        return fig
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    cax = fig.add_axes((0.9, 0.25, 0.015, 0.5))
+    fig.colorbar(ScalarMappable(Normalize(0, 1), cmap="inferno"), cax=cax, label="map value (min-max, 0 to 1)")
     return fig
 
 
