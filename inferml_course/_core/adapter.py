@@ -465,7 +465,7 @@ def resolve_normalize(model: nn.Module, normalize=None) -> torch.Tensor | None:
             means = [m.mean.detach().flatten() for _, m in found]
             if any(v.shape != means[0].shape or not torch.equal(v, means[0]) for v in means[1:]):
                 raise ValueError("the model has several normalisation modules with different means ("
-                                 f"{', '.join(name or '<model>' for name, _ in found)}); pass normalize=")
+                                 f"{shorten(name or '<model>' for name, _ in found)}); pass normalize=")
             module = found[0][1] if found else None
     mean = getattr(module, "mean", None)
     if module is not None and not isinstance(mean, torch.Tensor):
