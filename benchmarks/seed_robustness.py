@@ -73,14 +73,15 @@ def build_pool(root: Path, seeds) -> None:
         build_zoo(root / "pool", s, ("fashion_cnn",))
 
 
-def build_fashion_zoo(root: Path, seed: int) -> Path:
+def build_fashion_zoo(root: Path, seed: int, resnet: bool = True) -> Path:
     """``root/seed_S``: fashion_cnn trained with ``seed``, fashion_resnet trained with ``seed`` and a
     fashion_ensemble of the fashion_cnn trainings with seeds ``seed`` ... ``seed + 4`` (from :func:`build_pool`;
     everything reused when it verifies)."""
     from inferml_course.models import Ensemble
 
     build_pool(root, range(seed, seed + ENSEMBLE_SIZE))
-    folder = build_zoo(root, seed, ("fashion_resnet",))
+    folder = build_zoo(root, seed, ("fashion_resnet",) if resnet else ())
+    folder.mkdir(parents=True, exist_ok=True)
     if not _checkpoint_ok(folder / "fashion_cnn.pt"):
         zoo.save_checkpoint(zoo.load_checkpoint("fashion_cnn", root / "pool" / f"seed_{seed}" / "fashion_cnn.pt"),
                             "fashion_cnn", folder)
@@ -169,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lessons", nargs="*", default=None, help="lesson numbers, e.g. 03 05 (default: all)")
     parser.add_argument("--root", type=Path, default=Path("/tmp/inferml_seed_zoos"))
     parser.add_argument("--no-shipped", action="store_true", help="skip the column of the shipped zoo")
+    parser.add_argument("--skip-missing-resnet", action="store_true",
+                        help="fashion: do not train a missing fashion_resnet (lessons that use it are then refused)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="write every executed lesson to KEEP/<zoo>/ (to compare the printed values)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
@@ -180,12 +183,21 @@ def main(argv=None) -> int:
     zoos = [] if args.no_shipped else [("shipped", None)]
     for seed in args.seeds:
         print(f"zoo with seed {seed}:", flush=True)
-        zoos.append((f"seed {seed}", build_fashion_zoo(root, seed) if fashion else build_zoo(root, seed)))
+        zoos.append((f"seed {seed}", build_fashion_zoo(root, seed, not args.skip_missing_resnet) if fashion
+                     else build_zoo(root, seed)))
     names = (*FASHION_MODELS, "fashion_ensemble") if fashion else SINGLE_MODELS
+    if fashion and any(not (folder / "fashion_resnet.pt").is_file() for _, folder in zoos if folder is not None):
+        names = ("fashion_cnn", "fashion_ensemble")
     for label, folder in zoos:
         acc = test_accuracies(folder, names)
         print(f"  {label}: clean test accuracy " + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()), flush=True)
     lessons = [p for p in course.lesson_paths() if args.lessons is None or p.name[:2] in args.lessons]
+    if fashion and "fashion_resnet" not in names:  # a run would silently load the shipped ResNet instead
+        refused = [p.name for p in lessons if "fashion_resnet" in p.read_text()]
+        if refused:
+            print(f"refused: {', '.join(refused)} use fashion_resnet, which some retrained zoos lack; run "
+                  "without --skip-missing-resnet to train it")
+            return 2
     table, runs = {}, {}
     for path in lessons:
         for label, folder in zoos:
