@@ -230,6 +230,23 @@ def test_lesson06_checkers():
         checks.check_auac(metrics.auac(u, correct, kind="trust"), u, correct)
 
 
+def test_lesson06_findings_checker():
+    from inferml_course.findings import Finding
+
+    seeds = {f"seed {s}": v for s, v in zip(range(11, 16), (0.2, 0.3, 0.25, 0.1, 0.4))}
+    found = {"holds": Finding("06", "a", 0.3, 0.2, 0.4, seeds),
+             "noise": Finding("06", "b", 0.05, -0.01, 0.1, seeds),
+             "flips": Finding("06", "c", 0.3, 0.2, 0.4, dict(seeds, **{"seed 15": -0.1})),
+             "few": Finding("06", "d", 0.3, 0.2, 0.4, {"seed 11": 0.2})}
+    assert checks.check_asserted_findings(["holds"], found)
+    assert checks.check_asserted_findings({"holds"}, found)
+    for answer, hint in ((["holds", "noise"], "contains 0"), (["holds", "flips"], "depends on the training"),
+                         (["holds", "few"], "at least 5"), ([], "also holds"), (["nope"], "not keys"),
+                         ("holds", "list"), (..., "still empty")):
+        with pytest.raises(AssertionError, match=hint):
+            checks.check_asserted_findings(answer, found)
+
+
 def test_lesson06_quadrant_checker(capsys):
     gen = torch.Generator().manual_seed(1)
     t, c = torch.randn(101, generator=gen).exp(), torch.rand(101, generator=gen)  # skewed: mean != median

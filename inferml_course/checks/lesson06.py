@@ -5,7 +5,7 @@ import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
 
-__all__ = ["check_gradtrust", "check_auac", "check_quadrant_shares"]
+__all__ = ["check_gradtrust", "check_auac", "check_quadrant_shares", "check_asserted_findings"]
 
 
 def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
@@ -94,3 +94,35 @@ def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor,
         _fail("you split at the means; split each axis at its median (torch.median).")
     _fail("not quite. Hint: high_t = trust > trust.median(), high_c = confidence > confidence.median(); for each "
           "quadrant mask, share = (~correct[mask]).float().mean().")
+
+
+def check_asserted_findings(answer, found: dict) -> bool:
+    """Lesson 06 (a judgement): the keys of ``found`` ({key: findings.Finding}) whose comparison the lesson may
+    assert: the 95 % interval excludes 0 and the effect has that sign on every one of at least
+    ``findings.MIN_SEEDS`` retrainings (``Finding.holds``)."""
+    from ..findings import MIN_SEEDS
+
+    require_answer(answer, "the keys")
+    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
+        _fail(f"give a list (or set) of keys of found, got {type(answer).__name__}.")
+    got = set(answer)
+    unknown = sorted(map(str, got - set(found)))
+    if unknown:
+        _fail(f"{unknown} are not keys of found; use keys such as {next(iter(found))!r}.")
+    expected = {k for k, f in found.items() if f.holds}
+    if got == expected:
+        return _pass(f"{len(expected)} of {len(found)} comparisons may be asserted; the others are stated with "
+                     "their interval and range, without an assert.")
+    extra, missing = got - expected, expected - got
+    if extra:
+        k = sorted(extra)[0]
+        f = found[k]
+        if f.low <= 0 <= f.high:
+            _fail(f"{k!r}: its 95 % interval ({f.low:+.3f} to {f.high:+.3f}) contains 0, so it is within noise.")
+        if len(f.seeds) < MIN_SEEDS:
+            _fail(f"{k!r}: measured on {len(f.seeds)} retrainings; the rule needs at least {MIN_SEEDS}.")
+        lo, hi = f.seed_range
+        _fail(f"{k!r}: over the retrainings it ranges from {lo:+.3f} to {hi:+.3f}, so its sign depends on the "
+              "training: seed-dependent, not asserted.")
+    k = sorted(missing)[0]
+    _fail(f"{k!r} also holds: its interval excludes 0 and it keeps its sign on every retraining.")
