@@ -39,6 +39,35 @@ def test_accuracy_floors(name, floor):
     assert accuracy(model, test.images, test.labels) >= floor
 
 
+@pytest.mark.parametrize("name", ["fashion_cnn", "fashion_resnet", "fashion_ensemble"])
+def test_fashion_models_are_competent_but_hesitant(name):
+    """The target of the Fashion-MNIST zoo: 87-93 % on the official 10 000 test images (hundreds of mistakes)."""
+    model = load_model(name, device="cpu", retrain=False)
+    test = datasets.load("fashion", "test")
+    assert 0.87 <= accuracy(model, test.images, test.labels) <= 0.93
+
+
+def test_fashion_resnet_is_torchvisions_resnet():
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    from inferml_course._core.adapter import find_cam_layer
+
+    model = load_model("fashion_resnet", device="cpu", retrain=False)
+    assert isinstance(model.net, ResNet) and isinstance(model.net.layer4[0], BasicBlock)
+    assert any(getattr(m, "inplace", False) for m in model.modules())        # in-place ReLUs
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = datasets.load("fashion", "val").images[:4]
+    assert find_cam_layer(model, x) is model.net.layer4
+    assert model(x).shape == (4, 10)
+
+
+def test_fashion_ensemble_members_follow_the_single_models_recipe():
+    """Each member is trained exactly like fashion_cnn with its seed (the seed script builds retrained
+    ensembles from fashion_cnn trainings)."""
+    single, ensemble = zoo.ZOO["fashion_cnn"], zoo.ZOO["fashion_ensemble"]
+    assert replace(single, seeds=ensemble.seeds, description=ensemble.description) == ensemble
+
+
 def test_spurious_model_relies_on_the_watermark():
     model = load_model("signs_spurious_cnn", device="cpu", retrain=False)
     agree = datasets.signs("test", spurious=True)
