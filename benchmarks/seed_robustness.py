@@ -161,6 +161,19 @@ def _merge(runs: dict[str, Path], lessons, path: Path) -> None:
     print(f"wrote the retrained zoos' findings of lessons {', '.join(lessons)} to {path}")
 
 
+def findings_table(path: Path = findings.SEEDS_FILE) -> str:
+    """The README's seed table: every finding of the seeds file with its range over the retrained zoos and
+    whether its sign holds on all of them (a lesson asserts it only then, and only if its interval excludes 0)."""
+    data = json.loads(path.read_text())
+    lines = ["| lesson | finding | retrainings | range | same sign on all |", "|---|---|---|---|---|"]
+    for lesson in sorted(data):
+        for name, values in sorted(data[lesson].items()):
+            v = list(values.values())
+            same = "yes" if min(v) > 0 or max(v) < 0 else "no"
+            lines.append(f"| {lesson} | {name} | {len(v)} | {min(v):+.3f} to {max(v):+.3f} | {same} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world", choices=("signs", "fashion"), default="signs",
@@ -175,7 +188,12 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="write every executed lesson to KEEP/<zoo>/ (to compare the printed values)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--table", action="store_true",
+                        help="print the README's table of data/findings/fashion_seeds.json and stop")
     args = parser.parse_args(argv)
+    if args.table:
+        print(findings_table())
+        return 0
     fashion = args.world == "fashion"
     if args.seeds is None:
         args.seeds = [11, 12, 13, 14, 15] if fashion else [11, 12, 13]
