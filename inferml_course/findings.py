@@ -106,7 +106,12 @@ class Finding:
         lo, hi = self.seed_range
         seeds = (f"{lo:+.3f} to {hi:+.3f} over {len(self.seeds)} retrainings" if self.seeds
                  else "not yet measured on retrainings")
-        state = "holds" if self.holds else "seed-dependent or within noise: not asserted"
+        if self.holds:
+            state = "holds"
+        elif len(self.seeds) < MIN_SEEDS:
+            state = f"measured on {len(self.seeds)} of the {MIN_SEEDS} retrainings needed: not asserted"
+        else:
+            state = "seed-dependent or within noise: not asserted"
         return f"{self.name}: {self.value:+.3f} (95 % CI {self.low:+.3f} to {self.high:+.3f}; {seeds}) -> {state}"
 
     def __str__(self) -> str:
@@ -137,7 +142,8 @@ def finding(lesson: str, name: str, statistic, *arrays, n_resamples: int = 1000,
 
 def plot_findings(findings, title: str = "Findings: effect, 95 % bootstrap interval and range over retrainings"):
     """The robustness ledger of a lesson: one row per finding, the effect (dot) with its bootstrap interval
-    (bar) and the range over retrained zoos (grey band); green rows hold, orange rows are not asserted."""
+    (bar) and the range over retrained zoos (grey band); green rows hold, orange rows are seed-dependent or
+    within noise, grey rows were not measured on enough retrainings (none of them is asserted)."""
     import matplotlib.pyplot as plt
 
     findings = list(findings)
@@ -149,12 +155,13 @@ def plot_findings(findings, title: str = "Findings: effect, 95 % bootstrap inter
             ax.fill_betweenx([row - 0.3, row + 0.3], lo, hi, color="0.85", zorder=1,
                              label=None if labelled else "range over retrainings")
             labelled = True
-        colour = "tab:green" if f.holds else "tab:orange"
+        colour = "tab:green" if f.holds else "tab:orange" if len(f.seeds) >= MIN_SEEDS else "tab:grey"
         ax.errorbar(f.value, row, xerr=[[f.value - f.low], [f.high - f.value]], fmt="o", color=colour,
                     capsize=4, zorder=3)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(findings)), [f.name for f in reversed(findings)])
-    ax.set_xlabel("effect (green: holds and asserted; orange: seed-dependent or within noise)")
+    ax.set_xlabel("effect (green: holds, asserted; orange: seed-dependent or within noise; "
+                  "grey: too few retrainings)")
     ax.set_title(title, fontsize=10)
     if labelled:
         ax.legend(loc="lower right", fontsize=8)

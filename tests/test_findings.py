@@ -56,6 +56,13 @@ def test_finding_records_for_the_seed_script_and_reads_the_seed_file(tmp_path, m
     assert findings.seed_values("06", "other") == {} and findings.seed_values("05", "gap") == {}
 
 
+def test_verdict_tells_unmeasured_from_seed_dependent():
+    unmeasured = findings.Finding("03", "signs row", 0.05, 0.03, 0.07)
+    flipping = findings.Finding("03", "row", 0.05, 0.03, 0.07, {f"s{i}": (-1) ** i * 0.1 for i in range(5)})
+    assert "0 of the 5 retrainings" in unmeasured.verdict and "seed-dependent" not in unmeasured.verdict
+    assert "seed-dependent" in flipping.verdict
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="length"):
         findings.paired_bootstrap(_diff, np.zeros(5), np.zeros(4))
