@@ -332,9 +332,9 @@ def test_tables_are_read_only_and_defaults_are_fresh():
         with pytest.raises(TypeError):
             table[key] = 0
     before = datasets.generate_signs(9, seed=0, spurious=True, noise_std=0).images
-    colours = signs_module.WATERMARK_COLOURS
+    colours = signs_module.WATERMARK_COLORS
     colours.zero_()
-    assert colours.shape == (11, 3) and signs_module.WATERMARK_COLOURS.abs().sum() > 0
+    assert colours.shape == (11, 3) and signs_module.WATERMARK_COLORS.abs().sum() > 0
     assert torch.equal(datasets.generate_signs(9, seed=0, spurious=True, noise_std=0).images, before)
 
 

@@ -74,10 +74,10 @@ def test_embeddings_neighbours_and_projections():
     x = images(30, dtype=torch.float32)
     feats = explain.embeddings(model, x, batch_size=8)
     assert torch.allclose(feats, model.embed(x), atol=1e-6)
-    idx, dist = explain.nearest_neighbours(model, x[:3], x, k=4)
+    idx, dist = explain.nearest_neighbors(model, x[:3], x, k=4)
     assert torch.equal(idx[:, 0], torch.arange(3)) and torch.allclose(dist[:, 0], torch.zeros(3), atol=1e-3)
     assert (dist[:, 1:] >= dist[:, :-1]).all()
-    idx_c, _ = explain.nearest_neighbours(model, x[:3], x, k=2, metric="cosine")
+    idx_c, _ = explain.nearest_neighbors(model, x[:3], x, k=2, metric="cosine")
     assert torch.equal(idx_c[:, 0], torch.arange(3))
     pca = explain.project(feats, "pca")
     assert pca.shape == (30, 2)
@@ -86,7 +86,7 @@ def test_embeddings_neighbours_and_projections():
     assert tsne.shape == (30, 2) and torch.equal(tsne, explain.project(feats, "tsne", seed=0, perplexity=5))
     labels = torch.arange(30) % 3
     clustered = torch.randn(30, 4) * 0.01 + torch.nn.functional.one_hot(labels, 4).float() * 10
-    assert explain.neighbour_agreement(clustered, labels, k=3) == 1.0
+    assert explain.neighbor_agreement(clustered, labels, k=3) == 1.0
     with pytest.raises(ValueError, match="features="):
         explain.embeddings(nn.Sequential(nn.Flatten()), x)
     flat = nn.Sequential(nn.Flatten())
@@ -257,13 +257,13 @@ def test_lesson02_checkers():
         maps = [explain.occlusion(m, x4, window=window, stride=stride) for m in (model, other)]
         return evaluate.rank_correlation(*maps).mean().item()
 
-    assert checks.check_occlusion_randomisation(rho(4, 4), model, other, x4, None, window=4, stride=4)
+    assert checks.check_occlusion_randomization(rho(4, 4), model, other, x4, None, window=4, stride=4)
     with pytest.raises(AssertionError, match="TRY AGAIN.*window 2 and stride 2"):  # another window is caught
-        checks.check_occlusion_randomisation(rho(2, 2), model, other, x4, None, window=4, stride=4)
+        checks.check_occlusion_randomization(rho(2, 2), model, other, x4, None, window=4, stride=4)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
-        checks.check_occlusion_randomisation(rho(4, 4) + 0.1, model, other, x4, None, window=4, stride=4)
+        checks.check_occlusion_randomization(rho(4, 4) + 0.1, model, other, x4, None, window=4, stride=4)
     with pytest.raises(AssertionError, match="TRY AGAIN.*empty"):
-        checks.check_occlusion_randomisation(..., model, other, x4, None)
+        checks.check_occlusion_randomization(..., model, other, x4, None)
 
 
 def test_lesson03_checkers():

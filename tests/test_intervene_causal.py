@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from inferml_course import explain  # noqa: E402
-from inferml_course.datasets.signs import WATERMARK_COLOURS, WATERMARK_SIZE, generate_signs  # noqa: E402
+from inferml_course.datasets.signs import WATERMARK_COLORS, WATERMARK_SIZE, generate_signs  # noqa: E402
 from inferml_course.explain.perturbation import rise_masks  # noqa: E402
 from inferml_course.intervene import causal  # noqa: E402
 
@@ -20,14 +20,14 @@ def test_set_watermark_paints_only_the_square():
     x = images(4, h=32, w=32, dtype=torch.float32)
     out = causal.set_watermark(x, torch.tensor([0, 3, 8, 2]))
     s = WATERMARK_SIZE
-    expected = WATERMARK_COLOURS[[0, 3, 8, 2]][:, :, None, None].expand(4, 3, s, s)
+    expected = WATERMARK_COLORS[[0, 3, 8, 2]][:, :, None, None].expand(4, 3, s, s)
     assert torch.equal(out[:, :, 1:1 + s, 1:1 + s], expected)
     outside = torch.ones(32, 32, dtype=torch.bool)
     outside[1:1 + s, 1:1 + s] = False
     assert torch.equal(out[:, :, outside], x[:, :, outside])
     assert not torch.equal(out, x) and torch.equal(x, images(4, h=32, w=32, dtype=torch.float32))  # input untouched
     moved = causal.set_watermark(x, 4, position=(20, 10))
-    assert torch.equal(moved[:, :, 20:20 + s, 10:10 + s], WATERMARK_COLOURS[4].view(1, 3, 1, 1).expand(4, 3, s, s))
+    assert torch.equal(moved[:, :, 20:20 + s, 10:10 + s], WATERMARK_COLORS[4].view(1, 3, 1, 1).expand(4, 3, s, s))
 
 
 def test_removing_the_watermark():
@@ -50,10 +50,10 @@ def test_removing_the_watermark():
 
 def test_randomised_watermark_is_seeded_and_independent_of_labels():
     x = torch.rand(900, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    a = causal.randomise_watermark(x, seed=1)
-    assert torch.equal(a, causal.randomise_watermark(x, seed=1))
+    a = causal.randomize_watermark(x, seed=1)
+    assert torch.equal(a, causal.randomize_watermark(x, seed=1))
     colours = a[:, :, 3, 3]
-    k = (colours[:, None] - WATERMARK_COLOURS[:9][None]).abs().sum(-1).argmin(1)
+    k = (colours[:, None] - WATERMARK_COLORS[:9][None]).abs().sum(-1).argmin(1)
     counts = torch.bincount(k, minlength=9)
     assert counts.min() > 60 and counts.max() < 140
 
@@ -103,7 +103,7 @@ def test_training_on_interventional_data_removes_the_shortcut():
     recipe = {"epochs": 12, "weight_decay": 1e-3, "max_shift": 0, "dropout": 0.0, "lr": 3e-3}
     observational = generate_signs(900, seed=21, spurious=True, label_noise=0.2)
     clean = generate_signs(900, seed=22, spurious=False)
-    interventional = causal.randomise_watermark(clean.images, seed=5)
+    interventional = causal.randomize_watermark(clean.images, seed=5)
     shortcut = membership.train_recipe(observational.images, observational.labels, recipe, 9, 0, progress=False)
     causal_model = membership.train_recipe(interventional, clean.labels, recipe, 9, 0, progress=False)
     signs = causal.signs_by_class(4, seed=23)
@@ -193,18 +193,18 @@ def test_shape_scores_at_least_as_well_as_rise_on_signs():
     assert games["SHAPE"]["insertion_auc"] >= games["RISE"]["insertion_auc"] - 0.02
     assert games["SHAPE"]["deletion_auc"] <= games["RISE"]["deletion_auc"] + 0.02
     # and it localises the sign at least as well (offset-free AUROC against the sign masks)
-    loc = {k: causal.localisation_auroc(v, test.masks["sign"][:6]).mean() for k, v in maps.items()}
+    loc = {k: causal.localization_auroc(v, test.masks["sign"][:6]).mean() for k, v in maps.items()}
     assert loc["SHAPE"] >= loc["RISE"] - 0.02 and loc["random"] < 0.65
 
 
-def test_localisation_auroc():
+def test_localization_auroc():
     masks = torch.zeros(2, 4, 4, dtype=torch.bool)
     masks[:, 1:3, 1:3] = True
     perfect = masks.float() * 2 + 5
-    assert torch.allclose(causal.localisation_auroc(perfect, masks), torch.ones(2))
-    assert torch.allclose(causal.localisation_auroc(-perfect, masks), torch.zeros(2))
+    assert torch.allclose(causal.localization_auroc(perfect, masks), torch.ones(2))
+    assert torch.allclose(causal.localization_auroc(-perfect, masks), torch.zeros(2))
     with pytest.raises(ValueError, match="boolean"):
-        causal.localisation_auroc(perfect, masks.float())
+        causal.localization_auroc(perfect, masks.float())
 
 
 def test_bad_input():

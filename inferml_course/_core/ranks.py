@@ -1,10 +1,8 @@
-"""Ranks, rank correlation and the bootstrap, from scipy (one definition each for the package).
+"""Ranks, row correlations and the bootstrap, from scipy (one definition each for the package).
 
 * :func:`average_ranks`: 1-based ranks with ties sharing their mean rank
   (``scipy.stats.rankdata(method="average")``); NaN values rank last and share the mean of the
   last ranks; ``descending=True`` gives rank 1 to the largest value.
-* :func:`kendall_tau`: Kendall's tau-b (``scipy.stats.kendalltau``), NaN when it is undefined
-  (fewer than two items, a constant ranking, a NaN rank).
 * :func:`bootstrap_ci`: the percentile bootstrap interval of a statistic. The resamples are
   ``numpy.random.default_rng(seed).integers(0, n, (n_resamples, n))``, exactly the draws of
   ``scipy.stats.bootstrap(..., method="percentile", rng=default_rng(seed))`` (the tests' oracle),
@@ -18,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["average_ranks", "bootstrap_ci", "kendall_tau", "pearson_rows"]
+__all__ = ["average_ranks", "bootstrap_ci", "pearson_rows"]
 
 
 def _ranks_1d(values: np.ndarray) -> np.ndarray:
@@ -63,20 +61,6 @@ def average_ranks(values, *, descending: bool = False, axis: int = -1):
     if is_tensor:
         return torch.from_numpy(np.ascontiguousarray(ranks)).to(values.device)
     return ranks
-
-
-def kendall_tau(a, b) -> float:
-    """Kendall's tau-b between two equally long sequences (1: same order, -1: reversed); NaN when
-    undefined (fewer than two items, a constant sequence, or a NaN value)."""
-    from scipy.stats import kendalltau
-
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same length, got {a.size} and {b.size}")
-    if a.size < 2 or np.isnan(a).any() or np.isnan(b).any():
-        return float("nan")
-    return float(kendalltau(a, b, variant="b")[0])
 
 
 def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 2000, level: float = 0.95, seed: int = 0

@@ -40,7 +40,7 @@ def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, ba
     return _pass(f"mean |gap| with {steps} steps: {float(gap.abs().mean()):.4f}.")
 
 
-def check_occlusion_randomisation(answer, model, random_model, x: torch.Tensor, target, window: int = 8,
+def check_occlusion_randomization(answer, model, random_model, x: torch.Tensor, target, window: int = 8,
                                   stride: int = 8) -> bool:
     """Lesson 02: the randomisation check for occlusion: the mean Spearman rank correlation between the
     occlusion maps (``window``, ``stride``) of ``model`` and of ``random_model`` on ``x`` (N, C, H, W).

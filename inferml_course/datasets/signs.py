@@ -55,7 +55,7 @@ _BLUE = (0.08, 0.28, 0.72)
 _YELLOW = (0.96, 0.78, 0.08)
 _BLACK = (0.05, 0.05, 0.05)
 # Watermark colour of each class of ALL_CLASSES (index = label), distinct and saturated. Kept as a tuple;
-# ``WATERMARK_COLOURS`` (module attribute, see __getattr__ below) is a new (11, 3) tensor on every access,
+# ``WATERMARK_COLORS`` (module attribute, see __getattr__ below) is a new (11, 3) tensor on every access,
 # so that editing it never changes the signs generated later.
 _WATERMARK_RGB = (
     (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 1.0),
@@ -65,7 +65,7 @@ WATERMARK_SIZE = 5  # pixels, at (1..5, 1..5) of the 32x32 image
 
 
 def __getattr__(name):
-    if name == "WATERMARK_COLOURS":  # (11, 3) float32, a fresh copy each time
+    if name == "WATERMARK_COLORS":  # (11, 3) float32, a fresh copy each time
         return torch.tensor(_WATERMARK_RGB)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -263,7 +263,7 @@ def generate_signs(n: int, seed: int = 0, classes=CLASSES, spurious: bool = Fals
     Args:
         n: number of images.
         classes: class names drawn from ``ALL_CLASSES``; labels index into this tuple.
-        spurious: stamp a watermark whose colour encodes a class (``WATERMARK_COLOURS``).
+        spurious: stamp a watermark whose colour encodes a class (``WATERMARK_COLORS``).
         label_noise: fraction of signs drawn from a random *other* class than their label
             (the watermark still follows the label); used for the spurious training split.
         watermark: with ``spurious``, ``"label"`` (watermark of the label class) or

@@ -13,6 +13,9 @@ table with a direction arrow in every column header.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+
+import numpy as np
 
 from .._core import ranks as _ranks
 from .._core.directions import arrow, higher_is_better, register, view
@@ -58,11 +61,24 @@ def rank_methods(scores: dict, directions: dict | None = None) -> dict:
     return out
 
 
-def kendall_tau(ranks_a: dict, ranks_b: dict) -> float:
-    """Kendall's tau-b between two rankings {method: rank} of the methods they share (1: same order,
-    -1: reversed, about 0: unrelated; NaN for fewer than two shared methods or a constant ranking)."""
-    methods = sorted(set(ranks_a) & set(ranks_b))
-    return _ranks.kendall_tau([ranks_a[m] for m in methods], [ranks_b[m] for m in methods])
+def kendall_tau(ranks_a, ranks_b) -> float:
+    """Kendall's tau-b (``scipy.stats.kendalltau``) of two rankings: two dicts {method: rank}, compared on the
+    methods they share, or two equally long sequences. 1: same order, -1: reversed, about 0: unrelated; NaN
+    when undefined (fewer than two items, a constant ranking, a NaN rank)."""
+    from scipy.stats import kendalltau
+
+    if isinstance(ranks_a, Mapping) and isinstance(ranks_b, Mapping):
+        methods = sorted(set(ranks_a) & set(ranks_b))
+        ranks_a, ranks_b = [ranks_a[m] for m in methods], [ranks_b[m] for m in methods]
+    elif isinstance(ranks_a, Mapping) or isinstance(ranks_b, Mapping):
+        raise TypeError("ranks_a and ranks_b must both be dicts {method: rank} or both sequences")
+    a = np.asarray(ranks_a, dtype=np.float64).ravel()
+    b = np.asarray(ranks_b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"ranks_a and ranks_b must have the same length, got {a.size} and {b.size}")
+    if a.size < 2 or np.isnan(a).any() or np.isnan(b).any():
+        return float("nan")
+    return float(kendalltau(a, b, variant="b")[0])
 
 
 def agreement(ranks: dict) -> dict:

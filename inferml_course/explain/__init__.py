@@ -23,7 +23,7 @@ from .cam import PARADIGMS, ContrastCams, causal_cam, contrast_cam, contrast_cam
 from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, input_x_gradient, integrated_gradients, \
     quadrature, saliency, smoothgrad
 from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, \
-    nearest_neighbours, neighbour_agreement, project, receptive_field, representatives
+    nearest_neighbors, neighbor_agreement, project, receptive_field, representatives
 from .maps import normalize_maps, overlay
 from .perturbation import kernel_shap, lime, occlusion, rise, superpixels
 from .registry import FAMILIES, METHODS, SIGNED, explain, method
@@ -35,5 +35,5 @@ __all__ = [
     "contrast_classes", "contrast_cotangents", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
-    "nearest_neighbours", "neighbour_agreement", "project", "representatives",
+    "nearest_neighbors", "neighbor_agreement", "project", "representatives",
 ]

@@ -5,7 +5,7 @@ They need a viewer who knows how networks work (lecture 23's "indirect explanati
 * :func:`first_layer_filters`: the weights of the first convolution, viewable as small images;
 * :func:`activation_maps`: the feature maps of any layer for some images;
 * :func:`max_activating_patches`: per channel, the dataset patches (receptive fields) that excite it most;
-* :func:`embeddings`, :func:`nearest_neighbours`: images the network considers similar;
+* :func:`embeddings`, :func:`nearest_neighbors`: images the network considers similar;
 * :func:`project`: PCA or t-SNE of the penultimate-layer embeddings (``model.embed``).
 
 All run without gradients; dataset-wide passes take ``batch_size`` images at a time.
@@ -29,7 +29,7 @@ from .._core.batching import batches, check_batch_size, chunk_size
 from .._core.modes import guarded
 
 __all__ = ["first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
-           "nearest_neighbours", "neighbour_agreement", "project", "representatives"]
+           "nearest_neighbors", "neighbor_agreement", "project", "representatives"]
 
 
 def first_layer_filters(model: nn.Module) -> torch.Tensor:
@@ -158,7 +158,7 @@ def embeddings(model: nn.Module, images: torch.Tensor, batch_size="auto", featur
 
 @guarded()
 @torch.no_grad()
-def nearest_neighbours(model: nn.Module, queries: torch.Tensor, gallery: torch.Tensor, k: int = 5,
+def nearest_neighbors(model: nn.Module, queries: torch.Tensor, gallery: torch.Tensor, k: int = 5,
                        metric: str = "euclidean", gallery_features: torch.Tensor | None = None,
                        batch_size="auto", features=None, classifier=None):
     """The ``k`` gallery images closest to each query in embedding space (:func:`embeddings`, with
@@ -184,7 +184,7 @@ def nearest_neighbours(model: nn.Module, queries: torch.Tensor, gallery: torch.T
     return indices, distances
 
 
-def neighbour_agreement(features: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
+def neighbor_agreement(features: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
     """The share of each point's ``k`` nearest neighbours (Euclidean, itself excluded) that have its
     label, averaged over points: how well an embedding or a 2-D projection keeps the classes apart.
     Higher is better; a random embedding scores about the share of the largest class."""

@@ -15,7 +15,7 @@ import torch
 from .. import plotting
 from .maps import normalize_maps
 
-__all__ = ["show_filters", "show_activations", "show_patches", "show_neighbours", "scatter_embedding",
+__all__ = ["show_filters", "show_activations", "show_patches", "show_neighbors", "scatter_embedding",
            "show_method_grid", "show_paradigms", "bar_table"]
 
 
@@ -92,7 +92,7 @@ def show_patches(result: dict, title: str | None = None):
     return fig
 
 
-def show_neighbours(queries: torch.Tensor, gallery: torch.Tensor, indices: torch.Tensor, class_names=None,
+def show_neighbors(queries: torch.Tensor, gallery: torch.Tensor, indices: torch.Tensor, class_names=None,
                     query_labels=None, gallery_labels=None, distances=None):
     """Each query image (row) followed by its nearest gallery images in embedding space."""
     n, k = indices.shape

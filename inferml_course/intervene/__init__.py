@@ -27,7 +27,7 @@ _SHORTCUTS = {
     "success_rate": "adversarial",
     "membership_experiment": "membership", "membership_report": "membership", "tpr_at_fpr": "membership",
     "loss_scores": "membership", "ShadowAttack": "membership", "ThresholdAttack": "membership",
-    "segment": "prompting", "simulate_annotator": "prompting", "prompt_curves": "prompting", "iou": "prompting",
+    "segment": "prompting", "simulate_annotator": "prompting", "prompt_curves": "prompting",
     "set_watermark": "causal", "intervention_probs": "causal", "do_table": "causal", "causal_summary": "causal",
     "shape": "causal", "rise_and_shape": "causal",
 }

@@ -58,16 +58,16 @@ from .._core.batching import batches, check_batch_size
 from .._core.checks import check_choice, check_images, check_positive_int, check_seed
 from .._core.modes import guarded
 
-__all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
+__all__ = ["set_watermark", "randomize_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
-           "localisation_auroc"]
+           "localization_auroc"]
 
 
 # ------------------------------------------------------------------------------ the interventions
 def _watermark_defaults():
-    from ..datasets.signs import WATERMARK_COLOURS, WATERMARK_SIZE
+    from ..datasets.signs import WATERMARK_COLORS, WATERMARK_SIZE
 
-    return WATERMARK_COLOURS, WATERMARK_SIZE
+    return WATERMARK_COLORS, WATERMARK_SIZE
 
 
 def _check_position(position, size, h, w):
@@ -82,18 +82,18 @@ def _check_position(position, size, h, w):
 
 
 def set_watermark(images: torch.Tensor, watermark, position=(1, 1), size: int | None = None,
-                  fill="surround", colours: torch.Tensor | None = None) -> torch.Tensor:
+                  fill="surround", colors: torch.Tensor | None = None) -> torch.Tensor:
     """do(W := w): a copy of ``images`` (N, 3, H, W) with a ``size`` x ``size`` square at ``position``
     (top-left (row, col); the dataset's watermark sits at (1, 1)) painted in watermark colour(s).
 
     ``watermark``: a class index (int), a tensor / sequence (N,) of class indices, or ``None`` to
     *remove* the square: ``fill="surround"`` paints it with each image's mean colour of the
     one-pixel ring around it (the local background), a number or a (3,) tensor paints that colour.
-    ``colours`` defaults to :data:`inferml_course.datasets.signs.WATERMARK_COLOURS`.
+    ``colors`` defaults to :data:`inferml_course.datasets.signs.WATERMARK_COLORS`.
     """
     check_images(images, "images", channels=3)
-    default_colours, default_size = _watermark_defaults()
-    colours = default_colours if colours is None else colours
+    default_colors, default_size = _watermark_defaults()
+    colors = default_colors if colors is None else colors
     size = default_size if size is None else check_positive_int(size, "size")
     n, c, h, w = images.shape
     r, col = _check_position(position, size, h, w)
@@ -125,14 +125,14 @@ def set_watermark(images: torch.Tensor, watermark, position=(1, 1), size: int | 
         k = k.expand(n)
     if k.shape != (n,):
         raise ValueError(f"watermark must be an int or have shape ({n},), got {tuple(k.shape)}")
-    if bool(((k < 0) | (k >= len(colours))).any()):
-        raise ValueError(f"watermark out of range: class indices must be from 0 to {len(colours) - 1}")
-    paint = colours.to(device=images.device, dtype=images.dtype)[k.to(colours.device).long()]
+    if bool(((k < 0) | (k >= len(colors))).any()):
+        raise ValueError(f"watermark out of range: class indices must be from 0 to {len(colors) - 1}")
+    paint = colors.to(device=images.device, dtype=images.dtype)[k.to(colors.device).long()]
     out[:, :, r:r + size, col:col + size] = paint[:, :, None, None]
     return out
 
 
-def randomise_watermark(images: torch.Tensor, num_classes: int = 9, seed: int = 0, **options) -> torch.Tensor:
+def randomize_watermark(images: torch.Tensor, num_classes: int = 9, seed: int = 0, **options) -> torch.Tensor:
     """do(W ~ uniform): each image gets the watermark of a class drawn uniformly at random (seeded),
     independent of its label: the randomised experiment that breaks a spurious correlation."""
     check_images(images, "images", channels=3)
@@ -312,7 +312,7 @@ def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, g
                           normalize)[1]
 
 
-def localisation_auroc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def localization_auroc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Per map (N,): the AUROC with which the map's values separate the pixels inside ``masks``
     (N, H, W) bool from those outside, **higher is better** (0.5 = a map unrelated to the region,
     1 = every region pixel ranked above every other pixel). Unaffected by offsets and positive

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from .._core.images import mask_iou
 from .._core.checks import check_choice, check_float_tensor, check_positive_int, check_seed
 
-__all__ = ["STRATEGIES", "segment", "iou", "next_prompt", "simulate_annotator", "prompt_curves", "curve_summary",
+__all__ = ["STRATEGIES", "segment", "next_prompt", "simulate_annotator", "prompt_curves", "curve_summary",
            "ideal_prompts"]
 
 #: Simulated annotator strategies.
@@ -116,15 +116,6 @@ def segment(image: torch.Tensor, points, labels, beta: float = 400.0, border_bac
     return torch.from_numpy(out == 1)
 
 
-def iou(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Intersection over union of boolean masks (..., H, W): a float tensor (...), **higher is better**;
-    1 when both masks are empty."""
-    if not isinstance(pred, torch.Tensor) or not isinstance(mask, torch.Tensor) or pred.dtype != torch.bool \
-            or mask.dtype != torch.bool:
-        raise TypeError("pred and mask must be boolean tensors")
-    return mask_iou(pred, mask).float()
-
-
 def _deepest(region: np.ndarray):
     """The pixel of ``region`` farthest from its edge (the image frame counts as an edge) and that distance."""
     from scipy import ndimage
@@ -183,7 +174,7 @@ def simulate_annotator(image: torch.Tensor, mask: torch.Tensor, strategy: str = 
         out = segment(image, points, labels, beta, border_background)
         pred = out.numpy()
         masks.append(out)
-        ious.append(float(iou(out, mask.cpu())))
+        ious.append(float(mask_iou(out, mask.cpu())))
     return {"points": torch.tensor(points, dtype=torch.long), "labels": torch.tensor(labels),
             "iou": torch.tensor(ious), "masks": torch.stack(masks)}
 

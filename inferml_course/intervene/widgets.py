@@ -18,7 +18,8 @@ from .. import plotting
 from ..widgets import control_panel, show_figure
 from .causal import set_watermark
 from .plots import draw_prompts
-from .prompting import iou, segment
+from .._core.images import mask_iou
+from .prompting import segment
 
 
 class WatermarkExplorer:
@@ -117,7 +118,7 @@ class PromptExplorer:
         image = self.dataset.images[index]
         truth = self.dataset.masks[self.mask_key][index]
         pred = segment(image, points, labels, beta=self.beta)
-        score = float(iou(pred, truth))
+        score = float(mask_iou(pred, truth))
         fig, (a, b) = plt.subplots(1, 2, figsize=(7.5, 3.8))
         plotting.show_image(a, image, f"{len(points)} prompt{'s' if len(points) != 1 else ''}", mask=truth)
         draw_prompts(a, points, labels)
