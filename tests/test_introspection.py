@@ -261,6 +261,33 @@ def test_benchmarks_on_a_tiny_model(cnn):
         intro.ood_benchmark(model, x, {})
 
 
+def test_corruption_benchmark_per_image_matches_its_tables(cnn):
+    """per_image=True: the top probability and correctness image by image, whose means and ECE are the tables."""
+    from inferml_course.uncertainty.calibration import expected_calibration_error
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(20, 3, 32, 32, generator=gen)
+    y = torch.randint(0, K, (20,), generator=gen)
+    model = intro.IntrospectiveClassifier(cnn, hidden=(8, 8)).fit(x, y, epochs=1)
+    plain = intro.corruption_benchmark(model, x, y, corruptions=["fog", "contrast"], severities=(1, 4))
+    assert "confidence" not in plain
+    result = intro.corruption_benchmark(model, x, y, corruptions=["fog", "contrast"], severities=(1, 4), per_image=True)
+    for net in ("feed-forward", "introspective"):
+        conf, right = result["confidence"][net], result["correct"][net]
+        assert conf.shape == right.shape == (20, 2, 2) and right.dtype == torch.bool
+        assert torch.allclose(right.double().mean(0), result["accuracy"][net].double())
+        assert torch.equal(result["accuracy"][net], plain["accuracy"][net])
+        assert result["clean_correct"][net].double().mean().item() == pytest.approx(result["clean"]["accuracy"][net])
+        # the ECE of one cell from the kept confidences: a one-hot 'probability' with the same top value and hit
+        for i in range(2):
+            for j in range(2):
+                c, r = conf[:, i, j].double(), right[:, i, j]
+                bins = (c * 15).long().clamp_max(14)
+                ece = sum(((bins == b).double().mean() * (r[bins == b].double().mean() - c[bins == b].mean()).abs()
+                           for b in range(15) if (bins == b).any())).item()
+                assert ece == pytest.approx(result["ece"][net][i, j].item(), abs=1e-5)
+
+
 def test_lesson04_checkers(cnn, images, capsys):
     from inferml_course import checks
 

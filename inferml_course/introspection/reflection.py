@@ -193,15 +193,20 @@ class IntrospectiveClassifier(nn.Module):
 @guarded(policy="eval", arg="classifier")
 def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tensor, labels: torch.Tensor,
                          corruptions=None, severities=(1, 2, 3, 4, 5), seed: int = 0, n_bins: int = 15,
-                         batch_size="auto", progress: bool = False) -> dict:
+                         batch_size="auto", progress: bool = False, per_image: bool = False) -> dict:
     """Accuracy (higher is better) and ECE (lower is better) of the feed-forward and introspective
     predictions for every corruption and severity; one sensing pass per corrupted set.
 
     ECE: :func:`inferml_course.uncertainty.calibration.expected_calibration_error` with ``n_bins``
-    equal-width bins (15 by default).
+    equal-width bins (15 by default). Corruptions: any of ``datasets.CORRUPTIONS`` (default: all of
+    them; for 1-channel images pass ``datasets.GRAY_CORRUPTIONS``).
 
     Returns ``{"corruptions", "severities", "clean": {"accuracy": {...}, "ece": {...}},
-    "accuracy": {"feed-forward": (C, S), "introspective": (C, S)}, "ece": {...}}``.
+    "accuracy": {"feed-forward": (C, S), "introspective": (C, S)}, "ece": {...}}``. With
+    ``per_image=True`` also ``"confidence"`` and ``"correct"``: ``{network: (N, C, S)}`` (the top
+    probability and whether the prediction is right, image by image; cell (C, S) of the tables is their
+    mean and ECE), and ``"clean_confidence"``, ``"clean_correct"``: ``{network: (N,)}``, for a bootstrap
+    over the images.
     """
     from tqdm.auto import tqdm
 
@@ -223,22 +228,31 @@ def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tens
     def score(x):
         probs = classifier.both_proba(x, batch_size)
         y = labels.to(probs[0].device)
+        top = {n: p.max(1) for n, p in zip(names, probs)}
         return ({n: float((p.argmax(1) == y).double().mean()) for n, p in zip(names, probs)},
-                {n: expected_calibration_error(p, y, n_bins) for n, p in zip(names, probs)})
+                {n: expected_calibration_error(p, y, n_bins) for n, p in zip(names, probs)},
+                {n: top[n].values.cpu() for n in names}, {n: (top[n].indices == y).cpu() for n in names})
 
-    clean_acc, clean_ece = score(images)
+    clean_acc, clean_ece, clean_conf, clean_right = score(images)
     acc = {n: torch.empty(len(corruptions), len(severities)) for n in names}
     ece = {n: torch.empty(len(corruptions), len(severities)) for n in names}
+    n_images = images.shape[0]
+    conf = {n: torch.empty(n_images, len(corruptions), len(severities)) for n in names}
+    right = {n: torch.empty(n_images, len(corruptions), len(severities), dtype=torch.bool) for n in names}
     bar = tqdm(total=len(corruptions) * len(severities), desc="corruptions", disable=not progress, leave=False)
     for i, name in enumerate(corruptions):
         for j, severity in enumerate(severities):
-            a, e = score(corrupt(images, name, severity, seed=seed))
+            a, e, c, r = score(corrupt(images, name, severity, seed=seed))
             for n in names:
                 acc[n][i, j], ece[n][i, j] = a[n], e[n]
+                conf[n][:, i, j], right[n][:, i, j] = c[n], r[n]
             bar.update()
     bar.close()
-    return {"corruptions": corruptions, "severities": list(severities),
-            "clean": {"accuracy": clean_acc, "ece": clean_ece}, "accuracy": acc, "ece": ece}
+    result = {"corruptions": corruptions, "severities": list(severities),
+              "clean": {"accuracy": clean_acc, "ece": clean_ece}, "accuracy": acc, "ece": ece}
+    if per_image:
+        result.update(confidence=conf, correct=right, clean_confidence=clean_conf, clean_correct=clean_right)
+    return result
 
 
 @guarded(policy="eval", arg="classifier")

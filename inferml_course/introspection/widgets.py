@@ -42,7 +42,7 @@ class IntrospectionExplorer(CorruptedImageExplorer):
         r = self.compute(corruption, severity, index)
         label = int(self.dataset.labels[index])
         classes = self.dataset.classes
-        fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [0.8, 1.2, 1.4]})
+        fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.2), gridspec_kw={"width_ratios": [0.8, 1.2, 1.4]})
         plotting.show_image(axes[0], r["image"], f"{self.setting(corruption, severity)}\ntrue: {_short(classes[label])}")
         show_question_gradients(r["norms"], classes, axes[1], predicted=int(r["feed_forward"].argmax()))
         k = len(classes)
