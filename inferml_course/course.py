@@ -316,6 +316,55 @@ def execute_lesson(path: Path, timeout: int = 600, progress: bool = True):
     return nb, time.perf_counter() - start
 
 
+def check_lesson(path: Path | str, timeout: int = 600) -> tuple[list[str], float]:
+    """Execute a lesson once, as the tests do, and play the student who has not answered yet on the way.
+
+    One kernel (``python3``) in the lesson's folder; the cells run in order. Before each exercise (a cell
+    tagged ``solution``) its student version (the answer names set to ``...``, see :func:`student_version`)
+    runs, then the exercise's checker, which must answer ``[TRY AGAIN]`` with a hint; then the solution
+    and the checker run, and the checker must pass. A failing cell does not stop the run. Returns the
+    failures (each with the cell's index, source and traceback; empty when the lesson passes) and the
+    seconds taken.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    student = nbformat.reads(student_text(path), as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    failures = []
+
+    def run(cell, index):
+        try:
+            client.execute_cell(cell, index)
+        except CellExecutionError as error:
+            return error
+        return None
+
+    start = time.perf_counter()
+    with client.setup_kernel():
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        for k, index in enumerate(code):
+            cell = nb.cells[index]
+            if SOLUTION_TAG in cell.metadata.get("tags", []) and k + 1 < len(code):
+                empty = nbformat.v4.new_code_cell(student.cells[index].source)
+                if (error := run(empty, index)) is not None:
+                    failures.append(f"cell {index}, the student's empty exercise:\n{empty.source}\n{error}")
+                checker = nbformat.v4.new_code_cell(nb.cells[code[k + 1]].source)
+                error = run(checker, code[k + 1])
+                message = str(getattr(error, "evalue", ""))
+                if error is None or error.ename != "AssertionError" or not message.startswith("[TRY AGAIN]") \
+                        or len(message) <= len("[TRY AGAIN] ") + 20:
+                    failures.append(f"cell {code[k + 1]}, the checker on the student's empty answer should say "
+                                    f"[TRY AGAIN] with a hint, got: {error or 'no error'}")
+            if (error := run(cell, index)) is not None:
+                failures.append(f"cell {index}:\n{cell.source}\n{error}")
+    return failures, time.perf_counter() - start
+
+
 def print_runtimes(lessons=None, out=print, notebook_dir: Path = NOTEBOOK_DIR) -> float:
     """Execute the lessons (numbers such as ``["00", "05"]``; default all) one after another and print
     a markdown table of their wall-clock seconds, with the total; returns the total."""
