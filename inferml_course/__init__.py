@@ -8,6 +8,7 @@ Submodules load lazily, so ``import inferml_course`` costs little more than ``im
 """
 from __future__ import annotations
 
+from ._core import directions as _directions
 from ._core.lazy import lazy_package
 
 __version__ = "0.1.0"
@@ -21,6 +22,17 @@ __all__ = ["__version__", "require", "show_source", *_SUBMODULES]
 
 
 __getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES)
+
+# The modules that declare metric and score directions where the metrics are defined; _core.directions
+# imports them (by name) on a name it does not know yet, e.g. format_table(marks=True) on "AUROC" before
+# the uncertainty package is loaded.
+_directions.sources(
+    "inferml_course.evaluate", "inferml_course.uncertainty.metrics", "inferml_course.uncertainty.calibration",
+    "inferml_course.uncertainty.scores", "inferml_course.uncertainty.augmentation",
+    "inferml_course.uncertainty.attribution.evaluation", "inferml_course.uncertainty.voice.maps",
+    "inferml_course.intervene.membership", "inferml_course.intervene.adversarial",
+    "inferml_course.introspection.reflection", "inferml_course.fisher.gradcon",
+)
 
 
 

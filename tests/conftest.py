@@ -72,3 +72,4 @@ def forget_direction(name: str) -> None:
 
     directions._ENTRIES.pop(name, None)
     directions._BOOLS.pop(name, None)
+    directions._DERIVED.discard(name)

@@ -17,6 +17,7 @@ module        contents
 ``tables``    the plain-text table formatter (widths, number format, best / runner-up marks)
 ``directions`` which way each metric and score is better (one registry), read by every table,
               ranking and widget; no name means two directions
+``registry``  method registries: each method's facts declared beside it, every table a read-only view
 ``lazy``      lazy packages with a complete ``dir()``
 ============  ==========================================================================================
 """

@@ -11,6 +11,11 @@ Each name is declared once, with ``higher_is_better`` and the quantity it stands
 * an **attack** metric (membership inference, adversarial success): True when higher means a more
   successful attack (more leakage, more flipped predictions), the quantity those functions report.
 
+Each family declares its names where the metric or score is defined (``register`` or
+:func:`metric`; scores through ``uncertainty.registry.score``). Packages are lazy, so a name may be
+asked for before its family is imported: on a miss the registry imports the modules the root package
+listed with :func:`sources` (by name, so this bottom layer imports no family) and looks again.
+
 No name means two directions: :func:`register` refuses to give a known name the other direction.
 A derived name (``"sign iou"``, a metric on the sign masks) is not guessed from its words: callers
 pass ``directions={"sign iou": True}`` or ``base={"sign iou": "iou"}``, or register it with
@@ -19,9 +24,9 @@ the names its ``prefix`` creates).
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 __all__ = [
     "ATTACK",
@@ -32,10 +37,13 @@ __all__ = [
     "Direction",
     "arrow",
     "describe",
+    "family_view",
     "higher_is_better",
+    "metric",
     "names",
     "register",
     "resolve",
+    "sources",
     "view",
     "word",
 ]
@@ -62,11 +70,63 @@ class Direction:
 
 _ENTRIES: dict[str, Direction] = {}
 _BOOLS: dict[str, bool] = {}
+_DERIVED: set[str] = set()  # names registered with base=
+_SOURCES: list[str] = []
+_LOADING: list[str] = []
+
+
+def sources(*modules: str) -> None:
+    """Name the modules that register directions (the root package lists them); :func:`_load` imports
+    them on the first name the registry does not know."""
+    _SOURCES.extend(m for m in modules if m not in _SOURCES)
+
+
+def _load() -> None:
+    """Import every declared source once (``importlib`` by name: the layering stays one-way; a source
+    being imported, e.g. the caller's own family, is skipped)."""
+    while len(_LOADING) < len(_SOURCES):
+        module = _SOURCES[len(_LOADING)]
+        _LOADING.append(module)
+        importlib.import_module(module)
+
+
+def _known(name) -> bool:
+    if name not in _BOOLS:
+        _load()
+    return name in _BOOLS
+
+
+class _View(Mapping):
+    """A read-only view of the registry (``{name: value}``), complete however lazily families load."""
+
+    def __init__(self, table: dict, selected: tuple | None = None):
+        self._table, self._selected = table, selected
+
+    def __getitem__(self, name):
+        if (self._selected is None or name in self._selected) and _known(name):
+            return self._table[name]
+        raise KeyError(name)
+
+    def __contains__(self, name) -> bool:
+        return (self._selected is None or name in self._selected) and _known(name)
+
+    def __iter__(self):
+        if self._selected is not None:
+            return iter(self._selected)
+        _load()
+        return iter(list(self._table))
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
 
 #: name -> :class:`Direction` (read-only view of the registry).
-REGISTRY: Mapping[str, Direction] = MappingProxyType(_ENTRIES)
+REGISTRY: Mapping[str, Direction] = _View(_ENTRIES)
 #: name -> True when higher is better (read-only view of the registry).
-DIRECTIONS: Mapping[str, bool] = MappingProxyType(_BOOLS)
+DIRECTIONS: Mapping[str, bool] = _View(_BOOLS)
 
 
 def describe(higher: bool) -> str:
@@ -106,7 +166,7 @@ def register(name: str, higher_is_better: bool | None = None, *, base: str | Non
     if (higher_is_better is None) == (base is None):
         raise TypeError("register needs exactly one of higher_is_better= (a bool) or base= (a registered name)")
     if base is not None:
-        parent = _ENTRIES.get(base)
+        parent = _ENTRIES.get(base) if _known(base) else None
         if parent is None:
             raise ValueError(f"base metric {base!r} of {name!r} has no registered direction; {_hint(base)}")
         higher = parent.higher_is_better
@@ -125,13 +185,15 @@ def register(name: str, higher_is_better: bool | None = None, *, base: str | Non
         return higher
     _ENTRIES[name] = Direction(name, higher, quantity, family, kind or METRIC)
     _BOOLS[name] = higher
+    if base is not None:
+        _DERIVED.add(name)
     return higher
 
 
 def resolve(name: str, base: Mapping | None = None) -> Direction | None:
     """The registry entry of ``name`` (through ``base[name]`` when given), or None."""
     target = (base or {}).get(name, name)
-    return _ENTRIES.get(target)
+    return _ENTRIES.get(target) if _known(target) else None
 
 
 def higher_is_better(name: str, directions: Mapping | None = None, base: Mapping | None = None) -> bool:
@@ -151,103 +213,56 @@ def higher_is_better(name: str, directions: Mapping | None = None, base: Mapping
         target = base[name]
         if directions and target in directions:
             return higher_is_better(target, directions)
-        if target not in _BOOLS:
+        if not _known(target):
             raise ValueError(f"base[{name!r}] = {target!r} has no registered direction; {_hint(target)}")
         return _BOOLS[target]
-    if name in _BOOLS:
+    if _known(name):
         return _BOOLS[name]
     raise ValueError(f"the direction of metric {name!r} is unknown (is higher or lower better?); {_hint(name)}")
 
 
 def names(kind: str | None = None, family: str | None = None) -> tuple[str, ...]:
     """Registered names, optionally of one ``kind`` and / or ``family``."""
+    _load()
     return tuple(n for n, d in _ENTRIES.items() if (kind is None or d.kind == kind)
                  and (family is None or d.family == family))
 
 
 def view(selected: Iterable[str]) -> Mapping[str, bool]:
-    """A read-only {name: higher_is_better} of the registered names ``selected`` (a family's table)."""
-    return MappingProxyType({n: _BOOLS[n] for n in selected})
+    """A read-only {name: higher_is_better} of the names ``selected`` (a family's table), read when used."""
+    return _View(_BOOLS, tuple(selected))
 
 
-# ------------------------------------------------------------------------------------------ the registry
-def _declare(family: str, kind: str, rows) -> None:
-    for name, higher, quantity in rows:
-        register(name, higher, quantity=quantity, family=family, kind=kind)
+def family_view(family: str) -> Mapping[str, bool]:
+    """A read-only {name: higher_is_better} of the names ``family`` declared (not those derived with ``base=``)."""
+    return _FamilyView(family)
 
 
-_declare("evaluate", METRIC, [
-    ("insertion_auc", True, "area under the pixel-insertion curve"),
-    ("deletion_auc", False, "area under the pixel-deletion curve"),
-    ("structure_insertion_auc", True, "area under the structure-wise insertion (keep) curve"),
-    ("structure_deletion_auc", False, "area under the structure-wise deletion (remove) curve"),
-    ("expected_score", True, "E(Y | S_x): mean target score on explanation-masked images"),
-    ("masked_accuracy", True, "share of masked images still classified as the target"),
-    ("average_drop", False, "Average Drop % (Grad-CAM++)"),
-    ("increase_in_confidence", True, "% Increase in Confidence (Grad-CAM++)"),
-    ("win_percentage", True, "Win % of map A over map B (lower relative drop)"),
-    ("pointing_game", True, "pointing game hit rate (Zhang et al. 2016)"),
-    ("energy_pointing_game", True, "share of positive map energy inside the mask"),
-    ("iou", True, "IoU of the thresholded map with the ground-truth mask (localisation)"),
-    ("correlation", True, "Pearson correlation of the map with the 0/1 mask"),
-    ("pixel_accuracy", True, "share of pixels where the thresholded map equals the mask"),
-    ("human_preference", True, "mean preference in [-2, 2] of a pairwise human study"),
-])
-_declare("uncertainty.metrics", METRIC, [
-    ("AUROC", True, "area under the ROC curve (uncertainty flags the positives)"),
-    ("FPR95", False, "false-positive rate at 95 % true-positive rate"),
-    ("AUAC", True, "area under the accuracy-versus-retained-fraction curve"),
-    ("AUFC", True, "area under the macro-F1-versus-retained-fraction curve"),
-    ("AURC", False, "area under the risk-coverage curve"),
-    ("ECE", False, "expected calibration error"),
-    ("MCE", False, "maximum calibration error"),
-    ("adaptive ECE", False, "equal-mass expected calibration error"),
-    ("Brier", False, "multiclass Brier score"),
-    ("NLL", False, "mean negative log-likelihood of the true labels (nats)"),
-    ("accuracy", True, "top-1 accuracy"),
-    # the introspection tables' lower-case spelling of the same metrics
-    ("auroc", True, "area under the ROC curve (OOD = positive)"),
-    ("fpr95", False, "false-positive rate at 95 % true-positive rate"),
-    ("ece", False, "expected calibration error"),
-])
-_declare("uncertainty.attribution", METRIC, [
-    ("MURR", True, "maximum uncertainty reduction rate of the blurring test"),
-    ("AUC-URR", False, "area under the remaining-uncertainty curve of the blurring test"),
-    ("IoU", True, "IoU of the binarised attribution map with the anomaly patch"),
-    ("ADA", True, "anomaly detection accuracy (share of anomalies found)"),
-    ("ACC", True, "accuracy (%) of the Bayesian prediction"),
-])
-_declare("uncertainty.voice", METRIC, [
-    ("explanation_overlap", False,
-     "VOICE: IoU of the thresholded explanation and its uncertainty map (higher = a less trustworthy explanation)"),
-    ("snr", False, "VOICE: mean / std of the uncertainty map (higher = a less trustworthy prediction)"),
-])
-_declare("intervene", ATTACK, [
-    ("AUC", True, "membership-inference AUC (higher = more leakage)"),
-    ("tpr_at_fpr", True, "membership-inference TPR at a low FPR (higher = more leakage)"),
-    ("TPR@1%FPR", True, "membership-inference TPR at 1 % FPR (higher = more leakage)"),
-    ("TPR@0.1%FPR", True, "membership-inference TPR at 0.1 % FPR (higher = more leakage)"),
-    ("advantage", True, "membership advantage max(TPR - FPR) (higher = more leakage)"),
-    ("success_rate", True, "share of adversarial examples that change the prediction"),
-])
-# uncertainty scores: True = the function returns a confidence or trust (the registry negates it)
-_declare("uncertainty.scores", SCORE, [
-    ("msp", True, "max softmax probability: a confidence"),
-    ("entropy", False, "softmax entropy (nats): an uncertainty"),
-    ("margin", True, "p(1st) - p(2nd): a confidence"),
-    ("nll", False, "-log p(predicted label): an uncertainty"),
-    ("max_logit", True, "the largest logit: a confidence"),
-    ("energy", False, "-T logsumexp(z / T): an uncertainty"),
-    ("odin", True, "max softmax(f(x~) / T) of the perturbed input: a confidence"),
-    ("mahalanobis", False, "min_k squared Mahalanobis distance: an uncertainty"),
-    ("mc_dropout", False, "entropy of the mean MC-dropout prediction: an uncertainty"),
-    ("mc_dropout_mi", False, "mutual information of MC-dropout samples: an uncertainty"),
-    ("ensemble", False, "entropy of the mean ensemble prediction: an uncertainty"),
-    ("ensemble_mi", False, "mutual information between ensemble members: an uncertainty"),
-    ("gradnorm", True, "GradNorm, L1 norm of the last-layer gradient of KL(u || softmax): a confidence"),
-    ("purview", False, "Purview, mean squared per-layer gradient norm: an uncertainty"),
-    ("gradtrust", True, ("GradTrust as released (max/mean class-row variance): a trust score, "
-                        "higher = more trustworthy; uncertainty('gradtrust') is its negative")),
-    ("gradtrust_topk", True, ("top-k counterfactual GradTrust: a trust score, higher = more trustworthy; "
-                             "uncertainty('gradtrust_topk') is its negative")),
-])
+class _FamilyView(_View):
+    def __init__(self, family: str):
+        super().__init__(_BOOLS)
+        self._family = family
+
+    def _names(self) -> tuple:
+        _load()
+        return tuple(n for n, d in _ENTRIES.items() if d.family == self._family and n not in _DERIVED)
+
+    def __getitem__(self, name):
+        if name in self._names():
+            return _BOOLS[name]
+        raise KeyError(name)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def metric(name: str, higher_is_better: bool, quantity: str, *, family: str, kind: str = METRIC):
+    """Decorator: declare the direction of the metric the decorated function computes (``register``
+    beside its definition); returns the function unchanged."""
+    def declare(function):
+        register(name, higher_is_better, quantity=quantity, family=family, kind=kind)
+        return function
+    return declare

@@ -48,7 +48,7 @@ import torch
 
 from .._core.checks import check_images, check_number, check_positive_int, check_seed, check_unit_interval
 from .._core.images import gaussian_blur
-from .._core.directions import describe, higher_is_better
+from .._core.directions import describe, higher_is_better, register
 from .._core.ranks import bootstrap_ci as _bootstrap_ci
 from .._core.tables import format_table
 
@@ -56,6 +56,9 @@ __all__ = ["SCALE", "FIELDS", "StudyItem", "PairwiseStudy", "SimulatedRater", "a
            "load_responses", "save_responses", "bootstrap_ci", "POINTING_FIELDS", "PointingStudy",
            "SimulatedParticipant", "PointingResult", "pointing_evaluation", "cell_masks", "load_pointing",
            "save_pointing"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('human_preference', True, quantity='mean preference in [-2, 2] of a pairwise human study', family="evaluate")
 
 #: The five answers of the lecture's form and the preference each gives robot A.
 SCALE = (

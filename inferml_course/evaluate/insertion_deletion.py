@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_float_tensor, check_int_range, check_model_input, check_positive_int
-from .._core.directions import describe, higher_is_better
+from .._core.directions import describe, higher_is_better, register
 from .._core.modes import check_mode, guarded
 from .._core.tables import format_table
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
@@ -60,6 +60,10 @@ from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, score_jobs, su
 
 __all__ = ["insertion_curve", "deletion_curve", "insertion_deletion", "auc", "pixel_ranks", "step_counts",
            "game_optimized_map", "GameResult", "GAMES"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('insertion_auc', True, quantity='area under the pixel-insertion curve', family="evaluate")
+register('deletion_auc', False, quantity='area under the pixel-deletion curve', family="evaluate")
 
 #: The two pixel-wise games and the direction of their AUC (from the package's direction registry).
 GAMES = {game: describe(higher_is_better(f"{game}_auc")) for game in ("insertion", "deletion")}

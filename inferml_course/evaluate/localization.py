@@ -32,11 +32,18 @@ import torch.nn.functional as F
 from .._core.checks import check_unit_interval
 from .._core.images import mask_iou
 from .._core.ranks import pearson_rows
-from .._core.directions import describe, higher_is_better
+from .._core.directions import describe, higher_is_better, register
 from ._common import as_map_dict, check_maps, minmax, warn_nan
 
 __all__ = ["pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "binarize",
            "localization_scores", "mask_fraction", "LOCALIZATION_METRICS"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('pointing_game', True, quantity='pointing game hit rate (Zhang et al. 2016)', family="evaluate")
+register('energy_pointing_game', True, quantity='share of positive map energy inside the mask', family="evaluate")
+register('iou', True, quantity='IoU of the thresholded map with the ground-truth mask (localisation)', family="evaluate")
+register('correlation', True, quantity='Pearson correlation of the map with the 0/1 mask', family="evaluate")
+register('pixel_accuracy', True, quantity='share of pixels where the thresholded map equals the mask', family="evaluate")
 
 #: Every localisation metric here -> its direction ("higher is better" for all), from the package's
 #: direction registry (:mod:`inferml_course._core.directions`).

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_float_tensor, check_model_input
-from .._core.directions import describe, higher_is_better
+from .._core.directions import describe, higher_is_better, register
 from .._core.modes import guarded
 from .._core.tables import format_table
 from .._core.batching import check_batch_size, chunk_size
@@ -51,6 +51,13 @@ from ._common import (DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, minmax, score
 
 __all__ = ["masked_images", "to_mask", "heatmap_masking", "MaskingResult", "average_drop", "increase_in_confidence",
            "expected_score", "masked_accuracy", "win_percentage", "SCALINGS", "MASKING_METRICS"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('expected_score', True, quantity='E(Y | S_x): mean target score on explanation-masked images', family="evaluate")
+register('masked_accuracy', True, quantity='share of masked images still classified as the target', family="evaluate")
+register('average_drop', False, quantity='Average Drop % (Grad-CAM++)', family="evaluate")
+register('increase_in_confidence', True, quantity='% Increase in Confidence (Grad-CAM++)', family="evaluate")
+register('win_percentage', True, quantity='Win % of map A over map B (lower relative drop)', family="evaluate")
 
 #: How a map becomes a mask in [0, 1].
 SCALINGS = ("minmax", "max", "none")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._core import ranks as _ranks
-from .._core.directions import arrow, higher_is_better, register, view
+from .._core.directions import arrow, family_view, higher_is_better, register
 from .._core.tables import format_table
 
 __all__ = ["DIRECTIONS", "rank_methods", "kendall_tau", "agreement", "format_ranking", "merge_summaries",
@@ -26,11 +26,7 @@ __all__ = ["DIRECTIONS", "rank_methods", "kendall_tau", "agreement", "format_ran
 
 #: Direction of every metric of the evaluate package (True: higher is better): evaluate's part of the
 #: package's direction registry, read-only.
-DIRECTIONS = view((
-    "insertion_auc", "deletion_auc", "structure_insertion_auc", "structure_deletion_auc",
-    "expected_score", "masked_accuracy", "average_drop", "increase_in_confidence",
-    "pointing_game", "energy_pointing_game", "iou", "correlation", "pixel_accuracy", "human_preference",
-))
+DIRECTIONS = family_view("evaluate")
 
 
 def merge_summaries(*summaries, prefix: dict | None = None) -> dict:

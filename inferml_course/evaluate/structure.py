@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice
-from .._core.directions import describe, higher_is_better
+from .._core.directions import describe, higher_is_better, register
 from .._core.modes import guarded
 from .._core.tables import format_table
 from .._core.batching import check_batch_size, chunk_size
@@ -51,6 +51,10 @@ from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, minmax, score_
 
 __all__ = ["huffman_code_lengths", "huffman_bits", "huffman_code", "symbols", "histograms", "structure_curves",
            "StructureResult", "MODES", "DEFAULT_THRESHOLDS"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('structure_insertion_auc', True, quantity='area under the structure-wise insertion (keep) curve', family="evaluate")
+register('structure_deletion_auc', False, quantity='area under the structure-wise deletion (remove) curve', family="evaluate")
 
 #: The two structure-wise games: keep the region (insertion) or remove it (deletion), with the direction
 #: of their AUC (from the package's direction registry).

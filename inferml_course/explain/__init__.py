@@ -11,7 +11,10 @@ Direct explanations answer "why this decision?" with a map (N, H, W) over the in
   :func:`explanatory_paradigms` (all four questions at once), :func:`contrast_cams` (Contrast-CAM of
   every class at once, VOICE's input) and :func:`causal_cam` (Grad-CAM minus every contrast region).
 
-:func:`explain` and :data:`METHODS` loop over them by name. Indirect explanations (filters,
+:func:`explain` and :data:`METHODS` loop over them by name; each method's facts (family, sign,
+widget options, label, teaching order) are declared beside it with :func:`explainer` and every
+table (:data:`METHODS`, :data:`FAMILIES`, :data:`SIGNED`, :data:`INTERACTIVE_OPTIONS`) reads
+:data:`EXPLAINERS`. Indirect explanations (filters,
 activations, maximally activating patches, neighbours, embeddings) live in :mod:`.indirect`;
 Scores of maps against masks and the randomisation check are evaluations: :mod:`inferml_course.evaluate`;
 :func:`normalize_maps` and :func:`overlay` prepare maps for display. Module docstrings list each
@@ -26,14 +29,14 @@ from .indirect import activation_maps, embeddings, first_layer_filters, max_acti
     nearest_neighbors, neighbor_agreement, project, receptive_field, representatives
 from .maps import normalize_maps, overlay
 from .perturbation import kernel_shap, lime, occlusion, rise, superpixels
-from .registry import FAMILIES, METHODS, SIGNED, explain, method
+from .registry import EXPLAINERS, FAMILIES, INTERACTIVE_OPTIONS, METHODS, SIGNED, explain, explainer, method
 
 __all__ = [
     "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients", "blur_ig",
     "fullgrad", "occlusion", "rise", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus", "counterfactual_cam",
     "contrast_cam", "explanatory_paradigms", "paradigm_measures", "runner_up", "PARADIGMS", "contrast_cams", "ContrastCams", "causal_cam",
     "contrast_classes", "contrast_cotangents", "RULES", "quadrature", "superpixels",
-    "explain", "method", "METHODS", "FAMILIES", "SIGNED", "normalize_maps", "overlay",
+    "explain", "method", "METHODS", "FAMILIES", "SIGNED", "EXPLAINERS", "explainer", "INTERACTIVE_OPTIONS", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
     "nearest_neighbors", "neighbor_agreement", "project", "representatives",
 ]

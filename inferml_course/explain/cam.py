@@ -57,6 +57,7 @@ from .._core.grads import batched_grad
 from .._core.adapter import logits_and_feature_maps, reached, resolve_layer
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, output_dtype, resolve_targets
+from .registry import explainer
 from .maps import normalize_maps
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
@@ -119,6 +120,7 @@ def _gradcam_like(model, x, target, layer, relu, method, sign, reshape):
     return _combine(to_map(raw.detach()), sign * g.mean((2, 3)), x.shape[-2:], relu, output_dtype(x))
 
 
+@explainer("grad_cam", family="cam", label="Grad-CAM", order=130)
 @guarded()
 def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool = True,
              reshape=None) -> torch.Tensor:
@@ -134,6 +136,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: b
     return _gradcam_like(model, x, target, layer, relu, "grad_cam", 1.0, reshape)
 
 
+@explainer("counterfactual_cam", family="cam", label="Counterfactual CAM", order=150)
 @guarded()
 def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None,
                        relu: bool = True, reshape=None) -> torch.Tensor:
@@ -145,6 +148,7 @@ def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     return _gradcam_like(model, x, target, layer, relu, "counterfactual_cam", -1.0, reshape)
 
 
+@explainer("grad_cam_plus_plus", family="cam", label="Grad-CAM++", order=140)
 @guarded()
 def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None, eps: float = 0.0,
                        reshape=None) -> torch.Tensor:
@@ -170,6 +174,7 @@ def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=Non
     return _combine(a, weights, x.shape[-2:], True, output_dtype(x))
 
 
+@explainer("contrast_cam", family="cam", label="Contrast-CAM", order=160)
 @guarded()
 def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None,
                  relu: bool = True, reshape=None) -> torch.Tensor:

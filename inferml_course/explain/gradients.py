@@ -75,6 +75,7 @@ from .._core.adapter import forward_images, implicit_bias, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.images import CHANNELS, gaussian_blur, reduce_channels
 from .._core.targets import as_target_tensor, check_model_output, output_dtype, resolve_targets
+from .registry import explainer
 
 __all__ = ["saliency", "input_x_gradient", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients",
            "blur_ig", "fullgrad", "quadrature", "RULES", "SMOOTHGRAD_BASES"]
@@ -103,6 +104,7 @@ def _single_pass(model, x, target, channels, rule, method, multiply):
     return _finish(grad * x if multiply else grad, x, channels)
 
 
+@explainer("saliency", family="gradient", label="Saliency", order=10)
 @guarded()
 def saliency(model: nn.Module, x: torch.Tensor, target=None, channels: str = "max_abs") -> torch.Tensor:
     """Vanilla gradient d z_t / d x (Simonyan, Vedaldi and Zisserman 2014): one forward, one backward.
@@ -113,12 +115,14 @@ def saliency(model: nn.Module, x: torch.Tensor, target=None, channels: str = "ma
     return _single_pass(model, x, target, channels, None, "saliency", multiply=False)
 
 
+@explainer("input_x_gradient", family="gradient", signed=True, label="Input × Gradient", order=20)
 @guarded()
 def input_x_gradient(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Input times gradient, x * d z_t / d x (signed): one forward, one backward."""
     return _single_pass(model, x, target, channels, None, "input_x_gradient", multiply=True)
 
 
+@explainer("guided_backprop", family="gradient", signed=True, label="Guided Backprop", order=40)
 @guarded()
 def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): at every ReLU only positive gradients flow
@@ -126,6 +130,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, channels: st
     return _single_pass(model, x, target, channels, "guided", "guided_backprop", multiply=False)
 
 
+@explainer("deconvnet", family="gradient", signed=True, label="Deconvnet", order=30)
 @guarded()
 def deconvnet(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Deconvnet (Zeiler and Fergus 2014): at every ReLU the gradient itself is rectified, whatever the
@@ -167,6 +172,7 @@ def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None
     return total, t
 
 
+@explainer("smoothgrad", family="gradient", interactive={"samples": 25}, label="SmoothGrad", order=50)
 @guarded()
 def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25, noise: float = 0.15,
                noise_type: str = "relative", base: str = "saliency", seed: int = 0, batch_size="auto",
@@ -245,6 +251,8 @@ def quadrature(rule: str, steps: int):
     return (k + offset) / m, torch.full((m,), 1.0 / m, dtype=torch.float64)
 
 
+@explainer("integrated_gradients", family="gradient", signed=True,
+            interactive={"steps": 32}, label="Integrated Gradients", order=60)
 @guarded()
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baseline=0.0, steps: int = 50,
                          rule: str = "gausslegendre", batch_size="auto", channels: str = "sum",
@@ -298,6 +306,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
 
 # --- Blur IG -----------------------------------------------------------------------------------------------
 
+@explainer("blur_ig", family="gradient", signed=True, interactive={"steps": 32}, label="Blur IG", order=70)
 @guarded()
 def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8.0, steps: int = 50,
             grad_step: float = 0.01, batch_size="auto", channels: str = "sum") -> torch.Tensor:
@@ -401,6 +410,7 @@ def _psi(term: torch.Tensor, size) -> torch.Tensor:
     return a.sum(1)
 
 
+@explainer("fullgrad", family="gradient", label="FullGrad", order=80)
 @guarded()
 def fullgrad(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
     """FullGrad (Srinivas and Fleuret 2019): psi(x * grad) + sum over conv / batch-norm layers of

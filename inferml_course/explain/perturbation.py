@@ -65,6 +65,7 @@ from .._core.adapter import forward_images, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.targets import (as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets,
     scores_from_logits)
+from .registry import explainer
 
 __all__ = ["occlusion", "rise", "lime", "kernel_shap", "superpixels", "occlusion_windows", "rise_masks", "OUTPUTS"]
 
@@ -120,6 +121,7 @@ def occlusion_windows(size, window, stride, device=None) -> torch.Tensor:
     return (rows[:, None, :, None] & cols[None, :, None, :]).reshape(-1, h, w)
 
 
+@explainer("occlusion", family="perturbation", signed=True, label="Occlusion", order=90)
 @guarded()
 @torch.no_grad()
 def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2, baseline="mean",
@@ -182,6 +184,7 @@ def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed
     return up[torch.arange(n_masks, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
+@explainer("rise", family="perturbation", interactive={"n_masks": 1000}, label="RISE", order=100)
 @guarded()
 @torch.no_grad()
 def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
@@ -299,6 +302,7 @@ def _paint(coef, seg, x):
     return coef.to(x.dtype).gather(1, seg.view(n, -1)).view(n, h, w).to(output_dtype(x))
 
 
+@explainer("lime", family="perturbation", signed=True, interactive={"samples": 200}, label="LIME", order=110)
 @guarded()
 @torch.no_grad()
 def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
@@ -330,6 +334,8 @@ def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_s
     return _paint(_weighted_fit(z, y, weights, valid, float(ridge)), seg, x)
 
 
+@explainer("kernel_shap", family="perturbation", signed=True,
+            interactive={"samples": 200}, label="Kernel SHAP", order=120)
 @guarded()
 @torch.no_grad()
 def kernel_shap(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,

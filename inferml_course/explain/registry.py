@@ -3,6 +3,10 @@
     from inferml_course import explain
     maps = {name: explain.explain(name, model, x) for name in explain.METHODS}
 
+Each explainer is registered where it is defined, by :func:`explainer`, with its facts
+(:class:`Explainer`); :data:`METHODS`, :data:`FAMILIES`, :data:`SIGNED` and
+:data:`INTERACTIVE_OPTIONS` are read-only views of :data:`EXPLAINERS`.
+
 Modes (``policy="as_is"`` of :mod:`inferml_course._core.modes`): the model runs in the mode it is
 in; a dropout or batch-norm module in training mode gets one warning per call (the result is random,
 batch norm mixes the samples of a batch), and every module's flag and every batch-norm statistic are
@@ -10,37 +14,70 @@ restored afterwards, also on errors.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Callable
+
 from torch import nn
 
 from .._core.checks import check_choice, check_model_input
 from .._core.modes import guarded
-from . import cam, gradients, perturbation
+from .._core.registry import Column, Members, Names, Registry
 
-__all__ = ["METHODS", "FAMILIES", "SIGNED", "explain", "method"]
+__all__ = ["METHODS", "FAMILIES", "SIGNED", "INTERACTIVE_OPTIONS", "EXPLAINERS", "Explainer", "explainer", "explain",
+           "method"]
 
-#: Every explainer, in teaching order.
-METHODS = (
-    "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients",
-    "blur_ig", "fullgrad", "occlusion", "rise", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus",
-    "counterfactual_cam", "contrast_cam",
-)
+
+@dataclass(frozen=True)
+class Explainer:
+    """The facts of one explainer ``function(model, x, target=None, **options) -> (N, H, W)``.
+
+    ``family``: ``"gradient"``, ``"perturbation"`` or ``"cam"``; ``signed``: its maps (default options)
+    can be negative; ``interactive``: options that keep it fast enough for a widget on a laptop CPU
+    (one image); ``label``: the display name; ``order``: its place in the teaching order.
+    """
+
+    name: str
+    function: Callable = field(compare=False, repr=False)
+    family: str
+    signed: bool = False
+    interactive: dict = field(default_factory=dict)
+    label: str = ""
+    order: float | None = None
+
+
+def _load():
+    # within the family, at first read: the method modules import this module for the decorator
+    from . import cam, gradients, perturbation  # noqa: F401
+
+
+#: ``{name: Explainer}`` of every registered explainer, in teaching order.
+EXPLAINERS = Registry("explainer", _load)
+
+
+def explainer(name: str, *, family: str, signed: bool = False, interactive: dict | None = None,
+              label: str | None = None, order: float | None = None):
+    """Decorator: register the function as the explainer ``name`` (see :class:`Explainer`); returns it unchanged."""
+    def register(function):
+        EXPLAINERS.add(Explainer(name, function, family, bool(signed), dict(interactive or {}),
+                                 label or name.replace("_", " "), order))
+        return function
+    return register
+
+
+#: Every explainer, in teaching order (a read-only view of :data:`EXPLAINERS`).
+METHODS = Names(EXPLAINERS)
 #: The family of each method.
-FAMILIES = {
-    **{m: "gradient" for m in METHODS[:8]},
-    **{m: "perturbation" for m in ("occlusion", "rise", "lime", "kernel_shap")},
-    **{m: "cam" for m in ("grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam")},
-}
+FAMILIES = Column(EXPLAINERS, "family")
 #: Methods whose maps (with their default options) can be negative.
-SIGNED = frozenset({"input_x_gradient", "deconvnet", "guided_backprop", "integrated_gradients", "blur_ig",
-                    "occlusion", "lime", "kernel_shap"})
-
-_MODULES = {"gradient": gradients, "perturbation": perturbation, "cam": cam}
+SIGNED = Members(EXPLAINERS, lambda e: e.signed)
+#: Options that keep a method interactive on a laptop CPU (one image at a time), where it has any.
+INTERACTIVE_OPTIONS = Column(EXPLAINERS, "interactive", keep=bool)
 
 
 def method(name: str):
     """The explainer function called ``name`` (one of :data:`METHODS`)."""
     check_choice(name, METHODS, "method")
-    return getattr(_MODULES[FAMILIES[name]], name)
+    return EXPLAINERS[name].function
 
 
 @guarded()

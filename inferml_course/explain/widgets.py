@@ -15,15 +15,9 @@ from . import cam
 from .indirect import representatives
 from .maps import normalize_maps
 from .plots import _map_on, show_paradigms
-from .registry import METHODS, SIGNED, explain
+from .registry import EXPLAINERS, INTERACTIVE_OPTIONS, METHODS, SIGNED, explain
 
-__all__ = ["MethodExplorer", "ContrastExplorer"]
-
-#: Options that keep every method interactive on a laptop CPU (one image at a time).
-INTERACTIVE_OPTIONS = {
-    "smoothgrad": {"samples": 25}, "integrated_gradients": {"steps": 32}, "blur_ig": {"steps": 32},
-    "rise": {"n_masks": 1000}, "lime": {"samples": 200}, "kernel_shap": {"samples": 200},
-}
+__all__ = ["MethodExplorer", "ContrastExplorer", "INTERACTIVE_OPTIONS"]
 
 
 def _device(model):
@@ -31,6 +25,10 @@ def _device(model):
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+def _label(method: str) -> str:
+    return EXPLAINERS[method].label if method in EXPLAINERS else method.replace("_", " ")
 
 
 class MethodExplorer:
@@ -43,11 +41,14 @@ class MethodExplorer:
     """
 
     def __init__(self, model: torch.nn.Module, dataset: ImageDataset, methods=METHODS, options: dict | None = None):
+        """``methods``: names of :data:`~.registry.METHODS`; ``options``: {method: options}, over
+        :data:`~.registry.INTERACTIVE_OPTIONS`."""
         import ipywidgets as w
 
         self.model, self.dataset = model, dataset
         self.options = {**INTERACTIVE_OPTIONS, **(options or {})}
-        self.method = w.Dropdown(options=list(methods), value=list(methods)[0], description="method")
+        methods = list(methods)
+        self.method = w.Dropdown(options=[(_label(m), m) for m in methods], value=methods[0], description="method")
         self.target = w.Dropdown(options=[("predicted", -1)] + [(c, i) for i, c in enumerate(dataset.classes)],
                                  value=-1, description="explain")
         self.index = w.IntSlider(value=0, min=0, max=len(dataset) - 1, description="image", continuous_update=False)
@@ -73,7 +74,7 @@ class MethodExplorer:
                                             f"p({name}) = {float(result['probs'][result['target']]):.2f}")
         signed = method in SIGNED
         _map_on(axes[1], image, normalize_maps(result["map"][None], "absmax" if signed else "minmax")[0],
-                f"{method.replace('_', ' ')}\nexplaining '{name}'", signed=signed)
+                f"{_label(method)}\nexplaining '{name}'", signed=signed)
         heat = result["map"].numpy()
         bound = float(abs(heat).max()) or 1.0
         shown = axes[2].imshow(heat, cmap="coolwarm" if signed else "inferno",

@@ -45,9 +45,13 @@ from .._core.batching import batches, check_batch_size
 from .._core.checks import check_choice, check_images, check_positive_int, check_seed
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
+from .._core.directions import ATTACK, register
 
 __all__ = ["ATTACKS", "fgsm", "pgd", "attack", "input_gradient", "success_rate", "robustness_curve",
            "check_pixel_range"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('success_rate', True, quantity='share of adversarial examples that change the prediction', family="intervene", kind=ATTACK)
 
 #: Attacks available through :func:`attack` and :func:`robustness_curve`.
 ATTACKS = ("fgsm", "pgd")

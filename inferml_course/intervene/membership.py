@@ -43,12 +43,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.checks import check_choice, check_images, check_positive_int
-from .._core.directions import register
+from .._core.directions import ATTACK, register
 from .._core.modes import guarded
 
 __all__ = ["TinyMLP", "RECIPES", "FEATURES", "CLASSIFIERS", "train_recipe", "model_outputs", "split_pools",
            "Shadow", "train_shadow_models", "attack_features", "ShadowAttack", "loss_scores", "confidence_scores",
            "ThresholdAttack", "tpr_at_fpr", "membership_report", "generalization_gap", "membership_experiment"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('AUC', True, quantity='membership-inference AUC (higher = more leakage)', family="intervene", kind=ATTACK)
+register('tpr_at_fpr', True, quantity='membership-inference TPR at a low FPR (higher = more leakage)', family="intervene", kind=ATTACK)
+register('TPR@1%FPR', True, quantity='membership-inference TPR at 1 % FPR (higher = more leakage)', family="intervene", kind=ATTACK)
+register('TPR@0.1%FPR', True, quantity='membership-inference TPR at 0.1 % FPR (higher = more leakage)', family="intervene", kind=ATTACK)
+register('advantage', True, quantity='membership advantage max(TPR - FPR) (higher = more leakage)', family="intervene", kind=ATTACK)
 
 #: Attack-model inputs: sorted log-probabilities, or the true class's log-probability first.
 FEATURES = ("sorted", "label")

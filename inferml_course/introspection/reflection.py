@@ -17,9 +17,15 @@ from .._core.batching import batches, check_batch_size
 from .._core.modes import eval_mode, guarded
 from .._core.adapter import LinearHeads, classifier_pass, resolve_classifier
 from .._core.checks import check_model
+from .._core.directions import register
 from .features import _check_options, _features_from, introspective_features
 
 __all__ = ["ReflectionNetwork", "train_reflection", "IntrospectiveClassifier", "corruption_benchmark", "ood_benchmark"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('auroc', True, quantity='area under the ROC curve (OOD = positive)', family="introspection")
+register('fpr95', False, quantity='false-positive rate at 95 % true-positive rate', family="introspection")
+register('ece', False, quantity='expected calibration error', family="introspection")
 
 
 class ReflectionNetwork(nn.Module):

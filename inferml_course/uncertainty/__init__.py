@@ -11,6 +11,7 @@ Submodules load lazily (``import inferml_course.uncertainty`` imports nothing he
 module          contents
 ==============  =====================================================================================
 ``scores``      MSP, entropy, margin, NLL, max logit, energy, ODIN, Mahalanobis; the registry ``SCORES``
+``registry``    ``@score``: each score's facts (direction, label, shared-pass rule) beside its function
 ``bayesian``    MC dropout, deep ensembles, total = aleatoric + epistemic
 ``trust``       GradTrust (released; a top-k reconstruction in both orientations, ``ratio=``), Purview,
                 GradNorm (Huang et al.'s, or the GradTrust demo's with ``variant="gradtrust_demo"``)
@@ -30,10 +31,10 @@ from __future__ import annotations
 from .._core.lazy import lazy_package
 
 _SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets",
-               "voice", "attribution", "augmentation")
+               "voice", "attribution", "augmentation", "registry")
 _SHORTCUTS = {
     "SCORES": "scores", "uncertainty": "scores", "get_score": "scores", "compute_scores": "scores",
-    "available_scores": "scores", "fit_mahalanobis": "scores", "score_batch": "scores",
+    "available_scores": "scores", "fit_mahalanobis": "scores", "score_batch": "scores", "score": "registry",
     "decompose": "bayesian", "mc_dropout_probs": "bayesian", "ensemble_probs": "bayesian",
     "gradtrust": "trust", "purview": "trust", "gradnorm": "trust",
     "expected_calibration_error": "calibration", "fit_temperature": "calibration",

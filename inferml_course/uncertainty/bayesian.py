@@ -35,6 +35,7 @@ from .._core.checks import check_choice
 from .._core.batching import batches, check_batch_size, memory_cap
 from .._core.checks import check_model, check_model_input, check_positive_int, check_prob_samples
 from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode, guarded
+from .registry import score
 
 __all__ = ["Decomposition", "entropy_of_mean", "mean_entropy", "mutual_information", "decompose",
            "mc_dropout_probs", "ensemble_probs", "mc_dropout", "ensemble", "MEASURES"]
@@ -184,6 +185,27 @@ def _measure(probs: torch.Tensor, measure: str) -> torch.Tensor:
     return getattr(decompose(probs), measure)
 
 
+def _mc_dropout_parts(p) -> Decomposition:
+    """The MC-dropout decomposition of a score pass, shared by ``mc_dropout`` and ``mc_dropout_mi``."""
+    return p.shared("mc_dropout", lambda: decompose(mc_dropout_probs(p.model, p.x, samples=p.samples, seed=p.seed,
+                                                                     batch_size=p.batch_size)))
+
+
+def _has_dropout(p) -> bool:
+    return any(m.p > 0 for m in dropout_modules(p.model))
+
+
+def _ensemble_parts(p) -> Decomposition:
+    return p.shared("ensemble", lambda: decompose(p.member_probs))
+
+
+def _is_ensemble(p) -> bool:
+    return hasattr(p.model, "member_logits")
+
+
+@score("mc_dropout", confidence=False, quantity="entropy of the mean MC-dropout prediction (nats)", family="sampling",
+       reference="Gal & Ghahramani, ICML 2016", label="MCD", order=90, applies=_has_dropout,
+       from_pass=lambda p: _mc_dropout_parts(p).total)
 @guarded(policy="mc_dropout")
 def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure: str = "total",
                batch_size="auto") -> torch.Tensor:
@@ -196,8 +218,19 @@ def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure
     return _measure(mc_dropout_probs(model, x, samples, seed, batch_size), measure)
 
 
+@score("ensemble", confidence=False, quantity="entropy of the mean ensemble prediction (nats)", family="sampling",
+       reference="Lakshminarayanan et al., NeurIPS 2017", label="Ensemble", order=110, applies=_is_ensemble,
+       from_pass=lambda p: _ensemble_parts(p).total)
 @guarded(policy="eval")
 def ensemble(model, x: torch.Tensor, measure: str = "total", batch_size="auto") -> torch.Tensor:
     """Deep-ensemble uncertainty (N,) in nats, **higher = more uncertain** (``measure`` as in :func:`mc_dropout`)."""
     check_choice(measure, MEASURES, "measure")
     return _measure(ensemble_probs(model, x, batch_size), measure)
+
+
+score("mc_dropout_mi", confidence=False, quantity="mutual information of MC-dropout samples (nats)", family="sampling",
+      reference="Gal & Ghahramani, ICML 2016", label="MCD (MI)", order=100, applies=_has_dropout,
+      from_pass=lambda p: _mc_dropout_parts(p).epistemic, options={"measure": "epistemic"})(mc_dropout)
+score("ensemble_mi", confidence=False, quantity="mutual information between members (nats)", family="sampling",
+      reference="Lakshminarayanan et al., NeurIPS 2017", label="Ensemble (MI)", order=120, applies=_is_ensemble,
+      from_pass=lambda p: _ensemble_parts(p).epistemic, options={"measure": "epistemic"})(ensemble)

@@ -26,10 +26,18 @@ from torch import nn
 
 from .._core.checks import check_choice, check_number
 from .._core.checks import as_float_tensor, check_binary, check_labels, check_logits, check_probs, check_scores
+from .._core.directions import register
 
 __all__ = ["BIN_RULES", "reliability_bins", "expected_calibration_error", "ece", "maximum_calibration_error",
            "mce", "adaptive_ece", "brier_score", "mean_nll", "calibration_summary", "fit_temperature",
            "temperature_scale", "TemperatureScaled", "top_label"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('ECE', False, quantity='expected calibration error', family="uncertainty.metrics")
+register('MCE', False, quantity='maximum calibration error', family="uncertainty.metrics")
+register('adaptive ECE', False, quantity='equal-mass expected calibration error', family="uncertainty.metrics")
+register('Brier', False, quantity='multiclass Brier score', family="uncertainty.metrics")
+register('NLL', False, quantity='mean negative log-likelihood of the true labels (nats)', family="uncertainty.metrics")
 
 BIN_RULES = ("left_closed", "torchmetrics", "right_closed")
 

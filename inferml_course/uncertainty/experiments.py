@@ -10,6 +10,8 @@ warning that says so; every module's own flag is restored afterwards, also on er
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from ..datasets import ImageDataset
@@ -17,8 +19,9 @@ from .._core.batching import check_batch_size
 from .._core.checks import check_binary, check_scores
 from .._core.directions import describe, higher_is_better
 from .._core.modes import guarded
+from .._core.registry import Column
 from .metrics import auac, auac_reference, aufc, misprediction_auroc, ood_metrics
-from .scores import MahalanobisStats, score_batch
+from .scores import SCORES, MahalanobisStats, score_batch
 
 __all__ = ["corrupted_mix", "misprediction_table", "corruption_table", "format_corruption_table", "ood_table",
            "format_ood_table", "quadrant_counts", "TUTORIAL_NAMES", "TUTORIAL_VARIANTS"]
@@ -28,20 +31,15 @@ def _device(model) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-#: Display names in the tutorial's wording.
-TUTORIAL_NAMES = {"msp": "Softmax", "entropy": "Entropy", "nll": "NLL", "max_logit": "max logit",
-                  "margin": "Margin", "odin": "ODIN", "mc_dropout": "MCD", "gradnorm": "GradNorm",
-                  "purview": "Purview", "gradtrust": "GradTrust", "gradtrust_topk": "GradTrust top-k",
-                  "energy": "Energy", "mahalanobis": "Mahalanobis", "ensemble": "Ensemble",
-                  "mc_dropout_mi": "MCD (MI)", "ensemble_mi": "Ensemble (MI)",
-                  "gradnorm_gradtrust_demo": "GradNorm (GradTrust demo)",
-                  "gradtrust_topk_slide": "GradTrust top-k (slide's ratio)"}
+#: Display names in the tutorial's wording: every registry score's label and its variants' (read-only).
+TUTORIAL_NAMES = Column(SCORES, rows=lambda spec: [(spec.name, spec.label),
+                                                   *((row, label) for row, (_, label) in spec.variants.items())])
 
-#: Score variants the lessons add to the tutorial's tables: row name -> (registry name, options). The
-#: GradTrust demo's GradNorm (the tutorial's GradNorm column) and top-k GradTrust in the slide's
-#: orientation (predicted over contrast, the reciprocal of ours).
-TUTORIAL_VARIANTS = {"gradnorm_gradtrust_demo": ("gradnorm", {"variant": "gradtrust_demo"}),
-                     "gradtrust_topk_slide": ("gradtrust_topk", {"ratio": "predicted_over_contrast"})}
+#: Score variants the lessons add to the tutorial's tables: row name -> (registry name, options), from
+#: each score's ``variants``: the GradTrust demo's GradNorm (the tutorial's GradNorm column) and top-k
+#: GradTrust in the slide's orientation (predicted over contrast, the reciprocal of ours). Read-only.
+TUTORIAL_VARIANTS = Column(SCORES, rows=lambda spec: [(row, (spec.name, options))
+                                                      for row, (options, _) in spec.variants.items()])
 
 
 def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5), seed: int = 0,
@@ -93,7 +91,7 @@ def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stat
     """
     from .scores import uncertainty
 
-    if variants is not None and (not isinstance(variants, dict) or not all(
+    if variants is not None and (not isinstance(variants, Mapping) or not all(
             isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], dict) for v in variants.values())):
         raise TypeError("variants must be a dict {row name: (registry name, options dict)}")
     images = dataset.images.to(_device(model))

@@ -19,13 +19,22 @@ import torch
 
 from .._core.checks import check_choice
 from .._core.checks import check_binary, check_labels, check_scores
-from .._core.directions import DIRECTIONS as _DIRECTIONS, describe, higher_is_better as _higher_is_better, view
+from .._core.directions import DIRECTIONS as _DIRECTIONS, describe, higher_is_better as _higher_is_better, \
+    register, view
 from .._core.ranks import average_ranks
 from .._core.tables import format_table as _format_table
 
 __all__ = ["auroc", "roc_curve", "fpr_at_tpr", "ood_metrics", "misprediction_auroc", "accuracy_curve",
            "f1_curve", "auac", "aufc", "auac_reference", "risk_coverage_curve", "aurc", "format_table",
            "DIRECTIONS"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('AUROC', True, quantity='area under the ROC curve (uncertainty flags the positives)', family="uncertainty.metrics")
+register('FPR95', False, quantity='false-positive rate at 95 % true-positive rate', family="uncertainty.metrics")
+register('AUAC', True, quantity='area under the accuracy-versus-retained-fraction curve', family="uncertainty.metrics")
+register('AUFC', True, quantity='area under the macro-F1-versus-retained-fraction curve', family="uncertainty.metrics")
+register('AURC', False, quantity='area under the risk-coverage curve', family="uncertainty.metrics")
+register('accuracy', True, quantity='top-1 accuracy', family="uncertainty.metrics")
 
 #: metric name -> True when higher is better: this module's part of the package's direction registry
 #: (:mod:`inferml_course._core.directions`), read-only.

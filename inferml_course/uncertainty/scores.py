@@ -31,9 +31,10 @@ name                what the function returns                         paper dire
 
 The sampling scores (``mc_dropout``, ``ensemble`` and their ``_mi`` parts) live in :mod:`.bayesian`
 and the gradient scores (``gradnorm``, ``purview``, ``gradtrust``) in :mod:`.trust`; the registry lists
-them all. Which names are confidences or trust scores is declared once, in the package's direction
-registry (:mod:`inferml_course._core.directions`); each :class:`ScoreSpec` reads it
-(``higher_is_confident``). So one name is one quantity: ``trust.gradtrust(model, x)`` is the trust,
+them all. Each score is registered beside its function with :func:`~.registry.score`, which records
+whether it returns a confidence or trust (``higher_is_confident``), its label, its reference and how
+:func:`score_batch` computes it from the shared pass, and declares its direction in the package's
+direction registry (:mod:`inferml_course._core.directions`). So one name is one quantity: ``trust.gradtrust(model, x)`` is the trust,
 ``uncertainty("gradtrust", model, x)`` its negative, the same ranking read the other way.
 
 A note on "NLL". The negative log-likelihood of the *predicted* label is ``-log max_k p_k``: a
@@ -49,7 +50,7 @@ so; every module's own flag is restored afterwards, also on errors.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import torch
@@ -57,16 +58,17 @@ import torch.nn.functional as F
 
 from . import bayesian, trust
 from .._core.checks import check_choice, check_number
-from .._core.directions import higher_is_better as _higher_is_better
-from .._core.adapter import forward_logits, forward_with_features, penultimate_features, resolve_classifier
+from .._core.adapter import forward_logits, forward_with_features, penultimate_features
 from .._core.batching import batches, check_batch_size
 from .._core.checks import check_labels, check_logits, check_model_input
-from .._core.modes import dropout_modules, eval_mode, guarded
+from .._core.modes import eval_mode, guarded
+from .registry import REGISTRY, ScoreSpec, score
 
 __all__ = [
     "msp", "entropy", "margin", "nll", "max_logit", "energy", "odin", "odin_perturb", "fit_mahalanobis",
     "MahalanobisStats", "mahalanobis", "mahalanobis_from_features", "logit_scores", "ScoreSpec", "SCORES",
-    "get_score", "uncertainty", "available_scores", "compute_scores", "score_batch", "ScoreResult",
+    "get_score", "uncertainty", "available_scores", "compute_scores", "score_batch", "ScoreResult", "ScorePass",
+    "score",
 ]
 
 
@@ -90,6 +92,11 @@ def logit_scores(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def _from_logits(key: str):
+    """The registry's ``from_pass`` of a logit score: ``logit_scores(pass.logits)[key]``, computed once per pass."""
+    return lambda p: p.shared("logit_scores", lambda: logit_scores(p.logits))[key]
+
+
 def _prepare(model, x, batch_size, argument="x"):
     """Check the arguments every score shares; ``x`` comes back in the model's parameter dtype."""
     x = check_model_input(model, x, argument)
@@ -97,6 +104,8 @@ def _prepare(model, x, batch_size, argument="x"):
     return x
 
 
+@score("msp", confidence=True, quantity="max softmax probability (a confidence)", family="softmax",
+       reference="Hendrycks & Gimpel, ICLR 2017", label="Softmax", order=10, from_pass=_from_logits("msp"))
 @guarded(policy="eval")
 def msp(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Maximum softmax probability (Hendrycks & Gimpel 2017): a confidence, **higher = more confident**.
@@ -107,6 +116,8 @@ def msp(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     return torch.softmax(forward_logits(model, x, batch_size), 1).max(1).values
 
 
+@score("entropy", confidence=False, quantity="softmax entropy (nats)", family="softmax",
+       reference="Shannon entropy of the predictive", label="Entropy", order=20, from_pass=_from_logits("entropy"))
 @guarded(policy="eval")
 def entropy(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Shannon entropy of the softmax in nats, in [0, log K]: **higher = more uncertain**."""
@@ -114,6 +125,8 @@ def entropy(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     return logit_scores(forward_logits(model, x, batch_size))["entropy"]
 
 
+@score("margin", confidence=True, quantity="p(1st) - p(2nd) (a confidence)", family="softmax",
+       reference="hypothesis margin (Bartlett et al. 1998)", label="Margin", order=30, from_pass=_from_logits("margin"))
 @guarded(policy="eval")
 def margin(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Hypothesis margin p(1st) - p(2nd) of the softmax, in [0, 1]: a confidence, **higher = more confident**.
@@ -124,6 +137,8 @@ def margin(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     return logit_scores(forward_logits(model, x, batch_size))["margin"]
 
 
+@score("nll", confidence=False, quantity="-log p(predicted label)", family="softmax",
+       reference="negative log-likelihood at the prediction", label="NLL", order=40, from_pass=_from_logits("nll"))
 @guarded(policy="eval")
 def nll(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Negative log-likelihood of the predicted label, ``-log softmax(z)[argmax z]`` (nats, >= 0).
@@ -135,6 +150,9 @@ def nll(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     return logit_scores(forward_logits(model, x, batch_size))["nll"]
 
 
+@score("max_logit", confidence=True, quantity="largest logit (GradTrust code's 'NLL'; a confidence)",
+       family="logit", reference="Hendrycks et al. 2022; GradTrust demo.py", label="max logit", order=50,
+       from_pass=_from_logits("max_logit"))
 @guarded(policy="eval")
 def max_logit(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """The largest logit ``max_k z_k``: a confidence, **higher = more confident**.
@@ -146,6 +164,8 @@ def max_logit(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     return forward_logits(model, x, batch_size).max(1).values
 
 
+@score("energy", confidence=False, quantity="-T logsumexp(z/T)", family="logit", reference="Liu et al., NeurIPS 2020",
+       label="Energy", order=60, from_pass=_from_logits("energy"))
 @guarded(policy="eval")
 def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size="auto") -> torch.Tensor:
     """Energy ``E(x) = -T logsumexp(z / T)`` (Liu et al. 2020): **higher = more uncertain** (more OOD).
@@ -188,6 +208,8 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     return torch.cat(outs), torch.cat(preds)
 
 
+@score("odin", confidence=True, quantity="max softmax(f(x~)/T) of the perturbed input (a confidence)",
+       family="perturbation", reference="Liang et al., ICLR 2018", label="ODIN", order=70)
 @guarded(policy="eval")
 def odin(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
          batch_size="auto") -> torch.Tensor:
@@ -271,6 +293,9 @@ def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch
     return d2.clamp_min(0).min(1).values.to(out_dtype)
 
 
+@score("mahalanobis", confidence=False, quantity="min_k squared Mahalanobis distance", family="distance",
+       reference="Lee et al., NeurIPS 2018 (tied covariance)", label="Mahalanobis", order=80,
+       from_pass=lambda p: _mahalanobis_from_pass(p), features=True, applies=lambda p: p.mahalanobis_stats is not None)
 @guarded(policy="eval")
 def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size="auto",
                 features=None, classifier=None) -> torch.Tensor:
@@ -287,86 +312,20 @@ def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, b
     return mahalanobis_from_features(h, stats)
 
 
+def _mahalanobis_from_pass(p) -> torch.Tensor:
+    if p.mahalanobis_stats is None:
+        raise ValueError("the mahalanobis score needs mahalanobis_stats=fit_mahalanobis(...)")
+    return mahalanobis_from_features(p.features, p.mahalanobis_stats)
+
+
 # ------------------------------------------------------------------------------------------ registry
-@dataclass(frozen=True)
-class ScoreSpec:
-    """A registry entry. Calling it returns an uncertainty (N,), **higher = more uncertain**.
-
-    ``higher_is_confident`` comes from the package's direction registry
-    (:mod:`inferml_course._core.directions`, where every score name is declared once): True when
-    ``function`` returns a confidence or trust score (higher = more confident / more trustworthy:
-    MSP, margin, max logit, ODIN, GradNorm, GradTrust), which the entry negates; False when it
-    already returns an uncertainty. ``sign`` (-1 or +1) is the same fact as a factor.
-    """
-
-    name: str
-    function: Callable
-    quantity: str        # what ``function`` returns, in the paper's own direction
-    family: str          # "softmax", "logit", "perturbation", "distance", "sampling", "gradient"
-    reference: str
-    higher_is_confident: bool = field(init=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "higher_is_confident", _higher_is_better(self.name))
-
-    @property
-    def sign(self) -> int:
-        """-1 when ``function`` returns a confidence / trust (negated here), +1 for an uncertainty."""
-        return -1 if self.higher_is_confident else 1
-
-    def __call__(self, model, x, **options) -> torch.Tensor:
-        if isinstance(model, torch.nn.Module):  # the dtype rule for every score (a list is an ensemble's members)
-            x = check_model_input(model, x)
-        return self.sign * self.function(model, x, **options)
-
-    @property
-    def direction(self) -> str:
-        return "confidence (higher = more confident); the registry negates it" if self.higher_is_confident \
-            else "uncertainty (higher = more uncertain)"
-
-
-def _registry() -> dict[str, ScoreSpec]:
-    # the direction of each name (confidence or uncertainty) is declared in _core.directions, not here
-    rows = [
-        ("msp", msp, "max softmax probability (a confidence)", "softmax", "Hendrycks & Gimpel, ICLR 2017"),
-        ("entropy", entropy, "softmax entropy (nats)", "softmax", "Shannon entropy of the predictive"),
-        ("margin", margin, "p(1st) - p(2nd) (a confidence)", "softmax", "hypothesis margin (Bartlett et al. 1998)"),
-        ("nll", nll, "-log p(predicted label)", "softmax", "negative log-likelihood at the prediction"),
-        ("max_logit", max_logit, "largest logit (GradTrust code's 'NLL'; a confidence)", "logit",
-         "Hendrycks et al. 2022; GradTrust demo.py"),
-        ("energy", energy, "-T logsumexp(z/T)", "logit", "Liu et al., NeurIPS 2020"),
-        ("odin", odin, "max softmax(f(x~)/T) of the perturbed input (a confidence)", "perturbation",
-         "Liang et al., ICLR 2018"),
-        ("mahalanobis", mahalanobis, "min_k squared Mahalanobis distance", "distance",
-         "Lee et al., NeurIPS 2018 (tied covariance)"),
-        ("mc_dropout", bayesian.mc_dropout, "entropy of the mean MC-dropout prediction (nats)", "sampling",
-         "Gal & Ghahramani, ICML 2016"),
-        ("mc_dropout_mi", lambda model, x, **o: bayesian.mc_dropout(model, x, measure="epistemic", **o),
-         "mutual information of MC-dropout samples (nats)", "sampling", "Gal & Ghahramani, ICML 2016"),
-        ("ensemble", bayesian.ensemble, "entropy of the mean ensemble prediction (nats)", "sampling",
-         "Lakshminarayanan et al., NeurIPS 2017"),
-        ("ensemble_mi", lambda model, x, **o: bayesian.ensemble(model, x, measure="epistemic", **o),
-         "mutual information between members (nats)", "sampling", "Lakshminarayanan et al., NeurIPS 2017"),
-        ("gradnorm", trust.gradnorm, "L1 norm of the last-layer gradient of KL(u || softmax) (a confidence)",
-         "gradient", "Huang, Geng & Li, NeurIPS 2021"),
-        ("purview", trust.purview, "mean squared per-layer gradient norm, all-ones label", "gradient",
-         "Lee et al., IEEE Access 2023"),
-        ("gradtrust", trust.gradtrust,
-         "GradTrust as released: max/mean class-row variance (a trust score, higher = more trustworthy)",
-         "gradient", "Prabhushankar & AlRegib, MIPR 2024"),
-        ("gradtrust_topk", trust.gradtrust_topk,
-         "top-k counterfactual GradTrust, course reconstruction (a trust score, higher = more trustworthy)",
-         "gradient", "reconstruction of the MIPR 2024 text, not the released code"),
-    ]
-    return {name: ScoreSpec(name, fn, quantity, family, ref) for name, fn, quantity, family, ref in rows}
-
-
-#: name -> :class:`ScoreSpec`; ``SCORES[name](model, x)`` is an uncertainty, higher = more uncertain.
-SCORES: dict[str, ScoreSpec] = _registry()
+#: name -> :class:`ScoreSpec` (read-only, in table order); ``SCORES[name](model, x)`` is an uncertainty,
+#: higher = more uncertain. Each score is registered beside its function with :func:`~.registry.score`.
+SCORES = REGISTRY
 
 
 def available_scores() -> tuple[str, ...]:
-    return tuple(SCORES.keys())
+    return SCORES.names()
 
 
 def get_score(name: str) -> ScoreSpec:
@@ -386,9 +345,49 @@ def uncertainty(name: str, model, x: torch.Tensor, **options) -> torch.Tensor:
     return get_score(name)(model, x, **options)
 
 
-_SHARED = ("msp", "entropy", "margin", "nll", "max_logit", "energy", "gradtrust", "gradtrust_topk", "gradnorm",
-           "mahalanobis")
-_NEED_FEATURES = ("gradtrust_topk", "gradnorm", "mahalanobis")
+class ScorePass:
+    """What :func:`score_batch` computes once for all its scores: the logits of one forward pass (with
+    the penultimate features when a score needs them; for a model with ``member_logits``, the log of the
+    members' mean probability, so the ensemble scores reuse the members' pass) and what several scores
+    share (:meth:`shared`: the logit scores, the MC-dropout samples). A registered ``from_pass`` reads it."""
+
+    def __init__(self, model, x, *, batch_size="auto", classifier=None, samples: int = 10, seed: int = 0,
+                 mahalanobis_stats: MahalanobisStats | None = None, features: bool = False):
+        self.model, self.x, self.batch_size, self.classifier = model, x, batch_size, classifier
+        self.samples, self.seed, self.mahalanobis_stats = samples, seed, mahalanobis_stats
+        self.with_features = features  # set before the first read of logits or features
+        self._cache: dict = {}
+
+    def shared(self, key: str, compute: Callable):
+        """``compute()``, once per pass under ``key``."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def _forward(self):
+        if self.with_features:
+            return forward_with_features(self.model, self.x, self.batch_size, self.classifier)
+        if hasattr(self.model, "member_logits"):
+            return torch.log(self.member_probs.mean(0)), None
+        return forward_logits(self.model, self.x, self.batch_size), None
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """(N, K) logits of the deterministic forward pass."""
+        return self.shared("forward", self._forward)[0]
+
+    @property
+    def features(self) -> torch.Tensor:
+        """(N, D) penultimate features, the classifier's input (a pass made with ``features=True``)."""
+        if not self.with_features:
+            raise RuntimeError("this pass has no features: register the score with features=True")
+        return self.shared("forward", self._forward)[1]
+
+    @property
+    def member_probs(self) -> torch.Tensor:
+        """(M, N, K) probabilities of an ensemble's members."""
+        return self.shared("member_probs", lambda: bayesian.ensemble_probs(self.model, self.x,
+                                                                            batch_size=self.batch_size))
 
 
 @guarded(policy="eval")
@@ -416,65 +415,29 @@ def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: Mahala
                 classifier=None) -> ScoreResult:
     """Several registry scores at once, sharing work, and the logits of the deterministic forward pass.
 
-    Scores are uncertainties (N,), **higher = more uncertain**. One hooked forward pass gives the
-    logits and the last layer's input; from them come the softmax/logit scores, GradTrust and
-    GradNorm (their closed forms, which equal the gradient route exactly, see :mod:`.trust`) and
-    the Mahalanobis distance. ODIN, MC dropout, ensembles
-    and Purview run their own passes. ``names`` defaults to every registry score that applies
-    (Mahalanobis only with ``mahalanobis_stats``; ensembles only for models with ``member_logits``).
+    Scores are uncertainties (N,), **higher = more uncertain**. A score registered with ``from_pass``
+    is computed from one :class:`ScorePass`: one (hooked) forward pass gives the logits and the last
+    layer's input, from which come the softmax/logit scores, GradTrust and GradNorm (their closed
+    forms, which equal the gradient route exactly, see :mod:`.trust`) and the Mahalanobis distance;
+    MC dropout's total and mutual information share one set of samples, the ensemble's one members'
+    pass. ODIN and Purview run their own passes. ``names`` defaults to every registry score that
+    applies (its ``applies``: Mahalanobis only with ``mahalanobis_stats``, ensembles only for models
+    with ``member_logits``, MC dropout only with dropout layers).
     ``classifier``: the final linear layer (default: ``model.last_layer`` or found by structure).
     """
     x = check_model_input(model, x)
     check_batch_size(batch_size)
+    p = ScorePass(model, x, batch_size=batch_size, classifier=classifier, samples=samples, seed=seed,
+                  mahalanobis_stats=mahalanobis_stats)
     if names is None:
-        names = [n for n in available_scores()
-                 if not (n == "mahalanobis" and mahalanobis_stats is None)
-                 and not (n.startswith("ensemble") and not hasattr(model, "member_logits"))
-                 and not (n.startswith("mc_dropout") and not any(m.p > 0 for m in dropout_modules(model)))]
-    names = [get_score(n).name for n in names]
-    out: dict[str, torch.Tensor] = {}
-    shared = [n for n in names if n in _SHARED]
-    ensemble_parts = None
-    if "ensemble" in names or "ensemble_mi" in names:
-        member_probs = bayesian.ensemble_probs(model, x, batch_size=batch_size)
-        ensemble_parts = bayesian.decompose(member_probs)
-    if any(n in _NEED_FEATURES for n in shared):
-        logits, h = forward_with_features(model, x, batch_size, classifier)
-    elif ensemble_parts is not None and hasattr(model, "member_logits"):
-        # an Ensemble's forward is log(mean member probability): reuse the members' pass
-        logits, h = torch.log(member_probs.mean(0)), None
-    else:
-        logits, h = forward_logits(model, x, batch_size), None
-    if shared:
-        base = logit_scores(logits)
-        for n in shared:
-            if n in base:
-                out[n] = get_score(n).sign * base[n]
-            elif n == "gradtrust":
-                out[n] = -trust.gradtrust_from_logits(logits)
-            elif n == "gradnorm":
-                out[n] = -trust.gradnorm_closed_form(logits, h)
-            elif n == "gradtrust_topk":
-                layer = resolve_classifier(model, classifier)
-                out[n] = -trust.gradtrust_topk_from_features(layer, logits, h, batch_size=batch_size)
-            elif n == "mahalanobis":
-                if mahalanobis_stats is None:
-                    raise ValueError("the mahalanobis score needs mahalanobis_stats=fit_mahalanobis(...)")
-                out[n] = mahalanobis_from_features(h, mahalanobis_stats)
-    if "mc_dropout" in names or "mc_dropout_mi" in names:
-        parts = bayesian.decompose(bayesian.mc_dropout_probs(model, x, samples=samples, seed=seed,
-                                                             batch_size=batch_size))
-        if "mc_dropout" in names:
-            out["mc_dropout"] = parts.total
-        if "mc_dropout_mi" in names:
-            out["mc_dropout_mi"] = parts.epistemic
-    if ensemble_parts is not None:
-        if "ensemble" in names:
-            out["ensemble"] = ensemble_parts.total
-        if "ensemble_mi" in names:
-            out["ensemble_mi"] = ensemble_parts.epistemic
-    for n in names:
-        if n not in out:
-            options = dict(odin_options or {}) if n == "odin" else {}
-            out[n] = get_score(n)(model, x, batch_size=batch_size, **options)
-    return ScoreResult({n: out[n] for n in names}, logits)
+        names = [n for n in available_scores() if SCORES[n].applies is None or SCORES[n].applies(p)]
+    specs = [get_score(n) for n in names]
+    p.with_features = any(spec.features for spec in specs)
+    own_options = {"odin": dict(odin_options or {})}
+    out = {}
+    for spec in specs:
+        if spec.shared:
+            out[spec.name] = spec.sign * spec.from_pass(p)
+        else:
+            out[spec.name] = spec(model, x, batch_size=batch_size, **own_options.get(spec.name, {}))
+    return ScoreResult(out, p.logits)

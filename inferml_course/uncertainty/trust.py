@@ -35,6 +35,7 @@ from .._core.adapter import forward_with_features, resolve_classifier, shorten
 from .._core.batching import batches, check_batch_size, row_chunk
 from .._core.checks import check_logits, check_model, check_model_input
 from .._core.modes import eval_mode, guarded
+from .registry import score
 
 __all__ = ["gradtrust", "gradtrust_from_logits", "gradtrust_topk", "gradtrust_topk_from_features", "purview",
            "purview_features", "purview_parameters",
@@ -74,6 +75,10 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return (a.max(1).values / a.mean(1)).to(logits.dtype)
 
 
+@score("gradtrust", confidence=True, family="gradient", reference="Prabhushankar & AlRegib, MIPR 2024",
+       quantity=("GradTrust as released: max/mean class-row variance (a trust score, higher = more trustworthy; "
+                 "uncertainty('gradtrust') is its negative)"),
+       label="GradTrust", order=150, from_pass=lambda p: gradtrust_from_logits(p.logits))
 @guarded(policy="eval")
 def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size="auto",
               classifier=None) -> torch.Tensor:
@@ -110,6 +115,14 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size="auto
     return torch.cat(out)
 
 
+@score("gradtrust_topk", confidence=True, family="gradient",
+       reference="reconstruction of the MIPR 2024 text, not the released code",
+       quantity=("top-k counterfactual GradTrust, course reconstruction (a trust score, higher = more "
+                 "trustworthy; uncertainty('gradtrust_topk') is its negative)"),
+       label="GradTrust top-k", order=160, features=True,
+       from_pass=lambda p: gradtrust_topk_from_features(resolve_classifier(p.model, p.classifier), p.logits,
+                                                        p.features, batch_size=p.batch_size),
+       variants={"gradtrust_topk_slide": ({"ratio": "predicted_over_contrast"}, "GradTrust top-k (slide's ratio)")})
 @guarded(policy="eval")
 def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size="auto", classifier=None,
                    ratio: str = "contrast_over_predicted") -> torch.Tensor:
@@ -229,6 +242,8 @@ def purview_parameters(model, part: str = "final") -> list[str]:
     return names
 
 
+@score("purview", confidence=False, quantity="mean squared per-layer gradient norm, all-ones label",
+       family="gradient", reference="Lee et al., IEEE Access 2023", label="Purview", order=140)
 @guarded(policy="eval")
 def purview(model, x: torch.Tensor, part: str = "final", batch_size: int = 128) -> torch.Tensor:
     """Purview (Lee et al., IEEE Access 2023), as re-implemented in the GradTrust demo, per sample.
@@ -278,6 +293,10 @@ def _check_demo_temperature(t: float) -> None:
         raise ValueError(f"variant='gradtrust_demo' has no temperature (the demo uses T = 1); got temperature={t!r}")
 
 
+@score("gradnorm", confidence=True, family="gradient", reference="Huang, Geng & Li, NeurIPS 2021",
+       quantity="L1 norm of the last-layer gradient of KL(u || softmax) (a confidence)", label="GradNorm",
+       order=130, features=True, from_pass=lambda p: gradnorm_closed_form(p.logits, p.features),
+       variants={"gradnorm_gradtrust_demo": ({"variant": "gradtrust_demo"}, "GradNorm (GradTrust demo)")})
 @guarded(policy="eval")
 def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gradient",
              batch_size="auto", classifier=None, variant: str = "huang") -> torch.Tensor:

@@ -26,6 +26,7 @@ _SHORTCUTS = {
     "learnable_blur": "methods", "optimization_ua": "methods", "OptimizationResult": "methods",
     "grid_segments": "methods", "attribute": "methods", "UA_METHODS": "methods", "BASELINES": "methods",
     "SOURCES": "methods", "TAU1": "methods", "TAU2": "methods", "METHOD_NAMES": "methods",
+    "UAMethod": "methods", "ua_method": "methods",
     "BlurringResult": "evaluation", "blurring_test": "evaluation", "binarize_maps": "evaluation",
     "map_iou": "evaluation", "anomaly_localization": "evaluation", "attention_map": "evaluation",
     "attention_inputs": "evaluation", "ATTENTION_FORMS": "evaluation",

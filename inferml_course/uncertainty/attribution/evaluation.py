@@ -47,7 +47,7 @@ from typing import NamedTuple
 import torch
 
 from ..._core.checks import check_choice, check_float_tensor, check_positive_int
-from ..._core.directions import describe, view
+from ..._core.directions import describe, register, view
 from ..._core.images import gaussian_blur, mask_iou
 from ..._core.modes import guarded
 from ..._core.tables import format_table as _format_table
@@ -57,6 +57,13 @@ from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 __all__ = ["BlurringResult", "blurring_test", "binarize_maps", "map_iou", "anomaly_localization",
            "attention_map", "attention_inputs", "attention_mitigation", "format_table", "BUDGETS", "ADA_RULES",
            "BINARIZE_RULES", "FILLS", "ATTENTION_FORMS", "DIRECTIONS"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('MURR', True, quantity='maximum uncertainty reduction rate of the blurring test', family="uncertainty.attribution")
+register('AUC-URR', False, quantity='area under the remaining-uncertainty curve of the blurring test', family="uncertainty.attribution")
+register('IoU', True, quantity='IoU of the binarised attribution map with the anomaly patch', family="uncertainty.attribution")
+register('ADA', True, quantity='anomaly detection accuracy (share of anomalies found)', family="uncertainty.attribution")
+register('ACC', True, quantity='accuracy (%) of the Bayesian prediction', family="uncertainty.attribution")
 
 #: The posters' blurring budgets (fractions of the pixels).
 BUDGETS = (0.02, 0.05)

@@ -79,7 +79,8 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -94,11 +95,39 @@ from ..._core.adapter import implicit_bias
 from ..._core.modes import DROPOUT_TYPES, eval_mode, guarded
 from ..bayesian import MEASURES, Decomposition, _decomposition
 from ..._core.grads import batched_grad
+from ..._core.registry import Column, Names, Registry
+from ... import explain
 
 __all__ = ["BayesianModel", "UncertaintyModel", "uncertainty_from_probs", "class_shares", "logit_coefficients",
            "logit_shares", "psi", "ua_backprop", "ua_backprop_details", "UAResult", "learnable_blur",
            "optimization_ua", "OptimizationResult", "grid_segments", "attribute", "UA_METHODS", "BASELINES",
-           "SOURCES", "TAU1", "TAU2", "METHOD_NAMES"]
+           "SOURCES", "TAU1", "TAU2", "METHOD_NAMES", "REGISTRY", "UAMethod", "ua_method"]
+
+
+@dataclass(frozen=True)
+class UAMethod:
+    """The facts of one method of :func:`attribute`: ``run(umodel, x, seed, segments, options)`` gives
+    the map, ``label`` is its name in the posters' wording, ``baseline``: an explain-package method on U,
+    ``order``: its place in the posters' table."""
+
+    name: str
+    run: Callable = field(compare=False, repr=False)
+    label: str
+    baseline: bool = False
+    order: float | None = None
+
+
+#: ``{name: UAMethod}`` of every method of :func:`attribute`, in the posters' table order.
+REGISTRY = Registry("uncertainty attribution method")
+
+
+def ua_method(name: str, *, label: str, baseline: bool = False, order: float | None = None, run: Callable | None = None):
+    """Decorator: register a method of :func:`attribute` (``run``, default the decorated function
+    itself, has the signature of :class:`UAMethod`'s ``run``); returns the function unchanged."""
+    def register(function):
+        REGISTRY.add(UAMethod(name, run or function, label, baseline, order))
+        return function
+    return register
 
 SOURCES = ("mc_dropout", "ensemble")
 #: Default temperature of the probabilities -> logits stage (chosen on validation images).
@@ -460,6 +489,8 @@ def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, sampl
     return UAResult(out, uncertainty_from_probs(probs.double()), probs)
 
 
+@ua_method("ua_backprop", label="UA-Backprop", order=10,
+           run=lambda umodel, x, seed, segments, options: ua_backprop(umodel, x, seed=seed, **options))
 @guarded(policy="eval")
 def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
                 samples: int | None = None, seed: int = 0, tau1: float = TAU1, tau2: float = TAU2,
@@ -567,6 +598,9 @@ def _segment_stack(x, segments, n_segments):
     return torch.stack(stacked), offset
 
 
+@ua_method("optimization_ua", label="Optimisation UA", order=20,
+           run=lambda umodel, x, seed, segments, options: optimization_ua(umodel, x, seed=seed, segments=segments,
+                                                                          **options))
 @guarded(policy="eval")
 def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
                     samples: int | None = None, seed: int = 0, segments=None, n_segments=(12, 40, 100),
@@ -657,16 +691,12 @@ def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: 
 
 # --- baselines: the explain package with the uncertainty as the target function --------------------------
 
-#: Every method of :func:`attribute`, in the posters' table order.
-UA_METHODS = ("ua_backprop", "optimization_ua", "gradient", "smoothgrad", "integrated_gradients", "blur_ig",
-              "fullgrad", "occlusion", "lime", "kernel_shap", "kernel_shap_segments")
+#: Every method of :func:`attribute`, in the posters' table order (a read-only view of :data:`REGISTRY`).
+UA_METHODS = Names(REGISTRY)
 #: The baselines (explain-package methods on U).
-BASELINES = UA_METHODS[2:]
+BASELINES = Names(REGISTRY, lambda m: m.baseline)
 #: Display names in the posters' wording.
-METHOD_NAMES = {"ua_backprop": "UA-Backprop", "optimization_ua": "Optimisation UA", "gradient": "Grad",
-                "smoothgrad": "SmoothGrad", "integrated_gradients": "IG", "blur_ig": "Blur IG",
-                "fullgrad": "FullGrad", "occlusion": "Occlusion", "lime": "LIME", "kernel_shap": "KernelSHAP",
-                "kernel_shap_segments": "KernelSHAP + segments"}
+METHOD_NAMES = Column(REGISTRY, "label")
 
 
 @guarded(policy="eval")
@@ -689,35 +719,59 @@ def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, s
     check_choice(method, UA_METHODS, "method")
     x = check_input(x)
     umodel = _uncertainty_model(model, measure, source, posterior_samples, seed)
-    if method == "ua_backprop":
-        return ua_backprop(umodel, x, seed=seed, **options)
-    if method == "optimization_ua":
-        return optimization_ua(umodel, x, seed=seed, segments=segments, **options)
+    entry = REGISTRY[method]
+    if not entry.baseline:
+        return entry.run(umodel, x, seed, segments, options)
     if isinstance(segments, (list, tuple)):
         segments = segments[-1]
     with eval_mode(umodel.bayes.model):  # U is evaluated in eval mode anyway: keep the explainers' mode check quiet
-        return _baseline(method, umodel, x, seed, segments, options)
+        return entry.run(umodel, x, seed, segments, options)
 
 
-def _baseline(method, umodel, x, seed, segments, options):
-    from ... import explain
+_COMMON = {"target": 0, "output": "logit", "baseline": "mean", "batch_size": 512}
 
-    if method == "gradient":
-        return explain.saliency(umodel, x, target=0, **options)
-    if method == "smoothgrad":
-        return explain.smoothgrad(umodel, x, target=0, **{"seed": seed, **options})
-    if method == "integrated_gradients":
-        return explain.integrated_gradients(umodel, x, target=0, **{"baseline": "mean", **options})
-    if method == "blur_ig":
-        return explain.blur_ig(umodel, x, target=0, **options)
-    if method == "fullgrad":
-        return explain.fullgrad(umodel, x, target=0, **options)
-    common = {"target": 0, "output": "logit", "baseline": "mean", "batch_size": 512}
-    if method == "occlusion":
-        return explain.occlusion(umodel, x, **{**common, "window": 6, "stride": 2, **options})
-    if method == "lime":
-        return explain.lime(umodel, x, segments=segments, **{**common, "seed": seed, **options})
-    if method == "kernel_shap":
-        return explain.kernel_shap(umodel, x, segments=grid_segments(x), **{**common, "seed": seed, **options})
+
+@ua_method("gradient", label="Grad", baseline=True, order=30)
+def _gradient(umodel, x, seed, segments, options):
+    return explain.saliency(umodel, x, target=0, **options)
+
+
+@ua_method("smoothgrad", label="SmoothGrad", baseline=True, order=40)
+def _smoothgrad(umodel, x, seed, segments, options):
+    return explain.smoothgrad(umodel, x, target=0, **{"seed": seed, **options})
+
+
+@ua_method("integrated_gradients", label="IG", baseline=True, order=50)
+def _integrated_gradients(umodel, x, seed, segments, options):
+    return explain.integrated_gradients(umodel, x, target=0, **{"baseline": "mean", **options})
+
+
+@ua_method("blur_ig", label="Blur IG", baseline=True, order=60)
+def _blur_ig(umodel, x, seed, segments, options):
+    return explain.blur_ig(umodel, x, target=0, **options)
+
+
+@ua_method("fullgrad", label="FullGrad", baseline=True, order=70)
+def _fullgrad(umodel, x, seed, segments, options):
+    return explain.fullgrad(umodel, x, target=0, **options)
+
+
+@ua_method("occlusion", label="Occlusion", baseline=True, order=80)
+def _occlusion(umodel, x, seed, segments, options):
+    return explain.occlusion(umodel, x, **{**_COMMON, "window": 6, "stride": 2, **options})
+
+
+@ua_method("lime", label="LIME", baseline=True, order=90)
+def _lime(umodel, x, seed, segments, options):
+    return explain.lime(umodel, x, segments=segments, **{**_COMMON, "seed": seed, **options})
+
+
+@ua_method("kernel_shap", label="KernelSHAP", baseline=True, order=100)
+def _kernel_shap(umodel, x, seed, segments, options):
+    return explain.kernel_shap(umodel, x, segments=grid_segments(x), **{**_COMMON, "seed": seed, **options})
+
+
+@ua_method("kernel_shap_segments", label="KernelSHAP + segments", baseline=True, order=110)
+def _kernel_shap_segments(umodel, x, seed, segments, options):
     seg = explain.superpixels(x, options.pop("n_segments", 40)) if segments is None else segments
-    return explain.kernel_shap(umodel, x, segments=seg, **{**common, "seed": seed, **options})
+    return explain.kernel_shap(umodel, x, segments=seg, **{**_COMMON, "seed": seed, **options})

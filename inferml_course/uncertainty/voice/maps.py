@@ -71,6 +71,7 @@ from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
 from ..._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
 from ..._core.grads import batched_grad
+from ..._core.directions import register
 from ...explain.cam import contrast_cams, contrast_classes, contrast_cotangents
 from ...explain.maps import normalize_maps
 
@@ -78,6 +79,10 @@ __all__ = ["VoiceResult", "voice", "voice_map", "contrast_classes", "batched_gra
            "voice_stats",
            "EXPLAINERS",
            "NORMALIZATIONS"]
+
+# the direction of each metric defined here (the package's direction registry, _core.directions)
+register('explanation_overlap', False, quantity='VOICE: IoU of the thresholded explanation and its uncertainty map (higher = a less trustworthy explanation)', family="uncertainty.voice")
+register('snr', False, quantity='VOICE: mean / std of the uncertainty map (higher = a less trustworthy prediction)', family="uncertainty.voice")
 
 #: Explainers VOICE can wrap.
 EXPLAINERS = ("contrast_cam", "smoothgrad")
