@@ -52,6 +52,7 @@ restored afterwards, also on errors.
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -65,7 +66,8 @@ from .._core.batching import check_batch_size
 from .._core.perturb import OUTPUTS, first_pass, masked_scores
 from .._core.targets import check_input, output_dtype
 
-__all__ = ["occlusion", "rise", "lime", "kernel_shap", "superpixels", "occlusion_windows", "rise_masks", "OUTPUTS"]
+__all__ = ["occlusion", "rise", "rise_scores", "RiseScores", "lime", "kernel_shap", "superpixels", "occlusion_windows",
+           "rise_masks", "OUTPUTS"]
 
 def _pair(value, argument):
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -150,8 +152,40 @@ def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed
     return up[torch.arange(n_masks, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
+class RiseScores(NamedTuple):
+    """What :func:`rise_scores` returns: ``x`` (N, C, H, W) in the model's dtype, ``target`` (N,), ``score``
+    (N,) the score of ``x``, ``masks`` (M, H, W) and ``scores`` (M, N) of ``x`` masked by each mask."""
+
+    x: torch.Tensor
+    target: torch.Tensor
+    score: torch.Tensor
+    masks: torch.Tensor
+    scores: torch.Tensor
+
+
 @guarded()
 @torch.no_grad()
+def rise_scores(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
+                p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
+                batch_size="auto", normalize=None) -> RiseScores:
+    """RISE's random interventions (:class:`RiseScores`): the class score of each image blended with
+    ``baseline`` by each of the :func:`rise_masks`, ``b + M (x - b)``; read by :func:`rise` and by SHAPE
+    (:func:`inferml_course.intervene.rise_and_shape`). Cost: N * n_masks forward images (+ N)."""
+    check_positive_int(n_masks, "n_masks")
+    check_positive_int(grid_size, "grid_size")
+    check_unit_interval(p_keep, "p_keep", low_open=True, what=" (the probability of keeping a grid cell)")
+    check_seed(seed)
+    check_batch_size(batch_size)  # fail before the forward pass
+    x, t, score, _ = first_pass(model, x, target, output, "rise_scores")
+    n, c, h, w = x.shape
+    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * n)
+    masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
+    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
+    s = masked_scores(model, x, t, lambda i, j: masks[i:j, None], n_masks, b, output, batch_size)
+    return RiseScores(x, t, score, masks, s)
+
+
+@guarded()
 def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
          p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
          batch_size="auto", normalize=None) -> torch.Tensor:
@@ -162,19 +196,10 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, gr
     multiplying a zero-centred *normalised* image by the mask does in the original code).
     Unsigned for probabilities. Cost: N * n_masks forward images (+ N for ``target=None``).
     """
-    check_positive_int(n_masks, "n_masks")
-    check_positive_int(grid_size, "grid_size")
-    check_unit_interval(p_keep, "p_keep", low_open=True, what=" (the probability of keeping a grid cell)")
-    check_seed(seed)
-    check_batch_size(batch_size)  # fail before the forward pass
-    x, t, _, _ = first_pass(model, x, target, output, "rise")
-    n, c, h, w = x.shape
-    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * n)
-    masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
-    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
-    s = masked_scores(model, x, t, lambda i, j: masks[i:j, None], n_masks, b, output, batch_size)  # (n_masks, N)
-    total = s.t() @ masks.reshape(n_masks, h * w)
-    return (total / (n_masks * p_keep)).view(n, h, w).to(output_dtype(x))
+    r = rise_scores(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size, normalize)
+    n, _, h, w = r.x.shape
+    total = r.scores.t() @ r.masks.reshape(n_masks, h * w)
+    return (total / (n_masks * p_keep)).view(n, h, w).to(output_dtype(r.x))
 
 
 # --- superpixel surrogates: LIME and Kernel SHAP -------------------------------------------------------------

@@ -54,13 +54,12 @@ import numbers
 import torch
 from torch import nn
 
-from .._core.adapter import resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.checks import check_choice, check_images, check_model_input, check_positive_int, check_seed
 from .._core.modes import guarded
-from .._core.perturb import first_pass, logit_jobs, masked_scores
+from .._core.perturb import logit_jobs
 from .._core.targets import output_dtype
-from ..explain.perturbation import rise_masks
+from ..explain.perturbation import rise_masks, rise_scores
 
 __all__ = ["set_watermark", "randomise_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
@@ -257,25 +256,18 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
                    batch_size="auto", normalize=None) -> tuple[torch.Tensor, torch.Tensor]:
     """RISE and SHAPE maps (N, H, W) each, from one set of masked forward passes (shared masks).
 
-    The RISE map equals :func:`inferml_course.explain.rise` with the same options (same masks from
-    :func:`~inferml_course.explain.perturbation.rise_masks`, same ``baseline`` blend); SHAPE uses the
+    The RISE map equals :func:`inferml_course.explain.rise` with the same options (both read
+    :func:`~inferml_course.explain.rise_scores`: the same masks, the same ``baseline`` blend); SHAPE uses the
     inverted masks and the score drop f(x) - f(x masked). ``output``: ``"probability"`` (default,
     as our RISE) or ``"logit"`` (the released SHAPE code scores raw logits). Cost: N (1 + n_masks)
     forward images.
     """
-    check_positive_int(n_masks, "n_masks")
-    check_positive_int(grid_size, "grid_size")
     p_keep = _check_p_keep(p_keep)
-    check_batch_size(batch_size)
-    x, t, base, _ = first_pass(model, x, target, output, "rise_and_shape")  # base: f(x) (N,)
-    n, c, h, w = x.shape
-    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * n)
-    masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
-    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
-    s = masked_scores(model, x, t, lambda i, j: masks[i:j, None], n_masks, b, output, batch_size)  # (n_masks, N)
-    flat = masks.reshape(n_masks, h * w)
-    rise_sum = s.t() @ flat
-    shape_sum = (base[None] - s).t() @ (1 - flat)
+    r = rise_scores(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size, normalize)
+    x, n, (h, w) = r.x, r.x.shape[0], r.x.shape[-2:]
+    flat = r.masks.reshape(n_masks, h * w)
+    rise_sum = r.scores.t() @ flat
+    shape_sum = (r.score[None] - r.scores).t() @ (1 - flat)  # f(x) - f(x masked)
     dtype = output_dtype(x)
     return ((rise_sum / (n_masks * p_keep)).view(n, h, w).to(dtype),
             (shape_sum / (n_masks * (1 - p_keep))).view(n, h, w).to(dtype))

@@ -86,8 +86,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._core.checks import check_choice, check_float_tensor, check_number, check_positive_int, check_seed, \
-    check_segments
+from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_number, check_positive_int, \
+    check_seed, check_segments
 from ..._core.batching import batches
 from ..._core.hooks import capture_many
 from ..._core.images import gaussian_blur
@@ -426,6 +426,7 @@ def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, sampl
     tau1, tau2 = _check_temperature(tau1, "tau1"), _check_temperature(tau2, "tau2")
     check_positive_int(batch_size, "batch_size")
     bayes = _as_bayesian(model, source, samples, seed)
+    x = check_model_input(bayes, x)  # the dtype rule of _core.perturb
     biased = _spatial_biases(bayes)
     size = x.shape[-2:]
     maps = {m: [] for m in MEASURES}
@@ -589,6 +590,7 @@ def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: 
     if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init):
         raise ValueError(f"init must be a finite number, got {init!r}")
     umodel = _uncertainty_model(model, measure, source, samples, seed)
+    x = check_model_input(umodel, x)  # the dtype rule of _core.perturb
     seg, count = _segment_stack(x, segments, n_segments)             # (L, N, H, W), (N,)
     levels = seg.shape[0]
     n, _, h, w = x.shape

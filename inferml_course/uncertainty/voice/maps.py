@@ -65,7 +65,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_positive_int, check_seed
+from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_number, check_positive_int, \
+    check_seed
 from ..._core.modes import check_mode, guarded
 from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
@@ -188,8 +189,7 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
     check_choice(channels, ("abs", "max_abs"), "channels")
     check_positive_int(samples, "samples")
     check_batch_size(batch_size)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+    noise = check_number(noise, "noise", allow_zero=True)
     if explainer == "contrast_cam":
         raw, p, others, probs = _cam_maps(model, x, target, layer, vectorize, reshape)
     else:
