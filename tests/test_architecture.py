@@ -81,12 +81,12 @@ ONE_DEFINITION = ["gaussian_blur", "minmax", "mask_iou", "check_batch_size", "ch
                   "penultimate_features", "decompose", "eval_mode", "model_guard", "higher_is_better",
                   "batched_grad", "contrast_classes", "contrast_cotangents", "feature_map_view", "can_download",
                   "all_finite", "check_seed", "pearson_rows", "first_pass", "score_jobs", "logit_jobs", "masked_scores",
-                  "chunk_rule", "path_gradients", "noise_sigma", "noisy_points", "check_segments",
+                  "chunk_rule", "path_start", "path_gradients", "noise_sigma", "noisy_points", "check_segments",
                   "head_after_features", "dropout_head"]
 #: The drifted copies this layout replaced: none may come back.
 GONE = ["_average_ranks", "check_batch", "_check_batch_size", "_resolve_batch", "_last_layer", "_sensing_pass",
         "_direction", "_gaussian_kernel", "_grad_outputs", "imagenet_resnet18", "_scores", "_start",
-        "_path_gradients", "_noisy", "_head_only_path", "_is_head_only_cnn", "_check_segments", "_positive"]
+        "_path_gradients", "_noisy", "_head_only_path", "_is_head_only_cnn", "_check_segments", "_positive", "_predicted"]
 
 
 def _definitions():

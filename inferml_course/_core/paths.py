@@ -11,11 +11,27 @@ import torch
 from torch import nn
 
 from .adapter import forward_images
+from .batching import check_batch_size
 from .hooks import relu_rule
+from .modes import check_mode
 from .perturb import chunk_rule
-from .targets import check_model_output, resolve_targets
+from .targets import as_target_tensor, check_model_output, resolve_targets
 
-__all__ = ["path_gradients", "noise_sigma", "noisy_points"]
+__all__ = ["path_start", "path_gradients", "noise_sigma", "noisy_points"]
+
+
+def path_start(model: nn.Module, x: torch.Tensor, target, batch_size, n_points: int, method: str):
+    """(chunk size, targets (N,)) of a path method on ``x`` (N, C, H, W), checked by the caller: ``batch_size``
+    resolved for ``n_points`` forward and backward passes of N images, ``target=None`` the class predicted
+    on ``x`` (one forward pass: a path need not contain ``x``). ``method`` names the caller in mode warnings."""
+    check_mode(model, method)
+    n = x.shape[0]
+    size = check_batch_size(batch_size, x, model=model, work=n_points * n, backward=True)
+    t = as_target_tensor(target, n, x.device)
+    if t is None:
+        with torch.no_grad():
+            t = check_model_output(model(x), n).argmax(1)
+    return size, t
 
 
 def path_gradients(model: nn.Module, point: Callable, n_points: int, x: torch.Tensor, t: torch.Tensor | None,

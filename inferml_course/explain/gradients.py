@@ -74,7 +74,7 @@ from .._core.modes import check_mode, guarded
 from .._core.adapter import forward_images, implicit_bias, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.images import CHANNELS, gaussian_blur, reduce_channels
-from .._core.paths import noise_sigma, noisy_points, path_gradients
+from .._core.paths import noise_sigma, noisy_points, path_gradients, path_start
 from .._core.targets import as_target_tensor, check_model_output, output_dtype, resolve_targets
 
 __all__ = ["saliency", "input_x_gradient", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients",
@@ -136,11 +136,6 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target=None, channels: str = "s
 
 # --- path and sampling methods ---------------------------------------------------------------------------
 
-def _predicted(model, x):
-    with torch.no_grad():
-        return check_model_output(model(x), x.shape[0]).argmax(1)
-
-
 @guarded()
 def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25, noise: float = 0.15,
                noise_type: str = "relative", base: str = "saliency", seed: int = 0, batch_size="auto",
@@ -168,12 +163,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     check_positive_int(samples, "samples")
     check_batch_size(batch_size)
     noise = check_number(noise, "noise", allow_zero=True)
-    check_mode(model, "smoothgrad")
-    n = x.shape[0]
-    batch_size = check_batch_size(batch_size, x, model=model, work=samples * n, backward=True)
-    t = as_target_tensor(target, n, x.device)
-    if t is None:
-        t = _predicted(model, x)
+    batch_size, t = path_start(model, x, target, batch_size, samples, "smoothgrad")
     sigma = noise_sigma(x, noise, noise_type)
     noisy = noisy_points(x, sigma, check_seed(seed))
     multiply = base == "input_x_gradient"
@@ -238,13 +228,9 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     check_choice(channels, CHANNELS, "channels")
     alphas, weights = quadrature(rule, steps)
     check_batch_size(batch_size)
-    check_mode(model, "integrated_gradients")
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
+    batch_size, t = path_start(model, x, target, batch_size, steps, "integrated_gradients")
     n = x.shape[0]
-    batch_size = check_batch_size(batch_size, x, model=model, work=steps * n, backward=True)
-    t = as_target_tensor(target, n, x.device)
-    if t is None:
-        t = _predicted(model, x)
     xd = x.detach()
     delta = xd - b
     a = alphas.to(device=x.device, dtype=x.dtype)
@@ -287,12 +273,8 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     check_positive_int(steps, "steps")
     check_batch_size(batch_size)
     max_sigma, grad_step = check_number(max_sigma, "max_sigma"), check_number(grad_step, "grad_step")
-    check_mode(model, "blur_ig")
+    batch_size, t = path_start(model, x, target, batch_size, steps, "blur_ig")
     n = x.shape[0]
-    batch_size = check_batch_size(batch_size, x, model=model, work=steps * n, backward=True)
-    t = as_target_tensor(target, n, x.device)
-    if t is None:
-        t = _predicted(model, x)
     sigmas = torch.arange(steps + 1, dtype=torch.float64) * (max_sigma / steps)
     xd = x.detach()
 
