@@ -80,10 +80,13 @@ ONE_DEFINITION = ["gaussian_blur", "minmax", "mask_iou", "check_batch_size", "ch
                   "pointing_game", "energy_pointing_game", "resolve_classifier", "resolve_layer", "resolve_baseline",
                   "penultimate_features", "decompose", "eval_mode", "model_guard", "higher_is_better",
                   "batched_grad", "contrast_classes", "contrast_cotangents", "feature_map_view", "can_download",
-                  "all_finite", "check_seed", "pearson_rows"]
+                  "all_finite", "check_seed", "pearson_rows", "first_pass", "score_jobs", "logit_jobs", "masked_scores",
+                  "chunk_rule", "path_start", "path_gradients", "noise_sigma", "noisy_points", "check_segments",
+                  "head_after_features", "dropout_head"]
 #: The drifted copies this layout replaced: none may come back.
 GONE = ["_average_ranks", "check_batch", "_check_batch_size", "_resolve_batch", "_last_layer", "_sensing_pass",
-        "_direction", "_gaussian_kernel", "_grad_outputs", "imagenet_resnet18"]
+        "_direction", "_gaussian_kernel", "_grad_outputs", "imagenet_resnet18", "_scores", "_start",
+        "_path_gradients", "_noisy", "_head_only_path", "_is_head_only_cnn", "_check_segments", "_positive", "_predicted"]
 
 
 def _definitions():
@@ -101,3 +104,18 @@ def test_one_definition_per_shared_concept():
     assert not twice, f"defined other than once: {twice}"
     back = {name: found[name] for name in GONE if name in found}
     assert not back, f"replaced copies are back: {back}"
+
+
+def test_one_chunk_rule_and_one_outputs():
+    """The perturb-and-score engine (``_core.perturb``) holds the chunk rule ``batch_size // per`` and the
+    tuple ``OUTPUTS``; no family writes either again."""
+    chunked, outputs = [], []
+    for path in sorted(ROOT.rglob("*.py")):
+        text = path.read_text()
+        if "batch_size // " in text:
+            chunked.append(str(path.relative_to(ROOT)))
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "OUTPUTS" for t in node.targets):
+                outputs.append(str(path.relative_to(ROOT)))
+    assert chunked == ["_core/perturb.py"], chunked
+    assert outputs == ["_core/perturb.py"], outputs

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inferml_course._core.adapter import dropout_head
 from inferml_course.explain.gradients import fullgrad_terms
 from inferml_course.uncertainty import attribution as ua
 from inferml_course.uncertainty import attribution as ev
@@ -57,9 +58,9 @@ def test_mc_dropout_samples_are_fixed_networks_shared_by_the_batch():
     assert torch.allclose(z[:, :2], bayes.sample_logits(x[:2]))                       # batch-invariant
     assert not torch.allclose(z, ua.BayesianModel(model, samples=5, seed=2).sample_logits(x))
     assert not torch.allclose(z[0], z[1])                                             # samples differ
-    assert bayes._head_only
+    assert dropout_head(model) is not None                                         # the trunk runs once
     generic = ua.BayesianModel(model, samples=5, seed=1)
-    generic._head_only = False                                                        # S full passes
+    generic._reuse_trunk = False                                                      # S full passes
     assert torch.allclose(generic.sample_logits(x), z)
     assert model.classifier.dropout1.training is False and not model.classifier.dropout1._forward_hooks
 

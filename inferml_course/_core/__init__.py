@@ -9,7 +9,12 @@ module        contents
 ``batching``  the one ``batch_size`` rule (``"auto"``, an int or ``None``) and :func:`batches`
 ``modes``     the mode policy: warn on training-mode layers, save and restore every flag, MC dropout
 ``hooks``     hook context managers (capture outputs, guided / deconvnet ReLU rules), removed on errors
-``adapter``   the model adapter: the CAM layer, the final linear layer and its input, the normalisation
+``adapter``   the model adapter: the CAM layer, the final linear layer and its input, the normalisation,
+              the head after the features (``head_after_features``, ``dropout_head``)
+``perturb``   the perturb-and-score engine: the first pass with the checks, chunked scoring, the one chunk
+              rule, ``OUTPUTS``, and the dtype rule of every function that runs a model on images
+``paths``     path and noise sampling: gradients summed along a path (IG, Blur IG, SmoothGrad), SmoothGrad's
+              noise (SmoothGrad, VOICE)
 ``layouts``   a layer's output (channels-first, channels-last, tokens) as feature maps (N, K, h, w)
 ``grads``     gradients of one output for many stacked cotangents (vectorised or looped)
 ``images``    channel reductions, min-max scaling, the Gaussian blur

@@ -32,8 +32,10 @@ import difflib
 import math
 import numbers
 import weakref
+from typing import NamedTuple
 
 import torch
+import torch.fx
 from torch import nn
 
 from .checks import check_choice
@@ -41,11 +43,12 @@ from .batching import batches
 from .hooks import capture
 from .layouts import feature_map_view
 from .targets import check_model_output
-from .modes import eval_mode, model_guard
+from .modes import dropout_modules, eval_mode, model_guard
 
 __all__ = ["forward_images", "layer_candidates", "LinearHeads", "shorten", "query_projection", "prefix_tokens", "resolve_layer", "find_cam_layer", "logits_and_feature_maps", "resolve_classifier",
            "resolve_normalize",
-           "resolve_baseline", "forward_logits", "classifier_pass", "forward_with_features", "penultimate_features", "implicit_bias"]
+           "resolve_baseline", "forward_logits", "classifier_pass", "forward_with_features", "penultimate_features", "implicit_bias",
+           "HeadSplit", "head_after_features", "dropout_head"]
 
 
 def layer_candidates(model: nn.Module) -> list[str]:
@@ -655,3 +658,72 @@ def implicit_bias(module: nn.Module):
     if type(module).__name__ == "Normalize" and isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):
         return -(mean / std).detach()
     return None
+
+
+class HeadSplit(NamedTuple):
+    """``model(x) == head(features(x))``: ``trunk`` the model's direct children before ``head``, its last."""
+
+    trunk: tuple
+    head: nn.Module
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk's output for ``x`` (the head's input)."""
+        for module in self.trunk:
+            x = module(x)
+        return x
+
+
+_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> HeadSplit | None
+
+
+class _ChildrenTracer(torch.fx.Tracer):
+    """Traces a model's own forward, each direct child one opaque call (nothing runs, no hook fires)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.children = {id(m) for m in model.children()}
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return id(m) in self.children or super().is_leaf_module(m, qualname)
+
+
+def head_after_features(model: nn.Module) -> HeadSplit | None:
+    """The model as trunk and head (:class:`HeadSplit`) when its forward is the chain of its direct children,
+    each called once in registration order on the previous one's output, the last one's output returned (a
+    ``normalize -> features -> classifier`` network, an ``nn.Sequential``); else None.
+
+    Read from the forward's code by ``torch.fx`` (the model does not run); cached per model.
+    """
+    try:
+        if model in _SPLITS:
+            return _SPLITS[model]
+    except TypeError:  # not weakly referable
+        pass
+    children = list(model.children())
+    split = None
+    try:
+        graph = _ChildrenTracer(model).trace(model)
+    except Exception:  # control flow or calls fx cannot trace: not a plain chain
+        graph = None
+    if graph is not None and len(children) >= 2:
+        nodes = list(graph.nodes)
+        calls = nodes[1:-1]
+        chained = (len(nodes) == len(children) + 2 and nodes[0].op == "placeholder" and nodes[-1].op == "output"
+                   and nodes[-1].args == (calls[-1],)
+                   and all(n.op == "call_module" and model.get_submodule(n.target) is m and not n.kwargs
+                           and n.args == (prev,) for n, m, prev in zip(calls, children, nodes)))
+        split = HeadSplit(tuple(children[:-1]), children[-1]) if chained else None
+    try:
+        _SPLITS[model] = split
+    except TypeError:
+        pass
+    return split
+
+
+def dropout_head(model: nn.Module) -> HeadSplit | None:
+    """:func:`head_after_features` when every dropout module of ``model`` sits in the head (the trunk is then
+    the same in every MC-dropout sample and runs once), else None."""
+    split = head_after_features(model)
+    if split is None or any(dropout_modules(m) for m in split.trunk):
+        return None
+    return split

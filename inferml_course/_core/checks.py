@@ -57,6 +57,19 @@ def check_images(x, argument: str = "x", channels: int | None = None, allow_empt
     return x
 
 
+def check_segments(segments, x: torch.Tensor, argument: str = "segments") -> torch.Tensor:
+    """Segment labels for the images ``x`` (N, C, H, W): an integer tensor (N, H, W) (not bool) of
+    non-negative labels, returned as long on ``x.device``."""
+    n, _, h, w = x.shape
+    if not isinstance(segments, torch.Tensor) or segments.shape != (n, h, w) or segments.is_floating_point() \
+            or segments.is_complex() or segments.dtype == torch.bool:
+        shape = tuple(segments.shape) if isinstance(segments, torch.Tensor) else type(segments).__name__
+        raise ValueError(f"{argument} must be an integer tensor of shape ({n}, {h}, {w}), got {shape}")
+    if bool((segments < 0).any()):
+        raise ValueError(f"{argument} must hold non-negative segment labels")
+    return segments.to(device=x.device, dtype=torch.long)
+
+
 def check_int_range(value, low: int, high: int, argument: str) -> int:
     """Check that ``value`` is an integer in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

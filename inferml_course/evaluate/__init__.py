@@ -37,7 +37,8 @@ from .ranking import DIRECTIONS, agreement, format_ranking, higher_is_better, ke
 from .structure import StructureResult, histograms, huffman_bits, huffman_code, huffman_code_lengths, \
     structure_curves, symbols
 from .sanity import randomized_copy, rank_correlation
-from ._common import OUTPUTS, SUBSTRATES, gaussian_blur, substrate_images
+from .._core.perturb import OUTPUTS
+from ._common import SUBSTRATES, gaussian_blur, substrate_images
 
 __all__ = [
     "PairwiseStudy", "SimulatedRater", "StudyResult", "aggregate", "bootstrap_ci", "load_responses", "save_responses",

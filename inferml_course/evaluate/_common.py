@@ -1,8 +1,9 @@
-"""Shared machinery of the network evaluations: argument checks, substrates, batched scoring.
+"""Shared machinery of the network evaluations: argument checks, substrates.
 
 Every network evaluation perturbs an image ``x`` towards a *substrate* (what a removed pixel
 becomes) and reads one class score of the perturbed images. The pieces here do that for many
-images, many maps and many perturbation levels at once, in chunks of ``batch_size`` images.
+images, many maps and many perturbation levels at once: the checks, the first pass and the chunked
+scoring are the engine's (:mod:`inferml_course._core.perturb`).
 """
 from __future__ import annotations
 
@@ -11,25 +12,17 @@ import warnings
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_float_tensor, check_model_input, check_number
+from .._core.checks import check_choice, check_float_tensor, check_number
 from .._core.images import gaussian_blur, minmax
-from .._core.modes import check_mode
-from .._core.adapter import forward_images, resolve_baseline
-from .._core.targets import as_target_tensor, check_model_output, resolve_targets, scores_from_logits
+from .._core.adapter import resolve_baseline
 
-__all__ = ["SUBSTRATES", "OUTPUTS", "as_map_dict", "check_maps", "substrate_images", "gaussian_blur",
-           "first_pass", "score_jobs", "minmax"]
+__all__ = ["SUBSTRATES", "as_map_dict", "check_maps", "substrate_images", "gaussian_blur", "minmax"]
 
 #: What a removed pixel becomes: a blurred copy of the image, the training-set mean colour, or black.
 SUBSTRATES = ("blur", "mean", "black")
-#: The class score the evaluations read: the softmax probability or the raw logit.
-OUTPUTS = ("probability", "logit")
 
 #: Default blur of the "blur" substrate, in pixels (see :func:`gaussian_blur`).
 DEFAULT_BLUR_SIGMA = 3.0
-
-
-#: Images per forward pass for ``batch_size="auto"``: 32 x 32 images run fastest in chunks of about 256 on a
 
 
 def check_maps(maps, x: torch.Tensor | None = None, argument: str = "maps", shape=None) -> torch.Tensor:
@@ -74,42 +67,6 @@ def substrate_images(model: nn.Module, x: torch.Tensor, substrate, blur_sigma: f
         if substrate == "blur":
             return gaussian_blur(x, check_number(blur_sigma, "blur_sigma"))
     return resolve_baseline(model, x, substrate, argument, normalize).expand_as(x)
-
-
-def first_pass(model: nn.Module, x, target, output: str, method: str):
-    """Check ``x`` and ``output``, run the model once on ``x`` and resolve the targets on that pass.
-
-    Returns (x, targets (N,), scores of x (N,), predicted classes of x (N,)). ``target=None`` is the
-    predicted class. ``x`` comes back in the model's parameter dtype (:func:`check_model_input`).
-    """
-    x = check_model_input(model, x, "x")
-    check_choice(output, OUTPUTS, "output")
-    t = as_target_tensor(target, x.shape[0], x.device)
-    check_mode(model, method)
-    logits = check_model_output(forward_images(model, x), x.shape[0])
-    t = resolve_targets(t, logits)
-    return x, t, scores_from_logits(logits, output).gather(1, t[:, None])[:, 0], logits.argmax(1)
-
-
-def score_jobs(model: nn.Module, total: int, build, targets: torch.Tensor, output: str, batch_size: int,
-               want_prediction: bool = False):
-    """Scores of ``total`` perturbed images, made ``batch_size`` at a time by ``build(start, stop)``.
-
-    ``targets`` (total,) is the class read from each image. Returns scores (total,) and, with
-    ``want_prediction``, the predicted classes (total,).
-    """
-    scores, predicted = [], []
-    for start in range(0, total, batch_size):
-        stop = min(total, start + batch_size)
-        images = build(start, stop)
-        logits = check_model_output(forward_images(model, images), stop - start)
-        scores.append(scores_from_logits(logits, output).gather(1, targets[start:stop, None])[:, 0])
-        if want_prediction:
-            predicted.append(logits.argmax(1))
-    s = torch.cat(scores) if scores else torch.zeros(0)
-    if want_prediction:
-        return s, (torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.long))
-    return s
 
 
 def warn_nan(count: int, total: int, what: str, stacklevel: int = 3):

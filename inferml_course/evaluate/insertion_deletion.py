@@ -56,7 +56,8 @@ from .._core.modes import check_mode, guarded
 from .._core.tables import format_table
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from .._core.batching import check_batch_size, chunk_size
-from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, score_jobs, substrate_images
+from .._core.perturb import first_pass, score_jobs
+from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, substrate_images
 
 __all__ = ["insertion_curve", "deletion_curve", "insertion_deletion", "auc", "pixel_ranks", "step_counts",
            "game_optimized_map", "GameResult", "GAMES"]

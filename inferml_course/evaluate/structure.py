@@ -47,7 +47,8 @@ from .._core.directions import describe, higher_is_better, register
 from .._core.modes import guarded
 from .._core.tables import format_table
 from .._core.batching import check_batch_size, chunk_size
-from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, first_pass, minmax, score_jobs, substrate_images
+from .._core.perturb import first_pass, score_jobs
+from ._common import DEFAULT_BLUR_SIGMA, as_map_dict, minmax, substrate_images
 
 __all__ = ["huffman_code_lengths", "huffman_bits", "huffman_code", "symbols", "histograms", "structure_curves",
            "StructureResult", "MODES", "DEFAULT_THRESHOLDS"]

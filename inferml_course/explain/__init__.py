@@ -28,12 +28,12 @@ from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, inp
 from .indirect import activation_maps, embeddings, first_layer_filters, max_activating_patches, \
     nearest_neighbors, neighbor_agreement, project, receptive_field, representatives
 from .maps import normalize_maps, overlay
-from .perturbation import kernel_shap, lime, occlusion, rise, superpixels
+from .perturbation import RiseScores, kernel_shap, lime, occlusion, rise, rise_scores, superpixels
 from .registry import EXPLAINERS, FAMILIES, INTERACTIVE_OPTIONS, METHODS, SIGNED, explain, explainer, method
 
 __all__ = [
     "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients", "blur_ig",
-    "fullgrad", "occlusion", "rise", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus", "counterfactual_cam",
+    "fullgrad", "occlusion", "rise", "rise_scores", "RiseScores", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus", "counterfactual_cam",
     "contrast_cam", "explanatory_paradigms", "paradigm_measures", "runner_up", "PARADIGMS", "contrast_cams", "ContrastCams", "causal_cam",
     "contrast_classes", "contrast_cotangents", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "EXPLAINERS", "explainer", "INTERACTIVE_OPTIONS", "normalize_maps", "overlay",

@@ -74,6 +74,7 @@ from .._core.modes import check_mode, guarded
 from .._core.adapter import forward_images, implicit_bias, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.images import CHANNELS, gaussian_blur, reduce_channels
+from .._core.paths import noise_sigma, noisy_points, path_gradients, path_start
 from .._core.targets import as_target_tensor, check_model_output, output_dtype, resolve_targets
 from .registry import explainer
 
@@ -140,38 +141,6 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target=None, channels: str = "s
 
 # --- path and sampling methods ---------------------------------------------------------------------------
 
-def _predicted(model, x):
-    with torch.no_grad():
-        return check_model_output(model(x), x.shape[0]).argmax(1)
-
-
-def _path_gradients(model, point, n_points, x, t, batch_size, weights, rule=None, multiply=False):
-    """Weighted sum over points k of the gradient of z_t at ``point(k)`` (N, C, H, W).
-
-    ``point(ks)`` returns the images for point indices ``ks`` stacked as (len(ks) * N, C, H, W),
-    point-major. Points are processed ``max(1, batch_size // N)`` at a time (all at once when
-    ``batch_size`` is None). ``t`` (N,) is range-checked against the first chunk's logits.
-    Returns (sum_k w_k grad_k [* point_k], targets).
-    """
-    n = x.shape[0]
-    per_chunk = n_points if batch_size is None else max(1, min(n_points, batch_size // n))
-    total = torch.zeros_like(x)
-    with torch.enable_grad(), (relu_rule(model, rule) if rule else nullcontext()):
-        for start in range(0, n_points, per_chunk):
-            ks = list(range(start, min(n_points, start + per_chunk)))
-            inp = point(ks).detach().requires_grad_(True)
-            logits = check_model_output(forward_images(model, inp), inp.shape[0])
-            if start == 0:
-                t = resolve_targets(t, logits[:n])
-            chosen = logits.gather(1, t.repeat(len(ks))[:, None])
-            (grad,) = torch.autograd.grad(chosen.sum(), inp)
-            if multiply:
-                grad = grad * inp
-            w = weights[start:start + len(ks)].to(device=x.device, dtype=x.dtype)
-            total += (grad.view(len(ks), *x.shape) * w.view(-1, 1, 1, 1, 1)).sum(0)
-    return total, t
-
-
 @explainer("smoothgrad", family="gradient", interactive={"samples": 25}, label="SmoothGrad", order=50)
 @guarded()
 def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25, noise: float = 0.15,
@@ -200,28 +169,17 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     check_positive_int(samples, "samples")
     check_batch_size(batch_size)
     noise = check_number(noise, "noise", allow_zero=True)
-    check_mode(model, "smoothgrad")
-    n = x.shape[0]
-    batch_size = check_batch_size(batch_size, x, model=model, work=samples * n, backward=True)
-    t = as_target_tensor(target, n, x.device)
-    if t is None:
-        t = _predicted(model, x)
-    if noise_type == "relative":
-        flat = x.detach().reshape(n, -1)
-        sigma = noise * (flat.amax(1) - flat.amin(1))
-    else:
-        sigma = torch.full((n,), float(noise), device=x.device, dtype=x.dtype)
-    sigma = sigma.to(x.dtype).view(n, 1, 1, 1)
-    gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
-    xd = x.detach()
+    batch_size, t = path_start(model, x, target, batch_size, samples, "smoothgrad")
+    sigma = noise_sigma(x, noise, noise_type)
+    noisy = noisy_points(x, sigma, check_seed(seed))
+    multiply = base == "input_x_gradient"
 
     def point(ks):
-        eps = torch.stack([torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype) for _ in ks])
-        return (xd.unsqueeze(0) + sigma.unsqueeze(0) * eps).reshape(-1, *x.shape[1:])
+        images = noisy(ks)
+        return images, (images if multiply else None)
 
     weights = torch.full((samples,), 1.0 / samples, dtype=torch.float64)
-    total, _ = _path_gradients(model, point, samples, x, t, batch_size, weights, rule=_BASE_RULE[base],
-                                  multiply=base == "input_x_gradient")
+    total, _ = path_gradients(model, point, samples, x, t, batch_size, weights, rule=_BASE_RULE[base])
     return _finish(total, x, channels)
 
 
@@ -278,21 +236,17 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     check_choice(channels, CHANNELS, "channels")
     alphas, weights = quadrature(rule, steps)
     check_batch_size(batch_size)
-    check_mode(model, "integrated_gradients")
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
+    batch_size, t = path_start(model, x, target, batch_size, steps, "integrated_gradients")
     n = x.shape[0]
-    batch_size = check_batch_size(batch_size, x, model=model, work=steps * n, backward=True)
-    t = as_target_tensor(target, n, x.device)
-    if t is None:
-        t = _predicted(model, x)
     xd = x.detach()
     delta = xd - b
     a = alphas.to(device=x.device, dtype=x.dtype)
 
     def point(ks):
-        return (b.unsqueeze(0) + a[ks].view(-1, 1, 1, 1, 1) * delta.unsqueeze(0)).reshape(-1, *x.shape[1:])
+        return (b.unsqueeze(0) + a[ks].view(-1, 1, 1, 1, 1) * delta.unsqueeze(0)).reshape(-1, *x.shape[1:]), None
 
-    total, t = _path_gradients(model, point, steps, x, t, batch_size, weights)
+    total, t = path_gradients(model, point, steps, x, t, batch_size, weights)
     attr = delta * total
     result = _finish(attr, x, channels)
     if not return_gap:
@@ -328,31 +282,18 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     check_positive_int(steps, "steps")
     check_batch_size(batch_size)
     max_sigma, grad_step = check_number(max_sigma, "max_sigma"), check_number(grad_step, "grad_step")
-    check_mode(model, "blur_ig")
+    batch_size, t = path_start(model, x, target, batch_size, steps, "blur_ig")
     n = x.shape[0]
-    batch_size = check_batch_size(batch_size, x, model=model, work=steps * n, backward=True)
-    t = as_target_tensor(target, n, x.device)
-    if t is None:
-        t = _predicted(model, x)
     sigmas = torch.arange(steps + 1, dtype=torch.float64) * (max_sigma / steps)
-    widths = sigmas[1:] - sigmas[:-1]
     xd = x.detach()
-    total = torch.zeros_like(x)
-    per_chunk = steps if batch_size is None else max(1, min(steps, batch_size // n))
-    with torch.enable_grad():
-        for start in range(0, steps, per_chunk):
-            ks = list(range(start, min(steps, start + per_chunk)))
-            s = sigmas[ks].to(device=x.device, dtype=x.dtype).repeat_interleave(n)
-            reps = xd.repeat(len(ks), 1, 1, 1)
-            blurred = gaussian_blur(reps, s)
-            along = (gaussian_blur(reps, s + grad_step) - blurred) / grad_step  # d x_sigma / d sigma
-            inp = blurred.detach().requires_grad_(True)
-            logits = check_model_output(forward_images(model, inp), inp.shape[0])
-            if start == 0:
-                t = resolve_targets(t, logits[:n])
-            (grad,) = torch.autograd.grad(logits.gather(1, t.repeat(len(ks))[:, None]).sum(), inp)
-            w = widths[ks].to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1, 1)
-            total += ((grad * along).view(len(ks), *x.shape) * w).sum(0)
+
+    def point(ks):
+        s = sigmas[ks].to(device=x.device, dtype=x.dtype).repeat_interleave(n)
+        reps = xd.repeat(len(ks), 1, 1, 1)
+        blurred = gaussian_blur(reps, s)
+        return blurred, (gaussian_blur(reps, s + grad_step) - blurred) / grad_step  # d x_sigma / d sigma
+
+    total, _ = path_gradients(model, point, steps, x, t, batch_size, sigmas[1:] - sigmas[:-1])
     return _finish(-total, x, channels)
 
 

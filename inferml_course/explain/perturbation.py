@@ -52,26 +52,23 @@ restored afterwards, also on errors.
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_choice, check_model_input, check_number, check_positive_int, check_seed, \
-    check_unit_interval
-from .._core.modes import check_mode, guarded
-from .._core.adapter import forward_images, resolve_baseline
+from .._core.checks import check_number, check_positive_int, check_seed, check_segments, check_unit_interval
+from .._core.modes import guarded
+from .._core.adapter import resolve_baseline
 from .._core.batching import check_batch_size
-from .._core.targets import (as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets,
-    scores_from_logits)
+from .._core.perturb import OUTPUTS, first_pass, masked_scores
+from .._core.targets import check_input, output_dtype
 from .registry import explainer
 
-__all__ = ["occlusion", "rise", "lime", "kernel_shap", "superpixels", "occlusion_windows", "rise_masks", "OUTPUTS"]
-
-#: What the perturbation methods score.
-OUTPUTS = ("probability", "logit")
-
+__all__ = ["occlusion", "rise", "rise_scores", "RiseScores", "lime", "kernel_shap", "superpixels", "occlusion_windows",
+           "rise_masks", "OUTPUTS"]
 
 def _pair(value, argument):
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -80,27 +77,6 @@ def _pair(value, argument):
             or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value)):
         raise ValueError(f"{argument} must be a positive int or a pair of positive ints (h, w), got {value!r}")
     return int(value[0]), int(value[1])
-
-
-def _scores(model, images, t, output, batch_size):
-    """Scores of class t (one per image, t broadcast over the rows of ``images``) in chunks."""
-    out = []
-    step = images.shape[0] if batch_size is None else batch_size
-    for i in range(0, images.shape[0], step):
-        logits = check_model_output(forward_images(model, images[i:i + step]), images[i:i + step].shape[0])
-        out.append(scores_from_logits(logits, output).gather(1, t[i:i + step, None])[:, 0])
-    return torch.cat(out)
-
-
-def _start(model, x, target, output, method):
-    """Checks plus the forward pass on x (N, K): targets resolved and range-checked on it; x in the model's dtype."""
-    x = check_model_input(model, x)
-    check_choice(output, OUTPUTS, "output")
-    t = as_target_tensor(target, x.shape[0], x.device)
-    check_mode(model, method)
-    logits = check_model_output(model(x), x.shape[0])
-    t = resolve_targets(t, logits)
-    return x, t, scores_from_logits(logits, output).gather(1, t[:, None])[:, 0]
 
 
 # --- occlusion -----------------------------------------------------------------------------------------------
@@ -138,20 +114,14 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2
     window = _pair(window, "window")
     stride = _pair(stride, "stride")
     check_batch_size(batch_size)  # fail before the forward pass
-    x, t, base = _start(model, x, target, output, "occlusion")
+    x, t, base, _ = first_pass(model, x, target, output, "occlusion")
     n, c, h, w = x.shape
     masks = occlusion_windows((h, w), window, stride, x.device)  # (P, H, W)
     p = masks.shape[0]
     batch_size = check_batch_size(batch_size, x, model=model, work=p * n)
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
-    m = masks[:, None, None]  # (P, 1, 1, H, W), boolean
-    step = p if batch_size is None else max(1, batch_size // n)
-    drops = []
-    for i in range(0, p, step):
-        mi = m[i:i + step]
-        occluded = torch.where(mi, b, x).reshape(-1, c, h, w)  # one pass, no temporaries
-        drops.append(base.repeat(mi.shape[0]) - _scores(model, occluded, t.repeat(mi.shape[0]), output, None))
-    drops = torch.cat(drops).view(p, n)
+    kept = ~masks[:, None]  # (P, 1, H, W): the pixels each window leaves as they are
+    drops = base[None] - masked_scores(model, x, t, lambda i, j: kept[i:j], p, b, output, batch_size)  # (P, N)
     flat = masks.reshape(p, -1).to(x.dtype)
     attr = (drops.t() @ flat) / flat.sum(0)
     return attr.view(n, h, w).to(output_dtype(x))
@@ -184,9 +154,41 @@ def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed
     return up[torch.arange(n_masks, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-@explainer("rise", family="perturbation", interactive={"n_masks": 1000}, label="RISE", order=100)
+class RiseScores(NamedTuple):
+    """What :func:`rise_scores` returns: ``x`` (N, C, H, W) in the model's dtype, ``target`` (N,), ``score``
+    (N,) the score of ``x``, ``masks`` (M, H, W) and ``scores`` (M, N) of ``x`` masked by each mask."""
+
+    x: torch.Tensor
+    target: torch.Tensor
+    score: torch.Tensor
+    masks: torch.Tensor
+    scores: torch.Tensor
+
+
 @guarded()
 @torch.no_grad()
+def rise_scores(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
+                p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
+                batch_size="auto", normalize=None) -> RiseScores:
+    """RISE's random interventions (:class:`RiseScores`): the class score of each image blended with
+    ``baseline`` by each of the :func:`rise_masks`, ``b + M (x - b)``; read by :func:`rise` and by SHAPE
+    (:func:`inferml_course.intervene.rise_and_shape`). Cost: N * n_masks forward images (+ N)."""
+    check_positive_int(n_masks, "n_masks")
+    check_positive_int(grid_size, "grid_size")
+    check_unit_interval(p_keep, "p_keep", low_open=True, what=" (the probability of keeping a grid cell)")
+    check_seed(seed)
+    check_batch_size(batch_size)  # fail before the forward pass
+    x, t, score, _ = first_pass(model, x, target, output, "rise_scores")
+    n, c, h, w = x.shape
+    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * n)
+    masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
+    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
+    s = masked_scores(model, x, t, lambda i, j: masks[i:j, None], n_masks, b, output, batch_size)
+    return RiseScores(x, t, score, masks, s)
+
+
+@explainer("rise", family="perturbation", interactive={"n_masks": 1000}, label="RISE", order=100)
+@guarded()
 def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
          p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
          batch_size="auto", normalize=None) -> torch.Tensor:
@@ -197,24 +199,10 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, gr
     multiplying a zero-centred *normalised* image by the mask does in the original code).
     Unsigned for probabilities. Cost: N * n_masks forward images (+ N for ``target=None``).
     """
-    check_positive_int(n_masks, "n_masks")
-    check_positive_int(grid_size, "grid_size")
-    check_unit_interval(p_keep, "p_keep", low_open=True, what=" (the probability of keeping a grid cell)")
-    check_seed(seed)
-    check_batch_size(batch_size)  # fail before the forward pass
-    x, t, _ = _start(model, x, target, output, "rise")
-    n, c, h, w = x.shape
-    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * n)
-    masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
-    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
-    step = n_masks if batch_size is None else max(1, batch_size // n)
-    total = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
-    for i in range(0, n_masks, step):
-        mi = masks[i:i + step, None, None]  # (p, 1, 1, H, W)
-        blended = (b.unsqueeze(0) + mi * (x.unsqueeze(0) - b.unsqueeze(0))).reshape(-1, c, h, w)
-        s = _scores(model, blended, t.repeat(mi.shape[0]), output, None).view(-1, n)  # (p, N)
-        total += s.t() @ masks[i:i + step].reshape(-1, h * w)
-    return (total / (n_masks * p_keep)).view(n, h, w).to(output_dtype(x))
+    r = rise_scores(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size, normalize)
+    n, _, h, w = r.x.shape
+    total = r.scores.t() @ r.masks.reshape(n_masks, h * w)
+    return (total / (n_masks * p_keep)).view(n, h, w).to(output_dtype(r.x))
 
 
 # --- superpixel surrogates: LIME and Kernel SHAP -------------------------------------------------------------
@@ -240,30 +228,16 @@ def superpixels(x: torch.Tensor, n_segments: int = 16, compactness: float = 10.0
     return torch.from_numpy(np.stack(labels)).long().to(x.device)
 
 
-def _check_segments(segments, x):
-    n, _, h, w = x.shape
-    if not isinstance(segments, torch.Tensor) or segments.shape != (n, h, w) or segments.is_floating_point():
-        shape = tuple(segments.shape) if isinstance(segments, torch.Tensor) else type(segments).__name__
-        raise ValueError(f"segments must be an integer tensor of shape ({n}, {h}, {w}), got {shape}")
-    if bool((segments < 0).any()):
-        raise ValueError("segments must hold non-negative segment labels")
-    return segments.to(device=x.device, dtype=torch.long)
-
-
 def _coalition_scores(model, x, t, seg, z, baseline, output, batch_size):
     """Scores (N, S) of the images in which the superpixels with z = 1 (N, S, F) are kept."""
-    n, c, h, w = x.shape
-    s = z.shape[1]
-    b = baseline.expand_as(x)
-    index = seg.view(n, 1, h * w).expand(n, s, h * w)
-    per = s if batch_size is None else max(1, batch_size // n)
-    out = []
-    for i in range(0, s, per):
-        zi = z[:, i:i + per]
-        keep = zi.to(x.dtype).gather(2, index[:, :zi.shape[1]]).view(n, -1, 1, h, w)
-        images = (b.unsqueeze(1) + keep * (x - b).unsqueeze(1)).reshape(-1, c, h, w)
-        out.append(_scores(model, images, t.repeat_interleave(zi.shape[1]), output, None).view(n, -1))
-    return torch.cat(out, 1)
+    n, _, h, w = x.shape
+    index = seg.view(n, 1, h * w)
+
+    def keep(a, b):  # (b - a, N, H, W): sample-major
+        za = z[:, a:b]
+        return za.to(x.dtype).gather(2, index.expand(n, za.shape[1], h * w)).transpose(0, 1).reshape(-1, n, h, w)
+
+    return masked_scores(model, x, t, keep, z.shape[1], baseline.expand_as(x), output, batch_size).t()
 
 
 def _weighted_fit(z, y, weights, valid, ridge):
@@ -288,9 +262,9 @@ def _weighted_fit(z, y, weights, valid, ridge):
 def _surrogate_setup(model, x, target, segments, n_segments, output, method, samples, batch_size):
     check_positive_int(samples, "samples")
     check_batch_size(batch_size)  # fail before the forward pass
-    x, t, _ = _start(model, x, target, output, method)
+    x, t, _, _ = first_pass(model, x, target, output, method)
     batch_size = check_batch_size(batch_size, x, model=model, work=samples * x.shape[0])
-    seg = superpixels(x, n_segments) if segments is None else _check_segments(segments, x)
+    seg = superpixels(x, n_segments) if segments is None else check_segments(segments, x)
     count = seg.flatten(1).amax(1) + 1  # F_n
     f = int(count.max())
     valid = torch.arange(f, device=x.device)[None] < count[:, None]

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core.batching import batches, check_batch_size
-from .._core.checks import check_choice, check_images, check_positive_int, check_seed
+from .._core.checks import check_choice, check_images, check_model_input, check_positive_int, check_seed
 from .._core.modes import check_mode, guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from .._core.directions import ATTACK, register
@@ -105,7 +105,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = F
 
     Its sign, scaled by epsilon, *is* the FGSM perturbation. One forward and one backward pass.
     """
-    x = check_pixel_range(x)
+    x = check_model_input(model, check_pixel_range(x))  # the dtype rule of _core.perturb
     _check_bool(targeted, "targeted")
     y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
@@ -121,11 +121,12 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
 
     Untargeted (default): ``y`` holds the classes to move away from (None: the model's
     predictions). ``targeted=True``: ``y`` holds target classes and the step goes down the loss
-    towards them. Returns adversarial images (N, C, H, W) in [0, 1], detached, dtype of ``x``.
+    towards them. Returns adversarial images (N, C, H, W) in [0, 1], detached, in the model's dtype (the
+    dtype rule of :mod:`inferml_course._core.perturb`).
     One forward and one backward pass per image, ``batch_size`` images at a time (``"auto"``: the
     measured fastest chunk, see :mod:`inferml_course._core.batching`; an int; None: all at once).
     """
-    x = check_pixel_range(x)
+    x = check_model_input(model, check_pixel_range(x))  # the dtype rule of _core.perturb
     epsilon = _check_real(epsilon, "epsilon")
     _check_bool(targeted, "targeted")
     y = as_target_tensor(y, x.shape[0], x.device, "y")
@@ -153,7 +154,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     random start and ``y=None`` one extra forward pass on the clean images fixes the classes).
     Cost: ``steps`` forward and backward passes.
     """
-    x = check_pixel_range(x)
+    x = check_model_input(model, check_pixel_range(x))  # the dtype rule of _core.perturb
     epsilon = _check_real(epsilon, "epsilon")
     step_size = _check_real(step_size, "step_size", positive=True)
     check_positive_int(steps, "steps")
@@ -245,7 +246,7 @@ def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 25
     every budget gets the same number of steps to use it.
     """
     check_choice(attack, ATTACKS, "attack")
-    x = check_pixel_range(x)
+    x = check_model_input(model, check_pixel_range(x))  # the dtype rule of _core.perturb
     y = as_target_tensor(y, x.shape[0], x.device, "y")
     if y is None:
         raise ValueError("y is required: the true labels")

@@ -54,9 +54,12 @@ import numbers
 import torch
 from torch import nn
 
-from .._core.batching import batches, check_batch_size
-from .._core.checks import check_choice, check_images, check_positive_int, check_seed
+from .._core.batching import check_batch_size
+from .._core.checks import check_choice, check_images, check_model_input, check_positive_int, check_seed
 from .._core.modes import guarded
+from .._core.perturb import logit_jobs
+from .._core.targets import output_dtype
+from ..explain.perturbation import rise_masks, rise_scores
 
 __all__ = ["set_watermark", "randomize_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
@@ -168,13 +171,16 @@ def intervention_probs(model: nn.Module, signs: torch.Tensor, watermarks=None, i
     s, n = signs.shape[:2]
     flat = signs.reshape(s * n, *signs.shape[2:])
     check_images(flat, "signs", channels=3)
+    flat = check_model_input(model, flat, "signs")
+    check_batch_size(batch_size)
     watermarks = list(range(s)) if watermarks is None else [int(w) for w in watermarks]
     device = next(model.parameters()).device
     columns = []
     for w in watermarks + ([None] if include_removed else []):
         x = flat if w is None else set_watermark(flat, w, position=position)
         x = x.to(device)
-        logits = torch.cat([model(chunk) for chunk in batches(x, batch_size, model=model)])
+        size = check_batch_size(batch_size, x, model=model, work=len(x))
+        logits = logit_jobs(model, len(x), lambda a, b: x[a:b], size)
         columns.append(torch.softmax(logits.float(), 1).cpu().view(s, n, -1))
     return torch.stack(columns, 1)
 
@@ -233,8 +239,6 @@ def follow_rates(probs: torch.Tensor, watermarks=None) -> dict:
 def mask_coverage(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed: int = 0) -> torch.Tensor:
     """Mbar (H, W): the share of RISE / SHAPE masks that keep each pixel (its expectation is p_keep;
     the deviation from it is the masks' fingerprint that both maps inherit)."""
-    from ..explain.perturbation import rise_masks
-
     return rise_masks(n_masks, size, grid_size, p_keep, seed).mean(0)
 
 
@@ -252,44 +256,18 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
                    batch_size="auto", normalize=None) -> tuple[torch.Tensor, torch.Tensor]:
     """RISE and SHAPE maps (N, H, W) each, from one set of masked forward passes (shared masks).
 
-    The RISE map equals :func:`inferml_course.explain.rise` with the same options (same masks from
-    :func:`~inferml_course.explain.perturbation.rise_masks`, same ``baseline`` blend); SHAPE uses the
+    The RISE map equals :func:`inferml_course.explain.rise` with the same options (both read
+    :func:`~inferml_course.explain.rise_scores`: the same masks, the same ``baseline`` blend); SHAPE uses the
     inverted masks and the score drop f(x) - f(x masked). ``output``: ``"probability"`` (default,
     as our RISE) or ``"logit"`` (the released SHAPE code scores raw logits). Cost: N (1 + n_masks)
     forward images.
     """
-    from .._core.modes import check_mode
-    from .._core.adapter import resolve_baseline
-    from .._core.targets import (as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets,
-        scores_from_logits)
-    from ..explain.perturbation import OUTPUTS, rise_masks
-
-    check_positive_int(n_masks, "n_masks")
-    check_positive_int(grid_size, "grid_size")
     p_keep = _check_p_keep(p_keep)
-    x = check_input(x)
-    check_batch_size(batch_size)
-    check_choice(output, OUTPUTS, "output")
-    t = as_target_tensor(target, x.shape[0], x.device)
-    check_mode(model, "rise_and_shape")
-    batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * x.shape[0])
-    logits = check_model_output(model(x), x.shape[0])
-    t = resolve_targets(t, logits)
-    base = scores_from_logits(logits, output).gather(1, t[:, None])[:, 0]  # f(x) (N,)
-    n, c, h, w = x.shape
-    masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
-    b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
-    step = n_masks if batch_size is None else max(1, batch_size // n)
-    rise_sum = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
-    shape_sum = torch.zeros((n, h * w), device=x.device, dtype=x.dtype)
-    for i in range(0, n_masks, step):
-        mi = masks[i:i + step]
-        blended = (b.unsqueeze(0) + mi[:, None, None] * (x.unsqueeze(0) - b.unsqueeze(0))).reshape(-1, c, h, w)
-        out = check_model_output(model(blended), blended.shape[0])
-        s = scores_from_logits(out, output).gather(1, t.repeat(mi.shape[0])[:, None])[:, 0].view(-1, n)  # (p, N)
-        flat = mi.reshape(-1, h * w)
-        rise_sum += s.t() @ flat
-        shape_sum += (base[None] - s).t() @ (1 - flat)
+    r = rise_scores(model, x, target, n_masks, grid_size, p_keep, baseline, output, seed, batch_size, normalize)
+    x, n, (h, w) = r.x, r.x.shape[0], r.x.shape[-2:]
+    flat = r.masks.reshape(n_masks, h * w)
+    rise_sum = r.scores.t() @ flat
+    shape_sum = (r.score[None] - r.scores).t() @ (1 - flat)  # f(x) - f(x masked)
     dtype = output_dtype(x)
     return ((rise_sum / (n_masks * p_keep)).view(n, h, w).to(dtype),
             (shape_sum / (n_masks * (1 - p_keep))).view(n, h, w).to(dtype))

@@ -34,6 +34,7 @@ from torch import nn
 from .._core.checks import check_choice
 from .._core.batching import batches, check_batch_size, memory_cap
 from .._core.checks import check_model, check_model_input, check_positive_int, check_prob_samples
+from .._core.adapter import dropout_head
 from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode, guarded
 from .registry import score
 
@@ -106,16 +107,6 @@ def _seeded(seed: int, device: torch.device):
         yield
 
 
-def _head_only_path(model: nn.Module) -> bool:
-    """True for a SmallCNN whose dropout sits only in the classifier head: the trunk then runs once."""
-    from ..models.architectures import SmallCNN
-
-    if not isinstance(model, SmallCNN) or type(model).forward is not SmallCNN.forward:
-        return False
-    trunk_drop = dropout_modules(model.features) + dropout_modules(model.normalize)
-    return not trunk_drop
-
-
 @guarded(policy="mc_dropout")
 @torch.no_grad()
 def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, batch_size="auto",
@@ -126,23 +117,23 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
     therefore not timed but the memory cap (:func:`~inferml_course._core.batching.memory_cap`, 512
     images of 32 x 32 on a CPU), the same for every run on the same device.
 
-    Only the dropout modules sample; batch norm stays in eval mode. For a :class:`SmallCNN`, whose
-    dropout sits in the classifier head only, the deterministic trunk runs once and the head S
-    times (``reuse_features=True``); the masks are drawn in the same order as S full passes, so
-    both paths give the same numbers.
+    Only the dropout modules sample; batch norm stays in eval mode. For a network whose dropout sits in
+    its head only (:func:`~inferml_course._core.adapter.dropout_head`: a ``SmallCNN``, an ``nn.Sequential``),
+    the deterministic trunk runs once and the head S times (``reuse_features=True``); the masks are
+    drawn in the same order as S full passes, so both paths give the same numbers.
     """
     x = check_model_input(model, x)
     check_batch_size(batch_size)
     check_positive_int(samples, "samples")
     chunks = batches(x, memory_cap(x) if batch_size == "auto" else batch_size)
-    head_only = reuse_features and _head_only_path(model)
+    split = dropout_head(model) if reuse_features else None
     with mc_dropout_mode(model), _seeded(seed, x.device):
-        if head_only:  # the trunk has no dropout and its batch norms are in eval mode: run it once
-            trunk = [model.features(model.normalize(c)) for c in chunks]
+        if split is not None:  # the trunk has no dropout and its batch norms are in eval mode: run it once
+            trunk = [split.features(c) for c in chunks]
         out = []
         for _ in range(samples):
-            if head_only:
-                logits = torch.cat([model.classifier(t) for t in trunk])
+            if split is not None:
+                logits = torch.cat([split.head(t) for t in trunk])
             else:
                 logits = torch.cat([model(c) for c in chunks])
             out.append(torch.softmax(logits.float(), dim=1))

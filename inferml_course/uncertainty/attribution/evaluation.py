@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..._core.checks import check_choice, check_float_tensor, check_positive_int
+from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_positive_int
 from ..._core.directions import describe, register, view
 from ..._core.images import gaussian_blur, mask_iou
 from ..._core.modes import guarded
@@ -327,6 +327,7 @@ def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dic
     check_choice(form, ATTENTION_FORMS, "form")
     bayes = model.bayes if isinstance(model, UncertaintyModel) else model
     bayes = bayes if isinstance(bayes, BayesianModel) else BayesianModel(bayes)
+    x = check_model_input(bayes, x)  # the dtype rule of _core.perturb
     labels = labels.to(x.device)
 
     def score(images):

@@ -20,8 +20,9 @@ theta^1..theta^S and returns their logits (S, N, K):
   masks, one mask per sample shared by every image). So U(x) is a deterministic, differentiable
   function of x, which gradients, perturbation methods and the optimisation all need. (The
   lesson-05 :func:`~inferml_course.uncertainty.bayesian.mc_dropout` draws fresh masks for every
-  image instead: the same distribution, different numbers.) For a :class:`SmallCNN`, whose dropout
-  sits only in the classifier head, the trunk runs once and only the head S times.
+  image instead: the same distribution, different numbers.) For a network whose dropout sits only in
+  its head (:func:`~inferml_course._core.adapter.dropout_head`, e.g. a ``SmallCNN``), the trunk runs
+  once and only the head S times.
 * ``source="ensemble"``: the members of an :class:`~inferml_course.models.Ensemble`
   (``member_logits``) or a list of models; S = the number of members.
 
@@ -86,12 +87,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._core.checks import check_choice, check_float_tensor, check_number, check_positive_int, check_seed
+from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_number, check_positive_int, \
+    check_seed, check_segments
 from ..._core.batching import batches
 from ..._core.hooks import capture_many
 from ..._core.images import gaussian_blur
 from ..._core.targets import check_input, output_dtype
-from ..._core.adapter import implicit_bias
+from ..._core.adapter import dropout_head, implicit_bias
 from ..._core.modes import DROPOUT_TYPES, eval_mode, guarded
 from ..bayesian import MEASURES, Decomposition, _decomposition
 from ..._core.grads import batched_grad
@@ -138,15 +140,6 @@ DEFAULT_SAMPLES = 20
 
 
 # --- posterior samples ----------------------------------------------------------------------------------
-
-def _is_head_only_cnn(model: nn.Module) -> bool:
-    """A SmallCNN (with its own forward) whose dropout sits in the classifier head only."""
-    from ...models.architectures import SmallCNN
-
-    if not isinstance(model, SmallCNN) or type(model).forward is not SmallCNN.forward:
-        return False
-    return not any(isinstance(m, DROPOUT_TYPES) for m in (*model.normalize.modules(), *model.features.modules()))
-
 
 class BayesianModel(nn.Module):
     """S fixed posterior samples of a network: :meth:`sample_logits` returns logits (S, N, K).
@@ -195,8 +188,8 @@ class BayesianModel(nn.Module):
             if not self._dropouts:
                 raise ValueError("source='mc_dropout' needs a model with dropout modules (p > 0); "
                                  "use an ensemble (source='ensemble') for a model without dropout")
-        self._head_only = source == "mc_dropout" and _is_head_only_cnn(model)
         self._masks: dict = {}
+        self._reuse_trunk = True  # run a dropout-free trunk once (:func:`dropout_head`); False: S full passes
 
     @property
     def normalize(self):
@@ -243,12 +236,13 @@ class BayesianModel(nn.Module):
     def _sampled_passes(self, x: torch.Tensor) -> list:
         net = self.model
         passes = []
+        split = dropout_head(net) if self._reuse_trunk else None  # dropout in the head only: trunk once
         with self._fixed_masks() as state:
-            if self._head_only:
-                trunk = net.features(net.normalize(x))
+            if split is not None:
+                trunk = split.features(x)
                 for s in range(self.samples):
                     state["s"] = s
-                    passes.append(net.classifier(trunk))
+                    passes.append(split.head(trunk))
             else:
                 for s in range(self.samples):
                     state["s"] = s
@@ -461,6 +455,7 @@ def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, sampl
     tau1, tau2 = _check_temperature(tau1, "tau1"), _check_temperature(tau2, "tau2")
     check_positive_int(batch_size, "batch_size")
     bayes = _as_bayesian(model, source, samples, seed)
+    x = check_model_input(bayes, x)  # the dtype rule of _core.perturb
     biased = _spatial_biases(bayes)
     size = x.shape[-2:]
     maps = {m: [] for m in MEASURES}
@@ -557,24 +552,6 @@ class OptimizationResult(NamedTuple):
     uncertainty_after: torch.Tensor
 
 
-def _check_segments(segments, x):
-    n, _, h, w = x.shape
-    if not isinstance(segments, torch.Tensor) or segments.shape != (n, h, w) or segments.is_floating_point() \
-            or segments.dtype == torch.bool:
-        shape = tuple(segments.shape) if isinstance(segments, torch.Tensor) else type(segments).__name__
-        raise ValueError(f"segments must be an integer tensor of shape ({n}, {h}, {w}), got {shape}")
-    if bool((segments < 0).any()):
-        raise ValueError("segments must hold non-negative segment labels")
-    return segments.to(device=x.device, dtype=torch.long)
-
-
-def _positive(value, argument, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{argument} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
-    return float(value)
-
-
 def _segment_stack(x, segments, n_segments):
     """Segmentations as (L, N, H, W) labels, each partition's labels offset past the previous ones, and
     the number of segments F_n of every image (N,) over all partitions."""
@@ -589,7 +566,7 @@ def _segment_stack(x, segments, n_segments):
         parts = [segments] if isinstance(segments, torch.Tensor) else list(segments)
         if not parts:
             raise ValueError("segments must be a tensor (N, H, W) or a non-empty list of them")
-        parts = [_check_segments(p, x) for p in parts]
+        parts = [check_segments(p, x) for p in parts]
     offset = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     stacked = []
     for p in parts:
@@ -642,11 +619,12 @@ def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: 
     """
     x = check_input(x)
     check_positive_int(steps, "steps")
-    lr, tau, sigma = _positive(lr, "lr"), _positive(tau, "tau"), _positive(sigma, "sigma")
-    lam = _positive(lam, "lam", allow_zero=True)
+    lr, tau, sigma = check_number(lr, "lr"), check_number(tau, "tau"), check_number(sigma, "sigma")
+    lam = check_number(lam, "lam", allow_zero=True)
     if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init):
         raise ValueError(f"init must be a finite number, got {init!r}")
     umodel = _uncertainty_model(model, measure, source, samples, seed)
+    x = check_model_input(umodel, x)  # the dtype rule of _core.perturb
     seg, count = _segment_stack(x, segments, n_segments)             # (L, N, H, W), (N,)
     levels = seg.shape[0]
     n, _, h, w = x.shape

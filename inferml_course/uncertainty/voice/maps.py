@@ -65,11 +65,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._core.checks import check_choice, check_float_tensor, check_positive_int, check_seed
+from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_number, check_positive_int, \
+    check_seed
 from ..._core.modes import check_mode, guarded
 from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
-from ..._core.targets import as_target_tensor, check_input, check_model_output, output_dtype, resolve_targets
+from ..._core.paths import noise_sigma, noisy_points
+from ..._core.perturb import chunk_rule
+from ..._core.targets import as_target_tensor, check_model_output, output_dtype, resolve_targets
 from ..._core.grads import batched_grad
 from ..._core.directions import register
 from ...explain.cam import contrast_cams, contrast_classes, contrast_cotangents
@@ -122,17 +125,6 @@ def _cam_maps(model, x, target, layer, vectorize, reshape):
     return cam, maps.prediction, maps.contrast, maps.probs
 
 
-def _noisy(x, samples, noise, seed):
-    """SmoothGrad's noisy copies, drawn exactly like :func:`inferml_course.explain.smoothgrad`
-    (one (N, C, H, W) draw per sample from a local generator): (S, N, C, H, W)."""
-    n = x.shape[0]
-    flat = x.detach().reshape(n, -1)
-    sigma = (noise * (flat.amax(1) - flat.amin(1))).to(x.dtype).view(1, n, 1, 1, 1)
-    gen = torch.Generator(device=x.device).manual_seed(check_seed(seed))
-    eps = torch.stack([torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype) for _ in range(samples)])
-    return x.detach().unsqueeze(0) + sigma * eps
-
-
 def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_size, vectorize):
     """SmoothGrad of z_P and of the cross-entropy with every label Q != P: (K, N, H, W), P, Q, probs."""
     n = x.shape[0]
@@ -144,14 +136,14 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
     k = logits.shape[1]
     probs = torch.softmax(logits, 1)
     others = contrast_classes(p, k)
-    noisy = _noisy(x, samples, noise, seed)                  # (S, N, C, H, W)
-    per_chunk = samples if batch_size is None else max(1, min(samples, batch_size // n))
+    point = noisy_points(x, noise_sigma(x, noise), check_seed(seed))  # SmoothGrad's noisy copies
+    step = chunk_rule(batch_size, n, samples)
     total = torch.zeros((k, *x.shape), device=x.device, dtype=x.dtype)
     with torch.enable_grad():
-        for start in range(0, samples, per_chunk):
-            chunk = noisy[start:start + per_chunk]
-            s = chunk.shape[0]
-            inp = chunk.reshape(-1, *x.shape[1:]).requires_grad_(True)
+        for start in range(0, samples, step):
+            ks = list(range(start, min(samples, start + step)))
+            s = len(ks)
+            inp = point(ks).requires_grad_(True)
             out = check_model_output(model(inp), inp.shape[0])
             q = torch.softmax(out.detach(), 1)               # each noisy copy's own probabilities
             go = contrast_cotangents(q, p.repeat(s), others.repeat(s, 1)).to(out.dtype)
@@ -181,7 +173,8 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
             99th percentile and clip, the authors' SmoothGrad display rule).
         scale_uncertainty: min-max normalise the uncertainty map (the paper does; ``False`` keeps the raw
             variance, e.g. to compare magnitudes across images).
-        batch_size: SmoothGrad only: the most noisy images per forward pass (None: all at once).
+        batch_size: SmoothGrad only: the most noisy images per forward pass (None: all at once; ``"auto"``:
+            :mod:`inferml_course._core.batching`).
         vectorize: run the K backward passes as one vectorised call (``is_grads_batched=True``);
             ``False`` loops over them on one retained graph. ``None`` (default): vectorised for
             Contrast-CAM (the backward only crosses the head) and, for SmoothGrad, on GPUs only:
@@ -194,21 +187,21 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
     and a vectorised backward over the K classes for each noisy copy. Hygiene as in the explain
     package: gradients via ``torch.autograd.grad``, hooks removed even on errors.
     """
-    x = check_input(x)
+    x = check_model_input(model, x)
     check_choice(explainer, EXPLAINERS, "explainer")
     check_choice(normalization, NORMALIZATIONS, "normalization")
     # SmoothGrad's options are checked for either explainer: a wrong value is a mistake even where unused
     check_choice(channels, ("abs", "max_abs"), "channels")
     check_positive_int(samples, "samples")
-    batch_size = check_batch_size(batch_size)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+    check_batch_size(batch_size)
+    noise = check_number(noise, "noise", allow_zero=True)
     if explainer == "contrast_cam":
         raw, p, others, probs = _cam_maps(model, x, target, layer, vectorize, reshape)
     else:
         if reshape is not None or layer is not None:
             raise ValueError("layer= and reshape= apply to explainer='contrast_cam' only; SmoothGrad works on the "
                              "input pixels")
+        batch_size = check_batch_size(batch_size, x, model=model, work=samples * x.shape[0], backward=True)
         raw, p, others, probs = _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_size,
                                                   vectorize)
     dtype = output_dtype(x)
