@@ -205,7 +205,7 @@ def test_chunk_rule():
 
 def test_first_pass_and_score_jobs_read_the_targets_and_chunk_alike():
     model = make_model()
-    x, t, score, predicted = first_pass(model, X.double(), None, "logit", "test")
+    x, t, score, predicted = first_pass(model, X.double(), None, "logit")
     assert x.dtype == torch.float32 and torch.equal(t, predicted)
     logits = model(X)
     assert torch.allclose(score, logits.gather(1, t[:, None])[:, 0], atol=1e-5)

@@ -13,18 +13,16 @@ from torch import nn
 from .adapter import forward_images
 from .batching import check_batch_size
 from .hooks import relu_rule
-from .modes import check_mode
 from .perturb import chunk_rule
 from .targets import as_target_tensor, check_model_output, resolve_targets
 
 __all__ = ["path_start", "path_gradients", "noise_sigma", "noisy_points"]
 
 
-def path_start(model: nn.Module, x: torch.Tensor, target, batch_size, n_points: int, method: str):
+def path_start(model: nn.Module, x: torch.Tensor, target, batch_size, n_points: int):
     """(chunk size, targets (N,)) of a path method on ``x`` (N, C, H, W), checked by the caller: ``batch_size``
     resolved for ``n_points`` forward and backward passes of N images, ``target=None`` the class predicted
-    on ``x`` (one forward pass: a path need not contain ``x``). ``method`` names the caller in mode warnings."""
-    check_mode(model, method)
+    on ``x`` (one forward pass: a path need not contain ``x``)."""
     n = x.shape[0]
     size = check_batch_size(batch_size, x, model=model, work=n_points * n, backward=True)
     t = as_target_tensor(target, n, x.device)

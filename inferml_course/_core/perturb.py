@@ -24,7 +24,6 @@ from torch import nn
 
 from .adapter import forward_images
 from .checks import check_choice, check_model_input
-from .modes import check_mode
 from .targets import as_target_tensor, check_model_output, resolve_targets, scores_from_logits
 
 __all__ = ["OUTPUTS", "FirstPass", "chunk_rule", "first_pass", "logit_jobs", "score_jobs", "masked_scores"]
@@ -51,13 +50,12 @@ def chunk_rule(batch_size: int | None, per: int, total: int) -> int:
     return max(1, min(total, batch_size // per))
 
 
-def first_pass(model: nn.Module, x, target, output: str, method: str) -> FirstPass:
+def first_pass(model: nn.Module, x, target, output: str) -> FirstPass:
     """Check ``x`` (dtype rule above) and ``output``, run the model once on ``x`` and resolve the targets
-    on that pass (``target=None``: the predicted class). ``method`` names the caller in mode warnings."""
+    on that pass (``target=None``: the predicted class). Call it inside the public function's mode guard."""
     x = check_model_input(model, x, "x")
     check_choice(output, OUTPUTS, "output")
     t = as_target_tensor(target, x.shape[0], x.device)
-    check_mode(model, method)
     logits = check_model_output(forward_images(model, x), x.shape[0])
     t = resolve_targets(t, logits)
     return FirstPass(x, t, scores_from_logits(logits, output).gather(1, t[:, None])[:, 0], logits.argmax(1))

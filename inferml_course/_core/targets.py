@@ -10,15 +10,9 @@ import numbers
 
 import torch
 
-from .checks import check_images
 
-__all__ = ["check_input", "as_target_tensor", "resolve_targets", "check_model_output", "output_dtype",
+__all__ = ["as_target_tensor", "resolve_targets", "check_model_output", "output_dtype",
            "scores_from_logits"]
-
-
-def check_input(x, argument: str = "x") -> torch.Tensor:
-    """An image batch (N, C, H, W), floating point, finite (the DESIGN contract)."""
-    return check_images(x, argument)
 
 
 def as_target_tensor(target, n: int, device, argument: str = "target") -> torch.Tensor | None:

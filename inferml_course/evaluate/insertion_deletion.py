@@ -52,7 +52,7 @@ from torch import nn
 
 from .._core.checks import check_choice, check_float_tensor, check_int_range, check_model_input, check_positive_int
 from .._core.directions import describe, higher_is_better, register
-from .._core.modes import check_mode, guarded
+from .._core.modes import guarded
 from .._core.tables import format_table
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from .._core.batching import check_batch_size, chunk_size
@@ -172,7 +172,7 @@ def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, ste
         raise ValueError("games must name at least one of 'insertion', 'deletion'")
     for g in games:
         check_choice(g, tuple(GAMES), "games")
-    x, t, full, _ = first_pass(model, x, target, output, "insertion_deletion")
+    x, t, full, _ = first_pass(model, x, target, output)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n, c, h, w = x.shape
@@ -268,7 +268,6 @@ def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str
     if steps > hw:
         raise ValueError(f"steps must be at most the number of pixels ({hw}), got {steps}")
     t = as_target_tensor(target, n, x.device)
-    check_mode(model, "game_optimized_map")
     batch_size = chunk_size(batch_size, x, model=model, work=n, backward=True)
     x = x.detach()
     with torch.no_grad():  # the classes to play for, read on x (1 forward pass over the N images)

@@ -197,7 +197,7 @@ def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substr
     """
     check_batch_size(batch_size)
     check_choice(scaling, SCALINGS, "scaling")
-    x, t, full, _ = first_pass(model, x, target, output, "heatmap_masking")
+    x, t, full, _ = first_pass(model, x, target, output)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     batch_size = chunk_size(batch_size, x, model=model, work=len(names) * x.shape[0])

@@ -232,7 +232,7 @@ def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode:
     if thr.dim() != 1 or thr.numel() == 0 or not torch.isfinite(thr).all() or bool((thr < 0).any()) \
             or bool((thr > 1).any()) or bool((thr.diff() <= 0).any()):
         raise ValueError(f"thresholds must be a non-empty increasing sequence in [0, 1], got {thresholds!r}")
-    x, t, full, full_pred = first_pass(model, x, target, output, "structure_curves")
+    x, t, full, full_pred = first_pass(model, x, target, output)
     maps, _ = as_map_dict(maps, x)
     names = list(maps)
     n = x.shape[0]

@@ -55,7 +55,7 @@ from typing import NamedTuple
 from .._core.checks import check_model_input, check_number, check_unit_interval
 from .._core.grads import batched_grad
 from .._core.adapter import logits_and_feature_maps, reached, resolve_layer
-from .._core.modes import check_mode, guarded
+from .._core.modes import guarded
 from .._core.targets import as_target_tensor, output_dtype, resolve_targets
 from .registry import explainer
 from .maps import normalize_maps
@@ -91,7 +91,6 @@ def _forward_at_layer(model, x, layer, method, target, contrast=None, reshape=No
     t = as_target_tensor(target, n, x.device)
     q = as_target_tensor(contrast, n, x.device, "contrast")
     module = resolve_layer(model, layer, x)
-    check_mode(model, method)
     logits, raw, to_map = logits_and_feature_maps(model, x, module, reshape)
     t = resolve_targets(t, logits)
     if q is not None:

@@ -70,7 +70,7 @@ from torch import nn
 
 from .._core.checks import check_choice, check_model_input, check_number, check_positive_int, check_seed
 from .._core.hooks import capture_many, relu_rule
-from .._core.modes import check_mode, guarded
+from .._core.modes import guarded
 from .._core.adapter import forward_images, implicit_bias, resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.images import CHANNELS, gaussian_blur, reduce_channels
@@ -95,7 +95,6 @@ def _finish(attr: torch.Tensor, x: torch.Tensor, channels: str) -> torch.Tensor:
 def _single_pass(model, x, target, channels, rule, method, multiply):
     x = check_model_input(model, x)
     check_choice(channels, CHANNELS, "channels")
-    check_mode(model, method)
     t = as_target_tensor(target, x.shape[0], x.device)
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad(), (relu_rule(model, rule) if rule else nullcontext()):
@@ -169,7 +168,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     check_positive_int(samples, "samples")
     check_batch_size(batch_size)
     noise = check_number(noise, "noise", allow_zero=True)
-    batch_size, t = path_start(model, x, target, batch_size, samples, "smoothgrad")
+    batch_size, t = path_start(model, x, target, batch_size, samples)
     sigma = noise_sigma(x, noise, noise_type)
     noisy = noisy_points(x, sigma, check_seed(seed))
     multiply = base == "input_x_gradient"
@@ -237,7 +236,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
     alphas, weights = quadrature(rule, steps)
     check_batch_size(batch_size)
     b = resolve_baseline(model, x, baseline, normalize=normalize).expand_as(x)
-    batch_size, t = path_start(model, x, target, batch_size, steps, "integrated_gradients")
+    batch_size, t = path_start(model, x, target, batch_size, steps)
     n = x.shape[0]
     xd = x.detach()
     delta = xd - b
@@ -282,7 +281,7 @@ def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8
     check_positive_int(steps, "steps")
     check_batch_size(batch_size)
     max_sigma, grad_step = check_number(max_sigma, "max_sigma"), check_number(grad_step, "grad_step")
-    batch_size, t = path_start(model, x, target, batch_size, steps, "blur_ig")
+    batch_size, t = path_start(model, x, target, batch_size, steps)
     n = x.shape[0]
     sigmas = torch.arange(steps + 1, dtype=torch.float64) * (max_sigma / steps)
     xd = x.detach()
@@ -317,7 +316,6 @@ def _fullgrad_terms(model: nn.Module, x: torch.Tensor, target=None):
     (N, h, w, D) in transformers). Each term has the shape of its layer's output.
     """
     x = check_model_input(model, x)
-    check_mode(model, "fullgrad")
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
     biased = [(m, b) for m in model.modules() if (b := implicit_bias(m)) is not None]

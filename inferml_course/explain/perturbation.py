@@ -59,12 +59,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_number, check_positive_int, check_seed, check_segments, check_unit_interval
+from .._core.checks import check_images, check_number, check_positive_int, check_seed, check_segments, check_unit_interval
 from .._core.modes import guarded
 from .._core.adapter import resolve_baseline
 from .._core.batching import check_batch_size
 from .._core.perturb import OUTPUTS, first_pass, masked_scores
-from .._core.targets import check_input, output_dtype
+from .._core.targets import output_dtype
 from .registry import explainer
 
 __all__ = ["occlusion", "rise", "rise_scores", "RiseScores", "lime", "kernel_shap", "superpixels", "occlusion_windows",
@@ -114,7 +114,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2
     window = _pair(window, "window")
     stride = _pair(stride, "stride")
     check_batch_size(batch_size)  # fail before the forward pass
-    x, t, base, _ = first_pass(model, x, target, output, "occlusion")
+    x, t, base, _ = first_pass(model, x, target, output)
     n, c, h, w = x.shape
     masks = occlusion_windows((h, w), window, stride, x.device)  # (P, H, W)
     p = masks.shape[0]
@@ -178,7 +178,7 @@ def rise_scores(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1
     check_unit_interval(p_keep, "p_keep", low_open=True, what=" (the probability of keeping a grid cell)")
     check_seed(seed)
     check_batch_size(batch_size)  # fail before the forward pass
-    x, t, score, _ = first_pass(model, x, target, output, "rise_scores")
+    x, t, score, _ = first_pass(model, x, target, output)
     n, c, h, w = x.shape
     batch_size = check_batch_size(batch_size, x, model=model, work=n_masks * n)
     masks = rise_masks(n_masks, (h, w), grid_size, p_keep, seed, x.device, x.dtype)
@@ -215,7 +215,7 @@ def superpixels(x: torch.Tensor, n_segments: int = 16, compactness: float = 10.0
     """
     from skimage.segmentation import slic
 
-    x = check_input(x)
+    x = check_images(x)
     check_positive_int(n_segments, "n_segments")
     check_number(compactness, "compactness")
     images = x.detach().float().cpu().permute(0, 2, 3, 1).numpy()
@@ -262,7 +262,7 @@ def _weighted_fit(z, y, weights, valid, ridge):
 def _surrogate_setup(model, x, target, segments, n_segments, output, method, samples, batch_size):
     check_positive_int(samples, "samples")
     check_batch_size(batch_size)  # fail before the forward pass
-    x, t, _, _ = first_pass(model, x, target, output, method)
+    x, t, _, _ = first_pass(model, x, target, output)
     batch_size = check_batch_size(batch_size, x, model=model, work=samples * x.shape[0])
     seg = superpixels(x, n_segments) if segments is None else check_segments(segments, x)
     count = seg.flatten(1).amax(1) + 1  # F_n

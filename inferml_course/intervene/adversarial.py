@@ -43,7 +43,7 @@ from torch import nn
 
 from .._core.batching import batches, check_batch_size
 from .._core.checks import check_choice, check_images, check_model_input, check_positive_int, check_seed
-from .._core.modes import check_mode, guarded
+from .._core.modes import guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from .._core.directions import ATTACK, register
 
@@ -110,7 +110,6 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = F
     y = as_target_tensor(y, x.shape[0], x.device, "y")
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
-    check_mode(model, "input_gradient")
     return _loss_gradient(model, x, y, targeted)[0]
 
 
@@ -133,7 +132,6 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
     check_batch_size(batch_size)
-    check_mode(model, "fgsm")
     batch_size = check_batch_size(batch_size, x, model=model, work=x.shape[0], backward=True)
     out = []
     for xb, yb in _chunks(x, y, batch_size):
@@ -166,7 +164,6 @@ def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ste
     if targeted and y is None:
         raise ValueError("y is required when targeted=True: it holds the target classes")
     check_batch_size(batch_size)
-    check_mode(model, "pgd")
     batch_size = check_batch_size(batch_size, x, model=model, work=steps * x.shape[0], backward=True)
     x0 = x.detach()
     if random_start:

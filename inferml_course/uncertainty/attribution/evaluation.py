@@ -46,12 +46,11 @@ from typing import NamedTuple
 
 import torch
 
-from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_positive_int
+from ..._core.checks import check_choice, check_float_tensor, check_images, check_model_input, check_positive_int
 from ..._core.directions import describe, register, view
 from ..._core.images import gaussian_blur, mask_iou
 from ..._core.modes import guarded
 from ..._core.tables import format_table as _format_table
-from ..._core.targets import check_input
 from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 
 __all__ = ["BlurringResult", "blurring_test", "binarize_maps", "map_iou", "anomaly_localization",
@@ -139,7 +138,7 @@ def blurring_test(uncertainty, x: torch.Tensor, maps: torch.Tensor, budgets=BUDG
         substrate: replacement images (N, C, H, W) instead of the blurred copies (e.g. zeros).
     Images whose U_0 is 0 (nothing to reduce) are skipped: a ValueError if that leaves none.
     """
-    x = check_input(x)
+    x = check_images(x)
     maps = _check_maps(maps, x)
     check_positive_int(points, "points")
     check_positive_int(batch_size, "batch_size")
@@ -159,7 +158,7 @@ def blurring_test(uncertainty, x: torch.Tensor, maps: torch.Tensor, budgets=BUDG
     if substrate is None:
         blurred = gaussian_blur(x, torch.full((n,), float(sigma), device=x.device, dtype=x.dtype))
     else:
-        blurred = check_input(substrate, "substrate")
+        blurred = check_images(substrate, "substrate")
         if blurred.shape != x.shape:
             raise ValueError(f"substrate must have the shape of x {tuple(x.shape)}, got {tuple(blurred.shape)}")
     rank = torch.empty_like(_ranking(maps))
@@ -284,7 +283,7 @@ def attention_inputs(x: torch.Tensor, maps: torch.Tensor, fill: str = "zero", si
     when given, M is the hard mask of the ``top`` most attributed pixels instead of the scaled map
     (course form only: for a 0/1 mask the poster's (1 - M) M is 0 everywhere).
     """
-    x = check_input(x)
+    x = check_images(x)
     maps = _check_maps(maps, x)
     check_choice(fill, FILLS, "fill")
     check_choice(form, ATTENTION_FORMS, "form")
@@ -319,7 +318,7 @@ def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dic
     ``form`` (``"course"``: (1 - M) x; ``"poster"``: the poster's A = (1 - M) M) as in
     :func:`attention_inputs`.
     """
-    x = check_input(x)
+    x = check_images(x)
     if not isinstance(labels, torch.Tensor) or labels.shape != (x.shape[0],) or labels.is_floating_point():
         raise ValueError(f"labels must be an integer tensor of shape ({x.shape[0]},)")
     if not isinstance(maps, dict) or not maps:

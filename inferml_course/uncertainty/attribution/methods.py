@@ -87,12 +87,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_number, check_positive_int, \
+from ..._core.checks import check_choice, check_float_tensor, check_images, check_model_input, check_number, check_positive_int, \
     check_seed, check_segments
 from ..._core.batching import batches
 from ..._core.hooks import capture_many
 from ..._core.images import gaussian_blur
-from ..._core.targets import check_input, output_dtype
+from ..._core.targets import output_dtype
 from ..._core.adapter import dropout_head, implicit_bias
 from ..._core.modes import DROPOUT_TYPES, eval_mode, guarded
 from ..bayesian import MEASURES, Decomposition, _decomposition
@@ -451,7 +451,7 @@ def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, sampl
                         vectorize: bool | None = None) -> UAResult:
     """UA-Backprop maps of all three uncertainty types at once (the expensive part, the S x K
     evidence maps, is shared). Arguments as in :func:`ua_backprop`."""
-    x = check_input(x)
+    x = check_images(x)
     tau1, tau2 = _check_temperature(tau1, "tau1"), _check_temperature(tau2, "tau2")
     check_positive_int(batch_size, "batch_size")
     bayes = _as_bayesian(model, source, samples, seed)
@@ -522,7 +522,7 @@ def learnable_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 6) -> tor
 
 def grid_segments(x: torch.Tensor, cell: int = 8) -> torch.Tensor:
     """Square ``cell`` x ``cell`` patches as segments (N, H, W): the features of "Kernel SHAP without segments"."""
-    x = check_input(x)
+    x = check_images(x)
     check_positive_int(cell, "cell")
     n, _, h, w = x.shape
     rows = torch.arange(h, device=x.device) // cell
@@ -617,7 +617,7 @@ def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: 
     Cost: ``steps`` forward and backward passes of the posterior samples over the batch (plus one
     forward pass each for ``uncertainty_before`` and ``uncertainty_after``) and one SLIC per image and scale.
     """
-    x = check_input(x)
+    x = check_images(x)
     check_positive_int(steps, "steps")
     lr, tau, sigma = check_number(lr, "lr"), check_number(tau, "tau"), check_number(sigma, "sigma")
     lam = check_number(lam, "lam", allow_zero=True)
@@ -695,7 +695,7 @@ def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, s
     ``kernel_shap_segments`` (one partition: the finest of a list).
     """
     check_choice(method, UA_METHODS, "method")
-    x = check_input(x)
+    x = check_images(x)
     umodel = _uncertainty_model(model, measure, source, posterior_samples, seed)
     entry = REGISTRY[method]
     if not entry.baseline:

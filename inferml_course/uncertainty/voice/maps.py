@@ -67,7 +67,7 @@ from torch import nn
 
 from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_number, check_positive_int, \
     check_seed
-from ..._core.modes import check_mode, guarded
+from ..._core.modes import guarded
 from ..._core.batching import check_batch_size
 from ..._core.images import reduce_channels
 from ..._core.paths import noise_sigma, noisy_points
@@ -129,7 +129,6 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
     """SmoothGrad of z_P and of the cross-entropy with every label Q != P: (K, N, H, W), P, Q, probs."""
     n = x.shape[0]
     t = as_target_tensor(target, n, x.device)
-    check_mode(model, "voice")
     with torch.no_grad():  # the clean forward pass: P (target=None) and the range check of targets
         logits = check_model_output(model(x.detach()), n)
     p = resolve_targets(t, logits)
