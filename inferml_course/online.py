@@ -23,6 +23,8 @@ import socket
 
 import torch
 from torch import nn
+from ._core.checks import check_choice, check_positive_int
+from .models import Normalize
 
 __all__ = ["can_download", "imagenet_model", "photos", "ARCHITECTURES", "PHOTOS", "DOWNLOAD_HOST"]
 
@@ -73,7 +75,6 @@ class ImageNetModel(nn.Module):
 
     def __init__(self, net: nn.Module, classes: list[str], name: str):
         super().__init__()
-        from .models import Normalize
 
         self.normalize = Normalize(3)  # ImageNet statistics, so baseline="mean" is ImageNet's mean colour
         self.normalize.mean.copy_(torch.tensor([0.485, 0.456, 0.406]))
@@ -96,7 +97,6 @@ def imagenet_model(arch: str = "resnet50", pretrained: bool = True, timeout: flo
     ``RuntimeError`` within ``timeout`` seconds. ``pretrained=False``: random weights, no network.
     """
     import torchvision
-    from ._core.checks import check_choice
 
     check_choice(arch, ARCHITECTURES, "arch")
     weights = torchvision.models.get_model_weights(arch).DEFAULT
@@ -117,7 +117,6 @@ def photos(names=PHOTOS, size: int = 224) -> torch.Tensor:
     import torch.nn.functional as F
     from skimage import data
 
-    from ._core.checks import check_choice, check_positive_int
 
     check_positive_int(size, "size")
     names = (names,) if isinstance(names, str) else tuple(names)

@@ -119,3 +119,55 @@ def test_one_chunk_rule_and_one_outputs():
                 outputs.append(str(path.relative_to(ROOT)))
     assert chunked == ["_core/perturb.py"], chunked
     assert outputs == ["_core/perturb.py"], outputs
+
+
+#: The families from the bottom up: a module may import a family listed before its own (and its own).
+#: The presentation layer (``plotting``, ``widgets``) may be imported by any family's ``plots`` and
+#: ``widgets`` modules, and the checkers and course tooling sit on top.
+FAMILY_ORDER = ["_core", "config", "datasets", "models", "online", "fisher", "evaluate", "explain", "uncertainty",
+                "introspection", "intervene", "findings", "plotting", "widgets", "checks", "course"]
+#: Imports against the order, each with the reason it stays (inside the function that needs it).
+UPWARD = {
+    ("datasets/fashion.py", "online"): "online wraps models, which load datasets: a download is the last "
+                                       "resort of the loader, imported where it is used",
+    ("evaluate/human.py", "plotting"): "the pairwise study draws its own form; the drawing belongs in "
+                                       "evaluate/plots.py once human.py is split at its seams",
+}
+
+
+def _family_imports():
+    """(file, own family, imported family, inside a function) for every package-relative import."""
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        own = rel.parts[0].removesuffix(".py")
+        if own in ("__init__", "__main__"):
+            continue
+        package = list(rel.with_suffix("").parts[:-1])
+        tree = ast.parse(path.read_text())
+        inner = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[:len(package) - node.level + 1]
+                target = [t for t in base + (node.module or "").split(".") if t]
+                families = [target[0]] if target else [a.name for a in node.names]
+                for family in families:
+                    if family != own and family in FAMILY_ORDER:
+                        yield str(rel), own, family, id(node) in inner
+
+
+def test_families_import_only_the_families_below_them():
+    offences = []
+    for rel, own, family, _ in _family_imports():
+        presentation = family in ("plotting", "widgets") and pathlib.Path(rel).stem in ("plots", "widgets", "plotting")
+        if own in FAMILY_ORDER and FAMILY_ORDER.index(family) > FAMILY_ORDER.index(own) and not presentation \
+                and (rel, family) not in UPWARD:
+            offences.append(f"{rel} ({own}) imports {family}")
+    assert not offences, "imports against the family order:\n" + "\n".join(offences)
+
+
+def test_imports_of_other_families_sit_at_the_top_of_modules():
+    """Function-level imports hide dependencies; only the listed upward imports stay inside a function."""
+    hidden = sorted({f"{rel} imports {family}" for rel, own, family, inner in _family_imports()
+                     if inner and (rel, family) not in UPWARD})
+    assert not hidden, "imports inside functions:\n" + "\n".join(hidden)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..models import accuracy, accuracy_under_corruptions
+from ..datasets.corruptions import CORRUPTIONS
 
 
 def check_class_counts(answer, dataset) -> bool:
@@ -20,7 +22,6 @@ def check_class_counts(answer, dataset) -> bool:
 
 def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, tolerance: float = 1e-4) -> bool:
     """Lesson 00: the accuracy (a float in [0, 1]) of ``model`` on ``images``."""
-    from ..models import accuracy
 
     value = float(require_answer(answer, "accuracy"))
     if value > 1.0:
@@ -35,8 +36,6 @@ def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, to
 def check_corruption_accuracies(answer, model, images: torch.Tensor, labels: torch.Tensor, severity: int = 5) -> bool:
     """Lesson 00: the accuracy (in [0, 1]) of ``model`` on ``images`` under every corruption at ``severity``,
     a dict {corruption name: accuracy}; recomputed here with ``models.accuracy_under_corruptions``."""
-    from ..datasets.corruptions import CORRUPTIONS
-    from ..models import accuracy_under_corruptions
 
     require_answer(answer, "the accuracies")
     if not isinstance(answer, dict):

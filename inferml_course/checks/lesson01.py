@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ._common import as_number as _as_number, as_tensor as _as_tensor, fail as _fail, passed as _pass
+from ..fisher.toys import logistic_toy_loss, toy_gradient
 
 
 def check_bernoulli_fisher(answer, theta: float) -> bool:
@@ -36,7 +37,6 @@ def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
 
 def check_steepest_direction(answer, theta) -> bool:
     """Lesson 01: the direction of steepest descent of the logistic toy loss at ``theta`` (a 2-vector)."""
-    from ..fisher.toys import logistic_toy_loss, toy_gradient
 
     d = _as_tensor(answer, "direction").double().flatten()
     if d.numel() != 2:

@@ -4,11 +4,12 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..explain import integrated_gradients, occlusion, saliency
+from ..evaluate import rank_correlation
 
 
 def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
     """Lesson 02: the gradient d z_target / d x of one image batch, shape (N, C, H, W), signed."""
-    from ..explain import saliency
 
     answer = _as_tensor(answer, "gradient").detach().float().cpu()
     expected = saliency(model, x, target, channels="keep").float().cpu()
@@ -27,7 +28,6 @@ def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
 
 def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, baseline=0.0) -> bool:
     """Lesson 02: the completeness gap sum(IG) - (z(x) - z(baseline)) per image (N,) for ``steps`` steps."""
-    from ..explain import integrated_gradients
 
     answer = _as_tensor(answer, "gap").detach().double().cpu().reshape(-1)
     _, gap = integrated_gradients(model, x, target, baseline=baseline, steps=steps, return_gap=True)
@@ -47,8 +47,6 @@ def check_occlusion_randomization(answer, model, random_model, x: torch.Tensor, 
 
     Both sets of maps are recomputed here, so an answer made with another window or stride is caught.
     """
-    from ..evaluate import rank_correlation
-    from ..explain import occlusion
 
     value = float(require_answer(answer, "the rank correlation"))
     if not -1.0 <= value <= 1.0:

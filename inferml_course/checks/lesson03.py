@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..evaluate import energy_pointing_game, mask_fraction
 
 
 def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
@@ -30,7 +31,6 @@ def check_energy_by_hand(answer, maps: torch.Tensor, masks: torch.Tensor) -> boo
     """Lesson 03: the energy-based pointing game per image (N,): the share of each map's positive mass
     inside its mask, as ``evaluate.energy_pointing_game`` computes it (0 or NaN accepted for a map with no
     positive mass)."""
-    from ..evaluate import energy_pointing_game, mask_fraction
 
     answer = _as_tensor(answer, "the energies").detach().double().cpu().reshape(-1)
     maps, masks = torch.as_tensor(maps).detach().double().cpu(), torch.as_tensor(masks).cpu().bool()

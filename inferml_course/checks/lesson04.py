@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass
+from ..uncertainty.calibration import BIN_RULES, expected_calibration_error, maximum_calibration_error, top_label
 
 
 def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, question: int) -> bool:
@@ -33,7 +34,6 @@ def check_ece_by_hand(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins:
     """Lesson 04: the expected calibration error of ``probs`` (N, K) for ``labels`` (N,) with ``n_bins``
     equal-width confidence bins, a fraction, as ``uncertainty.expected_calibration_error`` computes it (any of
     its edge rules accepted)."""
-    from ..uncertainty.calibration import BIN_RULES, expected_calibration_error, maximum_calibration_error, top_label
 
     value = _as_tensor(answer, "the ECE").detach().double().cpu()
     if value.numel() != 1:

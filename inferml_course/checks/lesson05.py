@@ -4,13 +4,14 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..uncertainty.bayesian import decompose
+from ..uncertainty.calibration import BIN_RULES, expected_calibration_error, fit_temperature
 
 __all__ = ["check_decomposition", "check_ece", "check_temperature"]
 
 
 def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool:
     """Lesson 05: ``(total, aleatoric, epistemic)`` in nats, each (N,), for samples ``probs`` (S, N, K)."""
-    from ..uncertainty.bayesian import decompose
 
     require_answer(answer, "the decomposition")
     if not isinstance(answer, (tuple, list)) or len(answer) != 3:
@@ -32,7 +33,6 @@ def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool
 
 def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, atol: float = 1e-4) -> bool:
     """Lesson 05: the ECE (a fraction in [0, 1]) of ``probs`` with ``n_bins`` equal-width bins."""
-    from ..uncertainty.calibration import BIN_RULES, expected_calibration_error
 
     value = float(require_answer(answer, "ece"))
     if value > 1:
@@ -47,7 +47,6 @@ def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 1
 
 def check_temperature(answer, logits: torch.Tensor, labels: torch.Tensor, rtol: float = 0.05) -> bool:
     """Lesson 05: the temperature that minimises the NLL of ``softmax(logits / T)`` on the given split."""
-    from ..uncertainty.calibration import fit_temperature
 
     value = float(require_answer(answer, "temperature"))
     if value <= 0:

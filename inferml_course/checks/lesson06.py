@@ -4,13 +4,16 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..uncertainty.trust import gradtrust_from_logits
+from ..uncertainty.metrics import auac
+from ..uncertainty.experiments import quadrant_counts
+from ..findings import MIN_SEEDS
 
 __all__ = ["check_gradtrust", "check_auac", "check_quadrant_shares", "check_asserted_findings"]
 
 
 def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
     """Lesson 06: GradTrust (N,) computed from ``logits`` (N, K) in closed form."""
-    from ..uncertainty.trust import gradtrust_from_logits
 
     got = _as_tensor(answer, "gradtrust").double().flatten()
     expected = gradtrust_from_logits(logits).double()
@@ -27,7 +30,6 @@ def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
 
 def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float = 5e-3) -> bool:
     """Lesson 06: the AUAC (a fraction in [0, 1]) of uncertainty ``scores`` for predictions marked ``correct``."""
-    from ..uncertainty.metrics import auac
 
     value = float(require_answer(answer, "auac"))
     if value > 1:
@@ -46,7 +48,6 @@ def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor,
     """Lesson 06: {quadrant name: share of wrong predictions among its images}, each axis split at its median
     ("high" = strictly above), as ``experiments.quadrant_counts`` counts them (NaN or 0 accepted for an empty
     quadrant)."""
-    from ..uncertainty.experiments import quadrant_counts
 
     require_answer(answer, "the shares")
     trust, confidence = torch.as_tensor(trust).detach().cpu(), torch.as_tensor(confidence).detach().cpu()
@@ -100,7 +101,6 @@ def check_asserted_findings(answer, found: dict) -> bool:
     """Lesson 06 (a judgement): the keys of ``found`` ({key: findings.Finding}) whose comparison the lesson may
     assert: the 95 % interval excludes 0 and the effect has that sign on every one of at least
     ``findings.MIN_SEEDS`` retrainings (``Finding.holds``)."""
-    from ..findings import MIN_SEEDS
 
     require_answer(answer, "the keys")
     if isinstance(answer, str) or not hasattr(answer, "__iter__"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass
+from ..uncertainty.voice.maps import explanation_overlap, snr
 
 __all__ = ["check_voice_map", "check_voice_snr", "check_explanation_overlap"]
 
@@ -29,7 +30,6 @@ def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
     """Lesson 07: the SNR of each VOICE map (N,), mean over population standard deviation of its pixels,
     recomputed with ``voice.snr`` from ``result.uncertainty``; ``correct`` (N,) bool, if given, splits the
     means in the message."""
-    from ..uncertainty.voice.maps import snr
 
     answer = _as_tensor(answer, "the SNRs").detach().double().cpu()
     u = result.uncertainty.detach().double().cpu()
@@ -72,7 +72,6 @@ def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
 def check_explanation_overlap(answer, result, threshold: float, atol: float = 1e-5) -> bool:
     """Lesson 07: VOICE's explanation overlap (the paper's IoU) per image (N,) between
     ``result.explanation`` and ``result.uncertainty`` binarised at ``threshold``."""
-    from ..uncertainty.voice.maps import explanation_overlap
 
     answer = _as_tensor(answer, "the IoU values").double().cpu().flatten()
     expected = explanation_overlap(result.explanation, result.uncertainty, threshold).double().cpu()

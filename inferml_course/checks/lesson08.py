@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..uncertainty.attribution import anomaly_localization, class_shares
 
 __all__ = ["check_class_shares", "check_murr", "check_anomaly_iou"]
 
@@ -12,7 +13,6 @@ def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", 
                        atol: float = 1e-6) -> bool:
     """Lesson 08: UA-Backprop's stage 1, the per-class shares (N, K) of uncertainty ``measure`` for the
     sampled probabilities ``probs`` (S, N, K), recomputed with ``attribution.class_shares``."""
-    from ..uncertainty.attribution import class_shares
 
     answer = _as_tensor(answer, "the class shares").detach().double().cpu()
     probs = torch.as_tensor(probs).detach().double().cpu()
@@ -53,7 +53,6 @@ def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", 
 def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: float = 1e-6) -> bool:
     """Lesson 08: the anomaly IoU per image (N,): the top-k pixels of each map, k = the area of its anomaly
     mask, against that mask, as ``attribution.anomaly_localization`` computes it (default rules)."""
-    from ..uncertainty.attribution import anomaly_localization
 
     answer = _as_tensor(answer, "the IoUs").detach().double().cpu()
     maps, masks = maps.detach().double().cpu(), torch.as_tensor(masks).cpu().bool()

@@ -4,13 +4,15 @@ from __future__ import annotations
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..intervene.adversarial import fgsm
+from ..intervene.membership import membership_report, tpr_at_fpr
+from ..intervene.causal import follow_rates
 
 __all__ = ["check_fgsm", "check_tpr_at_fpr", "check_watermark_following"]
 
 
 def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
     """Lesson 09: FGSM images (N, C, H, W) built by hand for ``model``, ``x``, labels ``y`` and ``epsilon``."""
-    from ..intervene.adversarial import fgsm
 
     answer = _as_tensor(answer, "x_adv")
     expected = fgsm(model, x, y, epsilon=epsilon)
@@ -33,7 +35,6 @@ def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
 
 def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
     """Lesson 09: the true-positive rate of a membership score at a false-positive rate of at most ``fpr``."""
-    from ..intervene.membership import membership_report, tpr_at_fpr
 
     value = float(require_answer(answer, "the TPR"))
     if value > 1:
@@ -52,7 +53,6 @@ def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
 def check_watermark_following(answer, probs: torch.Tensor) -> bool:
     """Lesson 09: the share of conflicting interventions (sign s != watermark w) predicted as w,
     from ``intervention_probs`` output (S, W + 1, n, K)."""
-    from ..intervene.causal import follow_rates
 
     value = float(require_answer(answer, "the share"))
     if value > 1:

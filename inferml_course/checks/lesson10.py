@@ -6,13 +6,13 @@ import math
 import torch
 
 from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ..evaluate import auc, average_drop, deletion_curve, huffman_code_lengths, insertion_curve
 
 __all__ = ["check_average_drop", "check_huffman_bits", "check_deletion_curve"]
 
 
 def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, tolerance: float = 1e-3) -> bool:
     """Lesson 10: the Average Drop % (lower is better) of scores ``full`` (Y) and ``masked`` (O)."""
-    from ..evaluate import average_drop
 
     value = float(require_answer(answer, "average drop"))
     expected = average_drop(full, masked)
@@ -28,7 +28,6 @@ def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, toleran
 
 def check_huffman_bits(answer, counts) -> bool:
     """Lesson 10: the length in bits of the Huffman-coded message with symbol counts ``counts``."""
-    from ..evaluate import huffman_code_lengths
 
     answer = _as_tensor(answer, "bits")
     if answer.numel() != 1:
@@ -51,7 +50,6 @@ def check_deletion_curve(answer, model, image: torch.Tensor, saliency_map: torch
                          substrate: str = "blur") -> bool:
     """Lesson 10: the pixel-wise deletion curve (steps + 1,) of one image (C, H, W) and its map (H, W): the
     predicted class's softmax probability after k = 0..steps steps, recomputed with ``evaluate.deletion_curve``."""
-    from ..evaluate import auc, deletion_curve, insertion_curve
 
     answer = _as_tensor(answer, "the curve").detach().double().cpu().reshape(-1)
     x, m = image[None], saliency_map[None].to(image.device)

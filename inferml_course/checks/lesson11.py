@@ -10,19 +10,22 @@ import math
 import torch
 
 from ._common import as_number as _number, fail as _fail, passed as _pass, require_answer
+from ..models import predict_logits
+from ..intervene.adversarial import input_gradient
+from ..evaluate import energy_pointing_game, mask_fraction
+from ..explain import explain
+from ..intervene.causal import set_watermark
 
 __all__ = ["check_smallest_flip", "check_watermark_share", "check_shortcut"]
 
 
 def _predict(model, x: torch.Tensor) -> torch.Tensor:
-    from ..models import predict_logits
 
     return predict_logits(model, x).argmax(1)
 
 
 def check_smallest_flip(answer, model, x, epsilons) -> bool:
     """Lesson 11: the smallest budget in ``epsilons`` at which FGSM changes the prediction of image ``x`` (1, C, H, W)."""
-    from ..intervene.adversarial import input_gradient
 
     value = _number(answer, "the smallest budget")
     epsilons = [float(e) for e in epsilons]
@@ -51,8 +54,6 @@ def check_smallest_flip(answer, model, x, epsilons) -> bool:
 
 def check_watermark_share(answer, model, images, masks, method: str = "saliency", tolerance: float = 0.01) -> bool:
     """Lesson 11: the mean share (over ``images``) of the positive mass of ``method``'s maps inside ``masks``."""
-    from ..evaluate import energy_pointing_game, mask_fraction
-    from ..explain import explain
 
     value = _number(answer, "the share")
     if not 0 <= value <= 1:
@@ -81,7 +82,6 @@ def check_watermark_share(answer, model, images, masks, method: str = "saliency"
 def check_shortcut(answer, model, images, labels) -> bool:
     """Lesson 11: ``(accuracy drop, cue)``: accuracy on ``images`` minus accuracy with the watermark removed
     (``set_watermark(images, None)``), and the name of the cue the model relies on."""
-    from ..intervene.causal import set_watermark
 
     require_answer(answer, "the audit")
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:

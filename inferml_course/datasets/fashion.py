@@ -93,7 +93,7 @@ def _verify(folder: Path) -> None:
 
 def _download(folder: Path, timeout: float = 3.0) -> None:
     """Fetch the files with torchvision into ``folder`` (online only; fails within ``timeout`` offline)."""
-    from ..online import can_download
+    from ..online import can_download  # above datasets: see UPWARD, test_architecture
 
     if not can_download(_DOWNLOAD_HOST, port=80, timeout=timeout):
         raise FileNotFoundError("Fashion-MNIST's files were not found in " + ", ".join(map(str, search_dirs()))

@@ -230,7 +230,7 @@ class PairwiseStudy:
         """The figure of one item: the input, robot A's and robot B's explanation (method names hidden)."""
         import matplotlib.pyplot as plt
 
-        from .. import plotting
+        from .. import plotting  # drawing the form: see UPWARD in tests/test_architecture.py
 
         it = self.items[self.current if item is None else item]
         image = self.images[it.image]

@@ -59,6 +59,7 @@ from .._core.modes import guarded
 from .._core.targets import as_target_tensor, output_dtype, resolve_targets
 from .registry import explainer
 from .maps import normalize_maps
+from ..evaluate.sanity import rank_correlation
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
            "runner_up", "PARADIGMS", "paradigm_measures", "contrast_classes", "contrast_cotangents", "ContrastCams", "contrast_cams",
@@ -229,7 +230,6 @@ def paradigm_measures(maps: dict) -> dict:
     Counterfactual-CAM map is all zero; ``strength``, the raw maximum of the Q = P map; ``hesitation``,
     1 - p_P for the explained class P.
     """
-    from ..evaluate.sanity import rank_correlation
 
     probs, p = maps["probs"].detach().cpu(), maps["P"].detach().cpu()
     peak = {k: maps[k].detach().flatten(1).amax(1).cpu() for k in PARADIGMS}

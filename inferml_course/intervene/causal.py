@@ -60,6 +60,8 @@ from .._core.modes import guarded
 from .._core.perturb import logit_jobs
 from .._core.targets import output_dtype
 from ..explain.perturbation import rise_masks, rise_scores
+from ..datasets.signs import CLASSES, generate_signs, WATERMARK_COLORS, WATERMARK_SIZE
+from ..uncertainty.metrics import auroc
 
 __all__ = ["set_watermark", "randomize_watermark", "signs_by_class", "intervention_probs", "do_table",
            "total_variation", "causal_summary", "follow_rates", "shape", "rise_and_shape", "mask_coverage",
@@ -68,7 +70,6 @@ __all__ = ["set_watermark", "randomize_watermark", "signs_by_class", "interventi
 
 # ------------------------------------------------------------------------------ the interventions
 def _watermark_defaults():
-    from ..datasets.signs import WATERMARK_COLORS, WATERMARK_SIZE
 
     return WATERMARK_COLORS, WATERMARK_SIZE
 
@@ -147,7 +148,6 @@ def randomize_watermark(images: torch.Tensor, num_classes: int = 9, seed: int = 
 def signs_by_class(n_per_class: int, seed: int = 0, classes=None) -> torch.Tensor:
     """Fresh renderings without watermark, grouped by sign: a tensor (S, n_per_class, 3, 32, 32) for
     the S sign classes (default: the nine training classes, in label order)."""
-    from ..datasets.signs import CLASSES, generate_signs
 
     check_positive_int(n_per_class, "n_per_class")
     classes = tuple(CLASSES if classes is None else classes)
@@ -295,7 +295,6 @@ def localization_auroc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     (N, H, W) bool from those outside, **higher is better** (0.5 = a map unrelated to the region,
     1 = every region pixel ranked above every other pixel). Unaffected by offsets and positive
     scaling of a map, so RISE and SHAPE maps compare fairly. One rank-based AUROC per image."""
-    from ..uncertainty.metrics import auroc
 
     if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
         raise ValueError("maps must be a tensor of shape (N, H, W)")

@@ -45,6 +45,8 @@ from torch import nn
 from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.directions import ATTACK, register
 from .._core.modes import guarded
+from ..models import accuracy, Normalize, predict_logits, train_model
+from ..uncertainty.metrics import auroc, roc_curve
 
 __all__ = ["TinyMLP", "RECIPES", "FEATURES", "CLASSIFIERS", "train_recipe", "model_outputs", "split_pools",
            "Shadow", "train_shadow_models", "attack_features", "ShadowAttack", "loss_scores", "confidence_scores",
@@ -79,7 +81,6 @@ class TinyMLP(nn.Module):
     def __init__(self, in_channels: int = 3, num_classes: int = 9, image_size: int = 32, pool: int = 4,
                  hidden: int = 128, dropout: float = 0.0):
         super().__init__()
-        from ..models import Normalize
 
         self.normalize = Normalize(in_channels)
         self.pool = nn.AvgPool2d(pool)
@@ -98,7 +99,6 @@ def train_recipe(images: torch.Tensor, labels: torch.Tensor, recipe="overfit", n
     """A :class:`TinyMLP` trained on ``images`` with ``recipe`` (a name in :data:`RECIPES` or a dict
     with ``epochs, weight_decay, max_shift, dropout, lr``), via :func:`inferml_course.models.train_model`
     (AdamW, one-cycle schedule, batch 64). Deterministic given ``seed``; returned in eval mode."""
-    from ..models import train_model
 
     check_images(images, "images")
     if isinstance(recipe, str):
@@ -119,7 +119,6 @@ def train_recipe(images: torch.Tensor, labels: torch.Tensor, recipe="overfit", n
 @guarded(policy="eval")
 def model_outputs(model: nn.Module, images: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """The black-box view of ``model``: its logits (N, K) on ``images`` (eval mode, mode restored)."""
-    from ..models import predict_logits
 
     return predict_logits(model, images, batch_size)
 
@@ -342,7 +341,6 @@ def tpr_at_fpr(scores, is_member, fpr: float = 0.01) -> float:
     one point per distinct score plus (0, 0) at t = +inf, so tied scores are flagged together and
     never split. FPR is (false positives) / n in float64, and a point whose FPR equals ``fpr``
     (within 1e-12) counts: 6 of 20 non-members flagged is admissible at ``fpr=0.3``."""
-    from ..uncertainty.metrics import roc_curve
 
     if isinstance(fpr, bool) or not isinstance(fpr, numbers.Real) or not 0 <= fpr <= 1:
         raise ValueError(f"fpr must be a number in [0, 1], got {fpr!r}")
@@ -358,7 +356,6 @@ def membership_report(scores, is_member, fprs=(0.01, 0.001)) -> dict:
     AUC: 0.5 = chance, **higher = more leakage**; TPR at FPR: higher = more leakage; advantage:
     max over thresholds of TPR - FPR (Yeom et al.), 0 = no leakage.
     """
-    from ..uncertainty.metrics import auroc, roc_curve
 
     scores, is_member = _check_membership(scores, is_member)
     fpr, tpr, _ = roc_curve(scores, is_member)
@@ -374,7 +371,6 @@ def membership_report(scores, is_member, fprs=(0.01, 0.001)) -> dict:
 @guarded(policy="eval")
 def generalization_gap(model: nn.Module, train_images, train_labels, test_images, test_labels) -> dict:
     """Train and test accuracy and their difference (the gap that membership attacks feed on)."""
-    from ..models import accuracy
 
     train = accuracy(model, train_images, train_labels)
     test = accuracy(model, test_images, test_labels)

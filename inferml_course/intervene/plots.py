@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .. import plotting
+from ..uncertainty.metrics import roc_curve
 
 __all__ = ["plot_membership", "show_adversarial", "plot_robustness", "plot_prompt_curves", "show_prompting",
            "draw_prompts", "plot_do_tables", "show_watermark_interventions", "show_rise_shape"]
@@ -21,7 +22,6 @@ def _np(x):
 def plot_membership(experiments: dict):
     """Per experiment (``{name: membership_experiment(...)}``): histograms of the per-record loss of
     members and non-members; last panel: ROC curves of every attack on log-log axes (low FPR matters)."""
-    from ..uncertainty.metrics import roc_curve
 
     n = len(experiments)
     fig, axes = plt.subplots(1, n + 1, figsize=(4.6 * (n + 1), 3.8))

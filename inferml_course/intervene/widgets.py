@@ -20,6 +20,7 @@ from .causal import set_watermark
 from .plots import draw_prompts
 from .._core.images import mask_iou
 from .prompting import segment
+from ..datasets.signs import WATERMARK_SIZE
 
 
 class WatermarkExplorer:
@@ -31,7 +32,6 @@ class WatermarkExplorer:
 
     def __init__(self, model: torch.nn.Module, dataset, size: int | None = None):
         import ipywidgets as w
-        from ..datasets.signs import WATERMARK_SIZE
 
         self.model, self.dataset = model, dataset
         self.size = WATERMARK_SIZE if size is None else size

@@ -12,13 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_choice, check_images, check_positive_int
+from .._core.checks import check_choice, check_images, check_model, check_positive_int
 from .._core.batching import batches, check_batch_size
 from .._core.modes import eval_mode, guarded
 from .._core.adapter import LinearHeads, classifier_pass, resolve_classifier
-from .._core.checks import check_model
 from .._core.directions import register
 from .features import _check_options, _features_from, introspective_features
+from ..datasets.corruptions import CORRUPTIONS, corrupt
+from ..uncertainty.calibration import expected_calibration_error
+from ..uncertainty.metrics import ood_metrics
+from ..uncertainty.scores import uncertainty
 
 __all__ = ["ReflectionNetwork", "train_reflection", "IntrospectiveClassifier", "corruption_benchmark", "ood_benchmark"]
 
@@ -216,8 +219,6 @@ def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tens
     """
     from tqdm.auto import tqdm
 
-    from ..datasets.corruptions import CORRUPTIONS, corrupt
-    from ..uncertainty.calibration import expected_calibration_error
 
     if not isinstance(classifier, IntrospectiveClassifier):
         raise TypeError("classifier must be an IntrospectiveClassifier (fitted)")
@@ -274,8 +275,6 @@ def ood_benchmark(classifier: IntrospectiveClassifier, in_images: torch.Tensor, 
     ``fpr95`` (the fraction of in-distribution images flagged when 95 % of the OOD images are
     caught, lower is better), from :func:`inferml_course.uncertainty.metrics.ood_metrics`.
     """
-    from ..uncertainty.metrics import ood_metrics
-    from ..uncertainty.scores import uncertainty
 
     if not isinstance(classifier, IntrospectiveClassifier):
         raise TypeError("classifier must be an IntrospectiveClassifier (fitted)")

@@ -25,6 +25,7 @@ from .._core.adapter import forward_images
 from .._core.batching import check_batch_size, chunk_size
 from .._core.modes import guarded
 from .._core.targets import check_model_output
+from ..datasets.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -145,7 +146,6 @@ def accuracy_under_corruptions(model: nn.Module, images: torch.Tensor, labels: t
     ``corruptions`` defaults to every name in :data:`inferml_course.datasets.CORRUPTIONS`. Every argument
     is checked before the first corruption runs.
     """
-    from ..datasets.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 
     check_model_input(model, images, "images")
     _check_accuracy_labels(labels, images.shape[0])

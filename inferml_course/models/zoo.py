@@ -30,6 +30,7 @@ from .._core.manifest import MANIFEST, parse_manifest as _parse_manifest, sha256
 from .architectures import Ensemble, NarrowResNet, SmallCNN
 from .gradcon import GradConCAE, train_gradcon
 from .training import train_model
+from ..datasets import load
 
 #: the inlier class of the GradCon zoo models (0 = stop) and their epochs (the authors run 1000)
 GRADCON_INLIER, GRADCON_EPOCHS = 0, 20
@@ -131,7 +132,6 @@ def check_seeds(name: str, seeds) -> tuple[int, ...]:
 def train_zoo_model(name: str, progress: bool = True, seeds=None) -> nn.Module:
     """Train zoo model ``name`` from scratch, deterministically from ``seeds`` (None: its spec's seeds;
     see :func:`check_seeds`): the seed sets the initialisation, the data order and the augmentation."""
-    from ..datasets import load
 
     spec = ZOO[check_choice(name, MODELS, "model name")]
     seeds = check_seeds(name, seeds)

@@ -31,9 +31,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._core.checks import check_choice
+from .._core.checks import check_choice, check_model, check_model_input, check_positive_int, check_prob_samples
 from .._core.batching import batches, check_batch_size, memory_cap
-from .._core.checks import check_model, check_model_input, check_positive_int, check_prob_samples
 from .._core.adapter import dropout_head
 from .._core.modes import dropout_modules, eval_mode, mc_dropout_mode, guarded
 from .registry import score

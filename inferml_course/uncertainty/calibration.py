@@ -24,8 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_number
-from .._core.checks import as_float_tensor, check_binary, check_labels, check_logits, check_probs, check_scores
+from .._core.checks import as_float_tensor, check_binary, check_choice, check_labels, check_logits, check_number, check_probs, check_scores
 from .._core.directions import register
 
 __all__ = ["BIN_RULES", "reliability_bins", "expected_calibration_error", "ece", "maximum_calibration_error",

@@ -22,6 +22,7 @@ from .._core.modes import guarded
 from .._core.registry import Column
 from .metrics import auac, auac_reference, aufc, misprediction_auroc, ood_metrics
 from .scores import SCORES, MahalanobisStats, score_batch
+from ..datasets.corruptions import corrupt
 
 __all__ = ["corrupted_mix", "misprediction_table", "corruption_table", "format_corruption_table", "ood_table",
            "format_ood_table", "quadrant_counts", "TUTORIAL_NAMES", "TUTORIAL_VARIANTS"]
@@ -50,7 +51,6 @@ def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5)
     are deterministic for ``seed``. Attributes ``"corruption"`` (index into ``corruptions``, -1 =
     clean) and ``"severity"`` (0 = clean) record what each image got.
     """
-    from ..datasets.corruptions import corrupt
 
     if not isinstance(dataset, ImageDataset):
         raise TypeError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
@@ -126,7 +126,6 @@ def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2
     the per-image scores (CPU) and which predictions are right, so that an AUAC can be bootstrapped over the
     images (the same ``n`` images in every cell) without scoring them again.
     """
-    from ..datasets.corruptions import corrupt
 
     check_batch_size(batch_size)
     sub = (dataset.images if n is None else dataset.images[:n]).to(_device(model))

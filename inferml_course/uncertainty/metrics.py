@@ -17,8 +17,7 @@ import math
 
 import torch
 
-from .._core.checks import check_choice
-from .._core.checks import check_binary, check_labels, check_scores
+from .._core.checks import check_binary, check_choice, check_labels, check_scores
 from .._core.directions import DIRECTIONS as _DIRECTIONS, describe, higher_is_better as _higher_is_better, \
     register, view
 from .._core.ranks import average_ranks

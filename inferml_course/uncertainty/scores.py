@@ -57,10 +57,9 @@ import torch
 import torch.nn.functional as F
 
 from . import bayesian, trust
-from .._core.checks import check_choice, check_number
+from .._core.checks import check_choice, check_labels, check_logits, check_model_input, check_number
 from .._core.adapter import forward_logits, forward_with_features, penultimate_features
 from .._core.batching import batches, check_batch_size
-from .._core.checks import check_labels, check_logits, check_model_input
 from .._core.modes import eval_mode, guarded
 from .registry import REGISTRY, ScoreSpec, score
 

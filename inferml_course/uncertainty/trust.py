@@ -30,10 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from .._core.checks import check_choice, check_number
+from .._core.checks import check_choice, check_logits, check_model, check_model_input, check_number
 from .._core.adapter import forward_with_features, resolve_classifier, shorten
 from .._core.batching import batches, check_batch_size, row_chunk
-from .._core.checks import check_logits, check_model, check_model_input
 from .._core.modes import eval_mode, guarded
 from .registry import score
 

@@ -14,6 +14,7 @@ from .experiments import TUTORIAL_NAMES
 from .metrics import auac, misprediction_auroc
 from .plots import reliability_diagram, score_histograms
 from .scores import score_batch
+from ..datasets.corruptions import corrupt
 
 __all__ = ["TemperatureExplorer", "ScoreDistributionExplorer"]
 
@@ -72,7 +73,6 @@ class ScoreDistributionExplorer:
 
     def compute(self, corruption: str, severity: int) -> dict:
         """``{"scores": {name: uncertainty}, "correct": (n,) bool}`` for one setting (cached)."""
-        from ..datasets.corruptions import corrupt
 
         key = (corruption, 0 if corruption == "none" else int(severity))
         if key not in self._cache:

@@ -99,6 +99,7 @@ from ..bayesian import MEASURES, Decomposition, _decomposition
 from ..._core.grads import batched_grad
 from ..._core.registry import Column, Names, Registry
 from ... import explain
+from ...explain.perturbation import superpixels
 
 __all__ = ["BayesianModel", "UncertaintyModel", "uncertainty_from_probs", "class_shares", "logit_coefficients",
            "logit_shares", "psi", "ua_backprop", "ua_backprop_details", "UAResult", "learnable_blur",
@@ -555,7 +556,6 @@ class OptimizationResult(NamedTuple):
 def _segment_stack(x, segments, n_segments):
     """Segmentations as (L, N, H, W) labels, each partition's labels offset past the previous ones, and
     the number of segments F_n of every image (N,) over all partitions."""
-    from ...explain.perturbation import superpixels
 
     if segments is None:
         scales = (n_segments,) if isinstance(n_segments, numbers.Integral) else tuple(n_segments)
