@@ -1,7 +1,7 @@
 """Exercise checkers, one module per lesson (``lesson00.py``, ``lesson02.py``...).
 
 A checker prints ``[PASS] ...`` or raises ``AssertionError("[TRY AGAIN] ...")`` with a hint, so an
-exercise cell fails loudly under nbval when the answer is wrong or missing. Every public
+exercise cell fails loudly under the tests when the answer is wrong or missing. Every public
 function of every lesson module is available as ``inferml_course.checks.<name>``.
 """
 from __future__ import annotations
