@@ -130,8 +130,8 @@ FAMILY_ORDER = ["_core", "config", "datasets", "models", "online", "fisher", "ev
 UPWARD = {
     ("datasets/fashion.py", "online"): "online wraps models, which load datasets: a download is the last "
                                        "resort of the loader, imported where it is used",
-    ("evaluate/human.py", "plotting"): "the pairwise study draws its own form; the drawing belongs in "
-                                       "evaluate/plots.py once human.py is split at its seams",
+    ("evaluate/human.py", "plotting"): "the pairwise study draws its own form (a method of the study, "
+                                       "which evaluate/plots.py would have to import back)",
 }
 
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from inferml_course import evaluate as ev  # noqa: E402
-from inferml_course.evaluate import human  # noqa: E402
+from inferml_course.evaluate import pointing as human  # noqa: E402  (the pointing game's module)
 
 
 def make_study(n=2, size=8, cell=4, csv_path=None):

@@ -2,7 +2,8 @@
 
 The lecture's taxonomy, one module each:
 
-* **human evaluation** (:mod:`.human`): people compare two explanations directly ("which robot is
+* **human evaluation** (:mod:`.human`, the pairwise study; :mod:`.pointing`, the pointing game):
+  people compare two explanations directly ("which robot is
   more reasonable?"); :class:`PairwiseStudy` (an ipywidgets form that saves answers to CSV),
   :class:`SimulatedRater` (clearly marked stand-in, never human data), :func:`aggregate` with
   bootstrap intervals; and the lecture's pointing game (sharpen the cells of a blurred image you need to
@@ -23,9 +24,10 @@ direction (higher or lower is better) in its docstring, in the package's one dir
 is never modified (mode, hooks, gradients), all model calls run under ``torch.no_grad`` in
 batches of ``batch_size`` images.
 """
-from .human import SCALE, PairwiseStudy, PointingResult, PointingStudy, SimulatedParticipant, SimulatedRater, \
-    StudyResult, aggregate, bootstrap_ci, cell_masks, load_pointing, load_responses, pointing_evaluation, \
-    save_pointing, save_responses
+from .human import SCALE, PairwiseStudy, SimulatedRater, StudyResult, aggregate, bootstrap_ci, load_responses, \
+    save_responses
+from .pointing import PointingResult, PointingStudy, SimulatedParticipant, cell_masks, load_pointing, \
+    pointing_evaluation, save_pointing
 from .insertion_deletion import GAMES, GameResult, auc, deletion_curve, game_optimized_map, insertion_curve, \
     insertion_deletion, pixel_ranks, step_counts
 from .localization import LOCALIZATION_METRICS, binarize, correlation, energy_pointing_game, iou, \
