@@ -7,6 +7,7 @@
 ==============  ==================================================================================
 module          contents
 ==============  ==================================================================================
+``posterior``   the posterior samples (``BayesianModel``) and the uncertainty U(x) they define
 ``methods``     UA-Backprop, optimisation-based UA, gradient baselines on the uncertainty
 ``evaluation``  the blurring test, anomaly localisation (IoU, ADA), attention (``attention_map``: the
                 poster's (1 - M) M; the course's (1 - M) x) and mitigation
@@ -18,14 +19,14 @@ from __future__ import annotations
 
 from ..._core.lazy import lazy_package
 
-_SUBMODULES = ("methods", "evaluation", "plots", "widgets",)
+_SUBMODULES = ("posterior", "methods", "evaluation", "plots", "widgets",)
 _SHORTCUTS = {
-    "BayesianModel": "methods", "UncertaintyModel": "methods", "uncertainty_from_probs": "methods",
+    "BayesianModel": "posterior", "UncertaintyModel": "posterior", "uncertainty_from_probs": "posterior",
     "class_shares": "methods", "logit_coefficients": "methods", "logit_shares": "methods", "psi": "methods",
     "ua_backprop": "methods", "ua_backprop_details": "methods", "UAResult": "methods",
     "learnable_blur": "methods", "optimization_ua": "methods", "OptimizationResult": "methods",
     "grid_segments": "methods", "attribute": "methods", "UA_METHODS": "methods", "BASELINES": "methods",
-    "SOURCES": "methods", "TAU1": "methods", "TAU2": "methods", "METHOD_NAMES": "methods",
+    "SOURCES": "posterior", "TAU1": "methods", "TAU2": "methods", "METHOD_NAMES": "methods",
     "UAMethod": "methods", "ua_method": "methods",
     "BlurringResult": "evaluation", "blurring_test": "evaluation", "binarize_maps": "evaluation",
     "map_iou": "evaluation", "anomaly_localization": "evaluation", "attention_map": "evaluation",
