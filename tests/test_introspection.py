@@ -239,11 +239,18 @@ def test_bad_input(cnn, images):
         intro.ReflectionNetwork(3, 2, hidden=(4,))
 
 
-def test_benchmarks_on_a_tiny_model(cnn):
+@pytest.fixture(scope="module")
+def tiny_reflection(cnn):
+    """A reflection network trained for one epoch on 24 random images: (classifier, x, y)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(24, 3, 32, 32, generator=gen)
     y = torch.randint(0, K, (24,), generator=gen)
-    model = intro.IntrospectiveClassifier(cnn, hidden=(8, 8)).fit(x, y, epochs=1)
+    return intro.IntrospectiveClassifier(cnn, hidden=(8, 8)).fit(x, y, epochs=1), x, y
+
+
+def test_benchmarks_on_a_tiny_model(tiny_reflection):
+    model, x, y = tiny_reflection
+    gen = torch.Generator().manual_seed(0)
     result = intro.corruption_benchmark(model, x, y, corruptions=["fog", "gaussian_noise"], severities=(1, 5))
     assert result["accuracy"]["introspective"].shape == (2, 2)
     for table in (result["accuracy"], result["ece"]):
@@ -261,20 +268,15 @@ def test_benchmarks_on_a_tiny_model(cnn):
         intro.ood_benchmark(model, x, {})
 
 
-def test_corruption_benchmark_per_image_matches_its_tables(cnn):
+def test_corruption_benchmark_per_image_matches_its_tables(tiny_reflection):
     """per_image=True: the top probability and correctness image by image, whose means and ECE are the tables."""
-    from inferml_course.uncertainty.calibration import expected_calibration_error
-
-    gen = torch.Generator().manual_seed(1)
-    x = torch.rand(20, 3, 32, 32, generator=gen)
-    y = torch.randint(0, K, (20,), generator=gen)
-    model = intro.IntrospectiveClassifier(cnn, hidden=(8, 8)).fit(x, y, epochs=1)
+    model, x, y = tiny_reflection
     plain = intro.corruption_benchmark(model, x, y, corruptions=["fog", "contrast"], severities=(1, 4))
     assert "confidence" not in plain
     result = intro.corruption_benchmark(model, x, y, corruptions=["fog", "contrast"], severities=(1, 4), per_image=True)
     for net in ("feed-forward", "introspective"):
         conf, right = result["confidence"][net], result["correct"][net]
-        assert conf.shape == right.shape == (20, 2, 2) and right.dtype == torch.bool
+        assert conf.shape == right.shape == (len(x), 2, 2) and right.dtype == torch.bool
         assert torch.allclose(right.double().mean(0), result["accuracy"][net].double())
         assert torch.equal(result["accuracy"][net], plain["accuracy"][net])
         assert result["clean_correct"][net].double().mean().item() == pytest.approx(result["clean"]["accuracy"][net])

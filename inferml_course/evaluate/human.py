@@ -113,7 +113,20 @@ def load_responses(path) -> list:
     return _read_records(path, FIELDS, "response", ("item", "image", "choice", "preference_a"), "rater_kind")
 
 
-class PairwiseStudy:
+class _Form:
+    """A study with an ipywidgets form: :attr:`widget` builds it (``_build_widget``) on first use."""
+
+    _widget = None
+
+    @property
+    def widget(self):
+        """The study's ipywidgets form, built once."""
+        if self._widget is None:
+            self._widget = self._build_widget()
+        return self._widget
+
+
+class PairwiseStudy(_Form):
     """A blind "which robot is more reasonable?" study over the maps of several methods.
 
     ``images`` (N, C, H, W); ``maps`` a dict method -> (N, H, W); ``class_names`` (N,) the class each
@@ -161,7 +174,6 @@ class PairwiseStudy:
             self.items.append(StudyItem(k, i, a, b))
         self.responses: list = []
         self.current = 0
-        self._widget = None
 
     # --- recording ---------------------------------------------------------------------------------------------
     def answer(self, choice, item: int | None = None, rater: str | None = None, kind: str = "human") -> dict:
@@ -223,14 +235,8 @@ class PairwiseStudy:
         fig.tight_layout()
         return fig
 
-    @property
-    def widget(self):
-        """The ipywidgets form: the item's figure, the five answers, a rater name and a submit button."""
-        if self._widget is None:
-            self._widget = self._build_widget()
-        return self._widget
-
     def _build_widget(self):
+        """The form: the item's figure, the five answers, a rater name and a submit button."""
         import ipywidgets as w
 
         self._question = w.HTML("<b>Which robot is more reasonable?</b>")

@@ -32,7 +32,7 @@ from .._core.checks import check_images, check_number, check_positive_int, check
 from .._core.directions import describe, higher_is_better
 from .._core.images import gaussian_blur
 from .._core.tables import format_table
-from .human import _KINDS, _read_records, _write_records
+from .human import _KINDS, _Form, _read_records, _write_records
 
 __all__ = ["POINTING_FIELDS", "PointingStudy", "SimulatedParticipant", "PointingResult", "pointing_evaluation",
            "cell_masks", "load_pointing", "save_pointing"]
@@ -89,7 +89,7 @@ def load_pointing(path) -> list:
     return rows
 
 
-class PointingStudy:
+class PointingStudy(_Form):
     """The lecture's pointing game: a blurred image, a question, and cells to sharpen until one can answer.
 
     ``images`` (N, C, H, W) in [0, 1]; ``questions`` one string per image (or one for all);
@@ -131,7 +131,6 @@ class PointingStudy:
         self.records: list = []
         self.current = 0
         self.sharp = torch.zeros(self.rows, self.cols, dtype=torch.bool)
-        self._widget = None
 
     # --- state -----------------------------------------------------------------------------------------------
     def _check_cell(self, row, col):
@@ -238,14 +237,8 @@ class PointingStudy:
         fig.tight_layout()
         return fig
 
-    @property
-    def widget(self):
-        """The ipywidgets form: the image, a grid of cell buttons (click to sharpen), the answer and submit."""
-        if self._widget is None:
-            self._widget = self._build_widget()
-        return self._widget
-
     def _build_widget(self):
+        """The form: the image, a grid of cell buttons (click to sharpen), the answer and submit."""
         import ipywidgets as w
 
         self._buttons = []
