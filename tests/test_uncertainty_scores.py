@@ -589,3 +589,26 @@ def test_scores_follow_the_device(cnn, xs):
         out = uncertainty(name, model, xs.cuda())
         assert out.device.type == "cuda"
         assert torch.allclose(out.cpu(), uncertainty(name, cnn, xs), rtol=1e-3, atol=1e-5), name
+
+
+def test_head_split_is_found_by_structure_beyond_the_course_cnn():
+    """The trunk-once shortcut of MC dropout takes a plain chain with dropout in its last child only; a
+    torchvision VGG (flatten inside its forward) and a chain with dropout in the trunk run full passes, and
+    every path gives the same samples as full passes."""
+    from torchvision.models import vgg11
+
+    from inferml_course._core.adapter import dropout_head, head_after_features
+
+    torch.manual_seed(0)
+    chain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(),
+                          nn.Sequential(nn.Dropout(0.5), nn.Linear(4 * 30 * 30, 5))).eval()
+    trunk_dropout = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout2d(0.3), nn.Flatten(),
+                                  nn.Linear(4 * 30 * 30, 5)).eval()
+    assert head_after_features(chain) is not None and dropout_head(chain).head is chain[3]
+    assert head_after_features(trunk_dropout) is not None and dropout_head(trunk_dropout) is None
+    assert head_after_features(vgg11(num_classes=5).eval()) is None
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for model in (chain, trunk_dropout):
+        fast = bayesian.mc_dropout_probs(model, x, samples=4, seed=3)
+        slow = bayesian.mc_dropout_probs(model, x, samples=4, seed=3, reuse_features=False)
+        assert torch.allclose(fast, slow, atol=1e-6)
