@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._core import directions as _directions
 from ._core.lazy import lazy_package
+from ._core.tables import format_table
 
 __version__ = "0.1.0"
 
@@ -18,7 +19,7 @@ _SUBMODULES = (
     "fisher", "introspection", "explain", "uncertainty", "intervene", "evaluate", "findings",
 )
 
-__all__ = ["__version__", "require", "show_source", *_SUBMODULES]
+__all__ = ["__version__", "format_table", "require", "show_source", *_SUBMODULES]
 
 
 __getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES)

@@ -72,4 +72,4 @@ def forget_direction(name: str) -> None:
 
     directions._ENTRIES.pop(name, None)
     directions._BOOLS.pop(name, None)
-    directions._DERIVED.discard(name)
+    directions._DERIVED.pop(name, None)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import forget_direction
 
+import inferml_course as ic
 from inferml_course import evaluate as ev
 from inferml_course._core import directions as D
 from inferml_course.uncertainty import metrics as M
@@ -173,10 +174,10 @@ def test_uncertainty_of_a_trust_score_is_its_negative():
 
 
 def test_tables_and_rankings_read_the_registry():
-    text = M.format_table({"a": {"ECE": 0.1}, "b": {"ECE": 0.2}})
-    assert "ECE (%) lower is better" in text and "10.0*" in text
-    text = UA.format_table({"a": {"AUC-URR 2%": 0.4, "ADA pointing": 0.1},
-                            "b": {"AUC-URR 2%": 0.3, "ADA pointing": 0.2}})
+    text = ic.format_table({"a": {"ECE": 0.1}, "b": {"ECE": 0.2}}, marks=True)
+    assert "ECE lower is better" in text and "0.100*" in text
+    text = ic.format_table({"a": {"AUC-URR 2%": 0.4, "ADA pointing": 0.1},
+                            "b": {"AUC-URR 2%": 0.3, "ADA pointing": 0.2}}, marks=True)
     assert "0.300*" in text and "0.200*" in text and "ADA higher is better" in text
     assert "deletion_auc ↓" in ev.format_ranking({"deletion_auc": {"a": 0.1, "b": 0.2}})
 

@@ -1,13 +1,11 @@
-"""The one table formatter (_core.tables) and the family functions that delegate to it."""
+"""The one table formatter (``inferml_course.format_table``, in _core.tables) and the tables that use it."""
 import math
 
 import pytest
 
 from inferml_course import evaluate as ev
 from inferml_course._core import tables as T
-from inferml_course.fisher import plots as fisher_plots
-from inferml_course.uncertainty import metrics as M
-from inferml_course.uncertainty.attribution import evaluation as UA
+import inferml_course as ic
 
 
 def _columns(line):
@@ -63,18 +61,31 @@ def test_grid_style_list_rows():
     assert lines[2].split(" | ")[:2] == ["x  ", " 0.500"] and lines[3].endswith("| 3")
 
 
-def test_family_tables_delegate_to_the_core():
-    uq = M.format_table({"a": {"AUAC": 0.9, "FPR95": 0.2}, "b": {"AUAC": 0.8, "FPR95": 0.1}}, title="title")
-    assert uq.splitlines()[:2] == ["title", "AUAC (%) higher is better; FPR95 (%) lower is better"]
+def test_one_public_table_states_directions_and_bases():
+    assert ic.format_table is T.format_table
+    uq = ic.format_table({"a": {"AUAC": 0.9, "FPR95": 0.2}, "b": {"AUAC": 0.8, "FPR95": 0.1}}, title="title",
+                         marks=True, scale=100, fmt=".1f")
+    assert uq.splitlines()[:2] == ["title", "AUAC higher is better; FPR95 lower is better"]
     assert "90.0*" in uq and "10.0*" in uq and uq.splitlines()[-1] == T.MARKS_NOTE
-    descriptive = M.format_table({"a": {"x": 0.5}}, metric="mean uncertainty", percent=False, digits=3,
-                                 mark_best=False)
+    descriptive = ic.format_table({"a": {"x": 0.5}}, title="mean uncertainty")
     assert descriptive.splitlines()[0] == "mean uncertainty" and "better" not in descriptive and "0.500" in descriptive
-    ua = UA.format_table({"a": {"NLL": 0.5, "ACC": 90.0}, "b": {"NLL": 0.4, "ACC": 91.0}}, digits=2)
-    assert ua.splitlines()[0] == "NLL lower is better; ACC higher is better"
-    assert "0.40*" in ua and "91.00*" in ua
-    fisher = fisher_plots.format_table([{"set": "ood", "auroc": 0.75}], ["set", "auroc"], title="T")
-    assert fisher.splitlines()[0] == "T" and " | " in fisher and "0.750" in fisher
+    quiet = ic.format_table({"a": {"ECE": 0.1}, "b": {"ECE": 0.2}}, marks=True, state_directions=False)
+    assert "better" not in quiet and "0.100*" in quiet
+    # one metric for every column (one column per OOD set), or the metric as a function of the label
+    per_set = ic.format_table({"msp": {"fog": 0.7, "noise": 0.6}, "energy": {"fog": 0.8, "noise": 0.5}},
+                              marks=True, base="AUROC")
+    assert per_set.splitlines()[0] == "AUROC higher is better" and "0.800*" in per_set and "0.600*" in per_set
+    prefixed = ic.format_table({"a": {"cost 1": 3.0}, "b": {"cost 1": 2.0}}, marks=True,
+                               base=lambda c: c.split()[0], directions={"cost": False})
+    assert prefixed.splitlines()[0] == "cost lower is better" and "2.000*" in prefixed
+    # the posters' registered column labels print their root metric once
+    from inferml_course.uncertainty.attribution import evaluation  # noqa: F401  (registers the labels)
+    ua = ic.format_table({"a": {"MURR 2%": 0.5, "MURR 5%": 0.6, "NLL": 0.5}, "b": {"MURR 2%": 0.7, "MURR 5%": 0.1,
+                                                                                 "NLL": 0.4}}, marks=True)
+    assert ua.splitlines()[0] == "MURR higher is better; NLL lower is better"
+    assert "0.700*" in ua and "0.600*" in ua and "0.400*" in ua
+    grid = ic.format_table([{"set": "ood", "auroc": 0.75}], ["set", "auroc"], title="T", grid=True)
+    assert grid.splitlines()[0] == "T" and " | " in grid and "0.750" in grid
     ranking = ev.format_ranking({"insertion_auc": {"a": 0.5, "b": 0.7}, "deletion_auc": {"a": 0.1, "b": 0.2}})
     head, *rows, note = ranking.splitlines()
     assert _columns(head) == ["method", "insertion_auc", "↑", "deletion_auc", "↓", "mean", "rank"]

@@ -428,7 +428,5 @@ def test_lesson01_figures_and_widget():
         explorer.theta.value = 0.6  # triggers a redraw through observe
         fig = explorer.draw(0.2, 400)
         assert "0.20" in fig.axes[0].get_title()
-        table = fisher_plots.format_table([{"a": "x", "b": 0.5}], ["a", "b"], title="T")
-        assert table.splitlines()[0] == "T" and "0.500" in table
     finally:
         plt.close("all")

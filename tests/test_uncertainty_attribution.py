@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inferml_course import format_table
 from inferml_course._core.adapter import dropout_head
 from inferml_course.explain.gradients import fullgrad_terms
 from inferml_course.uncertainty import attribution as ua
@@ -414,12 +415,12 @@ def test_attention_mitigation():
 def test_format_table_marks_by_direction():
     rows = {"a": {"MURR 2%": 0.5, "AUC-URR 2%": 0.4}, "b": {"MURR 2%": 0.7, "AUC-URR 2%": 0.6},
             "c": {"MURR 2%": 0.1, "AUC-URR 2%": 0.9}}
-    text = ev.format_table(rows, title="blurring test")
+    text = format_table(rows, marks=True, title="blurring test")  # the posters' labels are registered here
     assert "MURR higher is better" in text and "AUC-URR lower is better" in text
     lines = {line.split()[0]: line for line in text.splitlines()[3:]}
     assert "0.700*" in lines["b"] and "0.400*" in lines["a"] and "0.500+" in lines["a"]
-    with pytest.raises(ValueError, match="unknown metric"):
-        ev.format_table({"a": {"speed": 1.0}})
+    with pytest.raises(ValueError, match="direction"):
+        format_table({"a": {"speed": 1.0}, "b": {"speed": 2.0}}, marks=True)
 
 
 # --- hygiene and bad input ---------------------------------------------------------------------------------

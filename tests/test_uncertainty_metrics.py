@@ -181,17 +181,6 @@ def test_aurc_is_one_minus_mean_accuracy_of_prefixes():
     assert M.aurc(s, y) == pytest.approx(risk.mean().item())
 
 
-# -------------------------------------------------------------------------------------------- tables
-def test_tables_state_the_direction():
-    text = M.format_table({"a": {"AUAC": 0.9, "FPR95": 0.2}, "b": {"AUAC": 0.8, "FPR95": 0.1}})
-    assert "AUAC (%) higher is better" in text and "FPR95 (%) lower is better" in text
-    assert "90.0*" in text and "10.0*" in text
-    text = M.format_table({"a": {"x": 0.5}, "b": {"x": 0.4}}, metric="AUROC")
-    assert text.startswith("AUROC (%): higher is better")
-    with pytest.raises(ValueError, match="higher is better"):
-        M.format_table({"a": {"mystery": 1.0}})
-
-
 # ------------------------------------------------------------------------------------------ bad input
 def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="both classes"):

@@ -43,6 +43,7 @@ __all__ = [
     "names",
     "register",
     "resolve",
+    "root",
     "sources",
     "view",
     "word",
@@ -70,7 +71,7 @@ class Direction:
 
 _ENTRIES: dict[str, Direction] = {}
 _BOOLS: dict[str, bool] = {}
-_DERIVED: set[str] = set()  # names registered with base=
+_DERIVED: dict[str, str] = {}  # name registered with base= -> that base
 _SOURCES: list[str] = []
 _LOADING: list[str] = []
 
@@ -186,8 +187,13 @@ def register(name: str, higher_is_better: bool | None = None, *, base: str | Non
     _ENTRIES[name] = Direction(name, higher, quantity, family, kind or METRIC)
     _BOOLS[name] = higher
     if base is not None:
-        _DERIVED.add(name)
+        _DERIVED[name] = _DERIVED.get(base, base)
     return higher
+
+
+def root(name: str) -> str:
+    """The registered metric a derived name was registered from (``"MURR 2%"`` -> ``"MURR"``), else ``name``."""
+    return _DERIVED.get(name, name)
 
 
 def resolve(name: str, base: Mapping | None = None) -> Direction | None:

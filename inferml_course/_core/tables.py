@@ -4,8 +4,8 @@
 formats numbers one way (``fmt``, times ``scale``; integers stay integers when ``scale`` is 1), aligns numbers right and
 text left, sizes each column to its content, and marks the best (``*``) and runner-up (``+``) value
 of each marked column in the direction the registry (:mod:`._core.directions`) gives that column.
-The family functions (``uncertainty.metrics.format_table``, ``uncertainty.attribution.format_table``,
-``fisher.format_table``, ``evaluate.format_ranking``) keep their signatures and call it.
+It is public as ``inferml_course.format_table``; the families' printed tables (``evaluate.format_ranking``,
+the studies' ``table()`` methods) call it too.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 
-from .directions import higher_is_better
+from .directions import describe, higher_is_better, root
 
 __all__ = ["MARKS_NOTE", "best_marks", "format_table", "is_number"]
 
@@ -42,7 +42,7 @@ def format_table(rows, columns: Sequence | None = None, *, label: str = "", fmt:
                  scale: float = 1.0, marks=False, directions: Mapping | None = None, base: Mapping | None = None,
                  headers: Mapping | None = None, title: str | None = None, header: str | Sequence[str] | None = None,
                  notes: Sequence[str] = (), missing: str = "-", sep: str = "  ", grid: bool = False,
-                 min_width: int = 0) -> str:
+                 min_width: int = 0, state_directions: bool | None = None) -> str:
     """A plain-text table.
 
     ``rows``: ``{row label: {column: value}}`` (a first column of row labels headed ``label``) or a
@@ -54,8 +54,19 @@ def format_table(rows, columns: Sequence | None = None, *, label: str = "", fmt:
 
     ``marks``: False, True (every column) or the columns to mark: the best value gets ``*`` and the
     runner-up ``+``, in the direction :func:`~._core.directions.higher_is_better` gives the column
-    (``directions`` / ``base`` as there), and the note :data:`MARKS_NOTE` is added.
-    ``title`` and ``header`` (a line or lines, e.g. each metric's direction) come first, ``notes`` last.
+    (``directions`` as there), and the note :data:`MARKS_NOTE` is added. ``base`` names the registered
+    metric behind a column: a dict ``{column: metric}``, one metric for every column (``base="AUROC"``: one
+    column per OOD set) or a function of the column label (``base=lambda c: c.split()[0]`` for ``"MURR 2%"``).
+    ``state_directions`` (default: on when marking) adds a line with each marked metric's direction.
+    ``title`` and ``header`` (a line or lines) come first, ``notes`` last.
+
+    >>> print(format_table({"msp": {"AUROC": 0.81, "FPR95": 0.62}, "energy": {"AUROC": 0.84, "FPR95": 0.55}},
+    ...                    label="score", marks=True))  # doctest: +NORMALIZE_WHITESPACE
+    AUROC higher is better; FPR95 lower is better
+    score   AUROC   FPR95
+    msp     0.810+  0.620+
+    energy  0.840*  0.550*
+    * best, + runner-up in each column
     ``grid``: columns separated by ``" | "`` with a rule under the header.
     """
     if isinstance(rows, Mapping):
@@ -71,6 +82,10 @@ def format_table(rows, columns: Sequence | None = None, *, label: str = "", fmt:
     columns = list(columns)
     headers = dict(headers or {})
     marked = columns if marks is True else [] if not marks else [c for c in columns if c in set(marks)]
+    if isinstance(base, str):
+        base = dict.fromkeys(columns, base)
+    elif callable(base):
+        base = {c: base(c) for c in columns}
     mark_of = {}
     for c in marked:
         higher = higher_is_better(c, directions, base)
@@ -108,6 +123,9 @@ def format_table(rows, columns: Sequence | None = None, *, label: str = "", fmt:
     lines = [title] if title else []
     if header:
         lines.extend([header] if isinstance(header, str) else list(header))
+    if marked and (state_directions is None or state_directions):
+        named = dict.fromkeys(root((base or {}).get(c, c)) for c in marked)
+        lines.append("; ".join(f"{m} {describe(higher_is_better(m, directions))}" for m in named))
     lines.append(join.join(cells_h).rstrip())
     if grid:
         lines.append("-+-".join("-" * w for w in widths_all))

@@ -18,7 +18,7 @@ module           contents
                  error baseline, the one-class test split
 ``perceptual``   perceptual components (Yarici et al., ICIP 2024): RELAX-style importance maps of a
                  representation for the full image and its colour, texture and shape; map correlation
-``plots``        spectra, descent paths, score distributions, the coin's curvature; ``format_table``
+``plots``        spectra, descent paths, score distributions, the coin's curvature
 ``widgets``      ``BernoulliFisherExplorer``
 ===============  =================================================================================
 """
@@ -36,7 +36,7 @@ _SHORTCUTS = {
     "embeddings": "information", "representation_spectrum": "information", "effective_rank": "information",
     "bernoulli_log_likelihood": "toys", "bernoulli_score": "toys", "bernoulli_fisher": "toys",
     "bernoulli_fisher_monte_carlo": "toys", "logistic_toy_loss": "toys", "descent_step_losses": "toys",
-    "toy_gradient": "toys", "format_table": "plots", "plot_bernoulli_fisher": "plots", "plot_spectra": "plots",
+    "toy_gradient": "toys", "plot_bernoulli_fisher": "plots", "plot_spectra": "plots",
     "plot_descent": "plots", "plot_score_distributions": "plots", "BernoulliFisherExplorer": "widgets",
     "GradConComponents": "gradcon", "gradcon_components": "gradcon", "gradcon_score": "gradcon",
     "gradcon_anomaly_score": "gradcon", "reconstruction_error": "gradcon", "one_class_split": "gradcon",

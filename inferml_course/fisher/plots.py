@@ -10,17 +10,9 @@ import numpy as np
 import torch
 
 from .. import fisher
-from .._core.tables import format_table as _format_table
 
-__all__ = ["format_table", "plot_bernoulli_fisher", "plot_spectra", "plot_descent",
+__all__ = ["plot_bernoulli_fisher", "plot_spectra", "plot_descent",
            "plot_score_distributions"]
-
-
-def format_table(rows: list[dict], columns: list[str], floatfmt: str = ".3f", title: str | None = None) -> str:
-    """A plain-text table (for ``print``) of ``rows`` (dicts) with the given ``columns``: columns
-    separated by ``|``, numbers formatted with ``floatfmt`` and right-aligned, text left-aligned (the
-    package's one table formatter, :func:`inferml_course._core.tables.format_table`)."""
-    return _format_table(list(rows), list(columns), fmt=floatfmt, title=title, missing="", grid=True)
 
 
 def plot_bernoulli_fisher(theta: float = 0.3, n: int = 2000, seed: int = 0):

@@ -24,7 +24,7 @@ _SHORTCUTS = {
     "ReflectionNetwork": "reflection", "train_reflection": "reflection",
     "IntrospectiveClassifier": "reflection", "corruption_benchmark": "reflection",
     "ood_benchmark": "reflection", "show_question_gradients": "plots", "plot_corruption_comparison": "plots",
-    "corruption_rows": "plots", "format_table": "plots", "IntrospectionExplorer": "widgets",
+    "corruption_rows": "plots", "IntrospectionExplorer": "widgets",
 }
 
 __all__ = [*_SUBMODULES, *_SHORTCUTS]

@@ -7,9 +7,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-from ..fisher.plots import format_table
 
-__all__ = ["show_question_gradients", "plot_corruption_comparison", "corruption_rows", "format_table"]
+__all__ = ["show_question_gradients", "plot_corruption_comparison", "corruption_rows"]
 
 
 def _short(name: str) -> str:
@@ -60,7 +59,7 @@ def plot_corruption_comparison(result: dict, title: str = "feed-forward vs intro
 
 
 def corruption_rows(result: dict) -> list[dict]:
-    """One row per corruption (mean over severities) plus a mean row, for :func:`format_table`."""
+    """One row per corruption (mean over severities) plus a mean row, for :func:`inferml_course.format_table`."""
     names = list(result["accuracy"])
     rows = []
     for i, corruption in enumerate(result["corruptions"] + ["mean"]):

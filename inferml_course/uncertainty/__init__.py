@@ -16,7 +16,7 @@ module          contents
 ``trust``       GradTrust (released; a top-k reconstruction in both orientations, ``ratio=``), Purview,
                 GradNorm (Huang et al.'s, or the GradTrust demo's with ``variant="gradtrust_demo"``)
 ``calibration`` ECE (bin rules), MCE, adaptive ECE, Brier, NLL, temperature scaling
-``metrics``     AUROC, FPR at 95 % TPR, AUAC / AUFC, risk-coverage and AURC, table printing
+``metrics``     AUROC, FPR at 95 % TPR, AUAC / AUFC, risk-coverage and AURC
 ``toy``         the 2-D moons toy with tiny MLPs (aleatoric vs epistemic maps)
 ``experiments`` the lessons' tables: corrupted test mixes, misprediction / corruption / OOD tables
 ``augmentation`` test-time augmentation: views of one input (shifts, brightness, flips), ``tta`` uncertainty

@@ -18,13 +18,11 @@ import math
 import torch
 
 from .._core.checks import check_binary, check_choice, check_labels, check_scores
-from .._core.directions import DIRECTIONS as _DIRECTIONS, describe, higher_is_better as _higher_is_better, \
-    register, view
+from .._core.directions import register, view
 from .._core.ranks import average_ranks
-from .._core.tables import format_table as _format_table
 
 __all__ = ["auroc", "roc_curve", "fpr_at_tpr", "ood_metrics", "misprediction_auroc", "accuracy_curve",
-           "f1_curve", "auac", "aufc", "auac_reference", "risk_coverage_curve", "aurc", "format_table",
+           "f1_curve", "auac", "aufc", "auac_reference", "risk_coverage_curve", "aurc",
            "DIRECTIONS"]
 
 # the direction of each metric defined here (the package's direction registry, _core.directions)
@@ -276,42 +274,3 @@ def aurc(scores, correct, kind: str = "uncertainty", method: str = "mean") -> fl
     if coverage.numel() < 2:
         raise ValueError("the trapezoid AURC needs at least 2 samples")
     return float(torch.trapezoid(risk, coverage) / (1 - 1 / coverage.numel()))
-
-
-# -------------------------------------------------------------------------------------------- tables
-def format_table(values: dict, metric: str | None = None, higher_is_better: bool | None = None,
-                 percent: bool = True, digits: int = 1, mark_best: bool = True, title: str | None = None) -> str:
-    """A plain-text table of ``values[row][column]`` that states each metric's direction.
-
-    With ``metric`` given, every column holds that metric (e.g. one column per OOD set) and
-    ``higher_is_better`` defaults to the direction registry (:data:`DIRECTIONS`). With ``metric=None``
-    the columns are metric names (e.g. ``"AUAC"``, ``"AUFC"``, ``"AUROC"``) and each one's direction
-    comes from the registry. With ``mark_best``, the best value of each column gets ``*``, the
-    runner-up ``+``. A descriptive table (a ``metric`` that is not a quality measure,
-    ``higher_is_better=None``, ``mark_best=False``) prints no direction. The layout is the package's
-    one table formatter (:func:`inferml_course._core.tables.format_table`).
-    """
-    rows = list(values)
-    columns = list(dict.fromkeys(c for r in rows for c in values[r]))
-    directions = {}
-    descriptive = metric is not None and higher_is_better is None and metric not in _DIRECTIONS and not mark_best
-    for c in columns:
-        name = metric if metric is not None else c
-        if descriptive:
-            directions[c] = True
-        elif metric is not None and higher_is_better is not None:
-            directions[c] = bool(higher_is_better)
-        elif name in _DIRECTIONS:
-            directions[c] = _higher_is_better(name)
-        else:
-            raise ValueError(f"say whether higher is better for metric {name!r} (higher_is_better=...)")
-    unit = " (%)" if percent else ""
-    if descriptive:
-        header = f"{metric}{unit}"
-    elif metric is not None:
-        header = f"{metric}{unit}: {describe(directions[columns[0]])}" if columns else f"{metric}{unit}"
-    else:
-        header = "; ".join(f"{c}{unit} {describe(directions[c])}" for c in columns)
-    table = {r: {c: (None if values[r].get(c) is None else float(values[r][c])) for c in values[r]} for r in rows}
-    return _format_table(table, columns, fmt=f".{digits}f", scale=100.0 if percent else 1.0, marks=mark_best,
-                         directions=directions, title=title, header=header, min_width=8)

@@ -31,7 +31,7 @@ _SHORTCUTS = {
     "BlurringResult": "evaluation", "blurring_test": "evaluation", "binarize_maps": "evaluation",
     "map_iou": "evaluation", "anomaly_localization": "evaluation", "attention_map": "evaluation",
     "attention_inputs": "evaluation", "ATTENTION_FORMS": "evaluation",
-    "attention_mitigation": "evaluation", "format_table": "evaluation", "BUDGETS": "evaluation",
+    "attention_mitigation": "evaluation", "BUDGETS": "evaluation",
     "ADA_RULES": "evaluation", "BINARIZE_RULES": "evaluation", "FILLS": "evaluation",
     "DIRECTIONS": "evaluation", "ua_maps_grid": "plots", "blurring_curves": "plots",
     "BlurringExplorer": "widgets",

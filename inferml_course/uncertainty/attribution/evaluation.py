@@ -47,14 +47,13 @@ from typing import NamedTuple
 import torch
 
 from ..._core.checks import check_choice, check_float_tensor, check_images, check_model_input, check_positive_int
-from ..._core.directions import describe, register, view
+from ..._core.directions import register, view
 from ..._core.images import gaussian_blur, mask_iou
 from ..._core.modes import guarded
-from ..._core.tables import format_table as _format_table
 from .methods import METHOD_NAMES, BayesianModel, UncertaintyModel
 
 __all__ = ["BlurringResult", "blurring_test", "binarize_maps", "map_iou", "anomaly_localization",
-           "attention_map", "attention_inputs", "attention_mitigation", "format_table", "BUDGETS", "ADA_RULES",
+           "attention_map", "attention_inputs", "attention_mitigation", "BUDGETS", "ADA_RULES",
            "BINARIZE_RULES", "FILLS", "ATTENTION_FORMS", "DIRECTIONS"]
 
 # the direction of each metric defined here (the package's direction registry, _core.directions)
@@ -74,6 +73,11 @@ ATTENTION_FORMS = ("course", "poster")
 #: metric -> True when higher is better: this module's part of the package's direction registry
 #: (:mod:`inferml_course._core.directions`), read-only.
 DIRECTIONS = view(("MURR", "AUC-URR", "IoU", "ADA", "ACC", "NLL"))
+# the posters' column labels, so their tables mark the best method without further arguments
+for _budget in BUDGETS:
+    for _metric in ("MURR", "AUC-URR"):
+        register(f"{_metric} {_budget:.0%}", base=_metric)
+register("ADA pointing", base="ADA", quantity="anomaly detection accuracy, pointing game rule")
 
 
 def _check_maps(maps, x=None, argument="maps"):
@@ -341,29 +345,3 @@ def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dic
         out[METHOD_NAMES.get(name, name)] = score(attention_inputs(x, _check_maps(m, x, f"maps[{name!r}]"), fill,
                                                                    top=top, form=form))
     return out
-
-
-# --- tables ------------------------------------------------------------------------------------------------
-
-def format_table(rows: dict, title: str | None = None, digits: int = 3, mark_best: bool = True) -> str:
-    """A plain-text table ``rows[method][column] -> float`` in the posters' layout.
-
-    Each column's label starts with its metric (``"MURR 2%"``, ``"AUC-URR 5%"``, ``"IoU"``, ``"ADA"``,
-    ``"ADA pointing"``, ``"ACC"``, ``"NLL"``; see :data:`DIRECTIONS`): that metric is the column's base
-    name in the direction registry, and its direction is printed in the header; with ``mark_best`` the
-    best value of each column gets ``*``, the runner-up ``+``. The layout is the package's one table
-    formatter (:func:`inferml_course._core.tables.format_table`).
-    """
-    names = list(rows)
-    columns = list(dict.fromkeys(col for r in names for col in rows[r]))
-    base = {}
-    for col in columns:
-        metric = str(col).split()[0] if str(col).split() else str(col)
-        if metric not in DIRECTIONS:
-            raise ValueError(f"unknown metric in column {col!r}; start the label with one of {', '.join(DIRECTIONS)}")
-        base[col] = metric
-    metrics = list(dict.fromkeys(base.values()))
-    header = "; ".join(f"{m} {describe(DIRECTIONS[m])}" for m in metrics)
-    table = {r: {c: float(v) for c, v in rows[r].items()} for r in names}
-    return _format_table(table, columns, fmt=f".{digits}f", marks=mark_best, base=base, title=title, header=header,
-                         missing="", min_width=8)
