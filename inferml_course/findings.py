@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from . import config
+from ._core.ranks import paired_bootstrap
 
 __all__ = ["Finding", "finding", "paired_bootstrap", "seed_values", "plot_findings", "SEEDS_FILE", "MIN_SEEDS"]
 
@@ -39,29 +40,6 @@ def _numpy(a) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         return a.detach().cpu().numpy()
     return np.asarray(a)
-
-
-def paired_bootstrap(statistic, *arrays, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
-                     ) -> tuple[float, float]:
-    """Percentile bootstrap interval ``(low, high)`` of ``statistic(*arrays) -> float``, resampling the rows
-    of all ``arrays`` (each (N, ...), tensors or arrays) together, as ``scipy.stats.bootstrap(paired=True)``."""
-    from scipy.stats import bootstrap
-
-    data = [_numpy(a) for a in arrays]
-    n = len(data[0])
-    if n < 2 or any(len(a) != n for a in data):
-        raise ValueError(f"arrays must share a length of at least 2, got {[len(a) for a in data]}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or not 1 <= n_resamples <= 100_000:
-        raise ValueError(f"n_resamples must be an integer in [1, 100000], got {n_resamples!r}")
-    index = np.arange(n)
-
-    def on_rows(rows):
-        rows = rows.astype(int)
-        return float(statistic(*(a[rows] for a in data)))
-
-    result = bootstrap((index,), on_rows, vectorized=False, n_resamples=n_resamples, confidence_level=level,
-                       method="percentile", rng=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def seed_values(lesson: str, name: str, path: Path | None = None) -> dict[str, float]:

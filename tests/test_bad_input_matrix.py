@@ -190,7 +190,7 @@ MODEL_RUNNERS = {
     "explain.max_activating_patches": (lambda model, x: explain.max_activating_patches(model, x, k=1), make_model),
 }
 #: the functions above whose image argument is not called x
-IMAGE_ARGUMENT = {"scores.fit_mahalanobis": "images", "explain.embeddings": "images",
+IMAGE_ARGUMENT = {"scores.fit_mahalanobis": "images", "explain.embeddings": "x",
                   "explain.max_activating_patches": "images"}
 #: the good batch each function is tried on (fitting class means needs every class)
 GOOD_BATCH = {"scores.fit_mahalanobis": X_FIT}

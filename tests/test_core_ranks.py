@@ -110,7 +110,7 @@ def test_bootstrap_equals_scipy_percentile_bootstrap(values, seed, level):
     ref = _scipy_bootstrap(values, 300, level, seed)
     assert low == pytest.approx(ref[0], abs=1e-12) and high == pytest.approx(ref[1], abs=1e-12)
     # the lesson's function is the same bootstrap
-    assert ev.bootstrap_ci(torch.tensor(values, dtype=torch.float64), n_boot=300, level=level, seed=seed) == (low, high)
+    assert ev.bootstrap_ci(torch.tensor(values, dtype=torch.float64), n_resamples=300, level=level, seed=seed) == (low, high)
 
 
 def test_bootstrap_edge_cases():

@@ -138,7 +138,7 @@ def test_save_and_load_responses(tmp_path):
 @given(values=st.lists(st.integers(-2, 2), min_size=1, max_size=40), seed=st.integers(0, 100))
 def test_property_bootstrap_interval_contains_the_mean_and_stays_in_range(values, seed):
     v = torch.tensor(values, dtype=torch.float64)
-    low, high = ev.bootstrap_ci(v, n_boot=300, seed=seed)
+    low, high = ev.bootstrap_ci(v, n_resamples=300, seed=seed)
     assert -2 <= low <= high <= 2
     assert min(values) <= low and high <= max(values)  # a mean of resampled answers stays within them
     if len(set(values)) == 1:

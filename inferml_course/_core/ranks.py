@@ -8,6 +8,7 @@
   ``scipy.stats.bootstrap(..., method="percentile", rng=default_rng(seed))`` (the tests' oracle),
   and the interval is the linear-interpolation percentile of the resampled statistics; unlike scipy
   it also answers for a single observation (a zero-width interval).
+* :func:`paired_bootstrap`: the same draws for a statistic of several arrays whose rows go together.
 """
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["average_ranks", "bootstrap_ci", "pearson_rows"]
+from .checks import check_seed
+
+__all__ = ["MAX_RESAMPLES", "average_ranks", "bootstrap_ci", "paired_bootstrap", "pearson_rows"]
+
+#: The most bootstrap resamples an interval draws (the index array is n_resamples x n integers).
+MAX_RESAMPLES = 100_000
 
 
 def _ranks_1d(values: np.ndarray) -> np.ndarray:
@@ -63,29 +69,58 @@ def average_ranks(values, *, descending: bool = False, axis: int = -1):
     return ranks
 
 
+def _numpy(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().double().numpy()
+    return np.asarray(values)
+
+
+def _resamples(n: int, n_resamples, level, seed) -> np.ndarray:
+    """The bootstrap's row indices, (n_resamples, n), after checking the arguments every interval shares."""
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or not 1 <= n_resamples <= MAX_RESAMPLES:
+        raise ValueError(f"n_resamples must be an integer in [1, {MAX_RESAMPLES}], got {n_resamples!r}")
+    return np.random.default_rng(check_seed(seed)).integers(0, n, (n_resamples, n))
+
+
+def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1 - level) / 2
+    low, high = np.percentile(stats, [alpha * 100, (1 - alpha) * 100])
+    return float(low), float(high)
+
+
 def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 2000, level: float = 0.95, seed: int = 0
                  ) -> tuple[float, float]:
     """Percentile bootstrap interval ``(low, high)`` of ``statistic`` over ``values`` (n,); (nan, nan)
     when ``values`` is empty.
 
-    ``statistic(array, axis=-1)`` must reduce the last axis (``numpy.mean``, ``numpy.median``).
-    Draws as ``scipy.stats.bootstrap(method="percentile")`` with ``rng=numpy.random.default_rng(seed)``.
+    ``statistic(array, axis=-1)`` must reduce the last axis (``numpy.mean``, ``numpy.median``): all
+    resamples are scored in one call. Draws as ``scipy.stats.bootstrap(method="percentile")`` with
+    ``rng=numpy.random.default_rng(seed)``.
     """
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().double().numpy()
-    values = np.asarray(values, dtype=np.float64).ravel()
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    values = np.asarray(_numpy(values), dtype=np.float64).ravel()
+    idx = _resamples(max(values.size, 1), n_resamples, level, seed)
     if values.size == 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(int(seed))
-    idx = rng.integers(0, values.size, (n_resamples, values.size))
-    stats = statistic(values[idx], axis=-1)
-    alpha = (1 - level) / 2
-    low, high = np.percentile(stats, [alpha * 100, (1 - alpha) * 100])
-    return float(low), float(high)
+    return _percentiles(statistic(values[idx], axis=-1), level)
+
+
+def paired_bootstrap(statistic, *arrays, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
+                     ) -> tuple[float, float]:
+    """Percentile bootstrap interval ``(low, high)`` of ``statistic(*arrays) -> float``, resampling the rows
+    of all ``arrays`` (each (N, ...), tensors or arrays, N >= 2) together: the draws and interval of
+    ``scipy.stats.bootstrap(paired=True, method="percentile")``. The statistic may be any function (an
+    AUROC difference), so it runs once per resample (``n_resamples`` calls, at most :data:`MAX_RESAMPLES`)."""
+    data = [_numpy(a) for a in arrays]
+    if not data:
+        raise ValueError("paired_bootstrap needs at least one array")
+    n = len(data[0])
+    if n < 2 or any(len(a) != n for a in data):
+        raise ValueError(f"arrays must share a length of at least 2, got {[len(a) for a in data]}")
+    idx = _resamples(n, n_resamples, level, seed)
+    stats = np.array([float(statistic(*(a[rows] for a in data))) for rows in idx])
+    return _percentiles(stats, level)
 
 
 def pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -24,8 +24,8 @@ direction (higher or lower is better) in its docstring, in the package's one dir
 is never modified (mode, hooks, gradients), all model calls run under ``torch.no_grad`` in
 batches of ``batch_size`` images.
 """
-from .human import SCALE, PairwiseStudy, SimulatedRater, StudyResult, aggregate, bootstrap_ci, load_responses, \
-    save_responses
+from .._core.ranks import bootstrap_ci
+from .human import SCALE, PairwiseStudy, SimulatedRater, StudyResult, aggregate, load_responses, save_responses
 from .pointing import PointingResult, PointingStudy, SimulatedParticipant, cell_masks, load_pointing, \
     pointing_evaluation, save_pointing
 from .insertion_deletion import GAMES, GameResult, auc, deletion_curve, game_optimized_map, insertion_curve, \

@@ -31,11 +31,11 @@ import torch
 
 from .._core.checks import check_seed
 from .._core.directions import describe, higher_is_better, register
-from .._core.ranks import bootstrap_ci as _bootstrap_ci
+from .._core.ranks import bootstrap_ci
 from .._core.tables import format_table
 
 __all__ = ["SCALE", "FIELDS", "StudyItem", "PairwiseStudy", "SimulatedRater", "aggregate", "StudyResult",
-           "load_responses", "save_responses", "bootstrap_ci"]
+           "load_responses", "save_responses"]
 
 # the direction of each metric defined here (the package's direction registry, _core.directions)
 register('human_preference', True, quantity='mean preference in [-2, 2] of a pairwise human study', family="evaluate")
@@ -301,24 +301,6 @@ class SimulatedRater:
         return 3 - preference
 
 
-def bootstrap_ci(values: torch.Tensor, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
-    """Percentile bootstrap interval (low, high) of the mean of ``values`` (n,); (nan, nan) when empty.
-
-    The package's one bootstrap (:func:`inferml_course._core.ranks.bootstrap_ci`): ``n_boot``
-    resamples drawn by ``numpy.random.default_rng(seed)``, the same draws and interval as
-    ``scipy.stats.bootstrap(..., method="percentile")`` with that generator (the tests check it).
-    Earlier versions drew the resamples with a ``torch.Generator``; for the same ``seed`` the interval
-    therefore moved by Monte-Carlo noise (the method and its coverage are unchanged) when the course
-    switched to the scipy-checked draws.
-    """
-    values = torch.as_tensor(values, dtype=torch.float64).flatten()
-    if values.numel() == 0:
-        return float("nan"), float("nan")
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    return _bootstrap_ci(values, n_resamples=int(n_boot), level=level, seed=check_seed(seed))
-
-
 @dataclass
 class StudyResult:
     """Aggregated preferences. ``methods[name]`` and ``pairs[(a, b)]`` hold dicts with ``mean``
@@ -386,7 +368,7 @@ def aggregate(responses, kind: str | None = None, n_boot: int = 2000, level: flo
 
     def summarise(values, salt):
         v = torch.tensor(values, dtype=torch.float64)
-        low, high = bootstrap_ci(v, n_boot, level, seed + salt)
+        low, high = bootstrap_ci(v, n_resamples=int(n_boot), level=level, seed=seed + salt)
         return {"mean": float(v.mean()), "low": low, "high": high, "n": len(values)}
 
     methods = {m: summarise(v, k) for k, (m, v) in enumerate(sorted(per_method.items()))}

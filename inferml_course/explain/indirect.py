@@ -23,10 +23,11 @@ import torch
 from torch import nn
 
 from .._core.checks import check_choice, check_float_tensor, check_labels, check_model_input, check_positive_int
-from .._core.adapter import penultimate_features, resolve_layer
+from .._core.adapter import resolve_layer
 from .._core.hooks import capture
 from .._core.batching import batches, check_batch_size, chunk_size
 from .._core.modes import guarded
+from ..fisher.information import embeddings
 
 __all__ = ["first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",
            "nearest_neighbors", "neighbor_agreement", "project", "representatives"]
@@ -142,18 +143,6 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
                   r[:, :, None, :, None].to(images.device), q[:, :, None, None, :].to(images.device)]
     return {"patches": patches, "values": values, "image_index": image_index,
             "location": torch.stack([rows, cols], -1), "channels": channels, "size": size}
-
-
-@guarded()
-@torch.no_grad()
-def embeddings(model: nn.Module, images: torch.Tensor, batch_size="auto", features=None,
-               classifier=None) -> torch.Tensor:
-    """Penultimate-layer features (N, D): ``features(images)`` for a callable ``features``, else the input of
-    the final linear layer (``classifier=``, ``model.last_layer`` or the model's last ``nn.Linear``; for
-    SmallCNN this is ``model.embed``), in the mode the model is in (a warning for training-mode layers)."""
-    images = check_model_input(model, images, "images")
-    check_batch_size(batch_size)
-    return penultimate_features(model, images, batch_size, features, classifier)
 
 
 @guarded()

@@ -43,6 +43,7 @@ from torch.func import functional_call, grad, jacrev, vmap
 
 from .._core.adapter import penultimate_features, resolve_classifier, shorten
 from .._core.modes import eval_mode, guarded
+from .._core.batching import check_batch_size
 from .._core.checks import (check_choice, check_model_input, check_not_meta,
                             check_positive_int, check_seed)
 from .._core.targets import check_model_output
@@ -467,13 +468,14 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
 
 @guarded(policy="eval")
 @torch.no_grad()
-def embeddings(model: nn.Module, x: torch.Tensor, batch_size: int = 512, features=None,
+def embeddings(model: nn.Module, x: torch.Tensor, batch_size="auto", features=None,
                classifier=None) -> torch.Tensor:
     """Penultimate features (N, D) in eval mode, in batches (the mode is restored): ``features(x)`` for a
     callable ``features``, else the input of the final linear layer (``classifier=``, ``model.last_layer``
-    or the model's last ``nn.Linear``; for SmallCNN this is ``model.embed(x)``)."""
-    x = _check_input(model, x)
-    check_positive_int(batch_size, "batch_size")
+    or the model's last ``nn.Linear``; for SmallCNN this is ``model.embed(x)``). The package's one
+    embedding function (``explain.embeddings`` and the nearest neighbours use it too)."""
+    x = check_model_input(model, x, "x", images=False, same_device=True)  # a parameter-free model with features=
+    check_batch_size(batch_size)
     return penultimate_features(model, x, batch_size, features, classifier)
 
 
