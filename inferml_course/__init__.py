@@ -8,6 +8,7 @@ Submodules load lazily, so ``import inferml_course`` costs little more than ``im
 """
 from __future__ import annotations
 
+from ._core.arguments import checked
 from ._core import directions as _directions
 from ._core.lazy import lazy_package
 from ._core.tables import format_table
@@ -37,6 +38,7 @@ _directions.sources(
 
 
 
+@checked
 def show_source(obj, docstring: bool = False) -> None:
     """Show the source code of a package function in the notebook (see :func:`inferml_course.course.show_source`)."""
     from .course import show_source as show
@@ -44,6 +46,7 @@ def show_source(obj, docstring: bool = False) -> None:
     show(obj, docstring)
 
 
+@checked
 def require(version: str) -> None:
     """Fail loudly when the installed package is not the version a notebook was tested with."""
     if version != __version__:

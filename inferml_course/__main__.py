@@ -24,6 +24,11 @@ def main(argv=None) -> int:
     runtimes = sub.add_parser("runtimes", help="execute every lesson and print its time")
     runtimes.add_argument("--lessons", nargs="*", default=None)
     args = parser.parse_args(argv)
+    try:
+        if getattr(args, "lessons", None) is not None:
+            course.select_lessons(args.lessons)
+    except ValueError as err:
+        parser.error(str(err))  # exit status 2 with the message, before any lesson runs
 
     if args.command == "book":
         index = course.build_book(args.out, args.lessons, execute=not args.no_execute, timeout=args.timeout)
@@ -32,8 +37,7 @@ def main(argv=None) -> int:
         for path in course.write_student_versions(args.out):
             print(f"wrote {path}")
     elif args.command == "sync":
-        paths = [p for p in course.lesson_paths() if args.lessons is None or p.name[:2] in args.lessons]
-        for path in paths:
+        for path in course.select_lessons(args.lessons):
             print(f"{'updated' if course.sync_notebook(path) else 'unchanged'} {path.name}")
         course.write_student_versions(lessons=args.lessons)
         print(f"student versions in {course.STUDENT_DIR}")

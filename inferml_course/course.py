@@ -46,6 +46,21 @@ def lesson_paths(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
 
 
+def select_lessons(lessons=None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The lesson files of ``lessons`` (numbers such as ``["00", "05"]``; None: all), in course order; an
+    unknown number is a ValueError that lists the lessons (``book --lessons 00 99`` must not half-succeed)."""
+    paths = lesson_paths(notebook_dir)
+    if lessons is None:
+        return paths
+    if isinstance(lessons, str):
+        lessons = [lessons]
+    known = {p.name[:2]: p for p in paths}
+    unknown = [str(n) for n in lessons if str(n) not in known]
+    if unknown:
+        raise ValueError(f"lessons: no lesson {', '.join(unknown)}; the lessons are {', '.join(known)}")
+    return [p for p in paths if p.name[:2] in set(map(str, lessons))]
+
+
 def colab_url(path: Path | str, folder: str = "notebooks") -> str:
     """The 'Open in Colab' address of a lesson (on the main branch); ``folder="student"``: its student version."""
     return f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/{folder}/{Path(path).name}"
@@ -282,9 +297,7 @@ def write_student_versions(out_dir: Path = STUDENT_DIR, notebook_dir: Path = NOT
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in lesson_paths(notebook_dir):
-        if lessons is not None and path.name[:2] not in lessons:
-            continue
+    for path in select_lessons(lessons, notebook_dir):
         target = out_dir / path.name
         text = student_text(path)
         if not target.exists() or target.read_text() != text:
@@ -370,11 +383,10 @@ def print_runtimes(lessons=None, out=print, notebook_dir: Path = NOTEBOOK_DIR) -
     a markdown table of their wall-clock seconds, with the total; returns the total."""
     out("| lesson | seconds |\n|---|---|")
     total = 0.0
-    for path in lesson_paths(notebook_dir):
-        if lessons is None or path.name[:2] in lessons:
-            _, seconds = execute_lesson(path, progress=False)
-            total += seconds
-            out(f"| {path.stem} | {seconds:.0f} |")
+    for path in select_lessons(lessons, notebook_dir):
+        _, seconds = execute_lesson(path, progress=False)
+        total += seconds
+        out(f"| {path.stem} | {seconds:.0f} |")
     out(f"| total | {total:.0f} |")
     return total
 
@@ -428,9 +440,9 @@ def build_book(out_dir: Path, lessons=None, execute: bool = True, timeout: int =
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [p for p in lesson_paths(notebook_dir) if lessons is None or p.name[:2] in set(lessons)]
+    paths = select_lessons(lessons, notebook_dir)
     if not paths:
-        raise ValueError(f"no lessons match {lessons!r}; available: {[p.name[:2] for p in lesson_paths(notebook_dir)]}")
+        raise ValueError(f"lessons: none chosen; the lessons are {[p.name[:2] for p in lesson_paths(notebook_dir)]}")
     exporter = HTMLExporter(template_name="lab")
     rendered, rows = [], []
     for path in tqdm(paths, desc="course book", disable=not progress):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._core.arguments import checked
 from . import config
 from ._core.ranks import paired_bootstrap
 
@@ -42,6 +43,7 @@ def _numpy(a) -> np.ndarray:
     return np.asarray(a)
 
 
+@checked
 def seed_values(lesson: str, name: str, path: Path | None = None) -> dict[str, float]:
     """``{zoo label: effect}`` of finding ``name`` of ``lesson`` on the retrained zoos ({} when not measured)."""
     path = SEEDS_FILE if path is None else Path(path)
@@ -108,6 +110,7 @@ def _record(f: Finding) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
+@checked
 def finding(lesson: str, name: str, statistic, *arrays, n_resamples: int = 1000, seed: int = 0) -> Finding:
     """The effect ``statistic(*arrays)`` with its paired bootstrap interval over the rows of ``arrays`` and its
     values on the retrained zoos (:func:`seed_values`); recorded for the seed script when it runs the lesson."""
@@ -118,6 +121,7 @@ def finding(lesson: str, name: str, statistic, *arrays, n_resamples: int = 1000,
     return f
 
 
+@checked
 def plot_findings(findings, title: str = "Findings: effect, 95 % bootstrap interval and range over retrainings"):
     """The robustness ledger of a lesson: one row per finding, the effect (dot) with its bootstrap interval
     (bar) and the range over retrained zoos (grey band); green rows hold, orange rows are seed-dependent or

@@ -23,6 +23,7 @@ import socket
 
 import torch
 from torch import nn
+from ._core.arguments import checked
 from ._core.checks import check_choice, check_positive_int
 from .models import Normalize
 
@@ -36,6 +37,7 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 DOWNLOAD_HOST = "download.pytorch.org"
 
 
+@checked
 def can_download(host: str = DOWNLOAD_HOST, port: int = 443, timeout: float = 3.0) -> bool:
     """True when ``host`` resolves and accepts a TCP connection within ``timeout`` seconds in total.
 
@@ -87,6 +89,7 @@ class ImageNetModel(nn.Module):
         return self.net(self.normalize(x))
 
 
+@checked
 def imagenet_model(arch: str = "resnet50", pretrained: bool = True, timeout: float = 3.0) -> ImageNetModel:
     """A torchvision ImageNet classifier (``arch`` in :data:`ARCHITECTURES`) wrapped as :class:`ImageNetModel`,
     in eval mode.
@@ -111,6 +114,7 @@ def imagenet_model(arch: str = "resnet50", pretrained: bool = True, timeout: flo
     return ImageNetModel(net, weights.meta["categories"], arch).eval()
 
 
+@checked
 def photos(names=PHOTOS, size: int = 224) -> torch.Tensor:
     """scikit-image's photographs ``names`` (see :data:`PHOTOS`) as images (N, 3, size, size) in [0, 1]:
     the central square of each, resized with antialiasing."""

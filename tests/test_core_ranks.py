@@ -119,8 +119,8 @@ def test_bootstrap_edge_cases():
     assert all(math.isnan(v) for v in R.bootstrap_ci([]))
     low, high = R.bootstrap_ci(np.arange(10.0), statistic=np.median, n_resamples=200, seed=1)
     assert 0 <= low <= high <= 9
-    for bad in (0, 1, 1.5, True):
-        with pytest.raises(ValueError, match="level"):
+    for bad in (0, 1, 1.5, True, float("nan")):
+        with pytest.raises((TypeError, ValueError), match="level"):
             R.bootstrap_ci([1.0, 2.0], level=bad)
     with pytest.raises(ValueError, match="n_resamples"):
         R.bootstrap_ci([1.0, 2.0], n_resamples=0)

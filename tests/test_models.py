@@ -41,10 +41,12 @@ def test_accuracy_floors(name, floor):
 
 @pytest.mark.parametrize("name", ["fashion_cnn", "fashion_resnet", "fashion_ensemble"])
 def test_fashion_models_are_competent_but_hesitant(name):
-    """The target of the Fashion-MNIST zoo: 87-93 % on the official 10 000 test images (hundreds of mistakes)."""
+    """The target of the Fashion-MNIST zoo: 87-93 % on the official 10 000 test images (hundreds of mistakes).
+    Checked on the first 3 000 (a standard error of about 0.5 points, so the band widens by 1 point on each
+    side); the lessons print each model's accuracy on all 10 000."""
     model = load_model(name, device="cpu", retrain=False)
     test = datasets.load("fashion", "test")
-    assert 0.87 <= accuracy(model, test.images, test.labels) <= 0.93
+    assert 0.86 <= accuracy(model, test.images[:3000], test.labels[:3000]) <= 0.94
 
 
 def test_fashion_resnet_is_torchvisions_resnet():

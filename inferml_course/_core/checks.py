@@ -153,6 +153,15 @@ def check_binary(values, argument: str, n: int | None = None) -> torch.Tensor:
     return values
 
 
+def check_length(value, n: int, argument: str, of: str):
+    """Paired arguments: ``value`` has ``n`` rows (``len`` or ``shape[0]``), else a ValueError naming both, e.g.
+    ``id_scores['msp'] has 2 rows but id_images has 8``."""
+    rows = value.shape[0] if hasattr(value, "shape") and len(value.shape) else len(value)
+    if rows != n:
+        raise ValueError(f"{argument} has {rows} rows but {of} has {n}; they must describe the same items")
+    return value
+
+
 def check_labels(labels, argument: str, n: int, num_classes: int | None = None) -> torch.Tensor:
     """Integer class labels of shape (n,), in [0, num_classes)."""
     if isinstance(labels, np.ndarray):
@@ -307,18 +316,22 @@ def check_model_input(model: nn.Module, x, argument: str = "x", images: bool = T
                       same_device: bool = False) -> torch.Tensor:
     """Check the input batch of a function that runs ``model`` on it, and return it in the model's dtype.
 
-    * ``model`` is an ``nn.Module`` whose tensors are not on the meta device; ``x`` is not on it either;
+    * ``model`` is an ``nn.Module`` whose tensors are not on the meta device; ``x`` is not on it either
+      (a NumPy array is taken as the tensor it holds);
     * ``x`` is an image batch (N, C, H, W) (``images=True``, :func:`check_images`) or a floating batch
       (N, ...) with at least 2 dimensions, finite, not empty;
     * the batch dimension is present: when the model's first layer with parameters is a convolution
       (:func:`input_layer`), ``x`` has its batched rank, so a single image (C, H, W) is refused with the
-      advice to write ``x[None]`` instead of being read as C samples;
+      advice to write ``x[None]`` instead of being read as C samples; and its channels are the ones that
+      convolution takes (grey images on a colour model are refused, not broadcast by a normalisation);
     * **dtype rule**: ``x`` is cast to the dtype of the model's first floating parameter (float64 images on
       a float32 model run in float32; float32 images on a float64 model run in float64);
     * ``same_device``: ``x`` must be on the model's device (a ValueError naming both), for functions
       that follow ``x.device`` instead of moving the batch.
     """
     check_model(model)
+    if isinstance(x, np.ndarray):  # a NumPy batch is read as the tensor it holds (same dtype rule below)
+        x = torch.from_numpy(x)
     check_not_meta(x, argument)
     reference = model_reference_tensor(model)
     layer, rank = input_layer(model)
@@ -330,6 +343,12 @@ def check_model_input(model: nn.Module, x, argument: str = "x", images: bool = T
         hint = (f": is it one input? Add a batch dimension, {argument}[None] (or {argument}.unsqueeze(0))"
                 if x.dim() == want - 1 else "")
         raise ValueError(f"{argument} must be a batch of shape {form}{why}, got shape {tuple(x.shape)}{hint}")
+    if (isinstance(x, torch.Tensor) and isinstance(layer, nn.modules.conv._ConvNd) and x.dim() == rank
+            and x.shape[1] != layer.in_channels):  # a normalisation layer would broadcast 1 channel to 3
+        hint = (f"; to show grey images to a colour model, repeat the channel: {argument}.expand(-1, 3, -1, -1)"
+                if x.shape[1] == 1 and layer.in_channels == 3 else "")
+        raise ValueError(f"{argument} has {x.shape[1]} channel(s) but the model's first layer "
+                         f"({type(layer).__name__}) takes {layer.in_channels}{hint}")
     if images:
         check_images(x, argument)
     else:

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import torch
 
+from .arguments import checked
 from .checks import check_seed
 
 __all__ = ["MAX_RESAMPLES", "average_ranks", "bootstrap_ci", "paired_bootstrap", "pearson_rows"]
@@ -90,6 +91,7 @@ def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+@checked
 def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 2000, level: float = 0.95, seed: int = 0
                  ) -> tuple[float, float]:
     """Percentile bootstrap interval ``(low, high)`` of ``statistic`` over ``values`` (n,); (nan, nan)
@@ -106,6 +108,7 @@ def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 2000, level: floa
     return _percentiles(statistic(values[idx], axis=-1), level)
 
 
+@checked
 def paired_bootstrap(statistic, *arrays, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
                      ) -> tuple[float, float]:
     """Percentile bootstrap interval ``(low, high)`` of ``statistic(*arrays) -> float``, resampling the rows

@@ -13,6 +13,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 
+from .arguments import checked
 from .directions import describe, higher_is_better, root
 
 __all__ = ["MARKS_NOTE", "best_marks", "format_table", "is_number"]
@@ -38,8 +39,9 @@ def best_marks(values: Mapping, higher: bool) -> dict:
     return {k: mark for mark, (_, _, k) in zip("*+", valid)}
 
 
+@checked
 def format_table(rows, columns: Sequence | None = None, *, label: str = "", fmt: str | Callable = ".3f",
-                 scale: float = 1.0, marks=False, directions: Mapping | None = None, base: Mapping | None = None,
+                 scale: float = 1.0, marks: bool | Sequence = False, directions: Mapping | None = None, base: Mapping | None = None,
                  headers: Mapping | None = None, title: str | None = None, header: str | Sequence[str] | None = None,
                  notes: Sequence[str] = (), missing: str = "-", sep: str = "  ", grid: bool = False,
                  min_width: int = 0, state_directions: bool | None = None) -> str:

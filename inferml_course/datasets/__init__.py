@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from .._core.arguments import checked
 from .._core.checks import check_choice
 from ._base import ImageDataset
 from .anomalies import anomalies
@@ -30,6 +31,7 @@ OOD_SETS = ("new_classes", "textures", "digits_rgb", "faces", "noise")
 FASHION_OOD_SETS = ("digits", "textures", "faces", "noise")
 
 
+@checked
 def load(name: str, split: str = "train"):
     """A fixed split (``train``, ``val``, ``test``) of ``signs``, ``signs_spurious``, ``digits`` or ``fashion``
     (Fashion-MNIST: ``test`` is the official 10 000 test images)."""
@@ -41,6 +43,7 @@ def load(name: str, split: str = "train"):
     return signs(split, spurious=name == "signs_spurious")
 
 
+@checked
 def load_ood(name: str, n: int = 500, seed: int = 0, world: str = "signs"):
     """An out-of-distribution set of ``n`` images, labels -1: 3x32x32 for ``world="signs"``, grey 1x28x28
     for ``world="fashion"`` (see :mod:`.ood`)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_positive_int, check_seed
 from ._base import ImageDataset
 from .ood import faces, noise, textures
@@ -14,6 +15,7 @@ from .signs import SPLIT_SIZES, signs
 PATCH_SOURCES = ("textures", "faces", "noise")
 
 
+@checked
 def anomalies(n: int = 500, seed: int = 0, patch_size: tuple[int, int] = (8, 14), source: str = "textures",
               on_sign: bool = True) -> ImageDataset:
     """``n`` test-split signs, each with one pasted square patch.

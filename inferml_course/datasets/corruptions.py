@@ -57,6 +57,7 @@ from types import MappingProxyType
 import torch
 import torch.nn.functional as F
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_images, check_int_range, check_not_meta, check_seed
 from ._base import ImageDataset
 
@@ -383,6 +384,7 @@ def _check(images, corruption, severity, seed):
     check_seed(seed)
 
 
+@checked
 def corrupt(images: torch.Tensor, corruption: str, severity: int, seed: int = 0) -> torch.Tensor:
     """Apply one corruption at one severity to a batch.
 
@@ -401,6 +403,7 @@ def corrupt(images: torch.Tensor, corruption: str, severity: int, seed: int = 0)
     return _apply(work, corruption, severity, gen).to(images.dtype)
 
 
+@checked
 def corrupted(dataset: ImageDataset, corruption: str, severity: int, seed: int = 0,
               batch_size: int = 1024) -> ImageDataset:
     """A corrupted copy of ``dataset`` (copies of its labels, classes, masks and attributes), built in chunks.

@@ -7,6 +7,7 @@ from types import MappingProxyType
 import torch
 import torch.nn.functional as F
 
+from .._core.arguments import checked
 from .._core.checks import check_choice
 from ._base import ImageDataset
 
@@ -28,6 +29,7 @@ def _all_digits(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return images[order], labels[order]
 
 
+@checked
 def digits(split: str = "train") -> ImageDataset:
     """A fixed split of the digits: images (N, 1, 32, 32) in [0, 1] (white ink on black), labels 0-9.
 

@@ -34,6 +34,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
+from .._core.arguments import checked
 from .. import config
 from .._core.checks import check_choice
 from .._core.manifest import MANIFEST, parse_manifest, sha256 as _sha256, write_manifest
@@ -107,6 +108,7 @@ def _download(folder: Path, timeout: float = 3.0) -> None:
         shutil.copyfile(raw / name, folder / name)
 
 
+@checked
 def find_files(download: bool = True) -> Path:
     """The first folder of :func:`search_dirs` that holds all four files (checked against :data:`FILES`);
     else, with ``download``, a torchvision download into the cache; else ``FileNotFoundError``."""
@@ -147,6 +149,7 @@ def _arrays(folder: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {"train": (train_x[:cut], train_y[:cut]), "val": (train_x[cut:], train_y[cut:]), "test": (test_x, test_y)}
 
 
+@checked
 def fashion(split: str = "train") -> ImageDataset:
     """A fixed split of Fashion-MNIST: images (N, 1, 28, 28) float32 in [0, 1], labels 0-9 (see :data:`CLASSES`)."""
     check_choice(split, tuple(SPLIT_SIZES), "split")

@@ -29,6 +29,7 @@ from types import MappingProxyType
 import torch
 import torch.nn.functional as F
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_number, check_positive_int, check_seed
 from ._base import ImageDataset
 
@@ -255,6 +256,7 @@ def _render_class(name, n, gen, size, supersample):
     return img, alpha.squeeze(1) >= 0.5, part
 
 
+@checked
 def generate_signs(n: int, seed: int = 0, classes=CLASSES, spurious: bool = False,
                    label_noise: float = 0.0, watermark: str = "label", noise_std: float = 0.08,
                    image_size: int = 32, supersample: int = 2, name: str = "signs") -> ImageDataset:
@@ -344,6 +346,7 @@ def _cached(split: str, spurious: bool, watermark: str) -> ImageDataset:
                           label_noise=noise, watermark=watermark, name=f"signs {split}")
 
 
+@checked
 def signs(split: str = "train", spurious: bool = False, watermark: str = "label") -> ImageDataset:
     """A fixed split of the signs dataset: ``train`` (10 000), ``val`` (2 000) or ``test`` (2 000).
 
@@ -358,6 +361,7 @@ def signs(split: str = "train", spurious: bool = False, watermark: str = "label"
     return _cached(split, bool(spurious), watermark).copy()
 
 
+@checked
 def new_class_signs(n: int = 1_000, seed: int = 3_000) -> ImageDataset:
     """Signs of the held-out classes (no parking, roundabout), labelled -1 for the trained models.
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_float_tensor, check_number
 from .._core.images import gaussian_blur, minmax
 from .._core.adapter import resolve_baseline
@@ -39,6 +41,8 @@ def check_maps(maps, x: torch.Tensor | None = None, argument: str = "maps", shap
 
 def as_map_dict(maps, x: torch.Tensor | None = None, argument: str = "maps", shape=None):
     """``maps`` as (dict name -> (N, H, W), was_single). A bare tensor becomes ``{"map": maps}``."""
+    if isinstance(maps, np.ndarray):  # a NumPy map batch is the tensor it holds
+        maps = torch.from_numpy(maps)
     single = isinstance(maps, torch.Tensor)
     if single:
         maps = {"map": maps}
@@ -51,6 +55,7 @@ def as_map_dict(maps, x: torch.Tensor | None = None, argument: str = "maps", sha
     return out, single
 
 
+@checked
 def substrate_images(model: nn.Module, x: torch.Tensor, substrate, blur_sigma: float = DEFAULT_BLUR_SIGMA,
                      argument: str = "substrate", normalize=None) -> torch.Tensor:
     """The image every removed pixel is taken from, (N, C, H, W).

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._core.arguments import checked
 from .._core.checks import check_seed
 from .._core.directions import describe, higher_is_better, register
 from .._core.ranks import bootstrap_ci
@@ -103,11 +104,13 @@ def _read_records(path, fields, what: str, integers, kind: str) -> list:
     return out
 
 
+@checked
 def save_responses(responses, path) -> None:
     """Write responses (a list of dicts with :data:`FIELDS`) to a CSV file."""
     _write_records(responses, path, FIELDS)
 
 
+@checked
 def load_responses(path) -> list:
     """Read responses written by a study or :func:`save_responses` (numbers converted back)."""
     return _read_records(path, FIELDS, "response", ("item", "image", "choice", "preference_a"), "rater_kind")
@@ -338,6 +341,7 @@ class StudyResult:
                             headers={"interval": f"{pct}% interval"}, notes=[f"note: {n}" for n in self.notes])
 
 
+@checked
 def aggregate(responses, kind: str | None = None, n_boot: int = 2000, level: float = 0.95,
               seed: int = 0) -> StudyResult:
     """Mean preferences with bootstrap intervals, per method and per ordered method pair.

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_float_tensor, check_int_range, check_model_input, check_positive_int
 from .._core.directions import describe, higher_is_better, register
 from .._core.modes import guarded
@@ -70,6 +71,7 @@ register('deletion_auc', False, quantity='area under the pixel-deletion curve', 
 GAMES = {game: describe(higher_is_better(f"{game}_auc")) for game in ("insertion", "deletion")}
 
 
+@checked
 def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
     """Rank (N, H*W) of every pixel of maps (N, H, W), 0 = most important (largest value); ties in raster
     order. NaN maps are refused (a NaN has no rank)."""
@@ -81,6 +83,7 @@ def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
+@checked
 def step_counts(pixels: int, steps: int, device=None) -> torch.Tensor:
     """How many pixels are moved after step k = 0..steps: round(k * pixels / steps) (steps + 1,), for
     1 <= steps <= pixels (more steps than pixels would repeat images)."""
@@ -90,6 +93,7 @@ def step_counts(pixels: int, steps: int, device=None) -> torch.Tensor:
     return torch.round(k * pixels / steps).long()
 
 
+@checked
 def auc(curves: torch.Tensor, fractions: torch.Tensor | None = None) -> torch.Tensor:
     """Area (N,) under curves (N, S + 1) sampled at ``fractions`` (default: evenly on [0, 1]), trapezoid rule.
     For an insertion curve **higher is better**, for a deletion curve **lower is better**."""
@@ -151,6 +155,7 @@ class GameResult:
 
 @guarded()
 @torch.no_grad()
+@checked
 def insertion_deletion(model: nn.Module, x: torch.Tensor, maps, target=None, steps: int = 64, substrate="blur",
                        output: str = "probability", games=("insertion", "deletion"),
                        blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto", normalize=None) -> GameResult:
@@ -217,6 +222,7 @@ def _single(maps):
 
 
 @guarded()
+@checked
 def insertion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, steps: int = 64,
                     substrate="blur", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
                     batch_size="auto") -> torch.Tensor:
@@ -229,6 +235,7 @@ def insertion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, targe
 
 
 @guarded()
+@checked
 def deletion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, steps: int = 64,
                    substrate="blur", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
                    batch_size="auto") -> torch.Tensor:
@@ -241,6 +248,7 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target
 
 
 @guarded()
+@checked
 def game_optimized_map(model: nn.Module, x: torch.Tensor, target=None, game: str = "deletion", steps: int = 64,
                        substrate="blur", blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto",
                        normalize=None) -> torch.Tensor:

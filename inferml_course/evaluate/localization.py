@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._core.arguments import checked
 from .._core.checks import check_unit_interval
 from .._core.images import mask_iou
 from .._core.ranks import pearson_rows
@@ -73,6 +74,7 @@ def _check_threshold(threshold):
     return check_unit_interval(threshold, "threshold", what=" (on the min-max scaled map)")
 
 
+@checked
 def binarize(maps: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """The region (N, H, W) bool where the min-max scaled map is >= ``threshold``; a constant map
     marks nothing (its scaled values are all 0 and thresholds above 0 select nothing)."""
@@ -85,6 +87,7 @@ def binarize(maps: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return scaled >= threshold
 
 
+@checked
 def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Tensor:
     """Hits (N,) in {0, 1}, NaN for empty masks: the map's maximum lies in the mask dilated by
     ``tolerance`` pixels. **Higher is better**; the mean is the hit rate."""
@@ -101,6 +104,7 @@ def pointing_game(maps: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -
     return _nan_where(hit, empty, "the mask is empty, so there is nothing to point at")
 
 
+@checked
 def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Share (N,) in [0, 1] of the map's positive mass inside the mask (0 when the map has no
     positive mass; NaN for empty masks). **Higher is better**; a uniform map scores the mask's area share."""
@@ -112,6 +116,7 @@ def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tenso
     return _nan_where(share, ~masks.flatten(1).any(1), "the mask is empty, so no energy can fall inside it")
 
 
+@checked
 def iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Intersection over union (N,) of :func:`binarize` (maps, threshold) with the masks; NaN for
     empty masks. **Higher is better**."""
@@ -120,6 +125,7 @@ def iou(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torc
     return _nan_where(value, ~masks.flatten(1).any(1), "the mask is empty, so IoU is undefined")
 
 
+@checked
 def correlation(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Pearson correlation (N,) in [-1, 1] between the map and the 0/1 mask; 0 for a constant map;
     NaN when the mask is empty or covers the whole image. **Higher is better**."""
@@ -129,6 +135,7 @@ def correlation(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
                       "the mask is empty or covers the whole image, so it has no variance to correlate with")
 
 
+@checked
 def pixel_accuracy(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Share (N,) of the H W pixels on which :func:`binarize` (maps, threshold) agrees with the mask;
     NaN for empty or full masks. **Higher is better**, but see the module note on small masks."""
@@ -140,6 +147,7 @@ def pixel_accuracy(maps: torch.Tensor, masks: torch.Tensor, threshold: float = 0
     return _nan_where(value, degenerate, "the mask is empty or covers the whole image")
 
 
+@checked
 def localization_scores(maps, masks: torch.Tensor, threshold: float = 0.5, tolerance: int = 0) -> dict:
     """{name: {metric: nanmean over images}} for one map batch or a dict name -> maps; all higher is better."""
     named, _ = as_map_dict(maps)
@@ -155,6 +163,7 @@ def localization_scores(maps, masks: torch.Tensor, threshold: float = 0.5, toler
     return out
 
 
+@checked
 def mask_fraction(masks: torch.Tensor) -> torch.Tensor:
     """The area share (N,) of each mask (N, H, W): the energy a uniform map puts inside it, the chance
     level of :func:`energy_pointing_game`."""

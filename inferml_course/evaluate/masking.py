@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_float_tensor, check_model_input
 from .._core.directions import describe, higher_is_better, register
 from .._core.modes import guarded
@@ -66,6 +67,7 @@ MASKING_METRICS = {name: describe(higher_is_better(name))
                    for name in ("expected_score", "masked_accuracy", "average_drop", "increase_in_confidence")}
 
 
+@checked
 def to_mask(maps: torch.Tensor, scaling: str = "max") -> torch.Tensor:
     """A soft mask (N, H, W) in [0, 1] from maps (N, H, W) (see the module docstring for the modes)."""
     check_choice(scaling, SCALINGS, "scaling")
@@ -81,6 +83,7 @@ def to_mask(maps: torch.Tensor, scaling: str = "max") -> torch.Tensor:
     return maps
 
 
+@checked
 def masked_images(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, substrate="mean", scaling: str = "max",
                   blur_sigma: float = DEFAULT_BLUR_SIGMA, normalize=None) -> torch.Tensor:
     """The explanation-masked images S_x = substrate + mask (x - substrate), (N, C, H, W); x in the model's dtype."""
@@ -96,6 +99,7 @@ def _blend(x, sub, mask):
     return x * mask + sub * (1 - mask)
 
 
+@checked
 def average_drop(full: torch.Tensor, masked: torch.Tensor) -> float:
     """Average Drop % = 100 mean(max(0, Y - O) / Y) (Grad-CAM++); **lower is better**.
 
@@ -108,12 +112,14 @@ def average_drop(full: torch.Tensor, masked: torch.Tensor) -> float:
     return float(100 * ((full - masked).clamp_min(0) / full).mean())
 
 
+@checked
 def increase_in_confidence(full: torch.Tensor, masked: torch.Tensor) -> float:
     """% Increase in Confidence = 100 mean(O > Y) (Grad-CAM++); **higher is better**."""
     full, masked = _pair(full, masked)
     return float(100 * (masked > full).double().mean())
 
 
+@checked
 def expected_score(masked: torch.Tensor) -> float:
     """E(Y | S_x): the mean target score on the masked images; **higher is better**."""
     if not isinstance(masked, torch.Tensor) or masked.dim() != 1 or masked.numel() == 0:
@@ -121,12 +127,14 @@ def expected_score(masked: torch.Tensor) -> float:
     return float(masked.double().mean())
 
 
+@checked
 def masked_accuracy(predicted: torch.Tensor, targets: torch.Tensor) -> float:
     """Share of masked images still classified as the target; **higher is better**."""
     predicted, targets = _pair(predicted, targets, "predicted", "targets")
     return float((predicted == targets).double().mean())
 
 
+@checked
 def win_percentage(drops_a: torch.Tensor, drops_b: torch.Tensor) -> float:
     """% of images on which map A has the strictly smaller relative drop than map B (Grad-CAM++'s
     "win %"); **higher is better for A**. Inputs: per-image relative drops (N,) from
@@ -186,6 +194,7 @@ class MaskingResult:
 
 @guarded()
 @torch.no_grad()
+@checked
 def heatmap_masking(model: nn.Module, x: torch.Tensor, maps, target=None, substrate="mean",
                     scaling: str = "max", output: str = "probability", blur_sigma: float = DEFAULT_BLUR_SIGMA,
                     batch_size="auto", normalize=None) -> MaskingResult:

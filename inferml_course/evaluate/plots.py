@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .._core.arguments import checked
 from .. import plotting
 from .._core.directions import arrow, higher_is_better
 from .insertion_deletion import GameResult, auc
@@ -14,6 +15,7 @@ __all__ = ["plot_game_curves", "plot_structure_curves", "show_game_frames", "plo
            "plot_bits_example"]
 
 
+@checked
 def plot_game_curves(result: GameResult, names=None, title: str | None = None):
     """Mean insertion (left, AUC higher is better) and deletion (right, AUC lower is better) curves,
     one line per map, the mean AUC in the legend."""
@@ -38,6 +40,7 @@ def plot_game_curves(result: GameResult, names=None, title: str | None = None):
     return fig
 
 
+@checked
 def plot_structure_curves(keep=None, remove=None, names=None, title: str | None = None):
     """Accuracy versus Huffman bit ratio for the structure-wise games (keep: insertion, higher
     is better; remove: deletion, lower is better)."""
@@ -60,6 +63,7 @@ def plot_structure_curves(keep=None, remove=None, names=None, title: str | None 
     return fig
 
 
+@checked
 def show_game_frames(x: torch.Tensor, maps: dict, fractions=(0.0, 0.1, 0.25, 0.5), game: str = "deletion",
                      substrate_image: torch.Tensor | None = None):
     """One row per map: the image of one game after each pixel fraction (x (C, H, W), maps name -> (H, W)).
@@ -81,6 +85,7 @@ def show_game_frames(x: torch.Tensor, maps: dict, fractions=(0.0, 0.1, 0.25, 0.5
     return fig
 
 
+@checked
 def plot_rank_matrix(scores: dict, directions: dict | None = None, methods=None, title: str | None = None):
     """Methods (rows) x metrics (columns) coloured by rank (1 = best, dark); the rank in each cell.
     Column labels carry ↑ (higher is better) or ↓ (lower is better)."""
@@ -108,6 +113,7 @@ def plot_rank_matrix(scores: dict, directions: dict | None = None, methods=None,
     return fig
 
 
+@checked
 def plot_study(result, title: str | None = None):
     """Each method's mean preference with its bootstrap interval; the title says whether the
     raters were human or simulated."""
@@ -129,6 +135,7 @@ def plot_study(result, title: str | None = None):
     return fig
 
 
+@checked
 def plot_bits_example(images: dict, bits: dict, title: str | None = None):
     """Images (name -> (C, H, W)) titled with their Huffman-coded size in bits."""
     names = list(images)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._core.arguments import checked
 from .._core.checks import check_images, check_number, check_positive_int, check_unit_interval
 from .._core.directions import describe, higher_is_better
 from .._core.images import gaussian_blur
@@ -48,6 +49,7 @@ def _grid(h: int, w: int, cell: int) -> tuple[int, int]:
     return -(-h // cell), -(-w // cell)
 
 
+@checked
 def cell_masks(cells: torch.Tensor, cell: int, size) -> torch.Tensor:
     """Pixel maps (N, H, W) bool from cell maps (N, rows, cols) bool: every pixel of a sharpened cell is
     True. ``size`` = (H, W); the last row / column of cells is cut where H or W is not a multiple of
@@ -74,11 +76,13 @@ def _text_to_cells(text: str, rows: int, cols: int) -> torch.Tensor:
     return torch.tensor([c == "1" for c in text], dtype=torch.bool).view(rows, cols)
 
 
+@checked
 def save_pointing(records, path) -> None:
     """Write pointing-game records (dicts with :data:`POINTING_FIELDS`) to a CSV file."""
     _write_records(records, path, POINTING_FIELDS)
 
 
+@checked
 def load_pointing(path) -> list:
     """Read pointing-game records written by a :class:`PointingStudy` or :func:`save_pointing`."""
     rows = _read_records(path, POINTING_FIELDS, "pointing-game", ("item", "image", "rows", "cols", "sharpened"),
@@ -391,6 +395,7 @@ class PointingResult:
                             headers={"iou": "mean IoU"}, notes=[f"note: {n}" for n in self.notes])
 
 
+@checked
 def pointing_evaluation(maps: dict, records, study: PointingStudy, kind: str | None = None,
                         threshold: float = 0.5, correct_only: bool = False) -> PointingResult:
     """Score every explainer against the attention maps of the pointing game.

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .._core.arguments import checked
 from .._core import ranks as _ranks
 from .._core.directions import arrow, family_view, higher_is_better, register
 from .._core.tables import format_table
@@ -29,6 +30,7 @@ __all__ = ["DIRECTIONS", "rank_methods", "kendall_tau", "agreement", "format_ran
 DIRECTIONS = family_view("evaluate")
 
 
+@checked
 def merge_summaries(*summaries, prefix: dict | None = None) -> dict:
     """Merge ``{method: {metric: value}}`` summaries (from the results' ``summary()``) into
     ``{metric: {method: value}}``. ``prefix`` renames metrics: {"iou": "sign iou"}; each new name is
@@ -45,6 +47,7 @@ def merge_summaries(*summaries, prefix: dict | None = None) -> dict:
     return out
 
 
+@checked
 def rank_methods(scores: dict, directions: dict | None = None) -> dict:
     """``{metric: {method: rank}}`` with 1 the best method under that metric; ties (and NaN values,
     ranked last) share the mean of their ranks."""
@@ -57,6 +60,7 @@ def rank_methods(scores: dict, directions: dict | None = None) -> dict:
     return out
 
 
+@checked
 def kendall_tau(ranks_a, ranks_b) -> float:
     """Kendall's tau-b (``scipy.stats.kendalltau``) of two rankings: two dicts {method: rank}, compared on the
     methods they share, or two equally long sequences. 1: same order, -1: reversed, about 0: unrelated; NaN
@@ -77,12 +81,14 @@ def kendall_tau(ranks_a, ranks_b) -> float:
     return float(kendalltau(a, b, variant="b")[0])
 
 
+@checked
 def agreement(ranks: dict) -> dict:
     """Kendall's tau for every pair of metrics: ``{(metric_a, metric_b): tau}``."""
     metrics = list(ranks)
     return {(a, b): kendall_tau(ranks[a], ranks[b]) for i, a in enumerate(metrics) for b in metrics[i + 1:]}
 
 
+@checked
 def format_ranking(scores: dict, directions: dict | None = None, methods=None, digits: int = 3) -> str:
     """A text table: one row per method, one column per metric with its value and rank, headers
     marked ↑ (higher is better) or ↓ (lower is better); rows sorted by mean rank."""

@@ -12,12 +12,14 @@ import copy
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_seed
 from .._core.ranks import average_ranks
 
 __all__ = ["randomized_copy", "rank_correlation"]
 
 
+@checked
 def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     """A deep copy of ``model`` whose layers are re-initialised (``reset_parameters``) with a local
     seed; the original and the global random state are untouched. Buffers that are not parameters
@@ -31,6 +33,7 @@ def randomized_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     return clone  # deepcopy keeps every module's own training flag (clone.train(flag) would flatten them)
 
 
+@checked
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation (N,) between maps a[i] and b[i] (any shape (N, ...)); ties get
     average ranks; a constant map gives 0."""

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice
 from .._core.directions import describe, higher_is_better, register
 from .._core.modes import guarded
@@ -66,6 +67,7 @@ DEFAULT_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
 _BIG = 1 << 40  # the weight of an absent symbol (never merged before a present one)
 
 
+@checked
 def symbols(images: torch.Tensor) -> torch.Tensor:
     """8-bit symbols (N, C*H*W) in 0..255: each value of images in [0, 1] rounded to a multiple of 1/255."""
     if not isinstance(images, torch.Tensor) or images.dim() < 2 or not images.is_floating_point():
@@ -73,6 +75,7 @@ def symbols(images: torch.Tensor) -> torch.Tensor:
     return torch.round(images.detach().flatten(1).clamp(0, 1) * 255).long()
 
 
+@checked
 def histograms(images: torch.Tensor) -> torch.Tensor:
     """Counts (N, 256) of the 8-bit symbols of each image."""
     s = symbols(images)
@@ -81,6 +84,7 @@ def histograms(images: torch.Tensor) -> torch.Tensor:
     return torch.bincount((s + offset).flatten(), minlength=n * 256).view(n, 256)
 
 
+@checked
 def huffman_code_lengths(counts: torch.Tensor) -> torch.Tensor:
     """Huffman code lengths (B, K) for the symbol counts (B, K) of B alphabets; 0 for absent symbols.
 
@@ -147,12 +151,14 @@ def huffman_code_lengths(counts: torch.Tensor) -> torch.Tensor:
     return lengths
 
 
+@checked
 def huffman_bits(images: torch.Tensor) -> torch.Tensor:
     """Huffman-coded size in bits (N,) of each image in [0, 1] (8-bit symbols, code table not counted)."""
     counts = histograms(images)
     return (counts * huffman_code_lengths(counts)).sum(1)
 
 
+@checked
 def huffman_code(counts) -> dict:
     """A canonical Huffman code {symbol index: bit string} for one histogram (K,) (for display and tests)."""
     counts = torch.as_tensor(counts)
@@ -214,6 +220,7 @@ class StructureResult:
 
 @guarded()
 @torch.no_grad()
+@checked
 def structure_curves(model: nn.Module, x: torch.Tensor, maps, target=None, mode: str = "keep",
                      thresholds=DEFAULT_THRESHOLDS, substrate="mean", output: str = "probability",
                      blur_sigma: float = DEFAULT_BLUR_SIGMA, batch_size="auto", normalize=None) -> StructureResult:

@@ -52,7 +52,8 @@ from torch import nn
 
 from typing import NamedTuple
 
-from .._core.checks import check_model_input, check_number, check_unit_interval
+from .._core.arguments import checked
+from .._core.checks import check_labels, check_model_input, check_number, check_unit_interval
 from .._core.grads import batched_grad
 from .._core.adapter import logits_and_feature_maps, reached, resolve_layer
 from .._core.modes import guarded
@@ -69,6 +70,7 @@ __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam
 PARADIGMS = ("Why P?", "What if not P?", "Why P, rather than Q?", "Why not P with 100% confidence?")
 
 
+@checked
 def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The class with the highest logit other than ``target`` (N,); a one-class model has none (ValueError)."""
     if logits.shape[1] < 2:
@@ -122,6 +124,7 @@ def _gradcam_like(model, x, target, layer, relu, method, sign, reshape):
 
 @explainer("grad_cam", family="cam", label="Grad-CAM", order=130)
 @guarded()
+@checked
 def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: bool = True,
              reshape=None) -> torch.Tensor:
     """Grad-CAM, "Why P?": ReLU(sum_k alpha_k A_k), alpha = spatial mean of d z_P / d A.
@@ -138,6 +141,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, relu: b
 
 @explainer("counterfactual_cam", family="cam", label="Counterfactual CAM", order=150)
 @guarded()
+@checked
 def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None,
                        relu: bool = True, reshape=None) -> torch.Tensor:
     """Counterfactual-CAM, "What if P were absent?": Grad-CAM with negated weights -alpha.
@@ -150,6 +154,7 @@ def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None, layer=Non
 
 @explainer("grad_cam_plus_plus", family="cam", label="Grad-CAM++", order=140)
 @guarded()
+@checked
 def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=None, eps: float = 0.0,
                        reshape=None) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018): pixel-weighted gradients,
@@ -176,6 +181,7 @@ def grad_cam_plus_plus(model: nn.Module, x: torch.Tensor, target=None, layer=Non
 
 @explainer("contrast_cam", family="cam", label="Contrast-CAM", order=160)
 @guarded()
+@checked
 def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None,
                  relu: bool = True, reshape=None) -> torch.Tensor:
     """Contrast-CAM, "Why P, rather than Q?": back-propagate cross-entropy(z, label Q).
@@ -196,6 +202,7 @@ def contrast_cam(model: nn.Module, x: torch.Tensor, target=None, contrast=None, 
 
 
 @guarded()
+@checked
 def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contrast=None, layer=None,
                           reshape=None) -> dict:
     """The four paradigm maps of the same images from one forward pass (three backward passes).
@@ -222,6 +229,7 @@ def explanatory_paradigms(model: nn.Module, x: torch.Tensor, target=None, contra
     return maps
 
 
+@checked
 def paradigm_measures(maps: dict) -> dict:
     """How far apart the four maps of :func:`explanatory_paradigms` are, per image (lesson 03).
 
@@ -241,14 +249,17 @@ def paradigm_measures(maps: dict) -> dict:
 
 # --- every contrast at once: VOICE and CausalCAM ---------------------------------------------------------
 
+@checked
 def contrast_classes(prediction: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Every class except P, in increasing order: (N, K - 1) for predictions P (N,)."""
     if num_classes < 2:
         raise ValueError(f"a contrast class Q needs a model with at least two classes; this one has {num_classes}")
+    check_labels(prediction, "prediction", len(prediction), num_classes)
     idx = torch.arange(num_classes - 1, device=prediction.device)[None]
     return idx + (idx >= prediction[:, None]).long()
 
 
+@checked
 def contrast_cotangents(probs: torch.Tensor, prediction: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
     """(K, N, K) gradients with respect to the logits: slot 0 is onehot(P) (Grad-CAM's z_P), slot j >= 1
     is softmax - onehot(Q_j) (Contrast-CAM's cross-entropy with label Q_j); ``others`` (N, K - 1)."""
@@ -274,6 +285,7 @@ class ContrastCams(NamedTuple):
 
 
 @guarded()
+@checked
 def contrast_cams(model: nn.Module, x: torch.Tensor, target=None, layer=None, reshape=None,
                   vectorize: bool | None = None) -> ContrastCams:
     """Grad-CAM of P and Contrast-CAM of every class Q != P from one forward pass and one backward pass
@@ -296,6 +308,7 @@ def contrast_cams(model: nn.Module, x: torch.Tensor, target=None, layer=None, re
 
 
 @guarded()
+@checked
 def causal_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, threshold: float = 0.5,
                contrast_threshold: float | None = None, reshape=None, vectorize: bool | None = None) -> torch.Tensor:
     """CausalCAM (Prabhushankar and AlRegib, ICIP 2021): Grad-CAM's regions minus the contrast regions.

@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_model_input, check_number, check_positive_int, check_seed
 from .._core.hooks import capture_many, relu_rule
 from .._core.modes import guarded
@@ -106,6 +107,7 @@ def _single_pass(model, x, target, channels, rule, method, multiply):
 
 @explainer("saliency", family="gradient", label="Saliency", order=10)
 @guarded()
+@checked
 def saliency(model: nn.Module, x: torch.Tensor, target=None, channels: str = "max_abs") -> torch.Tensor:
     """Vanilla gradient d z_t / d x (Simonyan, Vedaldi and Zisserman 2014): one forward, one backward.
 
@@ -117,6 +119,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target=None, channels: str = "ma
 
 @explainer("input_x_gradient", family="gradient", signed=True, label="Input × Gradient", order=20)
 @guarded()
+@checked
 def input_x_gradient(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Input times gradient, x * d z_t / d x (signed): one forward, one backward."""
     return _single_pass(model, x, target, channels, None, "input_x_gradient", multiply=True)
@@ -124,6 +127,7 @@ def input_x_gradient(model: nn.Module, x: torch.Tensor, target=None, channels: s
 
 @explainer("guided_backprop", family="gradient", signed=True, label="Guided Backprop", order=40)
 @guarded()
+@checked
 def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): at every ReLU only positive gradients flow
     back, and only where the ReLU's input was positive. Signed; one forward, one backward."""
@@ -132,6 +136,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, channels: st
 
 @explainer("deconvnet", family="gradient", signed=True, label="Deconvnet", order=30)
 @guarded()
+@checked
 def deconvnet(model: nn.Module, x: torch.Tensor, target=None, channels: str = "sum") -> torch.Tensor:
     """Deconvnet (Zeiler and Fergus 2014): at every ReLU the gradient itself is rectified, whatever the
     forward input was. Signed; one forward, one backward."""
@@ -142,6 +147,7 @@ def deconvnet(model: nn.Module, x: torch.Tensor, target=None, channels: str = "s
 
 @explainer("smoothgrad", family="gradient", interactive={"samples": 25}, label="SmoothGrad", order=50)
 @guarded()
+@checked
 def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25, noise: float = 0.15,
                noise_type: str = "relative", base: str = "saliency", seed: int = 0, batch_size="auto",
                channels: str = "max_abs") -> torch.Tensor:
@@ -182,6 +188,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, samples: int = 25
     return _finish(total, x, channels)
 
 
+@checked
 def quadrature(rule: str, steps: int):
     """Nodes alpha_k in [0, 1] and weights w_k (float64 tensors) of an integration rule on [0, 1].
 
@@ -211,7 +218,9 @@ def quadrature(rule: str, steps: int):
 @explainer("integrated_gradients", family="gradient", signed=True,
             interactive={"steps": 32}, label="Integrated Gradients", order=60)
 @guarded()
-def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baseline=0.0, steps: int = 50,
+@checked
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baseline: float | str | torch.Tensor = 0.0,
+                         steps: int = 50,
                          rule: str = "gausslegendre", batch_size="auto", channels: str = "sum",
                          return_gap: bool = False, normalize=None):
     """Integrated gradients (Sundararajan, Taly and Yan 2017):
@@ -261,6 +270,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target=None, baselin
 
 @explainer("blur_ig", family="gradient", signed=True, interactive={"steps": 32}, label="Blur IG", order=70)
 @guarded()
+@checked
 def blur_ig(model: nn.Module, x: torch.Tensor, target=None, max_sigma: float = 8.0, steps: int = 50,
             grad_step: float = 0.01, batch_size="auto", channels: str = "sum") -> torch.Tensor:
     """Blur integrated gradients (Xu et al. 2020): integrate the gradient along a path from a heavily
@@ -351,6 +361,7 @@ def _psi(term: torch.Tensor, size) -> torch.Tensor:
 
 @explainer("fullgrad", family="gradient", label="FullGrad", order=80)
 @guarded()
+@checked
 def fullgrad(model: nn.Module, x: torch.Tensor, target=None) -> torch.Tensor:
     """FullGrad (Srinivas and Fleuret 2019): psi(x * grad) + sum over conv / batch-norm layers of
     psi(bias * grad of the layer output), psi = abs, min-max per image, bilinear upsampling, channel sum.

@@ -22,7 +22,9 @@ import math
 import torch
 from torch import nn
 
-from .._core.checks import check_choice, check_float_tensor, check_labels, check_model_input, check_positive_int
+from .._core.arguments import checked
+from .._core.checks import check_choice, check_float_tensor, check_labels, check_length, check_model_input, \
+    check_positive_int
 from .._core.adapter import resolve_layer
 from .._core.hooks import capture
 from .._core.batching import batches, check_batch_size, chunk_size
@@ -33,6 +35,7 @@ __all__ = ["first_layer_filters", "activation_maps", "receptive_field", "max_act
            "nearest_neighbors", "neighbor_agreement", "project", "representatives"]
 
 
+@checked
 def first_layer_filters(model: nn.Module) -> torch.Tensor:
     """The weights (F, C, k, k) of the first ``nn.Conv2d`` of ``model`` (a detached copy)."""
     for module in model.modules():
@@ -43,6 +46,7 @@ def first_layer_filters(model: nn.Module) -> torch.Tensor:
 
 @guarded()
 @torch.no_grad()
+@checked
 def activation_maps(model: nn.Module, x: torch.Tensor, layer=None) -> torch.Tensor:
     """The output of ``layer`` (a module or dotted name; default ``model.cam_layer``) for images x."""
     x = check_model_input(model, x, "x")
@@ -69,6 +73,7 @@ def patch_origin(model: nn.Module, layer, row, col):
     return first(row), first(col)
 
 
+@checked
 def receptive_field(model: nn.Module, layer) -> tuple[int, int, float]:
     """(size, jump, start) of a unit of ``layer``: the receptive field's side in input pixels, the
     input distance between neighbouring units, and the input coordinate of the first unit's centre.
@@ -94,6 +99,7 @@ def receptive_field(model: nn.Module, layer) -> tuple[int, int, float]:
 
 @guarded()
 @torch.no_grad()
+@checked
 def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, channels=None, k: int = 6,
                            batch_size="auto", fill: float = 0.5) -> dict:
     """The ``k`` dataset patches that activate each channel of ``layer`` most (Zeiler and Fergus 2014).
@@ -147,6 +153,7 @@ def max_activating_patches(model: nn.Module, images: torch.Tensor, layer=None, c
 
 @guarded()
 @torch.no_grad()
+@checked
 def nearest_neighbors(model: nn.Module, queries: torch.Tensor, gallery: torch.Tensor, k: int = 5,
                        metric: str = "euclidean", gallery_features: torch.Tensor | None = None,
                        batch_size="auto", features=None, classifier=None):
@@ -161,7 +168,12 @@ def nearest_neighbors(model: nn.Module, queries: torch.Tensor, gallery: torch.Te
     queries = check_model_input(model, queries, "queries")
     if gallery_features is None:
         gallery = check_model_input(model, gallery, "gallery")
+    else:
+        check_length(gallery_features, len(gallery), "gallery_features", "gallery")
     q = embeddings(model, queries, batch_size, features, classifier)
+    if gallery_features is not None and (gallery_features.dim() != 2 or gallery_features.shape[1] != q.shape[1]):
+        raise ValueError(f"gallery_features must have shape ({len(gallery)}, {q.shape[1]}) like the queries' "
+                         f"embeddings, got {tuple(gallery_features.shape)}")
     g = embeddings(model, gallery, batch_size, features, classifier) if gallery_features is None else gallery_features
     if k > g.shape[0]:
         raise ValueError(f"k = {k} is larger than the gallery ({g.shape[0]} images)")
@@ -173,6 +185,7 @@ def nearest_neighbors(model: nn.Module, queries: torch.Tensor, gallery: torch.Te
     return indices, distances
 
 
+@checked
 def neighbor_agreement(features: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
     """The share of each point's ``k`` nearest neighbours (Euclidean, itself excluded) that have its
     label, averaged over points: how well an embedding or a 2-D projection keeps the classes apart.
@@ -188,6 +201,7 @@ def neighbor_agreement(features: torch.Tensor, labels: torch.Tensor, k: int = 5)
     return float((labels[idx] == labels[:, None]).double().mean())
 
 
+@checked
 def project(features: torch.Tensor, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -> torch.Tensor:
     """Two-dimensional coordinates (N, 2) of features (N, D): ``"pca"`` (the top two principal
     components, by SVD) or ``"tsne"`` (scikit-learn's t-SNE, PCA initialisation, ``seed``)."""
@@ -209,6 +223,7 @@ def project(features: torch.Tensor, method: str = "pca", seed: int = 0, perplexi
 
 @guarded()
 @torch.no_grad()
+@checked
 def representatives(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes,
                     batch_size="auto", strict: bool = True) -> torch.Tensor:
     """For each class in ``classes``, the index of the image of that class the model classifies

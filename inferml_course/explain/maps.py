@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import torch
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_float_tensor, check_images, check_number, check_unit_interval
 from .._core.images import minmax
 
 __all__ = ["normalize_maps", "overlay"]
 
 
+@checked
 def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float = 99.0, eps: float = 1e-12):
     """Scale each map (N, H, W) on its own.
 
@@ -43,6 +45,7 @@ def normalize_maps(maps: torch.Tensor, mode: str = "minmax", percentile: float =
     return out.float().view(maps.shape)
 
 
+@checked
 def overlay(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.5, cmap: str | None = None) -> torch.Tensor:
     """Blend coloured maps over images: RGB (N, 3, H, W) in [0, 1].
 

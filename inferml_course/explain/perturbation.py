@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_images, check_number, check_positive_int, check_seed, check_segments, check_unit_interval
 from .._core.modes import guarded
 from .._core.adapter import resolve_baseline
@@ -81,6 +82,7 @@ def _pair(value, argument):
 
 # --- occlusion -----------------------------------------------------------------------------------------------
 
+@checked
 def occlusion_windows(size, window, stride, device=None) -> torch.Tensor:
     """The occlusion windows as boolean masks (P, H, W), row-major, in Captum's layout: windows start
     at 0 and step by ``stride``; there are ceil((D - w) / s) + 1 per dimension, the last one may be cropped."""
@@ -100,7 +102,9 @@ def occlusion_windows(size, window, stride, device=None) -> torch.Tensor:
 @explainer("occlusion", family="perturbation", signed=True, label="Occlusion", order=90)
 @guarded()
 @torch.no_grad()
-def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2, baseline="mean",
+@checked
+def occlusion(model: nn.Module, x: torch.Tensor, target=None, window: int | tuple = 8, stride: int | tuple = 2,
+              baseline="mean",
               output: str = "probability", batch_size="auto", normalize=None) -> torch.Tensor:
     """Occlusion saliency (Zeiler and Fergus 2014): slide a ``window`` of ``baseline`` colour over the
     image with ``stride``; each pixel gets the mean score drop, score(x) - score(x occluded), over the
@@ -129,6 +133,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, window=8, stride=2
 
 # --- RISE ----------------------------------------------------------------------------------------------------
 
+@checked
 def rise_masks(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed: int = 0, device=None,
                dtype=torch.float32) -> torch.Tensor:
     """RISE's random smooth masks (n_masks, H, W) in [0, 1].
@@ -167,6 +172,7 @@ class RiseScores(NamedTuple):
 
 @guarded()
 @torch.no_grad()
+@checked
 def rise_scores(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
                 p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
                 batch_size="auto", normalize=None) -> RiseScores:
@@ -189,6 +195,7 @@ def rise_scores(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1
 
 @explainer("rise", family="perturbation", interactive={"n_masks": 1000}, label="RISE", order=100)
 @guarded()
+@checked
 def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
          p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
          batch_size="auto", normalize=None) -> torch.Tensor:
@@ -207,6 +214,7 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, gr
 
 # --- superpixel surrogates: LIME and Kernel SHAP -------------------------------------------------------------
 
+@checked
 def superpixels(x: torch.Tensor, n_segments: int = 16, compactness: float = 10.0) -> torch.Tensor:
     """SLIC superpixels (``skimage.segmentation.slic``) of each image: labels (N, H, W), 0..F_n - 1.
 
@@ -279,6 +287,7 @@ def _paint(coef, seg, x):
 @explainer("lime", family="perturbation", signed=True, interactive={"samples": 200}, label="LIME", order=110)
 @guarded()
 @torch.no_grad()
+@checked
 def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
          kernel_width: float = 0.25, ridge: float = 1.0, segments: torch.Tensor | None = None, baseline="mean",
          output: str = "probability", seed: int = 0, batch_size="auto", normalize=None) -> torch.Tensor:
@@ -312,6 +321,7 @@ def lime(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_s
             interactive={"samples": 200}, label="Kernel SHAP", order=120)
 @guarded()
 @torch.no_grad()
+@checked
 def kernel_shap(model: nn.Module, x: torch.Tensor, target=None, samples: int = 200, n_segments: int = 16,
                 segments: torch.Tensor | None = None, baseline="mean", output: str = "probability", seed: int = 0,
                 batch_size="auto", normalize=None) -> torch.Tensor:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .._core.arguments import checked
 from .. import plotting
 from .maps import normalize_maps
 
@@ -34,6 +35,7 @@ def _map_on(ax, image, heatmap, title=None, alpha=None, signed=None):
     plotting.overlay_heatmap(ax, heatmap, alpha=alpha or (0.8 if signed else 0.65), signed=signed)
 
 
+@checked
 def show_filters(filters: torch.Tensor, ncols: int = 8, title: str = "first-layer filters"):
     """Convolution filters (F, C, k, k) as small images, each scaled to its own range (RGB when C = 3)."""
     f = filters.detach().float().cpu()
@@ -54,6 +56,7 @@ def show_filters(filters: torch.Tensor, ncols: int = 8, title: str = "first-laye
     return fig
 
 
+@checked
 def show_activations(image: torch.Tensor, activations: torch.Tensor, n: int = 16, ncols: int = 8,
                      title: str | None = None):
     """One image (C, H, W) followed by the first ``n`` channels of its activations (K, h, w)."""
@@ -77,6 +80,7 @@ def show_activations(image: torch.Tensor, activations: torch.Tensor, n: int = 16
     return fig
 
 
+@checked
 def show_patches(result: dict, title: str | None = None):
     """Rows = channels, columns = their maximally activating patches (from ``max_activating_patches``)."""
     patches, values, channels = result["patches"], result["values"], result["channels"]
@@ -92,6 +96,7 @@ def show_patches(result: dict, title: str | None = None):
     return fig
 
 
+@checked
 def show_neighbors(queries: torch.Tensor, gallery: torch.Tensor, indices: torch.Tensor, class_names=None,
                     query_labels=None, gallery_labels=None, distances=None):
     """Each query image (row) followed by its nearest gallery images in embedding space."""
@@ -110,6 +115,7 @@ def show_neighbors(queries: torch.Tensor, gallery: torch.Tensor, indices: torch.
     return fig
 
 
+@checked
 def scatter_embedding(points: torch.Tensor, labels: torch.Tensor, class_names, title: str, ax=None):
     """2-D embedding coordinates (N, 2) coloured by class, with a legend."""
     if ax is None:
@@ -129,6 +135,7 @@ def scatter_embedding(points: torch.Tensor, labels: torch.Tensor, class_names, t
     return ax.figure
 
 
+@checked
 def show_method_grid(images: torch.Tensor, maps: dict, row_titles=None, signed: dict | None = None,
                      suptitle: str | None = None):
     """Rows = images, columns = the input and one map per method ({name: (N, H, W)})."""
@@ -149,6 +156,7 @@ def show_method_grid(images: torch.Tensor, maps: dict, row_titles=None, signed: 
     return fig
 
 
+@checked
 def show_paradigms(image: torch.Tensor, maps: dict, class_names, p: int, q: int, probs: torch.Tensor,
                    contrast_image: torch.Tensor | None = None, mask: torch.Tensor | None = None):
     """One image, a representative image of Q, and the four paradigm maps (keys of ``PARADIGMS``)."""
@@ -173,6 +181,7 @@ def show_paradigms(image: torch.Tensor, maps: dict, class_names, p: int, q: int,
     return fig
 
 
+@checked
 def bar_table(table: dict, ylabel: str, title: str, chance: float | None = None):
     """Grouped bars of ``{group: {series: value}}`` (e.g. {pair: {method: score}}) with a chance line."""
     groups = list(table)

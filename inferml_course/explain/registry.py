@@ -19,6 +19,7 @@ from typing import Callable
 
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_model_input
 from .._core.modes import guarded
 from .._core.registry import Column, Members, Names, Registry
@@ -54,6 +55,7 @@ def _load():
 EXPLAINERS = Registry("explainer", _load)
 
 
+@checked
 def explainer(name: str, *, family: str, signed: bool = False, interactive: dict | None = None,
               label: str | None = None, order: float | None = None):
     """Decorator: register the function as the explainer ``name`` (see :class:`Explainer`); returns it unchanged."""
@@ -74,6 +76,7 @@ SIGNED = Members(EXPLAINERS, lambda e: e.signed)
 INTERACTIVE_OPTIONS = Column(EXPLAINERS, "interactive", keep=bool)
 
 
+@checked
 def method(name: str):
     """The explainer function called ``name`` (one of :data:`METHODS`)."""
     check_choice(name, METHODS, "method")
@@ -81,6 +84,7 @@ def method(name: str):
 
 
 @guarded()
+@checked
 def explain(method_name: str, model: nn.Module, x, target=None, **options):
     """``method(method_name)(model, x, target, **options)``: a map (N, H, W) for any of :data:`METHODS`.
 

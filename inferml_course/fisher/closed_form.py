@@ -51,6 +51,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
+from .._core.arguments import checked
 from .._core.targets import check_model_output
 
 __all__ = ["SUPPORTED", "NotExact", "Plan", "plan", "per_sample_chunk"]
@@ -90,6 +91,7 @@ def _standard_forward(module: nn.Module, base) -> bool:
     return not (isinstance(module, (nn.Conv1d, nn.Conv2d)) and kind._conv_forward is not base._conv_forward)
 
 
+@checked
 def plan(model: nn.Module, selected: dict[str, torch.Tensor]) -> Plan:
     """The closed-form :class:`Plan` for the parameters ``selected`` ({name: parameter}) of ``model``,
     or :class:`NotExact` naming the first parameter or module it cannot handle (static checks only;
@@ -263,6 +265,7 @@ def _rule(module):
     return _layer_norm
 
 
+@checked
 def per_sample_chunk(model: nn.Module, the_plan: Plan, x: torch.Tensor, labels) -> dict[str, torch.Tensor]:
     """Gradients ``{name: (b, *shape)}`` of ``-log p(y_n | x_n)`` for one chunk ``x`` (b, ...).
 

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from .._core.arguments import checked
 from .._core.batching import batches, check_batch_size
 from .._core.checks import check_int_range, check_model, check_model_input, check_number, check_seed
 from .._core.directions import SCORE, register
@@ -75,6 +76,7 @@ def _check(model, x) -> torch.Tensor:
     return to_gradcon_input(x)
 
 
+@checked
 def gradcon_components(model: GradConCAE, x: torch.Tensor, batch_size="auto") -> GradConComponents:
     """Reconstruction error (N,) and the L = 4 decoder-gradient cosines (N, L) of each image of ``x``.
 
@@ -106,6 +108,7 @@ def gradcon_components(model: GradConCAE, x: torch.Tensor, batch_size="auto") ->
     return GradConComponents(torch.cat(recs), torch.cat(cosines))
 
 
+@checked
 def gradcon_score(model: GradConCAE, x: torch.Tensor, beta: float = BETA, batch_size="auto") -> torch.Tensor:
     """The paper's score ``-L_rec(x) + beta * mean_i cos_i(x)``, shape (N,); **higher = more inlier-like**.
 
@@ -115,11 +118,13 @@ def gradcon_score(model: GradConCAE, x: torch.Tensor, beta: float = BETA, batch_
     return -parts.reconstruction_error + beta * parts.cosines.mean(1)
 
 
+@checked
 def gradcon_anomaly_score(model: GradConCAE, x: torch.Tensor, beta: float = BETA, batch_size="auto") -> torch.Tensor:
     """``-gradcon_score``, shape (N,): higher = more anomalous (the course's direction for scores)."""
     return -gradcon_score(model, x, beta, batch_size)
 
 
+@checked
 def reconstruction_error(model: GradConCAE, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """The baseline ``L_rec(x)``, the mean squared reconstruction error of each image, shape (N,);
     higher = more anomalous. One forward pass per batch, no gradients."""
@@ -133,6 +138,7 @@ def reconstruction_error(model: GradConCAE, x: torch.Tensor, batch_size="auto") 
                           for chunk in batches(x, batch_size, model=model)])
 
 
+@checked
 def one_class_split(images: torch.Tensor, labels: torch.Tensor, inlier: int, seed: int = 0):
     """The paper's one-class test split: every image of class ``inlier`` and an equal number of outliers drawn
     without replacement from the other classes (outlier ratio 50 %).

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
+from .._core.arguments import checked
 from .._core.adapter import penultimate_features, resolve_classifier, shorten
 from .._core.modes import eval_mode, guarded
 from .._core.batching import check_batch_size
@@ -82,6 +83,7 @@ def _check_input(model, x, argument: str = "x") -> torch.Tensor:
     return check_model_input(model, x, argument, images=False, same_device=True)
 
 
+@checked
 def select_parameters(model: nn.Module, params=None) -> dict[str, torch.Tensor]:
     """The parameters to differentiate, as ``{name: parameter}`` in the model's order.
 
@@ -247,6 +249,7 @@ def _per_sample_chunks(model, x, target, params, batch_size, seed, argument="tar
 
 
 @guarded(policy="eval")
+@checked
 def per_sample_grads(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
                      seed: int = 0, flatten: bool = True, method: str = "auto"):
     """Gradients of ``-log p(target | x_n)`` for every sample, batched with ``torch.func``.
@@ -295,6 +298,7 @@ def _stacked_grads(model, x, target, params, batch_size, seed, flatten, argument
 
 
 @guarded(policy="eval")
+@checked
 def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, batch_size: int = 128,
                    seed: int = 0, method: str = "auto") -> torch.Tensor:
     """L2 norm of each sample's loss gradient, (N,). **Higher = more surprise** (more uncertain).
@@ -309,6 +313,7 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, target=None, params=None, 
 
 
 @guarded(policy="eval")
+@checked
 def fisher_trace_per_sample(model: nn.Module, x: torch.Tensor, params=None, batch_size: int = 64) -> torch.Tensor:
     """Trace of each input's own Fisher matrix, (N,): ``sum_k p_k(x) ||grad log p_k(x)||^2``.
 
@@ -351,6 +356,7 @@ def _check_grads(grads) -> torch.Tensor:
     return grads
 
 
+@checked
 def fisher_matrix(grads: torch.Tensor, max_params: int = MAX_FULL_MATRIX) -> torch.Tensor:
     """``E[U U^T] = G^T G / M`` (P, P) from per-sample gradients ``grads`` (M, P)."""
     g = _check_grads(grads)
@@ -361,18 +367,21 @@ def fisher_matrix(grads: torch.Tensor, max_params: int = MAX_FULL_MATRIX) -> tor
     return g.T @ g / g.shape[0]
 
 
+@checked
 def fisher_diagonal(grads: torch.Tensor) -> torch.Tensor:
     """The diagonal of the Fisher, ``E[U_i^2]`` for every parameter, (P,)."""
     g = _check_grads(grads)
     return g.pow(2).mean(0)
 
 
+@checked
 def fisher_trace(grads: torch.Tensor) -> float:
     """``tr E[U U^T] = E ||U||^2``: the mean squared gradient norm."""
     g = _check_grads(grads)
     return float(g.double().pow(2).sum(1).mean())
 
 
+@checked
 def fisher_eigenvalues(grads: torch.Tensor, k: int | None = None) -> torch.Tensor:
     """The ``k`` largest eigenvalues of ``G^T G / M`` in descending order (all non-zero ones by default).
 
@@ -413,6 +422,7 @@ class FisherInformation:
                 f"trace={self.trace:.4g}, top eigenvalues=[{top}])")
 
 
+@checked
 def fisher_from_grads(grads: torch.Tensor, kind: str = "sampled", top_k: int = 10, full: bool = False,
                       param_names=None) -> FisherInformation:
     """A :class:`FisherInformation` from per-sample gradients ``grads`` (M, P)."""
@@ -425,6 +435,7 @@ def fisher_from_grads(grads: torch.Tensor, kind: str = "sampled", top_k: int = 1
 
 
 @guarded(policy="eval")
+@checked
 def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled", labels=None, params=None,
                        n_samples: int = 1, seed: int = 0, top_k: int = 10, full: bool = False,
                        batch_size: int = 128, method: str = "auto") -> FisherInformation:
@@ -468,6 +479,7 @@ def fisher_information(model: nn.Module, x: torch.Tensor, kind: str = "sampled",
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def embeddings(model: nn.Module, x: torch.Tensor, batch_size="auto", features=None,
                classifier=None) -> torch.Tensor:
     """Penultimate features (N, D) in eval mode, in batches (the mode is restored): ``features(x)`` for a
@@ -479,6 +491,7 @@ def embeddings(model: nn.Module, x: torch.Tensor, batch_size="auto", features=No
     return penultimate_features(model, x, batch_size, features, classifier)
 
 
+@checked
 def representation_spectrum(model_or_features, x: torch.Tensor | None = None, batch_size: int = 512) -> torch.Tensor:
     """Singular values of the covariance of the centred representations, descending (D,).
 
@@ -510,6 +523,7 @@ def representation_spectrum(model_or_features, x: torch.Tensor | None = None, ba
     return values.float()
 
 
+@checked
 def effective_rank(spectrum: torch.Tensor) -> float:
     """``exp(entropy(s / sum s))`` of a non-negative spectrum (Roy & Vetterli, 2007).
 

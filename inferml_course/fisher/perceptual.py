@@ -61,6 +61,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .._core.arguments import checked
 from .._core.adapter import penultimate_features
 from .._core.batching import check_batch_size
 from .._core.checks import (check_choice, check_float_tensor, check_model, check_model_input, check_number,
@@ -80,6 +81,7 @@ _SOBEL_X = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
 _AXES = ((0, 1), (1, 1), (1, 0), (1, -1))
 
 
+@checked
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, H, W): the luma 0.2989 R + 0.587 G + 0.114 B repeated over the C = 3 channels
     (torchvision's ``Grayscale``, as the authors use it); a 1-channel batch is returned unchanged."""
@@ -99,6 +101,7 @@ def _shift(t: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
 
 
+@checked
 def edge_views(x: torch.Tensor, edge_threshold: float = 0.18) -> tuple[torch.Tensor, torch.Tensor]:
     """The authors' Canny-style edge image and strong-edge mask (reconstructed, see the module docstring).
 
@@ -132,6 +135,7 @@ def edge_views(x: torch.Tensor, edge_threshold: float = 0.18) -> tuple[torch.Ten
     return edges.expand(n, c, h, w).contiguous(), (magnitude > threshold).to(x.dtype)
 
 
+@checked
 def perceptual_views(x: torch.Tensor, blur_sigma: float = 3.5, edge_threshold: float = 0.18) -> dict:
     """The views of ``x`` (N, C, H, W) the components are built from: ``gray`` (colour removed), ``blur``
     (the grayscale image blurred: texture removed), ``edges`` (the edge image: shape only) and
@@ -143,6 +147,7 @@ def perceptual_views(x: torch.Tensor, blur_sigma: float = 3.5, edge_threshold: f
     return {"gray": gray, "blur": gaussian_blur(gray, sigma, radius=2), "edges": edges, "strong_edges": strong}
 
 
+@checked
 def relax_masks(n: int, shape: tuple[int, int], generator: torch.Generator, num_cells: int = 7,
                 p_keep: float = 0.5) -> torch.Tensor:
     """RELAX's smooth masks (n, 1, H, W) in [0, 1]: a ``num_cells`` x ``num_cells`` grid of Bernoulli(``p_keep``)
@@ -164,6 +169,7 @@ def relax_masks(n: int, shape: tuple[int, int], generator: torch.Generator, num_
     return cropped.gather(3, cols)
 
 
+@checked
 def component_masks(n: int, shape: tuple[int, int], generator: torch.Generator, num_cells: int = 14,
                     p_keep: float = 0.7, scale: tuple[float, float] = (0.1, 0.5)) -> torch.Tensor:
     """The components' masks (n, 1, H, W) in [0, 1]: a ``num_cells`` x ``num_cells`` Bernoulli(``p_keep``) grid,
@@ -191,6 +197,7 @@ def component_masks(n: int, shape: tuple[int, int], generator: torch.Generator, 
     return F.grid_sample(grid, coords, mode="bicubic", align_corners=True).clamp(0, 1)
 
 
+@checked
 def relax_importance(similarities: torch.Tensor, masks: torch.Tensor, standardize: bool = True) -> torch.Tensor:
     """``sum_m masks[m] * similarities[m] / sum_m masks[m]`` for similarities (n,) and masks (n, H, W) or
     (n, 1, H, W): the authors' running update in closed form; (H, W), computed in float64 and returned in the
@@ -217,6 +224,7 @@ def _cosine(reference: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(reference.expand_as(views), views, dim=1)
 
 
+@checked
 def perceptual_components(model, x: torch.Tensor, n_masks: int = 256, seed: int = 0, components=COMPONENTS,
                           features=None, batch_size="auto", blur_sigma: float = 3.5,
                           edge_threshold: float = 0.18, classifier=None) -> dict[str, torch.Tensor]:
@@ -279,6 +287,7 @@ def perceptual_components(model, x: torch.Tensor, n_masks: int = 256, seed: int 
     return {c: torch.stack(v) for c, v in maps.items()}
 
 
+@checked
 def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pearson correlation of maps ``a`` and ``b`` (N, H, W), image by image: (N,) in [-1, 1] (higher = the
     maps agree more). An image whose map is constant in ``a`` or ``b`` gets 0."""

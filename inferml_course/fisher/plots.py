@@ -9,12 +9,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .._core.arguments import checked
 from .. import fisher
 
 __all__ = ["plot_bernoulli_fisher", "plot_spectra", "plot_descent",
            "plot_score_distributions"]
 
 
+@checked
 def plot_bernoulli_fisher(theta: float = 0.3, n: int = 2000, seed: int = 0):
     """Two panels for a coin with bias ``theta``.
 
@@ -49,6 +51,7 @@ def plot_bernoulli_fisher(theta: float = 0.3, n: int = 2000, seed: int = 0):
     return fig
 
 
+@checked
 def plot_spectra(spectra: dict, ax=None, title: str = "representation spectra", normalize: bool = True):
     """Sorted covariance singular values per dataset on a log scale (``normalize``: divide by the largest)."""
     fig = None
@@ -67,6 +70,7 @@ def plot_spectra(spectra: dict, ax=None, title: str = "representation spectra", 
     return fig if fig is not None else ax.figure
 
 
+@checked
 def plot_descent(theta: torch.Tensor, step: float = 0.6, n_paths: int = 3, loss_fn=None, ax=None,
                  extent: float = 4.0):
     """Contours of a 2-D loss with the negative gradient and ``n_paths`` other directions from ``theta``.
@@ -111,6 +115,7 @@ def plot_descent(theta: torch.Tensor, step: float = 0.6, n_paths: int = 3, loss_
     return fig if fig is not None else ax.figure
 
 
+@checked
 def plot_score_distributions(scores: dict, xlabel: str, title: str | None = None, ax=None, log: bool = True):
     """One box per input set (e.g. clean, corrupted, OOD) of a per-sample score such as a gradient norm."""
     fig = None

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
+from .._core.arguments import checked
 from .._core.checks import check_positive_int
 
 __all__ = ["bernoulli_log_likelihood", "bernoulli_score", "bernoulli_fisher", "bernoulli_fisher_monte_carlo",
@@ -29,6 +30,7 @@ def _check_outcomes(x) -> torch.Tensor:
     return x
 
 
+@checked
 def bernoulli_log_likelihood(theta, x) -> torch.Tensor:
     """``log l(theta | x) = x log theta + (1 - x) log(1 - theta)`` (broadcast over theta and x)."""
     if isinstance(theta, torch.Tensor) and theta.is_floating_point():
@@ -40,6 +42,7 @@ def bernoulli_log_likelihood(theta, x) -> torch.Tensor:
     return x * torch.log(t) + (1 - x) * torch.log1p(-t)
 
 
+@checked
 def bernoulli_score(x, theta) -> torch.Tensor:
     """The score ``d/dtheta log l(theta | x) = x / theta - (1 - x) / (1 - theta)``."""
     t = _check_theta(theta)
@@ -47,12 +50,14 @@ def bernoulli_score(x, theta) -> torch.Tensor:
     return x / t - (1 - x) / (1 - t)
 
 
+@checked
 def bernoulli_fisher(theta) -> torch.Tensor:
     """Closed-form Fisher information of one Bernoulli observation: ``1 / (theta (1 - theta))``."""
     t = _check_theta(theta)
     return 1.0 / (t * (1 - t))
 
 
+@checked
 def bernoulli_fisher_monte_carlo(theta: float, n: int = 100_000, seed: int = 0) -> dict[str, float]:
     """Three Monte-Carlo estimates of the Fisher information of a coin with bias ``theta``.
 
@@ -93,6 +98,7 @@ def _toy_data():
     return _TOY_CACHE["data"]
 
 
+@checked
 def logistic_toy_loss(theta: torch.Tensor) -> torch.Tensor:
     """Mean logistic-regression loss of a fixed 2-D toy dataset as a function of the weights.
 
@@ -106,6 +112,7 @@ def logistic_toy_loss(theta: torch.Tensor) -> torch.Tensor:
     return (F.softplus(z) - y * z).mean(-1)
 
 
+@checked
 def descent_step_losses(loss_fn, theta: torch.Tensor, directions: torch.Tensor, step: float = 0.1) -> torch.Tensor:
     """Loss after a step of length ``step`` from ``theta`` along each unit-normalised direction.
 
@@ -121,6 +128,7 @@ def descent_step_losses(loss_fn, theta: torch.Tensor, directions: torch.Tensor, 
     return loss_fn(theta.double().reshape(1, -1) + step * unit)
 
 
+@checked
 def toy_gradient(loss_fn, theta: torch.Tensor) -> torch.Tensor:
     """``grad loss_fn(theta)`` for a single point ``theta`` (P,), via autograd."""
     t = theta.detach().double().clone().requires_grad_(True)

@@ -41,8 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.batching import batches, check_batch_size
-from .._core.checks import check_choice, check_images, check_model_input, check_positive_int, check_seed
+from .._core.checks import check_choice, check_images, check_labels, check_model_input, check_positive_int, \
+    check_seed
 from .._core.modes import guarded
 from .._core.targets import as_target_tensor, check_model_output, resolve_targets
 from .._core.directions import ATTACK, register
@@ -56,6 +58,7 @@ register('success_rate', True, quantity='share of adversarial examples that chan
 #: Attacks available through :func:`attack` and :func:`robustness_curve`.
 ATTACKS = ("fgsm", "pgd")
 
+@checked
 def check_pixel_range(x: torch.Tensor, argument: str = "x") -> torch.Tensor:
     """Images (N, C, H, W), floating point, finite, with every value in [0, 1] (pixel space)."""
     check_images(x, argument)
@@ -100,6 +103,7 @@ def _loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, ta
 
 
 @guarded()
+@checked
 def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = False) -> torch.Tensor:
     """The gradient (N, C, H, W) that FGSM follows: d CE(f(x), y) / dx (or d[-CE(f(x), target)] / dx).
 
@@ -114,6 +118,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y=None, targeted: bool = F
 
 
 @guarded()
+@checked
 def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, targeted: bool = False,
          batch_size="auto") -> torch.Tensor:
     """Fast gradient sign method: x' = clip(x + epsilon * sign(grad_x CE(f(x), y)), 0, 1).
@@ -141,6 +146,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, ta
 
 
 @guarded()
+@checked
 def pgd(model: nn.Module, x: torch.Tensor, y=None, epsilon: float = 8 / 255, step_size: float = 2 / 255,
         steps: int = 10, random_start: bool = True, targeted: bool = False, seed: int = 0,
         batch_size="auto") -> torch.Tensor:
@@ -194,6 +200,7 @@ def _chunks(x, y, batch_size):
 
 
 @guarded()
+@checked
 def attack(name: str, model: nn.Module, x: torch.Tensor, y=None, **options) -> torch.Tensor:
     """Run attack ``name`` (one of :data:`ATTACKS`) with its options."""
     check_choice(name, ATTACKS, "attack")
@@ -206,6 +213,7 @@ def _predict(model, x, batch_size):
 
 
 @guarded()
+@checked
 def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = False, among=None,
                  batch_size="auto") -> float:
     """Attack success rate, **higher = stronger attack** (a fraction in [0, 1]).
@@ -218,7 +226,10 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = Fals
     y = as_target_tensor(y, x_adv.shape[0], x_adv.device, "y")
     if y is None:
         raise ValueError("y is required: the true labels (untargeted) or the target classes (targeted)")
-    pred = _predict(model, x_adv, check_batch_size(batch_size))
+    with torch.no_grad():
+        logits = torch.cat([model(chunk) for chunk in batches(x_adv, check_batch_size(batch_size), model=model)])
+    check_labels(y, "y", len(y), logits.shape[1])  # a label out of range would count as a success
+    pred = logits.argmax(1)
     hit = pred == y if targeted else pred != y
     if among is not None:
         among = torch.as_tensor(among, device=hit.device)
@@ -231,6 +242,7 @@ def success_rate(model: nn.Module, x_adv: torch.Tensor, y, targeted: bool = Fals
 
 
 @guarded()
+@checked
 def robustness_curve(model: nn.Module, x: torch.Tensor, y, epsilons=(0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255,
                                                                    16 / 255),
                      attack: str = "pgd", batch_size="auto", **options) -> dict:

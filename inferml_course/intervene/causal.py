@@ -54,6 +54,7 @@ import numbers
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.batching import check_batch_size
 from .._core.checks import check_choice, check_images, check_model_input, check_positive_int, check_seed
 from .._core.modes import guarded
@@ -85,6 +86,7 @@ def _check_position(position, size, h, w):
     return r, c
 
 
+@checked
 def set_watermark(images: torch.Tensor, watermark, position=(1, 1), size: int | None = None,
                   fill="surround", colors: torch.Tensor | None = None) -> torch.Tensor:
     """do(W := w): a copy of ``images`` (N, 3, H, W) with a ``size`` x ``size`` square at ``position``
@@ -136,6 +138,7 @@ def set_watermark(images: torch.Tensor, watermark, position=(1, 1), size: int | 
     return out
 
 
+@checked
 def randomize_watermark(images: torch.Tensor, num_classes: int = 9, seed: int = 0, **options) -> torch.Tensor:
     """do(W ~ uniform): each image gets the watermark of a class drawn uniformly at random (seeded),
     independent of its label: the randomised experiment that breaks a spurious correlation."""
@@ -145,6 +148,7 @@ def randomize_watermark(images: torch.Tensor, num_classes: int = 9, seed: int = 
     return set_watermark(images, k, **options)
 
 
+@checked
 def signs_by_class(n_per_class: int, seed: int = 0, classes=None) -> torch.Tensor:
     """Fresh renderings without watermark, grouped by sign: a tensor (S, n_per_class, 3, 32, 32) for
     the S sign classes (default: the nine training classes, in label order)."""
@@ -158,6 +162,7 @@ def signs_by_class(n_per_class: int, seed: int = 0, classes=None) -> torch.Tenso
 
 @guarded()
 @torch.no_grad()
+@checked
 def intervention_probs(model: nn.Module, signs: torch.Tensor, watermarks=None, include_removed: bool = True,
                        position=(1, 1), batch_size="auto") -> torch.Tensor:
     """Per-image predictions under do(S = s), do(W = w): probabilities (S, W', n, K).
@@ -185,6 +190,7 @@ def intervention_probs(model: nn.Module, signs: torch.Tensor, watermarks=None, i
     return torch.stack(columns, 1)
 
 
+@checked
 def do_table(probs: torch.Tensor) -> torch.Tensor:
     """P(y | do(S = s), do(W = w)) (S, W', K): the mean of :func:`intervention_probs` over renderings."""
     if not isinstance(probs, torch.Tensor) or probs.dim() != 4:
@@ -192,11 +198,13 @@ def do_table(probs: torch.Tensor) -> torch.Tensor:
     return probs.mean(2)
 
 
+@checked
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Total-variation distance 0.5 sum |p - q| over the last axis (0 = same distribution, 1 = disjoint)."""
     return 0.5 * (p - q).abs().sum(-1)
 
 
+@checked
 def causal_summary(table: torch.Tensor, has_removed: bool = True) -> dict:
     """The table's three readings (total-variation distances in [0, 1]):
 
@@ -216,6 +224,7 @@ def causal_summary(table: torch.Tensor, has_removed: bool = True) -> dict:
     return out
 
 
+@checked
 def follow_rates(probs: torch.Tensor, watermarks=None) -> dict:
     """Which factor the *decisions* follow, from :func:`intervention_probs` output (S, W', n, K) whose
     first W columns stamp ``watermarks`` (default 0..W-1) and whose last column removes the mark.
@@ -236,6 +245,7 @@ def follow_rates(probs: torch.Tensor, watermarks=None) -> dict:
 
 
 # ------------------------------------------------------------------------------------ RISE vs SHAPE
+@checked
 def mask_coverage(n_masks: int, size, grid_size: int = 6, p_keep: float = 0.5, seed: int = 0) -> torch.Tensor:
     """Mbar (H, W): the share of RISE / SHAPE masks that keep each pixel (its expectation is p_keep;
     the deviation from it is the masks' fingerprint that both maps inherit)."""
@@ -251,6 +261,7 @@ def _check_p_keep(p_keep):
 
 @guarded()
 @torch.no_grad()
+@checked
 def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
                    p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
                    batch_size="auto", normalize=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,6 +285,7 @@ def rise_and_shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int 
 
 
 @guarded()
+@checked
 def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, grid_size: int = 6,
           p_keep: float = 0.5, baseline="mean", output: str = "probability", seed: int = 0,
           batch_size="auto", normalize=None) -> torch.Tensor:
@@ -290,6 +302,7 @@ def shape(model: nn.Module, x: torch.Tensor, target=None, n_masks: int = 1000, g
                           normalize)[1]
 
 
+@checked
 def localization_auroc(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Per map (N,): the AUROC with which the map's values separate the pixels inside ``masks``
     (N, H, W) bool from those outside, **higher is better** (0.5 = a map unrelated to the region,

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_images, check_positive_int
 from .._core.directions import ATTACK, register
 from .._core.modes import guarded
@@ -94,6 +95,7 @@ class TinyMLP(nn.Module):
         return self.net(self.pool(self.normalize(x)))
 
 
+@checked
 def train_recipe(images: torch.Tensor, labels: torch.Tensor, recipe="overfit", num_classes: int | None = None,
                  seed: int = 0, progress: bool = True, description: str | None = None) -> nn.Module:
     """A :class:`TinyMLP` trained on ``images`` with ``recipe`` (a name in :data:`RECIPES` or a dict
@@ -117,6 +119,7 @@ def train_recipe(images: torch.Tensor, labels: torch.Tensor, recipe="overfit", n
 
 
 @guarded(policy="eval")
+@checked
 def model_outputs(model: nn.Module, images: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """The black-box view of ``model``: its logits (N, K) on ``images`` (eval mode, mode restored)."""
 
@@ -124,6 +127,7 @@ def model_outputs(model: nn.Module, images: torch.Tensor, batch_size="auto") -> 
 
 
 # ------------------------------------------------------------------------------------- data pools
+@checked
 def split_pools(n_total: int, n_members: int, n_shadow: int, seed: int = 0) -> dict:
     """Disjoint index sets for one target and ``n_shadow`` shadow models, each with ``n_members``
     members and as many non-members: ``{"target_in", "target_out", "shadow_in": [...],
@@ -152,6 +156,7 @@ class Shadow:
     history: list = field(default_factory=list)
 
 
+@checked
 def train_shadow_models(images: torch.Tensor, labels: torch.Tensor, members: list, nonmembers: list,
                         recipe="overfit", num_classes: int | None = None, seed: int = 0,
                         progress: bool = True) -> list[Shadow]:
@@ -190,6 +195,7 @@ def _check_outputs(logits, labels, argument: str = "logits"):
     return logits, labels
 
 
+@checked
 def attack_features(logits: torch.Tensor, labels=None, features: str = "sorted") -> torch.Tensor:
     """Inputs (N, F) of the shadow-model attack, from the target's logits (N, K).
 
@@ -209,12 +215,14 @@ def attack_features(logits: torch.Tensor, labels=None, features: str = "sorted")
     return torch.cat([logp.gather(1, labels[:, None]), ordered], 1).float()
 
 
+@checked
 def loss_scores(logits: torch.Tensor, labels) -> torch.Tensor:
     """Membership score -CE(f(x), y) (N,), **higher = more likely a member** (a low loss)."""
     logits, labels = _check_outputs(logits, labels)
     return -F.cross_entropy(logits.double(), labels, reduction="none").float()
 
 
+@checked
 def confidence_scores(logits: torch.Tensor, labels) -> torch.Tensor:
     """Membership score p(y | x) of the true class (N,), **higher = more likely a member**."""
     logits, labels = _check_outputs(logits, labels)
@@ -332,6 +340,7 @@ def _check_membership(scores, is_member):
     return scores, is_member.to(scores.device)
 
 
+@checked
 def tpr_at_fpr(scores, is_member, fpr: float = 0.01) -> float:
     """True-positive rate of the attack at a false-positive rate of at most ``fpr``: **higher = more
     leakage**. The ROC point with the largest FPR not above ``fpr`` (ART's ``get_roc_for_fpr`` rule);
@@ -350,6 +359,7 @@ def tpr_at_fpr(scores, is_member, fpr: float = 0.01) -> float:
     return float(tprs[ok].max())
 
 
+@checked
 def membership_report(scores, is_member, fprs=(0.01, 0.001)) -> dict:
     """``{"AUC", "TPR@1%FPR", "TPR@0.1%FPR", "advantage"}`` of a membership score (higher = member).
 
@@ -369,6 +379,7 @@ def membership_report(scores, is_member, fprs=(0.01, 0.001)) -> dict:
 
 
 @guarded(policy="eval")
+@checked
 def generalization_gap(model: nn.Module, train_images, train_labels, test_images, test_labels) -> dict:
     """Train and test accuracy and their difference (the gap that membership attacks feed on)."""
 
@@ -377,6 +388,7 @@ def generalization_gap(model: nn.Module, train_images, train_labels, test_images
     return {"train accuracy": train, "test accuracy": test, "gap": train - test}
 
 
+@checked
 def membership_experiment(images: torch.Tensor, labels: torch.Tensor, recipe="overfit", n_members: int = 400,
                           n_shadow: int = 3, classifier: str = "logistic", features: str = "sorted",
                           seed: int = 0, progress: bool = True) -> dict:

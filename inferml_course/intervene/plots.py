@@ -7,6 +7,7 @@ import matplotlib.ticker
 import numpy as np
 import torch
 
+from .._core.arguments import checked
 from .. import plotting
 from ..uncertainty.metrics import roc_curve
 
@@ -19,6 +20,7 @@ def _np(x):
 
 
 # ------------------------------------------------------------------------------------- membership
+@checked
 def plot_membership(experiments: dict):
     """Per experiment (``{name: membership_experiment(...)}``): histograms of the per-record loss of
     members and non-members; last panel: ROC curves of every attack on log-log axes (low FPR matters)."""
@@ -55,6 +57,7 @@ def plot_membership(experiments: dict):
 
 # ------------------------------------------------------------------------------------ adversarial
 @torch.no_grad()
+@checked
 def show_adversarial(model, x: torch.Tensor, x_adv: torch.Tensor, gradient: torch.Tensor, class_names,
                      labels=None, amplify: float = 10.0):
     """Columns: images; rows: clean (prediction), loss gradient (summed over channels, signed),
@@ -85,6 +88,7 @@ def show_adversarial(model, x: torch.Tensor, x_adv: torch.Tensor, gradient: torc
     return fig
 
 
+@checked
 def plot_robustness(curves: dict, title: str = "robustness to L-infinity attacks"):
     """Accuracy and attack success rate against epsilon (in 1/255 units) for ``{name: robustness_curve}``."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
@@ -103,6 +107,7 @@ def plot_robustness(curves: dict, title: str = "robustness to L-infinity attacks
 
 
 # -------------------------------------------------------------------------------------- prompting
+@checked
 def plot_prompt_curves(curves: dict, title: str = "IoU after each prompt"):
     """Mean IoU (with the interquartile band) against the number of prompts, one line per strategy;
     the best prompt count of each strategy is marked with a star."""
@@ -122,6 +127,7 @@ def plot_prompt_curves(curves: dict, title: str = "IoU after each prompt"):
     return fig
 
 
+@checked
 def draw_prompts(ax, points, labels, size: float = 70):
     """Positive prompts as green plus signs, negative ones as red crosses (points are (row, col))."""
     pts = _np(points).reshape(-1, 2)
@@ -131,6 +137,7 @@ def draw_prompts(ax, points, labels, size: float = 70):
         ax.scatter(pts[~lab, 1], pts[~lab, 0], marker="X", s=size, c="red", edgecolors="black", linewidths=0.8)
 
 
+@checked
 def show_prompting(image: torch.Tensor, mask: torch.Tensor, results: dict, counts=(1, 3, 6, 12)):
     """Rows: strategies (``{name: simulate_annotator(...)}``); columns: the mask after ``counts``
     prompts (orange overlay), the prompts so far, the ground truth outlined in cyan, IoU in the title."""
@@ -154,6 +161,7 @@ def show_prompting(image: torch.Tensor, mask: torch.Tensor, results: dict, count
 
 
 # ---------------------------------------------------------------------------------------- causal
+@checked
 def plot_do_tables(tables: dict, class_names, short: int = 12):
     """Per model (``{name: do_table(...)}`` with a last 'removed' column): heatmaps of
     P(y = watermark class | do(S = s), do(W = w)) and P(y = sign class | do(S = s), do(W = w))."""
@@ -178,6 +186,7 @@ def plot_do_tables(tables: dict, class_names, short: int = 12):
 
 
 @torch.no_grad()
+@checked
 def show_watermark_interventions(model, image: torch.Tensor, class_names, sign_class: int | None = None):
     """One sign (3, H, W) under every do(W = w) and with the watermark removed, with the model's answer."""
     from .causal import set_watermark
@@ -199,6 +208,7 @@ def show_watermark_interventions(model, image: torch.Tensor, class_names, sign_c
     return fig
 
 
+@checked
 def show_rise_shape(images: torch.Tensor, rows: dict, coverage: torch.Tensor | None = None, masks=None):
     """Rows of heatmaps over the same images (``{row name: maps (N, H, W)}``), plus, when given, the
     masks' coverage Mbar (H, W) in an extra first column."""

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._core.arguments import checked
 from .._core.images import mask_iou
 from .._core.checks import check_choice, check_float_tensor, check_positive_int, check_seed
 
@@ -83,6 +84,7 @@ def _check_prompts(points, labels, shape):
     return pts.numpy(), lab.bool().numpy()
 
 
+@checked
 def segment(image: torch.Tensor, points, labels, beta: float = 400.0, border_background: bool = True) \
         -> torch.Tensor:
     """The object mask (H, W) bool that the prompts select in ``image`` (C, H, W) in [0, 1].
@@ -125,6 +127,7 @@ def _deepest(region: np.ndarray):
     return np.unravel_index(k, region.shape), float(dist.flat[k])
 
 
+@checked
 def next_prompt(pred: np.ndarray, mask: np.ndarray, strategy: str, gen: torch.Generator, jitter: float = 2.0,
                 first: bool = False):
     """One click ((row, col), positive?) of a simulated annotator who sees the current mask ``pred``."""
@@ -153,6 +156,7 @@ def next_prompt(pred: np.ndarray, mask: np.ndarray, strategy: str, gen: torch.Ge
     return (int(r), int(c)), positive
 
 
+@checked
 def simulate_annotator(image: torch.Tensor, mask: torch.Tensor, strategy: str = "well_placed",
                        n_prompts: int = 16, jitter: float = 2.0, seed: int = 0, beta: float = 400.0,
                        border_background: bool = True) -> dict:
@@ -179,6 +183,7 @@ def simulate_annotator(image: torch.Tensor, mask: torch.Tensor, strategy: str = 
             "iou": torch.tensor(ious), "masks": torch.stack(masks)}
 
 
+@checked
 def prompt_curves(images: torch.Tensor, masks: torch.Tensor, strategies=STRATEGIES, n_prompts: int = 16,
                   jitter: float = 2.0, seed: int = 0, beta: float = 400.0, progress: bool = True) -> dict:
     """IoU after each prompt, per strategy: ``{strategy: (N, n_prompts)}`` for images (N, C, H, W)
@@ -202,6 +207,7 @@ def prompt_curves(images: torch.Tensor, masks: torch.Tensor, strategies=STRATEGI
     return out
 
 
+@checked
 def curve_summary(curves: dict, tolerance: float = 0.02) -> dict:
     """Per strategy: the mean curve, the prompt count with the best mean IoU (1-based), the best and
     the final mean IoU, and the share of images whose final IoU is more than ``tolerance`` below
@@ -215,6 +221,7 @@ def curve_summary(curves: dict, tolerance: float = 0.02) -> dict:
     return summary
 
 
+@checked
 def ideal_prompts(mask: torch.Tensor, parts=None):
     """An ideal prompt set for ``mask`` (H, W): one positive click at the deepest point of every
     connected region of ``parts`` (default: of the mask itself), i.e. one click per object part

@@ -48,6 +48,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.adapter import classifier_pass, resolve_classifier
 from .._core.modes import eval_mode, guarded
 from .._core.checks import check_choice, check_model_input
@@ -97,6 +98,7 @@ def _check_options(loss: str, reduction: str) -> None:
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", reduction: str = "sum",
                            include_bias: bool = True, classifier=None, batch_size="auto") -> torch.Tensor:
     """Introspective features of ``x`` (N, C, H, W): gradients at the last layer for every question.
@@ -121,6 +123,7 @@ def introspective_features(model: nn.Module, x: torch.Tensor, loss: str = "cross
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cross_entropy", classifier=None,
                             batch_size="auto") -> torch.Tensor:
     """(N, K, K): entry [n, I, c] is the norm of the gradient of class row c of the last layer
@@ -133,6 +136,7 @@ def question_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "cros
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def lemma1_terms(model: nn.Module, x: torch.Tensor, classifier=None) -> dict:
     """The pieces of the introspective-learning paper's Lemma 1 at the last layer W (K x D), for every question.
 

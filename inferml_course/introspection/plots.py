@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
+from .._core.arguments import checked
 
 
 __all__ = ["show_question_gradients", "plot_corruption_comparison", "corruption_rows"]
@@ -15,6 +16,7 @@ def _short(name: str) -> str:
     return name.replace("pedestrian_crossing", "pedestrian").replace("_", " ")
 
 
+@checked
 def show_question_gradients(norms: torch.Tensor, class_names, ax=None, title: str | None = None,
                             predicted: int | None = None):
     """Heatmap of one image's question-gradient norms (K, K): row I = "Why y_hat, rather than I?",
@@ -35,6 +37,7 @@ def show_question_gradients(norms: torch.Tensor, class_names, ax=None, title: st
     return fig if fig is not None else ax.figure
 
 
+@checked
 def plot_corruption_comparison(result: dict, title: str = "feed-forward vs introspective under corruptions"):
     """Two panels from :func:`inferml_course.introspection.corruption_benchmark`: accuracy and ECE
     against severity (mean over corruptions; severity 0 = clean)."""
@@ -58,6 +61,7 @@ def plot_corruption_comparison(result: dict, title: str = "feed-forward vs intro
     return fig
 
 
+@checked
 def corruption_rows(result: dict) -> list[dict]:
     """One row per corruption (mean over severities) plus a mean row, for :func:`inferml_course.format_table`."""
     names = list(result["accuracy"])

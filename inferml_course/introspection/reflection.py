@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.checks import check_choice, check_images, check_model, check_positive_int
+from .._core.arguments import checked
+from .._core.checks import check_choice, check_images, check_model, check_model_input, check_positive_int
 from .._core.batching import batches, check_batch_size
 from .._core.modes import eval_mode, guarded
 from .._core.adapter import LinearHeads, classifier_pass, resolve_classifier
@@ -60,6 +61,7 @@ class ReflectionNetwork(nn.Module):
         return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(r)))))
 
 
+@checked
 def train_reflection(features: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None, hidden=(128, 64),
                      epochs: int = 5, lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 1e-4,
                      seed: int = 0, progress: bool = False) -> ReflectionNetwork:
@@ -166,6 +168,7 @@ class IntrospectiveClassifier(nn.Module):
     def forward_both(self, x: torch.Tensor):
         """(feed-forward logits, introspective logits), both from one sensing pass."""
         self._require_fitted()
+        x = check_model_input(self.sensing, x, "x")  # the dtype rule: x in the sensing network's dtype
         z, h = classifier_pass(self.sensing, x, self.classifier)
         return z, self.reflection(_features_from(h, z, self.loss, self.reduction, self.include_bias))
 
@@ -200,6 +203,7 @@ class IntrospectiveClassifier(nn.Module):
 
 
 @guarded(policy="eval", arg="classifier")
+@checked
 def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tensor, labels: torch.Tensor,
                          corruptions=None, severities=(1, 2, 3, 4, 5), seed: int = 0, n_bins: int = 15,
                          batch_size="auto", progress: bool = False, per_image: bool = False) -> dict:
@@ -263,6 +267,7 @@ def corruption_benchmark(classifier: IntrospectiveClassifier, images: torch.Tens
 
 
 @guarded(policy="eval", arg="classifier")
+@checked
 def ood_benchmark(classifier: IntrospectiveClassifier, in_images: torch.Tensor, ood_sets: dict,
                   methods=("msp", "odin", "energy"), odin_options: dict | None = None,
                   batch_size: int = 256) -> list[dict]:

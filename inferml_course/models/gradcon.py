@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_images, check_number, check_positive_int, check_seed
 
 __all__ = ["GradConCAE", "to_gradcon_input", "gradient_alignment_loss", "gradcon_losses", "train_gradcon"]
@@ -84,6 +85,7 @@ class GradConCAE(nn.Module):
         return self.up(self.down(x))
 
 
+@checked
 def to_gradcon_input(x: torch.Tensor, size: int = GradConCAE.input_size) -> torch.Tensor:
     """Images ``(N, C, H, W)`` in [0, 1] resized to ``(N, C, size, size)`` (antialiased bilinear; unchanged
     when already that size). Our choice for the authors' PIL ANTIALIAS resize of 32 x 32 images to 28 x 28."""
@@ -94,6 +96,7 @@ def to_gradcon_input(x: torch.Tensor, size: int = GradConCAE.input_size) -> torc
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
+@checked
 def gradient_alignment_loss(grads, reference) -> torch.Tensor:
     """``L_grad = -(1/L) sum_i cos(vec grads[i], vec reference[i])`` (a scalar in [-1, 1]).
 
@@ -113,6 +116,7 @@ def gradient_alignment_loss(grads, reference) -> torch.Tensor:
     return total / len(grads)
 
 
+@checked
 def gradcon_losses(model: GradConCAE, x: torch.Tensor, create_graph: bool = True):
     """``(L_rec, L_grad)`` of one batch ``x`` (N, C, 28, 28): the mean squared reconstruction error and the
     gradient-alignment loss of the decoder gradients of ``L_rec`` against the model's reference average.
@@ -142,6 +146,7 @@ def _validation_loss(model: GradConCAE, x: torch.Tensor, grad_loss_weight: float
     return total / len(x)
 
 
+@checked
 def train_gradcon(images: torch.Tensor, val_images: torch.Tensor | None = None, epochs: int = 20,
                   grad_loss_weight: float = 0.03, lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
                   progress: bool = False, description: str = "training GradCon") -> GradConCAE:

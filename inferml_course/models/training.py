@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._core.arguments import checked
 from .._core.checks import (check_choice, check_labels, check_model_input, check_number, check_positive_int,
                             check_seed, model_reference_tensor)
 from .._core.adapter import forward_images
@@ -40,6 +41,7 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     return out.gather(3, cols.to(x.device))
 
 
+@checked
 def train_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int = 8,
                 lr: float = 3e-3, batch_size: int = 128, weight_decay: float = 5e-4, seed: int = 0,
                 max_shift: int = 0, progress: bool = True, description: str = "training") -> list[dict]:
@@ -101,6 +103,7 @@ def train_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ep
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Logits (N, K) at inference, in batches on the model's device (``batch_size``: ``"auto"``, the
     measured fastest chunk, see :mod:`inferml_course._core.batching`; an int; or None, one pass).
@@ -125,6 +128,7 @@ def _check_accuracy_labels(labels, n: int) -> torch.Tensor:
 
 
 @guarded(policy="eval")
+@checked
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size="auto") -> float:
     """Top-1 accuracy (higher is better) of ``model`` on ``images`` (N, C, H, W), ``labels`` (N,).
 
@@ -139,6 +143,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 
 @guarded(policy="eval")
+@checked
 def accuracy_under_corruptions(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, corruptions=None,
                                severities=(1, 2, 3, 4, 5), seed: int = 0, progress: bool = True) -> torch.Tensor:
     """Accuracy (higher is better) for every corruption and severity: a tensor (len(corruptions), len(severities)).

@@ -24,11 +24,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .architectures import Normalize
 
 __all__ = ["Classifier", "as_classifier", "logits_of"]
 
 
+@checked
 def logits_of(output) -> torch.Tensor:
     """The logits tensor in a model's output: the tensor itself, ``output.logits`` (a Hugging Face
     ``ModelOutput``), ``output["logits"]`` (a dict) or the first entry of a tuple or list."""
@@ -98,6 +100,7 @@ class Classifier(nn.Module):
         return logits_of(self.model(x))
 
 
+@checked
 def as_classifier(model: nn.Module, normalize=None) -> Classifier:
     """``model`` in the course's contract: a module whose forward takes images (N, C, H, W) in [0, 1] and
     returns the logits tensor (N, K).

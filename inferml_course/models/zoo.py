@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .. import config
 from .._core.checks import check_choice, check_device
 from .._core.manifest import MANIFEST, parse_manifest as _parse_manifest, sha256, write_manifest
@@ -94,6 +95,7 @@ def retrain_command(name: str, directory: Path | None = None) -> str:
     return f"python -m inferml_course.models retrain {name}" + ("" if directory is None else f" --out {directory}")
 
 
+@checked
 def build_model(name: str) -> nn.Module:
     """The untrained architecture of zoo model ``name`` (eval mode)."""
     spec = ZOO[check_choice(name, MODELS, "model name")]
@@ -129,6 +131,7 @@ def check_seeds(name: str, seeds) -> tuple[int, ...]:
     return seeds
 
 
+@checked
 def train_zoo_model(name: str, progress: bool = True, seeds=None) -> nn.Module:
     """Train zoo model ``name`` from scratch, deterministically from ``seeds`` (None: its spec's seeds;
     see :func:`check_seeds`): the seed sets the initialisation, the data order and the augmentation."""
@@ -195,6 +198,7 @@ def verify_checkpoint(path: Path) -> None:
                             f"Retrain it with: {retrain_command(name)} --out {path.parent}")
 
 
+@checked
 def save_checkpoint(model: nn.Module, name: str, directory: Path) -> Path:
     """Save ``model``'s state dict as ``directory/name.pt`` and record its hash in the manifest."""
     directory = Path(directory)
@@ -253,6 +257,7 @@ def find_checkpoint(name: str, search_dirs=None, cache: Path | None = None) -> P
     return None
 
 
+@checked
 def load_model(name: str, device=None, search_dirs=None, cache: Path | None = None, retrain: bool = True,
                progress: bool = True) -> nn.Module:
     """Load zoo model ``name`` in eval mode on ``device`` (default: :func:`config.default_device`).

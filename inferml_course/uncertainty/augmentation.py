@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._core.arguments import checked
 from .._core.adapter import forward_logits
 from .._core.batching import check_batch_size
 from .._core.checks import check_choice, check_images, check_model_input, check_number, check_positive_int
@@ -65,6 +66,7 @@ def _check_augmentations(augmentations) -> tuple[str, ...]:
     return names
 
 
+@checked
 def augment(x: torch.Tensor, name: str, shift: int = 2, gain: float = 0.1) -> torch.Tensor:
     """One augmentation ``name`` (see the module docstring) of images ``x`` (N, C, H, W): same shape."""
     check_images(x, "x")
@@ -86,6 +88,7 @@ def augment(x: torch.Tensor, name: str, shift: int = 2, gain: float = 0.1) -> to
     return padded[..., rows:rows + h, cols:cols + w]
 
 
+@checked
 def augmented_views(x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, shift: int = 2,
                     gain: float = 0.1) -> torch.Tensor:
     """The views of images ``x`` (N, C, H, W), stacked view-major: (A, N, C, H, W)."""
@@ -95,6 +98,7 @@ def augmented_views(x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, shift:
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def tta_probs(model, x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, shift: int = 2, gain: float = 0.1,
               batch_size="auto") -> torch.Tensor:
     """Softmax probabilities of every view, (A, N, K), float32 as in :mod:`.bayesian`: each view is built
@@ -107,6 +111,7 @@ def tta_probs(model, x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, shift
     return torch.softmax(logits.float(), dim=2)
 
 
+@checked
 def tta(model, x: torch.Tensor, augmentations=DEFAULT_AUGMENTATIONS, measure: str = "total", shift: int = 2,
         gain: float = 0.1, batch_size="auto") -> torch.Tensor:
     """Test-time-augmentation uncertainty (N,), **higher = more uncertain**.

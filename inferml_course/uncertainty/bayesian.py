@@ -31,6 +31,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_model, check_model_input, check_positive_int, check_prob_samples
 from .._core.batching import batches, check_batch_size, memory_cap
 from .._core.adapter import dropout_head
@@ -55,21 +56,25 @@ def _entropy(p: torch.Tensor) -> torch.Tensor:
     return -torch.special.xlogy(p, p).sum(-1)
 
 
+@checked
 def entropy_of_mean(probs: torch.Tensor) -> torch.Tensor:
     """Total predictive uncertainty ``H[mean_s p_s]`` (nats) of samples (S, N, K) -> (N,)."""
     return _entropy(check_prob_samples(probs).mean(0))
 
 
+@checked
 def mean_entropy(probs: torch.Tensor) -> torch.Tensor:
     """Aleatoric part ``mean_s H[p_s]`` (nats) of samples (S, N, K) -> (N,)."""
     return _entropy(check_prob_samples(probs)).mean(0)
 
 
+@checked
 def mutual_information(probs: torch.Tensor) -> torch.Tensor:
     """Epistemic part, the mutual information ``H[mean p] - mean H[p]`` (nats, clamped at 0): (N,)."""
     return decompose(probs).epistemic
 
 
+@checked
 def decompose(probs: torch.Tensor, clamp: bool = True) -> Decomposition:
     """Split the uncertainty of samples (S, N, K) into total, aleatoric and epistemic parts (nats).
 
@@ -108,6 +113,7 @@ def _seeded(seed: int, device: torch.device):
 
 @guarded(policy="mc_dropout")
 @torch.no_grad()
+@checked
 def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, batch_size="auto",
                      reuse_features: bool = True) -> torch.Tensor:
     """MC-dropout predictive samples (Gal & Ghahramani 2016): probabilities (S, N, K).
@@ -141,6 +147,7 @@ def mc_dropout_probs(model, x: torch.Tensor, samples: int = 10, seed: int = 0, b
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def ensemble_probs(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Member probabilities (M, N, K) of a deep ensemble (Lakshminarayanan et al. 2017).
 
@@ -197,6 +204,7 @@ def _is_ensemble(p) -> bool:
        reference="Gal & Ghahramani, ICML 2016", label="MCD", order=90, applies=_has_dropout,
        from_pass=lambda p: _mc_dropout_parts(p).total)
 @guarded(policy="mc_dropout")
+@checked
 def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure: str = "total",
                batch_size="auto") -> torch.Tensor:
     """MC-dropout uncertainty (N,) in nats, **higher = more uncertain**.
@@ -212,6 +220,7 @@ def mc_dropout(model, x: torch.Tensor, samples: int = 10, seed: int = 0, measure
        reference="Lakshminarayanan et al., NeurIPS 2017", label="Ensemble", order=110, applies=_is_ensemble,
        from_pass=lambda p: _ensemble_parts(p).total)
 @guarded(policy="eval")
+@checked
 def ensemble(model, x: torch.Tensor, measure: str = "total", batch_size="auto") -> torch.Tensor:
     """Deep-ensemble uncertainty (N,) in nats, **higher = more uncertain** (``measure`` as in :func:`mc_dropout`)."""
     check_choice(measure, MEASURES, "measure")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.checks import as_float_tensor, check_binary, check_choice, check_labels, check_logits, check_number, check_probs, check_scores
 from .._core.directions import register
 
@@ -41,6 +42,7 @@ register('NLL', False, quantity='mean negative log-likelihood of the true labels
 BIN_RULES = ("left_closed", "torchmetrics", "right_closed")
 
 
+@checked
 def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-label confidence ``max_k p_k`` (N,) and correctness ``argmax p == label`` (N,) after checks."""
     probs = check_probs(probs)
@@ -55,6 +57,7 @@ def _check_bins(n_bins) -> int:
     return n_bins
 
 
+@checked
 def reliability_bins(confidences, correct, n_bins: int = 15, rule: str = "left_closed") -> dict:
     """Equal-width reliability bins of confidences (N,) in [0, 1] and 0/1 correctness (N,).
 
@@ -94,6 +97,7 @@ def _gaps(bins):
     return nonempty, gap
 
 
+@checked
 def expected_calibration_error(probs, labels, n_bins: int = 15, rule: str = "left_closed") -> float:
     """ECE = sum_k (n_k / N) |acc_k - conf_k| over equal-width bins, in [0, 1]: **lower is better**.
 
@@ -109,6 +113,7 @@ def expected_calibration_error(probs, labels, n_bins: int = 15, rule: str = "lef
 ece = expected_calibration_error
 
 
+@checked
 def maximum_calibration_error(probs, labels, n_bins: int = 15, rule: str = "left_closed") -> float:
     """MCE = max_k |acc_k - conf_k| over non-empty equal-width bins, in [0, 1]: **lower is better**."""
     conf, correct = top_label(probs, labels)
@@ -120,6 +125,7 @@ def maximum_calibration_error(probs, labels, n_bins: int = 15, rule: str = "left
 mce = maximum_calibration_error
 
 
+@checked
 def adaptive_ece(probs, labels, n_bins: int = 15) -> float:
     """Adaptive (equal-mass) ECE (Nixon et al. 2019): **lower is better**.
 
@@ -136,6 +142,7 @@ def adaptive_ece(probs, labels, n_bins: int = 15) -> float:
     return total / conf.numel()
 
 
+@checked
 def brier_score(probs, labels) -> float:
     """Multiclass Brier score ``mean_i sum_k (p_ik - 1[y_i = k])^2``, in [0, 2]: **lower is better**."""
     probs = check_probs(probs)
@@ -144,6 +151,7 @@ def brier_score(probs, labels) -> float:
     return float((probs - onehot).pow(2).sum(1).mean())
 
 
+@checked
 def mean_nll(probs, labels) -> float:
     """Mean negative log-likelihood of the true labels ``-mean_i log p_i[y_i]`` (nats): **lower is better**."""
     probs = check_probs(probs)
@@ -152,6 +160,7 @@ def mean_nll(probs, labels) -> float:
     return float(-torch.log(p.clamp_min(torch.finfo(p.dtype).tiny)).mean())
 
 
+@checked
 def calibration_summary(probs, labels, n_bins: int = 15, rule: str = "left_closed") -> dict[str, float]:
     """Accuracy (higher is better) and ECE, MCE, adaptive ECE, Brier, NLL (all lower is better)."""
     conf, correct = top_label(probs, labels)
@@ -175,6 +184,7 @@ def _check_logits_not_probs(logits) -> torch.Tensor:
     return logits
 
 
+@checked
 def fit_temperature(logits, labels, max_iter: int = 100, init: float = 1.0) -> float:
     """Temperature scaling (Guo et al. 2017): the T > 0 minimising the NLL of ``softmax(logits / T)``.
 
@@ -205,6 +215,7 @@ def fit_temperature(logits, labels, max_iter: int = 100, init: float = 1.0) -> f
     return float(log_t.detach().exp())
 
 
+@checked
 def temperature_scale(logits, temperature: float) -> torch.Tensor:
     """``logits / T`` (check T > 0); softmax of the result is the calibrated prediction."""
     logits = as_float_tensor(logits, "logits")

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 
 import torch
 
+from .._core.arguments import checked
 from ..datasets import ImageDataset
 from .._core.batching import check_batch_size
-from .._core.checks import check_binary, check_scores
+from .._core.checks import check_binary, check_length, check_positive_int, check_scores
 from .._core.directions import describe, higher_is_better
 from .._core.modes import guarded
 from .._core.registry import Column
@@ -43,6 +44,7 @@ TUTORIAL_VARIANTS = Column(SCORES, rows=lambda spec: [(row, (spec.name, options)
                                                       for row, (options, _) in spec.variants.items()])
 
 
+@checked
 def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5), seed: int = 0,
                   clean_fraction: float = 0.0) -> ImageDataset:
     """A copy of ``dataset`` in which every image gets one random corruption at a random severity.
@@ -77,6 +79,7 @@ def corrupted_mix(dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5)
 
 
 @guarded(policy="eval")
+@checked
 def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stats: MahalanobisStats | None = None,
                         samples: int = 10, seed: int = 0, batch_size="auto", n_points: int = 100,
                         variants: dict | None = None) -> dict:
@@ -117,6 +120,7 @@ def misprediction_table(model, dataset: ImageDataset, names, *, mahalanobis_stat
 
 
 @guarded(policy="eval")
+@checked
 def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2, 3, 4, 5), names=("msp",),
                      n: int | None = 200, seed: int = 0, batch_size="auto", n_points: int = 100) -> dict:
     """AUAC (higher is better) of each score on each corruption and severity, on the first ``n`` images.
@@ -128,6 +132,8 @@ def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2
     """
 
     check_batch_size(batch_size)
+    if n is not None:
+        check_positive_int(n, "n")
     sub = (dataset.images if n is None else dataset.images[:n]).to(_device(model))
     labels = dataset.labels[:sub.shape[0]].cpu()
     out = {"auac": {}, "accuracy": {}, "scores": {}, "correct": {}}
@@ -143,6 +149,7 @@ def corruption_table(model, dataset: ImageDataset, corruptions, severities=(1, 2
     return out
 
 
+@checked
 def format_corruption_table(result: dict, names, per_block: int = 5, display=None) -> str:
     """The tutorial's layout: levels as rows, corruptions as columns, each cell ``a/b/c/...`` (AUAC in %).
 
@@ -178,6 +185,7 @@ def format_corruption_table(result: dict, names, per_block: int = 5, display=Non
 
 
 @guarded(policy="eval")
+@checked
 def ood_table(model, id_images: torch.Tensor, ood_sets: dict, names, *, id_scores: dict | None = None,
               mahalanobis_stats: MahalanobisStats | None = None, samples: int = 10, seed: int = 0,
               batch_size="auto") -> dict:
@@ -191,6 +199,10 @@ def ood_table(model, id_images: torch.Tensor, ood_sets: dict, names, *, id_score
     device = _device(model)
     if id_scores is None:
         id_scores = score_batch(model, id_images.to(device), names, **kw).scores
+    for n in names:
+        if n not in id_scores:
+            raise ValueError(f"id_scores has no {n!r} scores; give every score in names, or id_scores=None")
+        check_length(id_scores[n], len(id_images), f"id_scores[{n!r}]", "id_images")
     table = {n: {} for n in names}
     for set_name, images in ood_sets.items():
         scores = score_batch(model, images.to(device), names, **kw).scores
@@ -199,6 +211,7 @@ def ood_table(model, id_images: torch.Tensor, ood_sets: dict, names, *, id_score
     return table
 
 
+@checked
 def format_ood_table(table: dict, display=None) -> str:
     """Rows = scores, columns = OOD sets, cells ``AUROC / FPR95`` in %."""
     display = display or TUTORIAL_NAMES
@@ -217,6 +230,7 @@ def format_ood_table(table: dict, display=None) -> str:
     return "\n".join(lines)
 
 
+@checked
 def quadrant_counts(trust, confidence, correct, trust_split: float | None = None,
                     confidence_split: float | None = None) -> dict:
     """Counts of correct and wrong predictions in the four quadrants of (trust, confidence).

@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from .._core.arguments import checked
 from .._core.checks import check_binary, check_choice, check_labels, check_scores
 from .._core.directions import register, view
 from .._core.ranks import average_ranks
@@ -49,6 +50,7 @@ def _binary_pair(scores, labels, score_name="scores", label_name="labels"):
     return scores, labels, n_pos
 
 
+@checked
 def auroc(scores, labels) -> float:
     """Area under the ROC curve for positives scored *higher*: **higher is better** (0.5 = chance, 1 = perfect).
 
@@ -62,6 +64,7 @@ def auroc(scores, labels) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+@checked
 def roc_curve(scores, labels) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ROC for "positive when score >= threshold": ``(fpr, tpr, thresholds)``, one point per distinct
     score (decreasing thresholds), preceded by (0, 0) at threshold +inf. Like scikit-learn's
@@ -81,6 +84,7 @@ def roc_curve(scores, labels) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return fpr, tpr, thresholds
 
 
+@checked
 def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95, positive: str = "ood", rule: str = "first_ge") -> float:
     """False-positive rate at a given true-positive rate (FPR95 for ``tpr=0.95``): **lower is better**.
 
@@ -115,6 +119,7 @@ def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95, positive: str = "ood", 
     return float(fpr[index])
 
 
+@checked
 def ood_metrics(id_scores, ood_scores) -> dict[str, float]:
     """``{"AUROC": ..., "FPR95": ...}`` for detecting OOD inputs (positive = OOD, uncertainty scores).
 
@@ -128,6 +133,7 @@ def ood_metrics(id_scores, ood_scores) -> dict[str, float]:
             "FPR95": fpr_at_tpr(id_scores, ood_scores, 0.95, positive="ood", rule="first_ge")}
 
 
+@checked
 def misprediction_auroc(scores, correct) -> float:
     """AUROC of separating wrong from correct predictions with uncertainty ``scores``: **higher is better**."""
     scores = check_scores(scores)
@@ -177,6 +183,7 @@ def _grid(n: int, n_points: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return fractions, n * (1 - fractions)
 
 
+@checked
 def accuracy_curve(scores, correct, kind: str = "uncertainty", n_points: int = 100
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The tutorial's accuracy curve: ``(percentiles, accuracy)``.
@@ -193,6 +200,7 @@ def accuracy_curve(scores, correct, kind: str = "uncertainty", n_points: int = 1
     return fractions, (_interpolate(bounds, cum, kept)[:, 0] / kept)
 
 
+@checked
 def f1_curve(scores, predictions, labels, kind: str = "uncertainty", n_points: int = 100
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """The tutorial's F1 curve: ``(percentiles, macro F1)`` of the images above each trust percentile.
@@ -222,6 +230,7 @@ def f1_curve(scores, predictions, labels, kind: str = "uncertainty", n_points: i
     return fractions, f1.sum(1) / present.sum(1)
 
 
+@checked
 def auac(scores, correct, kind: str = "uncertainty", n_points: int = 100) -> float:
     """Area under the accuracy curve (:func:`accuracy_curve`), in [0, 1]: **higher is better**.
 
@@ -233,11 +242,13 @@ def auac(scores, correct, kind: str = "uncertainty", n_points: int = 100) -> flo
     return float(accuracy_curve(scores, correct, kind, n_points)[1].mean())
 
 
+@checked
 def aufc(scores, predictions, labels, kind: str = "uncertainty", n_points: int = 100) -> float:
     """Area under the macro-F1 curve (:func:`f1_curve`), in [0, 1]: **higher is better**."""
     return float(f1_curve(scores, predictions, labels, kind, n_points)[1].mean())
 
 
+@checked
 def auac_reference(correct, n_points: int = 100) -> dict[str, float]:
     """AUAC of a useless score (``"random"``, = accuracy) and of a perfect one (``"oracle"``)."""
     correct = check_binary(correct, "correct")
@@ -247,6 +258,7 @@ def auac_reference(correct, n_points: int = 100) -> dict[str, float]:
 
 
 # -------------------------------------------------------------------------------- selective prediction
+@checked
 def risk_coverage_curve(scores, correct, kind: str = "uncertainty") -> tuple[torch.Tensor, torch.Tensor]:
     """``(coverage, risk)``: keep the k most trusted samples (k = 1..N), risk = their error rate.
 
@@ -261,6 +273,7 @@ def risk_coverage_curve(scores, correct, kind: str = "uncertainty") -> tuple[tor
     return kept / n, _interpolate(bounds, cum, kept)[:, 0] / kept
 
 
+@checked
 def aurc(scores, correct, kind: str = "uncertainty", method: str = "mean") -> float:
     """Area under the risk-coverage curve (Geifman et al. 2019): **lower is better**.
 

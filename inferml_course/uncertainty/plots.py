@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .._core.arguments import checked
 from .calibration import expected_calibration_error, reliability_bins, top_label
 
 __all__ = ["reliability_diagram", "uncertainty_maps", "score_histograms", "trust_curves", "quadrant_scatter",
@@ -28,6 +29,7 @@ def _axes(ax, figsize):
     return ax
 
 
+@checked
 def reliability_diagram(probs, labels, ax=None, n_bins: int = 15, rule: str = "left_closed", title: str | None = None,
                         color: str = "#3b75af", count_ax=None):
     """Accuracy per confidence bin (bars) against the diagonal of perfect calibration.
@@ -71,6 +73,7 @@ def reliability_diagram(probs, labels, ax=None, n_bins: int = 15, rule: str = "l
     return ax.figure
 
 
+@checked
 def uncertainty_maps(grid, maps: dict, data=None, parts=("total", "aleatoric", "epistemic"), suptitle=None):
     """One row per method, one column per part of the decomposition, data points on top.
 
@@ -101,6 +104,7 @@ def uncertainty_maps(grid, maps: dict, data=None, parts=("total", "aleatoric", "
     return fig
 
 
+@checked
 def score_histograms(scores, correct, ax=None, title: str | None = None, xlabel: str = "uncertainty score",
                      bins: int = 30, log_y: bool = False):
     """Histograms of a score for correct (green) and wrong (red) predictions, each normalised to area 1.
@@ -122,6 +126,7 @@ def score_histograms(scores, correct, ax=None, title: str | None = None, xlabel:
     return ax.figure
 
 
+@checked
 def trust_curves(curves: dict, ax=None, ylabel: str = "accuracy of the retained images", title: str | None = None,
                  reference: dict | None = None):
     """Curves ``{name: (percentiles, values)}`` (e.g. from :func:`~.metrics.accuracy_curve`), with
@@ -140,6 +145,7 @@ def trust_curves(curves: dict, ax=None, ylabel: str = "accuracy of the retained 
     return ax.figure
 
 
+@checked
 def quadrant_scatter(trust, confidence, correct, ax=None, trust_split: float | None = None,
                      confidence_split: float | None = None, title: str | None = None, log_trust: bool = True):
     """The tutorial's scatter: trust on x, softmax confidence on y, correct green, wrong red.
@@ -179,6 +185,7 @@ def quadrant_scatter(trust, confidence, correct, ax=None, trust_split: float | N
     return ax.figure
 
 
+@checked
 def ood_histograms(id_scores, ood_scores: dict, ax=None, title: str | None = None,
                    xlabel: str = "uncertainty score", bins: int = 30, log_x: bool = False):
     """Density histograms of a score on in-distribution images and on each OOD set.

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from .._core.arguments import checked
 from .._core.checks import check_model_input
 from .._core.directions import SCORE, register
 from .._core.registry import Registry
@@ -78,6 +79,7 @@ def _load():
 REGISTRY = Registry("score", _load)
 
 
+@checked
 def score(name: str, *, confidence: bool, quantity: str, family: str, reference: str, label: str | None = None,
           order: float | None = None, from_pass: Callable | None = None, features: bool = False,
           applies: Callable | None = None, variants: dict | None = None, options: dict | None = None):

@@ -56,11 +56,13 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .._core.arguments import checked
 from . import bayesian, trust
 from .._core.checks import check_choice, check_labels, check_logits, check_model_input, check_number
 from .._core.adapter import forward_logits, forward_with_features, penultimate_features
 from .._core.batching import batches, check_batch_size
 from .._core.modes import eval_mode, guarded
+from .._core.targets import check_model_output
 from .registry import REGISTRY, ScoreSpec, score
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------ logit-level functions
+@checked
 def logit_scores(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every softmax/logit score of logits (N, K), each (N,), in the *paper's* direction.
 
@@ -106,6 +109,7 @@ def _prepare(model, x, batch_size, argument="x"):
 @score("msp", confidence=True, quantity="max softmax probability (a confidence)", family="softmax",
        reference="Hendrycks & Gimpel, ICLR 2017", label="Softmax", order=10, from_pass=_from_logits("msp"))
 @guarded(policy="eval")
+@checked
 def msp(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Maximum softmax probability (Hendrycks & Gimpel 2017): a confidence, **higher = more confident**.
 
@@ -118,6 +122,7 @@ def msp(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
 @score("entropy", confidence=False, quantity="softmax entropy (nats)", family="softmax",
        reference="Shannon entropy of the predictive", label="Entropy", order=20, from_pass=_from_logits("entropy"))
 @guarded(policy="eval")
+@checked
 def entropy(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Shannon entropy of the softmax in nats, in [0, log K]: **higher = more uncertain**."""
     x = _prepare(model, x, batch_size)
@@ -127,6 +132,7 @@ def entropy(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
 @score("margin", confidence=True, quantity="p(1st) - p(2nd) (a confidence)", family="softmax",
        reference="hypothesis margin (Bartlett et al. 1998)", label="Margin", order=30, from_pass=_from_logits("margin"))
 @guarded(policy="eval")
+@checked
 def margin(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Hypothesis margin p(1st) - p(2nd) of the softmax, in [0, 1]: a confidence, **higher = more confident**.
 
@@ -139,6 +145,7 @@ def margin(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
 @score("nll", confidence=False, quantity="-log p(predicted label)", family="softmax",
        reference="negative log-likelihood at the prediction", label="NLL", order=40, from_pass=_from_logits("nll"))
 @guarded(policy="eval")
+@checked
 def nll(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """Negative log-likelihood of the predicted label, ``-log softmax(z)[argmax z]`` (nats, >= 0).
 
@@ -153,6 +160,7 @@ def nll(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
        family="logit", reference="Hendrycks et al. 2022; GradTrust demo.py", label="max logit", order=50,
        from_pass=_from_logits("max_logit"))
 @guarded(policy="eval")
+@checked
 def max_logit(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
     """The largest logit ``max_k z_k``: a confidence, **higher = more confident**.
 
@@ -166,6 +174,7 @@ def max_logit(model, x: torch.Tensor, batch_size="auto") -> torch.Tensor:
 @score("energy", confidence=False, quantity="-T logsumexp(z/T)", family="logit", reference="Liu et al., NeurIPS 2020",
        label="Energy", order=60, from_pass=_from_logits("energy"))
 @guarded(policy="eval")
+@checked
 def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size="auto") -> torch.Tensor:
     """Energy ``E(x) = -T logsumexp(z / T)`` (Liu et al. 2020): **higher = more uncertain** (more OOD).
 
@@ -178,6 +187,7 @@ def energy(model, x: torch.Tensor, temperature: float = 1.0, batch_size="auto") 
 
 # ---------------------------------------------------------------------------------------------- ODIN
 @guarded(policy="eval")
+@checked
 def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
                  batch_size="auto") -> tuple[torch.Tensor, torch.Tensor]:
     """ODIN's input pre-processing: ``x~ = x - eps * sign(grad_x CE(f(x)/T, argmax f(x)))``.
@@ -197,7 +207,7 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
     with eval_mode(model), torch.enable_grad():
         for chunk in batches(x, batch_size, model=model, backward=True):
             xi = chunk.detach().clone().requires_grad_(True)
-            logits = model(xi)
+            logits = check_model_output(model(xi), len(xi))
             pred = logits.argmax(1)
             loss = F.cross_entropy(logits / t, pred, reduction="sum")
             (grad,) = torch.autograd.grad(loss, xi)
@@ -210,6 +220,7 @@ def odin_perturb(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: f
 @score("odin", confidence=True, quantity="max softmax(f(x~)/T) of the perturbed input (a confidence)",
        family="perturbation", reference="Liang et al., ICLR 2018", label="ODIN", order=70)
 @guarded(policy="eval")
+@checked
 def odin(model, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
          batch_size="auto") -> torch.Tensor:
     """ODIN score (Liang et al. 2018): ``max_k softmax(f(x~)/T)_k`` of the perturbed input.
@@ -237,6 +248,7 @@ class MahalanobisStats:
 
 
 @guarded(policy="eval")
+@checked
 def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_size="auto",
                     ridge: float = 1e-6, features=None, classifier=None) -> MahalanobisStats:
     """Fit class means and ONE shared (tied) covariance on training features (Lee et al. 2018).
@@ -270,6 +282,7 @@ def fit_mahalanobis(model, images: torch.Tensor, labels: torch.Tensor, batch_siz
     return MahalanobisStats(means, (precision + precision.T) / 2)
 
 
+@checked
 def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch.Tensor:
     """``min_k (h - mu_k)^T P (h - mu_k)`` for features h (N, D): **higher = more uncertain**.
 
@@ -296,6 +309,7 @@ def mahalanobis_from_features(h: torch.Tensor, stats: MahalanobisStats) -> torch
        reference="Lee et al., NeurIPS 2018 (tied covariance)", label="Mahalanobis", order=80,
        from_pass=lambda p: _mahalanobis_from_pass(p), features=True, applies=lambda p: p.mahalanobis_stats is not None)
 @guarded(policy="eval")
+@checked
 def mahalanobis(model, x: torch.Tensor, stats: MahalanobisStats | None = None, batch_size="auto",
                 features=None, classifier=None) -> torch.Tensor:
     """Single-pass distance score: squared Mahalanobis distance of the features to the nearest class mean.
@@ -323,15 +337,18 @@ def _mahalanobis_from_pass(p) -> torch.Tensor:
 SCORES = REGISTRY
 
 
+@checked
 def available_scores() -> tuple[str, ...]:
     return SCORES.names()
 
 
+@checked
 def get_score(name: str) -> ScoreSpec:
     """The registry entry ``name`` (see :data:`SCORES`)."""
     return SCORES[check_choice(name, available_scores(), "score name")]
 
 
+@checked
 def uncertainty(name: str, model, x: torch.Tensor, **options) -> torch.Tensor:
     """Uncertainty score ``name`` for images ``x``: (N,), **higher = more uncertain**.
 
@@ -390,6 +407,7 @@ class ScorePass:
 
 
 @guarded(policy="eval")
+@checked
 def compute_scores(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
                    samples: int = 10, seed: int = 0, batch_size="auto", odin_options: dict | None = None
                    ) -> dict[str, torch.Tensor]:
@@ -409,6 +427,7 @@ class ScoreResult(NamedTuple):
 
 
 @guarded(policy="eval")
+@checked
 def score_batch(model, x: torch.Tensor, names=None, *, mahalanobis_stats: MahalanobisStats | None = None,
                 samples: int = 10, seed: int = 0, batch_size="auto", odin_options: dict | None = None,
                 classifier=None) -> ScoreResult:

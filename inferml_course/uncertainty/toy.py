@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._core.arguments import checked
 from .._core.modes import eval_mode, mc_dropout_mode
 from .bayesian import Decomposition, _seeded, decompose
 
@@ -43,6 +44,7 @@ class ToyData:
         return (points - torch.tensor(self.gap_center)).norm(dim=1) < self.gap_radius
 
 
+@checked
 def make_toy_moons(n: int = 600, noise: float = 0.1, label_noise: float = 0.4, seed: int = 0,
                    noisy_center=(1.9, 0.35), noisy_radius: float = 0.45,
                    gap_center=(0.05, 0.5), gap_radius: float = 0.4) -> ToyData:
@@ -76,6 +78,7 @@ class ToyMLP(nn.Module):
         return self.net(x)
 
 
+@checked
 def train_toy_mlp(data: ToyData, hidden: int = 64, dropout: float = 0.0, steps: int = 300, lr: float = 0.02,
                   weight_decay: float = 1e-4, seed: int = 0) -> ToyMLP:
     """Full-batch Adam on the toy data; deterministic for a seed; the caller's RNG state is restored."""
@@ -94,6 +97,7 @@ def train_toy_mlp(data: ToyData, hidden: int = 64, dropout: float = 0.0, steps: 
     return model
 
 
+@checked
 def train_toy_ensemble(data: ToyData, members: int = 5, seed: int = 0, **options) -> list[ToyMLP]:
     """A deep ensemble: ``members`` MLPs that differ only in their random initialisation (seeds)."""
     return [train_toy_mlp(data, seed=seed + i, **options) for i in range(members)]
@@ -109,6 +113,7 @@ class ToyGrid:
         return values.reshape(self.xx.shape).cpu().numpy()
 
 
+@checked
 def toy_grid(data: ToyData, resolution: int = 120, margin: float = 0.9) -> ToyGrid:
     """A regular grid around the data (for uncertainty maps)."""
     lo = data.x.min(0).values - margin
@@ -121,6 +126,7 @@ def toy_grid(data: ToyData, resolution: int = 120, margin: float = 0.9) -> ToyGr
 
 
 @torch.no_grad()
+@checked
 def toy_probs(models, points: torch.Tensor, samples: int = 30, seed: int = 0) -> torch.Tensor:
     """Probabilities (S, G, 2): one row per ensemble member (a list of models) or per MC-dropout
     sample (a single model with dropout)."""
@@ -133,11 +139,13 @@ def toy_probs(models, points: torch.Tensor, samples: int = 30, seed: int = 0) ->
         return torch.stack([torch.softmax(models(points), 1) for _ in range(samples)])
 
 
+@checked
 def toy_decomposition(models, points: torch.Tensor, samples: int = 30, seed: int = 0) -> Decomposition:
     """Total, aleatoric and epistemic uncertainty (nats) at ``points`` (see :func:`toy_probs`)."""
     return decompose(toy_probs(models, points, samples, seed))
 
 
+@checked
 def region_means(decomposition: Decomposition, data: ToyData, points: torch.Tensor) -> dict[str, dict[str, float]]:
     """Mean total / aleatoric / epistemic uncertainty in the noisy patch, the gap and near clean data."""
     noisy, gap = data.in_noisy(points), data.in_gap(points)

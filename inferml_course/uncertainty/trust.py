@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from .._core.arguments import checked
 from .._core.checks import check_choice, check_logits, check_model, check_model_input, check_number
 from .._core.adapter import forward_with_features, resolve_classifier, shorten
 from .._core.batching import batches, check_batch_size, row_chunk
@@ -60,6 +61,7 @@ def _head(layer):
 
 
 # ------------------------------------------------------------------------------------------ GradTrust
+@checked
 def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """GradTrust in closed form: ``max_c (z_c - 1/N)^4 / mean_c (z_c - 1/N)^4`` for logits (B, N).
 
@@ -79,6 +81,7 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
                  "uncertainty('gradtrust') is its negative)"),
        label="GradTrust", order=150, from_pass=lambda p: gradtrust_from_logits(p.logits))
 @guarded(policy="eval")
+@checked
 def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size="auto",
               classifier=None) -> torch.Tensor:
     """GradTrust (Prabhushankar & AlRegib, MIPR 2024) as released in the authors' ``demo.py``.
@@ -123,6 +126,7 @@ def gradtrust(model, x: torch.Tensor, method: str = "gradient", batch_size="auto
                                                         p.features, batch_size=p.batch_size),
        variants={"gradtrust_topk_slide": ({"ratio": "predicted_over_contrast"}, "GradTrust top-k (slide's ratio)")})
 @guarded(policy="eval")
+@checked
 def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size="auto", classifier=None,
                    ratio: str = "contrast_over_predicted") -> torch.Tensor:
     """Top-k counterfactual GradTrust: a **course reconstruction** of the paper's text [INFERRED].
@@ -154,6 +158,7 @@ def gradtrust_topk(model, x: torch.Tensor, k: int = 3, batch_size="auto", classi
     return gradtrust_topk_from_features(layer, logits, h, k, batch_size, ratio=ratio)
 
 
+@checked
 def gradtrust_topk_from_features(layer, logits: torch.Tensor, h: torch.Tensor, k: int = 3,
                                  batch_size="auto", ratio: str = "contrast_over_predicted") -> torch.Tensor:
     """:func:`gradtrust_topk` from the logits (B, N) and last-layer inputs h (B, D) of one forward pass."""
@@ -188,6 +193,7 @@ PURVIEW_PARTS = ("final", "initial", "all")
 
 
 @guarded(policy="eval")
+@checked
 def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) -> tuple[torch.Tensor, list[str]]:
     """Per-sample squared gradient norms of parameter tensors: ``(N, P)`` and the P names.
 
@@ -228,6 +234,7 @@ def purview_features(model, x: torch.Tensor, batch_size: int = 128, names=None) 
     return torch.cat(rows), names
 
 
+@checked
 def purview_parameters(model, part: str = "final") -> list[str]:
     """The parameter names that :func:`purview` averages for ``part`` (see there)."""
     check_choice(part, PURVIEW_PARTS, "part")
@@ -244,6 +251,7 @@ def purview_parameters(model, part: str = "final") -> list[str]:
 @score("purview", confidence=False, quantity="mean squared per-layer gradient norm, all-ones label",
        family="gradient", reference="Lee et al., IEEE Access 2023", label="Purview", order=140)
 @guarded(policy="eval")
+@checked
 def purview(model, x: torch.Tensor, part: str = "final", batch_size: int = 128) -> torch.Tensor:
     """Purview (Lee et al., IEEE Access 2023), as re-implemented in the GradTrust demo, per sample.
 
@@ -261,6 +269,7 @@ def purview(model, x: torch.Tensor, part: str = "final", batch_size: int = 128) 
 
 
 # ------------------------------------------------------------------------------------------- GradNorm
+@checked
 def gradnorm_closed_form(logits: torch.Tensor, h: torch.Tensor, temperature: float = 1.0,
                          variant: str = "huang") -> torch.Tensor:
     """GradNorm from logits (B, N) and last-layer inputs h (B, D), no autograd; returns (B,).
@@ -297,6 +306,7 @@ def _check_demo_temperature(t: float) -> None:
        order=130, features=True, from_pass=lambda p: gradnorm_closed_form(p.logits, p.features),
        variants={"gradnorm_gradtrust_demo": ({"variant": "gradtrust_demo"}, "GradNorm (GradTrust demo)")})
 @guarded(policy="eval")
+@checked
 def gradnorm(model, x: torch.Tensor, temperature: float = 1.0, method: str = "gradient",
              batch_size="auto", classifier=None, variant: str = "huang") -> torch.Tensor:
     """GradNorm for images x (N, C, H, W): a confidence per image, (N,).

@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..._core.arguments import checked
 from ..._core.checks import check_choice, check_float_tensor, check_images, check_model_input, check_positive_int
 from ..._core.directions import register, view
 from ..._core.images import gaussian_blur, mask_iou
@@ -126,6 +127,7 @@ class BlurringResult(NamedTuple):
 
 @guarded(policy="eval", arg="uncertainty")
 @torch.no_grad()
+@checked
 def blurring_test(uncertainty, x: torch.Tensor, maps: torch.Tensor, budgets=BUDGETS, points: int = 10,
                   sigma: float = 2.0, substrate: torch.Tensor | None = None, batch_size: int = 1024) -> BlurringResult:
     """The blurring test of an attribution map (see the module docstring).
@@ -197,6 +199,7 @@ def _check_masks(masks, maps, argument="masks"):
     return masks.to(maps.device)
 
 
+@checked
 def binarize_maps(maps: torch.Tensor, rule: str = "area", masks: torch.Tensor | None = None,
                   fraction: float = 0.1, threshold: float = 0.5) -> torch.Tensor:
     """Boolean (N, H, W) regions from maps: ``"area"`` (top-k pixels, k = each mask's area; needs
@@ -224,12 +227,14 @@ def binarize_maps(maps: torch.Tensor, rule: str = "area", masks: torch.Tensor | 
     return (rank < k[:, None]).view(n, h, w)
 
 
+@checked
 def map_iou(regions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Intersection over union of boolean regions and masks (N, H, W) -> (N,); two empty sets give 1."""
     masks = _check_masks(masks, regions)
     return mask_iou(regions, masks).float()
 
 
+@checked
 def anomaly_localization(maps: torch.Tensor, masks: torch.Tensor, binarize: str = "area", ada: str = "iou",
                          ada_threshold: float = 0.5, fraction: float = 0.1, threshold: float = 0.5) -> dict:
     """IoU and ADA of attribution maps against anomaly masks (see the module docstring).
@@ -254,6 +259,7 @@ def anomaly_localization(maps: torch.Tensor, masks: torch.Tensor, binarize: str 
 
 # --- the map as attention --------------------------------------------------------------------------------
 
+@checked
 def attention_map(maps: torch.Tensor) -> torch.Tensor:
     """The CVPR poster's attention map **A = (1 - M) * M** for uncertainty attribution maps M in [0, 1].
 
@@ -269,6 +275,7 @@ def attention_map(maps: torch.Tensor) -> torch.Tensor:
     return (1 - maps) * maps
 
 
+@checked
 def attention_inputs(x: torch.Tensor, maps: torch.Tensor, fill: str = "zero", sigma: float = 2.0,
                      top: float | None = None, form: str = "course") -> torch.Tensor:
     """The attended images (N, C, H, W) for images x (N, C, H, W) and maps (N, H, W).
@@ -312,6 +319,7 @@ def attention_inputs(x: torch.Tensor, maps: torch.Tensor, fill: str = "zero", si
 
 @guarded(policy="eval")
 @torch.no_grad()
+@checked
 def attention_mitigation(model, x: torch.Tensor, labels: torch.Tensor, maps: dict, fill: str = "zero",
                          top: float | None = None, batch_size: int = 512, form: str = "course") -> dict:
     """Accuracy (%, higher is better) and NLL (nats, lower is better) of the Bayesian prediction on

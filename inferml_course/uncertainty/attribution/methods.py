@@ -86,6 +86,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..._core.arguments import checked
 from ..._core.checks import check_choice, check_float_tensor, check_images, check_model_input, check_number, check_positive_int, \
     check_seed, check_segments
 from ..._core.batching import batches
@@ -125,6 +126,7 @@ class UAMethod:
 REGISTRY = Registry("uncertainty attribution method")
 
 
+@checked
 def ua_method(name: str, *, label: str, baseline: bool = False, order: float | None = None, run: Callable | None = None):
     """Decorator: register a method of :func:`attribute` (``run``, default the decorated function
     itself, has the signature of :class:`UAMethod`'s ``run``); returns the function unchanged."""
@@ -141,6 +143,7 @@ TAU2 = 1.0
 
 # --- UA-Backprop ------------------------------------------------------------------------------------------
 
+@checked
 def class_shares(probs: torch.Tensor) -> dict:
     """Stage 1, U -> probabilities: per-class shares (N, K) of each uncertainty type for samples
     (S, N, K); ``shares[m].sum(1)`` is uncertainty ``m``."""
@@ -150,6 +153,7 @@ def class_shares(probs: torch.Tensor) -> dict:
     return {"total": total, "aleatoric": aleatoric, "epistemic": total - aleatoric}
 
 
+@checked
 def logit_coefficients(probs: torch.Tensor, tau1: float = TAU1) -> torch.Tensor:
     """Stage 2 coefficients c(g_j -> z_i) = softmax_k((dg_j/dz_k) / (g_j tau1)) at k = i, for
     probabilities (..., K): shape (..., K_j, K_i), each row summing to 1.
@@ -161,12 +165,14 @@ def logit_coefficients(probs: torch.Tensor, tau1: float = TAU1) -> torch.Tensor:
     return torch.softmax((eye - probs.unsqueeze(-2)) / tau1, dim=-1)
 
 
+@checked
 def logit_shares(probs: torch.Tensor, tau1: float = TAU1) -> dict:
     """Stages 1 and 2: U_{z_i^s} (S, N, K) for each uncertainty type; each (s, n) row sums to U_n."""
     coef = logit_coefficients(probs, tau1)                    # (S, N, K_j, K_i)
     return {m: torch.einsum("snji,nj->sni", coef, share) for m, share in class_shares(probs).items()}
 
 
+@checked
 def psi(maps: torch.Tensor, tau2: float = TAU2) -> torch.Tensor:
     """Our psi for non-negative maps (..., H, W): a softmax over the pixels of log(map) / tau2, that
     is map^(1/tau2) / sum(map^(1/tau2)). Every output map sums to 1; tau2 = 1 gives shares
@@ -245,6 +251,7 @@ def _check_temperature(value, argument):
 
 
 @guarded(policy="eval")
+@checked
 def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, samples: int | None = None,
                         seed: int = 0, tau1: float = TAU1, tau2: float = TAU2, batch_size: int = 16,
                         vectorize: bool | None = None) -> UAResult:
@@ -286,6 +293,7 @@ def ua_backprop_details(model, x: torch.Tensor, source: str | None = None, sampl
 @ua_method("ua_backprop", label="UA-Backprop", order=10,
            run=lambda umodel, x, seed, segments, options: ua_backprop(umodel, x, seed=seed, **options))
 @guarded(policy="eval")
+@checked
 def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
                 samples: int | None = None, seed: int = 0, tau1: float = TAU1, tau2: float = TAU2,
                 batch_size: int = 16, vectorize: bool | None = None) -> torch.Tensor:
@@ -312,6 +320,7 @@ def ua_backprop(model, x: torch.Tensor, measure: str | None = None, source: str 
 
 # --- optimisation-based UA -----------------------------------------------------------------------------
 
+@checked
 def learnable_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 6) -> torch.Tensor:
     """g_phi: each image (N, C, H, W) blurred with its own standard deviation ``sigma`` (N,) in pixels,
     differentiable with respect to sigma: the package's :func:`gaussian_blur` with a fixed truncation
@@ -319,6 +328,7 @@ def learnable_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 6) -> tor
     return gaussian_blur(x, sigma.to(x.dtype), radius=radius)
 
 
+@checked
 def grid_segments(x: torch.Tensor, cell: int = 8) -> torch.Tensor:
     """Square ``cell`` x ``cell`` patches as segments (N, H, W): the features of "Kernel SHAP without segments"."""
     x = check_images(x)
@@ -377,8 +387,10 @@ def _segment_stack(x, segments, n_segments):
            run=lambda umodel, x, seed, segments, options: optimization_ua(umodel, x, seed=seed, segments=segments,
                                                                           **options))
 @guarded(policy="eval")
+@checked
 def optimization_ua(model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
-                    samples: int | None = None, seed: int = 0, segments=None, n_segments=(12, 40, 100),
+                    samples: int | None = None, seed: int = 0, segments=None,
+                    n_segments: int | tuple = (12, 40, 100),
                     steps: int = 60, lr: float = 0.2, lam: float = 2.0, tau: float = 0.5, init: float = -2.0,
                     sigma: float = 2.0, return_details: bool = False):
     """Optimisation-based uncertainty attribution (Wang, Biswas and Ji, ECCV 2024), with superpixels
@@ -476,6 +488,7 @@ METHOD_NAMES = Column(REGISTRY, "label")
 
 
 @guarded(policy="eval")
+@checked
 def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, source: str | None = None,
               posterior_samples: int | None = None, seed: int = 0, segments=None, **options) -> torch.Tensor:
     """Uncertainty attribution map (N, H, W) by name (:data:`UA_METHODS`); **larger = more uncertainty**.

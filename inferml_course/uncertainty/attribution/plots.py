@@ -5,12 +5,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from ..._core.arguments import checked
 from ...plotting import overlay_heatmap, show_image
 from .methods import METHOD_NAMES
 
 __all__ = ["ua_maps_grid", "blurring_curves"]
 
 
+@checked
 def ua_maps_grid(images: torch.Tensor, maps: dict, masks: torch.Tensor | None = None, titles=None,
                  suptitle: str | None = None):
     """Rows = images, columns = the image and one attribution map per method ({name: (N, H, W)}),
@@ -30,6 +32,7 @@ def ua_maps_grid(images: torch.Tensor, maps: dict, masks: torch.Tensor | None = 
     return fig
 
 
+@checked
 def blurring_curves(results: dict, ax=None, title: str | None = None):
     """Mean remaining uncertainty U_k / U_0 against the number of blurred pixels k, one line per method
     (``{name: BlurringResult}``); a curve that falls faster (smaller area, AUC-URR) is better."""

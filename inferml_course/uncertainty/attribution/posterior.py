@@ -11,6 +11,7 @@ import numbers
 import torch
 from torch import nn
 
+from ..._core.arguments import checked
 from ..._core.adapter import dropout_head
 from ..._core.checks import check_choice, check_positive_int, check_seed
 from ..._core.modes import DROPOUT_TYPES, eval_mode
@@ -188,6 +189,7 @@ def _uncertainty_model(model, measure, source, samples, seed) -> "UncertaintyMod
     return UncertaintyModel(model, measure, source, samples, seed)
 
 
+@checked
 def uncertainty_from_probs(probs: torch.Tensor) -> Decomposition:
     """Total, aleatoric and epistemic uncertainty (nats) of samples (S, N, K), differentiable:
     :func:`~inferml_course.uncertainty.bayesian.decompose` with ``clamp=False`` (epistemic = total -

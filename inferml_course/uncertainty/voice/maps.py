@@ -65,6 +65,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._core.arguments import checked
 from ..._core.checks import check_choice, check_float_tensor, check_model_input, check_number, check_positive_int, \
     check_seed
 from ..._core.modes import guarded
@@ -153,6 +154,7 @@ def _smoothgrad_maps(model, x, target, samples, noise, seed, channels, batch_siz
 
 
 @guarded()
+@checked
 def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "contrast_cam", layer=None,
           samples: int = 10, noise: float = 0.15, seed: int = 0, channels: str = "abs",
           normalization: str = "minmax", scale_uncertainty: bool = True, batch_size: int | None = None,
@@ -215,6 +217,7 @@ def voice(model: nn.Module, x: torch.Tensor, target=None, explainer: str = "cont
 
 
 @guarded()
+@checked
 def voice_map(model: nn.Module, x: torch.Tensor, target=None, **options) -> torch.Tensor:
     """Only the VOICE uncertainty map (N, H, W): the explainer-style signature of :func:`voice`."""
     return voice(model, x, target, **options).uncertainty
@@ -226,6 +229,7 @@ def _check_map(m, argument):
     return check_float_tensor(m, argument, "(N, H, W)", dim=3)
 
 
+@checked
 def explanation_overlap(explanation: torch.Tensor, uncertainty: torch.Tensor, threshold: float = 0.1
                         ) -> torch.Tensor:
     """VOICE's IoU between the explanation and its uncertainty map, per image (N,).
@@ -251,6 +255,7 @@ def explanation_overlap(explanation: torch.Tensor, uncertainty: torch.Tensor, th
     return ((inter + 1e-6) / (union + 1e-6)).float()
 
 
+@checked
 def snr(uncertainty: torch.Tensor) -> torch.Tensor:
     """Signal-to-noise ratio of an uncertainty map, mean / std over its pixels (population std), per
     image (N,); 0 for a constant map. **Higher = the uncertainty is spread more evenly over the
@@ -261,6 +266,7 @@ def snr(uncertainty: torch.Tensor) -> torch.Tensor:
                        torch.zeros_like(std)).float()
 
 
+@checked
 def voice_stats(result: VoiceResult, threshold: float = 0.1) -> dict:
     """``{"explanation_overlap": (N,), "snr": (N,)}`` of a :func:`voice` result (both higher = more
     uncertain, so lower is better; see :func:`explanation_overlap`)."""

@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..._core.arguments import checked
 from ...plotting import overlay_heatmap, show_image
 from .maps import VoiceResult, explanation_overlap, snr
 
@@ -16,6 +17,7 @@ def _name(classes, k):
     return classes[k].replace("_", " ") if classes is not None and 0 <= k < len(classes) else str(k)
 
 
+@checked
 def voice_panel(images: torch.Tensor, result: VoiceResult, indices, class_names=None, labels=None,
                 n_contrast: int = 3, threshold: float = 0.1, suptitle: str | None = None, colorbar: bool = True):
     """One row per image: the image, "Why P?", the ``n_contrast`` most probable "Why P, rather than Q?"
@@ -53,6 +55,7 @@ def voice_panel(images: torch.Tensor, result: VoiceResult, indices, class_names=
     return fig
 
 
+@checked
 def metric_boxplots(groups: dict, ylabel: str, title: str | None = None, ax=None):
     """Box plots of ``{group label: values (N,)}`` with the mean marked, for comparing distributions."""
     if ax is None:
