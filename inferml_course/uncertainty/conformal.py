@@ -360,6 +360,13 @@ def _sets(sets, argument: str = "sets") -> torch.Tensor:
     return sets
 
 
+def _hits(sets, labels):
+    """Checked sets (N, K) bool, labels (N,) long and whether each set holds its label, (N,) float64."""
+    sets = _sets(sets)
+    y = _labels(labels, sets.shape[0], sets.shape[1], sets.device)
+    return sets, y, sets.gather(1, y[:, None])[:, 0].double()
+
+
 class SizeCoverage(NamedTuple):
     """Coverage of the images whose set has one size, and how many images that is."""
 
@@ -371,9 +378,8 @@ class SizeCoverage(NamedTuple):
         "(guaranteed >= 1 - alpha on exchangeable data)", family=_FAMILY)
 def coverage(sets, labels) -> float:
     """Share of images whose set contains the true label (the guarantee: >= 1 - alpha)."""
-    sets = _sets(sets)
-    y = _labels(labels, sets.shape[0], sets.shape[1], sets.device)
-    return float(sets.gather(1, y[:, None]).double().mean())
+    _, _, hit = _hits(sets, labels)
+    return float(hit.mean())
 
 
 @metric("set size", False, quantity="mean number of labels in a conformal prediction set (at a given coverage)",
@@ -387,9 +393,7 @@ def set_size(sets) -> torch.Tensor:
 def coverage_by_size(sets, labels) -> dict[int, SizeCoverage]:
     """``{size: SizeCoverage(coverage, count)}`` for each set size that occurs, in increasing order: are
     small sets as reliable as large ones? (Conformal sets only promise the average.)"""
-    sets = _sets(sets)
-    y = _labels(labels, sets.shape[0], sets.shape[1], sets.device)
-    hit = sets.gather(1, y[:, None])[:, 0].double()
+    sets, _, hit = _hits(sets, labels)
     size = sets.sum(1)
     sizes, index, counts = torch.unique(size, return_inverse=True, return_counts=True)
     hits = torch.zeros(len(sizes), dtype=torch.float64, device=sets.device).index_add_(0, index, hit)
@@ -400,10 +404,8 @@ def coverage_by_class(sets, labels) -> torch.Tensor:
     """Coverage of the images of each true class, (K,) float64 (NaN for a class with no image): the
     marginal guarantee allows some classes far below ``1 - alpha``; ``calibrate(classwise=True)`` covers
     each class."""
-    sets = _sets(sets)
+    sets, y, hit = _hits(sets, labels)
     k = sets.shape[1]
-    y = _labels(labels, sets.shape[0], k, sets.device)
-    hit = sets.gather(1, y[:, None])[:, 0].double()
     counts = torch.bincount(y, minlength=k).double()
     hits = torch.zeros(k, dtype=torch.float64, device=sets.device).index_add_(0, y, hit)
     return torch.where(counts > 0, hits / counts.clamp_min(1), torch.full_like(hits, float("nan")))
