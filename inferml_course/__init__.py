@@ -30,6 +30,7 @@ __getattr__, __dir__ = lazy_package(__name__, globals(), _SUBMODULES)
 # the uncertainty package is loaded.
 _directions.sources(
     "inferml_course.evaluate", "inferml_course.uncertainty.metrics", "inferml_course.uncertainty.calibration",
+    "inferml_course.uncertainty.conformal",
     "inferml_course.uncertainty.scores", "inferml_course.uncertainty.augmentation",
     "inferml_course.uncertainty.attribution.evaluation", "inferml_course.uncertainty.voice.maps",
     "inferml_course.intervene.membership", "inferml_course.intervene.adversarial",

@@ -16,6 +16,7 @@ module          contents
 ``trust``       GradTrust (released; a top-k reconstruction in both orientations, ``ratio=``), Purview,
                 GradNorm (Huang et al.'s, or the GradTrust demo's with ``variant="gradtrust_demo"``)
 ``calibration`` ECE (bin rules), MCE, adaptive ECE, Brier, NLL, temperature scaling
+``conformal``   split conformal prediction sets (LAC, APS, RAPS; randomised, class-wise), coverage, set size
 ``metrics``     AUROC, FPR at 95 % TPR, AUAC / AUFC, risk-coverage and AURC
 ``toy``         the 2-D moons toy with tiny MLPs (aleatoric vs epistemic maps)
 ``experiments`` the lessons' tables: corrupted test mixes, misprediction / corruption / OOD tables
@@ -31,7 +32,7 @@ from __future__ import annotations
 from .._core.lazy import lazy_package
 
 _SUBMODULES = ("scores", "bayesian", "trust", "calibration", "metrics", "toy", "experiments", "plots", "widgets",
-               "voice", "attribution", "augmentation", "registry")
+               "voice", "attribution", "augmentation", "registry", "conformal")
 _SHORTCUTS = {
     "SCORES": "scores", "uncertainty": "scores", "get_score": "scores", "compute_scores": "scores",
     "available_scores": "scores", "fit_mahalanobis": "scores", "score_batch": "scores", "score": "registry",

@@ -1,5 +1,5 @@
-"""Figures for lessons 05 and 06: reliability diagrams, toy uncertainty maps, score histograms,
-trust curves and the GradTrust-vs-confidence quadrant scatter.
+"""Figures for lessons 05, 06 and 12: reliability diagrams, toy uncertainty maps, score histograms,
+trust curves, the GradTrust-vs-confidence quadrant scatter, conformal sets and their label co-occurrence.
 
 Each function draws on a given ``ax`` (or makes a figure) and returns the Figure; none calls
 ``plt.show()``. Labelled axes and titles, readable at slide size.
@@ -14,7 +14,7 @@ from .._core.arguments import checked
 from .calibration import expected_calibration_error, reliability_bins, top_label
 
 __all__ = ["reliability_diagram", "uncertainty_maps", "score_histograms", "trust_curves", "quadrant_scatter",
-           "ood_histograms"]
+           "ood_histograms", "conformal_set_bars", "set_cooccurrence"]
 
 CORRECT_COLOR, WRONG_COLOR = "#2a9d3f", "#d62728"
 
@@ -208,4 +208,44 @@ def ood_histograms(id_scores, ood_scores: dict, ax=None, title: str | None = Non
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=9)
+    return ax.figure
+
+
+@checked
+def conformal_set_bars(probs, in_set, class_names, true_label: int | None = None, ax=None, title: str | None = None):
+    """One image's softmax probabilities (K,) as horizontal bars in class order: the labels of its conformal
+    set ``in_set`` (K,) bool in orange, the others grey; the true label's name in bold, marked covered or
+    missed."""
+    ax = _axes(ax, (5.0, 3.6))
+    p, member = _np(probs), _np(in_set).astype(bool)
+    k = np.arange(len(p))
+    ax.barh(k, p, color=np.where(member, "tab:orange", "0.75"))
+    names = [str(c) for c in class_names]
+    if true_label is not None:
+        y = int(true_label)
+        names[y] = f"{names[y]} ({'covered' if member[y] else 'missed'})"
+    ax.set_yticks(k, names)
+    if true_label is not None:
+        ax.get_yticklabels()[int(true_label)].set_fontweight("bold")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("softmax probability (orange: in the set)")
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+@checked
+def set_cooccurrence(sets, class_names, ax=None, title: str | None = None):
+    """How often two labels share a prediction set with more than one label: a (K, K) heatmap of counts
+    (diagonal: sets of two or more labels that contain the class), with a colour bar."""
+    ax = _axes(ax, (6.4, 5.2))
+    member = _np(sets).astype(float)
+    member = member[member.sum(1) > 1]
+    counts = member.T @ member
+    im = ax.imshow(counts, cmap="viridis")
+    ax.set_xticks(range(len(class_names)), list(class_names), rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), list(class_names))
+    ax.figure.colorbar(im, ax=ax, label="sets with more than one label that hold both")
+    ax.set_title(title or f"labels that share a set ({len(member)} sets with 2+ labels)")
     return ax.figure

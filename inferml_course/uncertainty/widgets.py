@@ -1,4 +1,4 @@
-"""Live-teaching widgets for lessons 05 and 06 (ipywidgets 7 and 8, JupyterLab and Colab).
+"""Live-teaching widgets for lessons 05, 06 and 12 (ipywidgets 7 and 8, JupyterLab and Colab).
 
 As in :mod:`inferml_course.widgets`: ``.widget`` is the box to display, and ``draw(...)`` draws one
 state and returns the figure, so it can be called (and tested) without a browser.
@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import torch
+from .. import plotting
 from ..widgets import control_panel, show_figure
 
 from .calibration import calibration_summary, fit_temperature
+from .conformal import calibrate, coverage, set_size
 from .experiments import TUTORIAL_NAMES
 from .metrics import auac, misprediction_auroc
-from .plots import reliability_diagram, score_histograms
+from .plots import conformal_set_bars, reliability_diagram, score_histograms
 from .scores import score_batch
 from ..datasets.corruptions import corrupt
 
-__all__ = ["TemperatureExplorer", "ScoreDistributionExplorer"]
+__all__ = ["TemperatureExplorer", "ScoreDistributionExplorer", "ConformalExplorer"]
 
 
 class TemperatureExplorer:
@@ -99,3 +101,56 @@ class ScoreDistributionExplorer:
 
     def _refresh(self):
         show_figure(self.output, self.draw, self.corruption.value, self.severity.value, self.score.value)
+
+
+class ConformalExplorer:
+    """Drag the miscoverage rate alpha and watch one image's conformal prediction set grow or shrink.
+
+    ``cal_probs`` (n, K), ``cal_labels`` (n,): the calibration split; ``images`` (N, C, H, W), ``probs``
+    (N, K), ``labels`` (N,): the images to browse. Scores ``"lac"``, ``"aps"`` and ``"raps"`` (the last two
+    randomised, with the uniforms fixed by ``seed``, so the sets of one image are nested as alpha moves; RAPS
+    with ``lam``, ``k_reg``). The title gives the coverage and mean set size over all N images at that alpha.
+    """
+
+    SCORES = ("lac", "aps", "raps")
+
+    def __init__(self, cal_probs, cal_labels, images, probs, labels, class_names, seed: int = 0, lam: float = 0.1,
+                 k_reg: int = 1, index: int = 0):
+        import ipywidgets as w
+
+        self.cal_probs, self.cal_labels = cal_probs.detach().cpu(), cal_labels.cpu()
+        self.images, self.probs, self.labels = images.detach().cpu(), probs.detach().cpu(), labels.cpu()
+        self.class_names, self.seed, self.lam, self.k_reg = list(class_names), seed, lam, k_reg
+        self._cache = {}
+        self.alpha = w.FloatSlider(value=0.1, min=0.01, max=0.3, step=0.01, description="alpha",
+                                   continuous_update=False, readout_format=".2f")
+        self.score = w.Dropdown(options=list(self.SCORES), value="lac", description="score")
+        self.index = w.IntSlider(value=index, min=0, max=len(self.images) - 1, description="image",
+                                 continuous_update=False)
+        self.output, self.widget = control_panel([[self.alpha, self.score, self.index]], self._refresh)
+        self._refresh()
+
+    def sets(self, alpha: float, score: str):
+        """(threshold, sets (N, K) of every image) at one setting (cached)."""
+        key = (round(float(alpha), 4), score)
+        if key not in self._cache:
+            predictor = calibrate(self.cal_probs, self.cal_labels, key[0], score, randomized=score != "lac",
+                                  lam=self.lam, k_reg=self.k_reg, seed=self.seed)
+            self._cache[key] = (predictor.threshold, predictor.predict(self.probs))
+        return self._cache[key]
+
+    def draw(self, alpha: float, score: str, index: int):
+        threshold, sets = self.sets(alpha, score)
+        fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(9.0, 3.8), gridspec_kw={"width_ratios": [1, 1.8]})
+        members = [self.class_names[k] for k in sets[index].nonzero()[:, 0].tolist()]
+        plotting.show_image(ax_img, self.images[index], f"true: {self.class_names[int(self.labels[index])]}")
+        conformal_set_bars(self.probs[index], sets[index], self.class_names, int(self.labels[index]), ax=ax_bar,
+                           title=f"set: {{{', '.join(members)}}}" if members else "set: {} (empty)")
+        fig.suptitle(f"{score.upper()}, alpha = {alpha:.2f}, threshold {threshold:.3f}: coverage "
+                     f"{coverage(sets, self.labels):.1%} and mean set size {set_size(sets).float().mean():.2f} "
+                     f"over {len(self.labels)} images", fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    def _refresh(self):
+        show_figure(self.output, self.draw, self.alpha.value, self.score.value, self.index.value)
