@@ -89,7 +89,9 @@ def describe(value) -> str:
         if isinstance(value, bool):
             return f"the boolean {value}"
         if isinstance(value, numbers.Number):
-            return f"the number {value!r}"
+            plain = int(value) if isinstance(value, numbers.Integral) else float(value) if isinstance(
+                value, numbers.Real) else complex(value)
+            return f"the number {plain!r}"
         if isinstance(value, torch.Tensor) or (hasattr(value, "shape") and hasattr(value, "dtype")):
             kind = "a tensor" if isinstance(value, torch.Tensor) else _a(type(value).__name__)
             return f"{kind} of shape {tuple(value.shape)} and dtype {value.dtype}"
@@ -146,7 +148,8 @@ def _to_tensor(answer, name: str, what: str) -> torch.Tensor:
     try:
         t = torch.as_tensor(answer)
     except Exception as error:
-        hint = " Hint: torch.stack a list of tensors." if isinstance(answer, (list, tuple)) else ""
+        stack = isinstance(answer, (list, tuple)) and any(isinstance(item, torch.Tensor) for item in answer)
+        hint = " Hint: torch.stack a list of tensors." if stack else ""
         fail(f"{name} should be {what}, got {describe(answer)} that is not a tensor of numbers ({error}).{hint}")
     return t.detach().cpu()
 
@@ -242,19 +245,20 @@ def as_parts(answer, name: str, parts, what: str = "") -> tuple:
     return tuple(answer)
 
 
-def as_mapping(answer, name: str, keys, value=None, keys_hint: str = "") -> dict:
-    """A dict with exactly ``keys``; each value passed through ``value(v, label)`` when given (e.g.
-    :func:`as_number`), ``label`` naming the entry."""
+def as_mapping(answer, name: str, keys, value=None, form: str = "{key: value}", keys_hint: str = "") -> dict:
+    """A dict ``form`` with exactly ``keys`` (described by ``keys_hint`` in messages); each value passed
+    through ``value(v, label)`` when given (e.g. :func:`as_number`), ``label`` naming the entry."""
     require_answer(answer, name)
     keys = list(keys)
+    described = keys_hint or keys
     if not isinstance(answer, Mapping):
-        fail(f"{name} should be a dict {{key: value}} with the keys {keys_hint or keys}, got {describe(answer)}.")
+        fail(f"{name} should be a dict {form} with the keys {described}, got {describe(answer)}.")
     try:
         missing, extra = [k for k in keys if k not in answer], [k for k in answer if k not in keys]
-    except TypeError as error:  # an unhashable key
-        fail(f"{name} should have the keys {keys_hint or keys}, got a dict whose keys cannot be compared ({error}).")
+    except TypeError as error:  # a key that cannot be looked up
+        fail(f"{name} should have the keys {described}, got a dict whose keys cannot be compared ({error}).")
     if missing or extra:
-        fail(f"{name} should have exactly the keys {keys_hint or keys}; got {len(answer)} key"
+        fail(f"{name} should have exactly the keys {described}; got {len(answer)} key"
              f"{'s' if len(answer) != 1 else ''}: missing {missing}, unexpected {sorted(map(str, extra))}.")
     return {k: value(answer[k], f"{name}[{k!r}]") if value is not None else answer[k] for k in keys}
 

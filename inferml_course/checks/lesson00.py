@@ -40,8 +40,8 @@ def check_corruption_accuracies(answer, model, images: torch.Tensor, labels: tor
     """Lesson 00: the accuracy (in [0, 1]) of ``model`` on ``images`` under every corruption at ``severity``,
     a dict {corruption name: accuracy}; recomputed here with ``models.accuracy_under_corruptions``."""
 
-    values = as_mapping(answer, "the accuracies", CORRUPTIONS, value=as_number,
-                        keys_hint="the names in CORRUPTIONS (one entry for each: {corruption name: accuracy})")
+    values = as_mapping(answer, "the accuracies", CORRUPTIONS, value=as_number, form="{corruption name: accuracy}",
+                        keys_hint="in CORRUPTIONS, one entry for each")
     if any(v > 1.0 for v in values.values()):
         _fail("an accuracy is above 1: give fractions, not percentages.")
     if any(v < 0.0 for v in values.values()):

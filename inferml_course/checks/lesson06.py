@@ -58,8 +58,8 @@ def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor,
     counts = quadrant_counts(trust, confidence, correct)
     names = [k for k in counts if k != "splits"]
     empty = {k: counts[k]["wrong"] + counts[k]["correct"] == 0 for k in names}  # NaN (0 / 0) accepted there
-    answer = as_mapping(answer, "the shares", names,
-                        keys_hint=f"the four names {', '.join(repr(n) for n in names)} ({{quadrant name: share}})")
+    answer = as_mapping(answer, "the shares", names, form="{quadrant name: share}",
+                        keys_hint=f"{', '.join(repr(n) for n in names)} (the four names of quadrant_counts)")
     got = {k: as_number(v, f"the share of {k!r}", nan_ok=empty[k]) for k, v in answer.items()}
 
     def shares(c):
