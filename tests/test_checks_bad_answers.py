@@ -431,7 +431,7 @@ def test_a_string_answer_gets_try_again_not_a_value_error():
 
 # --------------------------------------------------------------------------- the catch-all of @checker
 
-@_common.checker("answer")
+@_common.checker(answer="the toy answer")
 def _check_toy(answer, context):
     return _common.passed(f"{answer + context}")      # an odd answer makes + raise
 
@@ -443,7 +443,7 @@ class Odd:
 
 def test_checker_turns_an_unexpected_exception_into_try_again(monkeypatch):
     monkeypatch.delenv(_common.STRICT_ENV, raising=False)
-    with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\] checking answer stopped with RuntimeError: odd "
+    with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\] checking the toy answer stopped with RuntimeError: odd "
                                              r"objects cannot be added") as caught:
         _check_toy(Odd(), 1)
     assert isinstance(caught.value.__cause__, RuntimeError)
@@ -461,7 +461,11 @@ def test_checker_keeps_its_own_hints_and_names_its_answers():
     assert CHECKERS["check_accuracy"].answers == ("answer",)
     assert inspect.signature(CHECKERS["check_accuracy"]).parameters["answer"].kind.name == "POSITIONAL_OR_KEYWORD"
     with pytest.raises(TypeError, match="no argument 'reply'"):
-        _common.checker("reply")(lambda answer: None)
+        _common.checker(reply="the reply")(lambda answer: None)
+    with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\] the toy answer is still empty"):
+        _check_toy(..., None)                              # empty: judged before the context is touched
+    with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\] shortcut is still empty"):
+        checks.check_shortcut((0.5, None), None, None, None)
     context, right = built("average_drop")
     with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\] .*percent"):
         checks.check_average_drop(right / 100, **context)

@@ -43,35 +43,46 @@ def strict() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def checker(*answers: str, parts: tuple[str, ...] = ()):
-    """Mark an exercise checker: ``answers`` are the names of its arguments that hold the student's answer
-    (default ``("answer",)``); the others are the context it recomputes from. ``parts`` names the items
-    of an answer that is a tuple (``check_shortcut``'s ``(accuracy_drop, shortcut)``).
+def checker(parts: tuple[str, ...] = (), **answers: str):
+    """Mark an exercise checker: ``answers`` maps each argument that holds the student's answer to the name
+    its messages use (``@checker(answer="accuracy")``; default ``answer="your answer"``); the other
+    arguments are the context it recomputes from. ``parts`` names the items of an answer that is a tuple
+    (``check_shortcut``'s ``(accuracy_drop, shortcut)``).
 
-    The names are kept on the function as ``answers`` and ``parts``. An exception other than the
-    checker's own ``[TRY AGAIN]`` becomes ``AssertionError("[TRY AGAIN] ...")`` with its type and
-    message, unless :func:`strict`.
+    The argument names are kept on the function as ``answers`` (a tuple) and ``parts``. Before the checker
+    runs, an empty answer (``...`` or ``None``, or a tuple answer with an empty part) gets ``[TRY AGAIN]``,
+    whatever the context holds. An exception other than the checker's own ``[TRY AGAIN]`` becomes
+    ``AssertionError("[TRY AGAIN] ...")`` with its type and message, unless :func:`strict`.
     """
-    answers = answers or ("answer",)
+    answers = answers or {"answer": "your answer"}
+    parts = tuple(parts)
 
     def mark(fn):
-        unknown = [a for a in answers if a not in inspect.signature(fn).parameters]
+        signature = inspect.signature(fn)
+        unknown = [a for a in answers if a not in signature.parameters]
         if unknown:
             raise TypeError(f"{fn.__name__} has no argument {unknown[0]!r} to mark as an answer")
 
         @functools.wraps(fn)
         def run(*args, **kwargs):
             try:
+                given = signature.bind_partial(*args, **kwargs).arguments
+                for argument, name in answers.items():
+                    if argument in given:
+                        value = require_answer(given[argument], name)
+                        if parts and isinstance(value, (tuple, list)) and len(value) == len(parts):
+                            for part, item in zip(parts, value):
+                                require_answer(item, part)
                 return fn(*args, **kwargs)
             except Exception as error:
                 if (isinstance(error, AssertionError) and str(error).startswith("[TRY AGAIN]")) or strict():
                     raise
                 raise AssertionError(
-                    f"[TRY AGAIN] checking {' and '.join(answers)} stopped with {type(error).__name__}: {error}. "
-                    "Check that your answer has the form the exercise asks for (if it has, please report this "
-                    "message).") from error
+                    f"[TRY AGAIN] checking {' and '.join(answers.values())} stopped with {type(error).__name__}: "
+                    f"{error}. Check that your answer has the form the exercise asks for (if it has, please report "
+                    "this message).") from error
 
-        run.answers, run.parts = tuple(answers), tuple(parts)
+        run.answers, run.parts = tuple(answers), parts
         return run
 
     return mark

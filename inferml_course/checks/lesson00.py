@@ -8,7 +8,7 @@ from ..models import accuracy, accuracy_under_corruptions
 from ..datasets.corruptions import CORRUPTIONS
 
 
-@checker("answer")
+@checker(answer="counts")
 def check_class_counts(answer, dataset) -> bool:
     """Lesson 00: the number of images per class, a tensor (K,) in label order."""
     answer = _as_tensor(answer, "counts", shape=(len(dataset.classes),), dtype="integer",
@@ -19,7 +19,7 @@ def check_class_counts(answer, dataset) -> bool:
     return _pass(f"{len(dataset)} images, {int(expected.min())} to {int(expected.max())} per class.")
 
 
-@checker("answer")
+@checker(answer="accuracy")
 def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, tolerance: float = 1e-4) -> bool:
     """Lesson 00: the accuracy (a float in [0, 1]) of ``model`` on ``images``."""
 
@@ -35,7 +35,7 @@ def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, to
     return _pass(f"accuracy {expected:.2%}.")
 
 
-@checker("answer")
+@checker(answer="the accuracies")
 def check_corruption_accuracies(answer, model, images: torch.Tensor, labels: torch.Tensor, severity: int = 5) -> bool:
     """Lesson 00: the accuracy (in [0, 1]) of ``model`` on ``images`` under every corruption at ``severity``,
     a dict {corruption name: accuracy}; recomputed here with ``models.accuracy_under_corruptions``."""

@@ -7,7 +7,7 @@ from ._common import as_number as _as_number, as_tensor as _as_tensor, checker, 
 from ..fisher.toys import logistic_toy_loss, toy_gradient
 
 
-@checker("answer")
+@checker(answer="fisher")
 def check_bernoulli_fisher(answer, theta: float) -> bool:
     """Lesson 01: the Fisher information of one coin flip with bias ``theta`` (a number)."""
     value = _as_number(answer, "fisher")
@@ -21,7 +21,7 @@ def check_bernoulli_fisher(answer, theta: float) -> bool:
     return _pass(f"I({theta}) = {expected:.4g}: the variance of the score, and the curvature of the log-likelihood.")
 
 
-@checker("answer")
+@checker(answer="trace")
 def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
     """Lesson 01: the trace of the Fisher estimated from per-sample gradients ``grads`` (M, P)."""
     value = _as_number(answer, "trace")
@@ -37,7 +37,7 @@ def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
     return _pass(f"trace {expected:.4g}: the average squared gradient norm, no P x P matrix needed.")
 
 
-@checker("answer")
+@checker(answer="direction")
 def check_steepest_direction(answer, theta) -> bool:
     """Lesson 01: the direction of steepest descent of the logistic toy loss at ``theta`` (a 2-vector)."""
 

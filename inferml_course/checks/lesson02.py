@@ -8,7 +8,7 @@ from ..explain import integrated_gradients, occlusion, saliency
 from ..evaluate import rank_correlation
 
 
-@checker("answer")
+@checker(answer="gradient")
 def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
     """Lesson 02: the gradient d z_target / d x of one image batch, shape (N, C, H, W), signed."""
 
@@ -26,7 +26,7 @@ def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
     return _pass("your gradient equals explain.saliency(..., channels='keep').")
 
 
-@checker("answer")
+@checker(answer="gap")
 def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, baseline=0.0) -> bool:
     """Lesson 02: the completeness gap sum(IG) - (z(x) - z(baseline)) per image (N,) for ``steps`` steps."""
 
@@ -39,7 +39,7 @@ def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, ba
     return _pass(f"mean |gap| with {steps} steps: {float(gap.abs().mean()):.4f}.")
 
 
-@checker("answer")
+@checker(answer="the rank correlation")
 def check_occlusion_randomization(answer, model, random_model, x: torch.Tensor, target, window: int = 8,
                                   stride: int = 8) -> bool:
     """Lesson 02: the randomisation check for occlusion: the mean Spearman rank correlation between the

@@ -7,7 +7,7 @@ from ._common import as_tensor as _as_tensor, checker, fail as _fail, passed as 
 from ..evaluate import energy_pointing_game, mask_fraction
 
 
-@checker("answer")
+@checker(answer="the gradient")
 def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
     """Lesson 03: d CE(z, Q) / d z for one logit vector z (K,): what Contrast-CAM back-propagates."""
     z = torch.as_tensor(logits).detach().cpu().double().reshape(-1)
@@ -26,7 +26,7 @@ def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
                  f"{float(expected[int(contrast)]):+.3f} on Q = {int(contrast)}; every other class enters too.")
 
 
-@checker("answer")
+@checker(answer="the energies")
 def check_energy_by_hand(answer, maps: torch.Tensor, masks: torch.Tensor) -> bool:
     """Lesson 03: the energy-based pointing game per image (N,): the share of each map's positive mass
     inside its mask, as ``evaluate.energy_pointing_game`` computes it (0 or NaN accepted for a map with no

@@ -7,7 +7,7 @@ from ._common import as_number, as_tensor as _as_tensor, checker, fail as _fail,
 from ..uncertainty.calibration import BIN_RULES, expected_calibration_error, maximum_calibration_error, top_label
 
 
-@checker("answer")
+@checker(answer="gradient")
 def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, question: int) -> bool:
     """Lesson 04: dJ/dW for J = cross-entropy(z, question) of one image, with penultimate features
     ``h`` (D,) and logits ``logits`` (K,): a tensor (K, D)."""
@@ -30,7 +30,7 @@ def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, quest
                  "so a confident model gives sparse gradients.")
 
 
-@checker("answer")
+@checker(answer="the ECE")
 def check_ece_by_hand(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> bool:
     """Lesson 04: the expected calibration error of ``probs`` (N, K) for ``labels`` (N,) with ``n_bins``
     equal-width confidence bins, a fraction, as ``uncertainty.expected_calibration_error`` computes it (any of

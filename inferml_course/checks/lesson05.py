@@ -13,7 +13,7 @@ __all__ = ["check_decomposition", "check_ece", "check_temperature"]
 _PARTS = ("total", "aleatoric", "epistemic")
 
 
-@checker("answer", parts=_PARTS)
+@checker(answer="the decomposition", parts=_PARTS)
 def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool:
     """Lesson 05: ``(total, aleatoric, epistemic)`` in nats, each (N,), for samples ``probs`` (S, N, K)."""
 
@@ -34,7 +34,7 @@ def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool
     return _pass(f"total = aleatoric + epistemic; mean epistemic share {float(expected.epistemic.sum() / expected.total.sum()):.0%}.")
 
 
-@checker("answer")
+@checker(answer="ece")
 def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, atol: float = 1e-4) -> bool:
     """Lesson 05: the ECE (a fraction in [0, 1]) of ``probs`` with ``n_bins`` equal-width bins."""
 
@@ -51,7 +51,7 @@ def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 1
     return _pass(f"ECE {expected['left_closed']:.2%} with {n_bins} bins.")
 
 
-@checker("answer")
+@checker(answer="temperature")
 def check_temperature(answer, logits: torch.Tensor, labels: torch.Tensor, rtol: float = 0.05) -> bool:
     """Lesson 05: the temperature that minimises the NLL of ``softmax(logits / T)`` on the given split."""
 

@@ -13,7 +13,7 @@ from ..findings import MIN_SEEDS
 __all__ = ["check_gradtrust", "check_auac", "check_quadrant_shares", "check_asserted_findings"]
 
 
-@checker("answer")
+@checker(answer="gradtrust")
 def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
     """Lesson 06: GradTrust (N,) computed from ``logits`` (N, K) in closed form."""
 
@@ -28,7 +28,7 @@ def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
                  f"(possible range 1 to {logits.shape[1]}).")
 
 
-@checker("answer")
+@checker(answer="auac")
 def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float = 5e-3) -> bool:
     """Lesson 06: the AUAC (a fraction in [0, 1]) of uncertainty ``scores`` for predictions marked ``correct``."""
 
@@ -47,7 +47,7 @@ def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float 
     return _pass(f"AUAC {expected:.1%} (a useless score would give the accuracy, {float(correct.float().mean()):.1%}).")
 
 
-@checker("answer")
+@checker(answer="the shares")
 def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor, correct: torch.Tensor) -> bool:
     """Lesson 06: {quadrant name: share of wrong predictions among its images}, each axis split at its median
     ("high" = strictly above), as ``experiments.quadrant_counts`` counts them (NaN or 0 accepted for an empty
@@ -96,7 +96,7 @@ def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor,
           "quadrant mask, share = (~correct[mask]).float().mean().")
 
 
-@checker("answer")
+@checker(answer="the keys")
 def check_asserted_findings(answer, found: dict) -> bool:
     """Lesson 06 (a judgement): the keys of ``found`` ({key: findings.Finding}) whose comparison the lesson may
     assert: the 95 % interval excludes 0 and the effect has that sign on every one of at least

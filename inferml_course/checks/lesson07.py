@@ -10,7 +10,7 @@ from ..uncertainty.voice.maps import explanation_overlap, snr
 __all__ = ["check_voice_map", "check_voice_snr", "check_explanation_overlap"]
 
 
-@checker("answer")
+@checker(answer="the uncertainty map")
 def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
     """Lesson 07: the VOICE map (N, H, W) rebuilt from ``result.contrast_maps`` (N, K - 1, H, W)."""
     expected = result.uncertainty.detach().float().cpu()
@@ -25,7 +25,7 @@ def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
     _fail("the map differs from ours. Hint: contrast_maps.var(dim=1), then min-max normalise each image's map.")
 
 
-@checker("answer")
+@checker(answer="the SNRs")
 def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
     """Lesson 07: the SNR of each VOICE map (N,), mean over population standard deviation of its pixels,
     recomputed with ``voice.snr`` from ``result.uncertainty``; ``correct`` (N,) bool, if given, splits the
@@ -71,7 +71,7 @@ def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
     _fail("the SNRs differ from ours. Hint: u = result.uncertainty.flatten(1); u.mean(1) / u.std(1, correction=0).")
 
 
-@checker("answer")
+@checker(answer="the IoU values")
 def check_explanation_overlap(answer, result, threshold: float, atol: float = 1e-5) -> bool:
     """Lesson 07: VOICE's explanation overlap (the paper's IoU) per image (N,) between
     ``result.explanation`` and ``result.uncertainty`` binarised at ``threshold``."""

@@ -9,7 +9,7 @@ from ..uncertainty.attribution import anomaly_localization, class_shares
 __all__ = ["check_class_shares", "check_murr", "check_anomaly_iou"]
 
 
-@checker("answer")
+@checker(answer="the class shares")
 def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", classes=None,
                        atol: float = 1e-6) -> bool:
     """Lesson 08: UA-Backprop's stage 1, the per-class shares (N, K) of uncertainty ``measure`` for the
@@ -52,7 +52,7 @@ def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", 
           "(-probs * log probs).mean(0); epistemic = total - aleatoric (all per class, nothing summed).")
 
 
-@checker("answer")
+@checker(answer="the IoUs")
 def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: float = 1e-6) -> bool:
     """Lesson 08: the anomaly IoU per image (N,): the top-k pixels of each map, k = the area of its anomaly
     mask, against that mask, as ``attribution.anomaly_localization`` computes it (default rules)."""
@@ -100,7 +100,7 @@ def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: flo
           "(argsort(descending=True, stable=True)); IoU = |top-k & mask| / |top-k | mask|.")
 
 
-@checker("answer")
+@checker(answer="MURR")
 def check_murr(answer, result, budget: float = 0.05, atol: float = 1e-4) -> bool:
     """Lesson 08: MURR for ``budget`` from a blurring-test result's ``ratios`` (N, P) and ``pixels`` (P,)."""
     value = as_number(answer, "MURR")

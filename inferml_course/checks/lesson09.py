@@ -11,7 +11,7 @@ from ..intervene.causal import follow_rates
 __all__ = ["check_fgsm", "check_tpr_at_fpr", "check_watermark_following"]
 
 
-@checker("answer")
+@checker(answer="x_adv")
 def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
     """Lesson 09: FGSM images (N, C, H, W) built by hand for ``model``, ``x``, labels ``y`` and ``epsilon``."""
 
@@ -32,7 +32,7 @@ def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
     return _pass(f"FGSM with epsilon = {epsilon * 255:.0f}/255: every pixel moved by at most epsilon.")
 
 
-@checker("answer")
+@checker(answer="the TPR")
 def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
     """Lesson 09: the true-positive rate of a membership score at a false-positive rate of at most ``fpr``."""
 
@@ -52,7 +52,7 @@ def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
                  "almost without false alarms.")
 
 
-@checker("answer")
+@checker(answer="the share")
 def check_watermark_following(answer, probs: torch.Tensor) -> bool:
     """Lesson 09: the share of conflicting interventions (sign s != watermark w) predicted as w,
     from ``intervention_probs`` output (S, W + 1, n, K)."""

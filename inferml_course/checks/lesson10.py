@@ -11,7 +11,7 @@ from ..evaluate import auc, average_drop, deletion_curve, huffman_code_lengths, 
 __all__ = ["check_average_drop", "check_huffman_bits", "check_deletion_curve"]
 
 
-@checker("answer")
+@checker(answer="average drop")
 def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, tolerance: float = 1e-3) -> bool:
     """Lesson 10: the Average Drop % (lower is better) of scores ``full`` (Y) and ``masked`` (O)."""
 
@@ -27,7 +27,7 @@ def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, toleran
     return _pass(f"Average Drop = {expected:.2f} % (lower is better).")
 
 
-@checker("answer")
+@checker(answer="bits")
 def check_huffman_bits(answer, counts) -> bool:
     """Lesson 10: the length in bits of the Huffman-coded message with symbol counts ``counts``."""
 
@@ -45,7 +45,7 @@ def check_huffman_bits(answer, counts) -> bool:
     return _pass(f"{expected} bits; code lengths {lengths[0].tolist()}.")
 
 
-@checker("answer")
+@checker(answer="the curve")
 def check_deletion_curve(answer, model, image: torch.Tensor, saliency_map: torch.Tensor, steps: int = 16,
                          substrate: str = "blur") -> bool:
     """Lesson 10: the pixel-wise deletion curve (steps + 1,) of one image (C, H, W) and its map (H, W): the

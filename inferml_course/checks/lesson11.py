@@ -24,7 +24,7 @@ def _predict(model, x: torch.Tensor) -> torch.Tensor:
     return predict_logits(model, x).argmax(1)
 
 
-@checker("answer")
+@checker(answer="the smallest budget")
 def check_smallest_flip(answer, model, x, epsilons) -> bool:
     """Lesson 11: the smallest budget in ``epsilons`` at which FGSM changes the prediction of image ``x`` (1, C, H, W)."""
 
@@ -53,7 +53,7 @@ def check_smallest_flip(answer, model, x, epsilons) -> bool:
                  f"(a change of at most {expected * 255:.3g} grey levels per pixel).")
 
 
-@checker("answer")
+@checker(answer="the share")
 def check_watermark_share(answer, model, images, masks, method: str = "saliency", tolerance: float = 0.01) -> bool:
     """Lesson 11: the mean share (over ``images``) of the positive mass of ``method``'s maps inside ``masks``."""
 
@@ -81,7 +81,7 @@ def check_watermark_share(answer, model, images, masks, method: str = "saliency"
           "evaluate.energy_pointing_game(maps, masks) gives one share per image.")
 
 
-@checker("answer", parts=("accuracy_drop", "shortcut"))
+@checker(answer="the audit", parts=("accuracy_drop", "shortcut"))
 def check_shortcut(answer, model, images, labels) -> bool:
     """Lesson 11: ``(accuracy drop, cue)``: accuracy on ``images`` minus accuracy with the watermark removed
     (``set_watermark(images, None)``), and the name of the cue the model relies on: ``"watermark"`` or
