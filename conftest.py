@@ -14,7 +14,11 @@ NOTEBOOKS = Path(__file__).parent / "notebooks"
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (the default, ``-n auto``) every worker and the lesson kernels it starts use one
+    """The exercise checkers let an unexpected exception propagate instead of turning it into ``[TRY AGAIN]``
+    (``INFERML_STRICT_CHECKS``, see ``inferml_course/checks/_common.py``), here and in the lesson kernels, so
+    a bug in a checker fails the tests.
+
+    Under pytest-xdist (the default, ``-n auto``) every worker and the lesson kernels it starts use one
     thread: two workers that each spread torch over every core slow each other down (measured: four
     lessons on 2 cores, 104 s with the default threads, 73 s with one thread per worker)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -23,6 +27,7 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(1)
+    os.environ.setdefault("INFERML_STRICT_CHECKS", "1")
 
 
 def pytest_collect_file(file_path: Path, parent):

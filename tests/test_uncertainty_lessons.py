@@ -241,7 +241,7 @@ def test_lesson06_findings_checker():
     assert checks.check_asserted_findings(["holds"], found)
     assert checks.check_asserted_findings({"holds"}, found)
     for answer, hint in ((["holds", "noise"], "contains 0"), (["holds", "flips"], "depends on the training"),
-                         (["holds", "few"], "at least 5"), ([], "also holds"), (["nope"], "not keys"),
+                         (["holds", "few"], "at least 5"), ([], "also holds"), (["nope"], "not a key"),
                          ("holds", "list"), (..., "still empty")):
         with pytest.raises(AssertionError, match=hint):
             checks.check_asserted_findings(answer, found)

@@ -2,7 +2,9 @@
 
 A checker prints ``[PASS] ...`` or raises ``AssertionError("[TRY AGAIN] ...")`` with a hint, so an
 exercise cell fails loudly under the tests when the answer is wrong or missing. Every public
-function of every lesson module is available as ``inferml_course.checks.<name>``.
+function of every lesson module is available as ``inferml_course.checks.<name>``. Each is marked
+``@checker(...)`` and takes its answer through the helpers of ``_common`` first, so a malformed answer
+(NaN, a string, a wrong shape...) gets ``[TRY AGAIN]`` too, never ``[PASS]`` or another exception.
 """
 from __future__ import annotations
 

@@ -3,29 +3,31 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_mapping, as_number, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..models import accuracy, accuracy_under_corruptions
 from ..datasets.corruptions import CORRUPTIONS
 
 
+@checker(answer="counts")
 def check_class_counts(answer, dataset) -> bool:
     """Lesson 00: the number of images per class, a tensor (K,) in label order."""
-    answer = _as_tensor(answer, "counts")
+    answer = _as_tensor(answer, "counts", shape=(len(dataset.classes),), dtype="integer",
+                        hint="One count per class. Hint: torch.bincount(labels, minlength=K).")
     expected = torch.bincount(dataset.labels, minlength=len(dataset.classes))
-    if answer.shape != expected.shape:
-        _fail(f"expected one count per class, shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
-              "Hint: torch.bincount(labels, minlength=K).")
     if not torch.equal(answer.long(), expected):
         _fail("the counts do not match the labels. Hint: count dataset.labels, not predictions.")
     return _pass(f"{len(dataset)} images, {int(expected.min())} to {int(expected.max())} per class.")
 
 
+@checker(answer="accuracy")
 def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, tolerance: float = 1e-4) -> bool:
     """Lesson 00: the accuracy (a float in [0, 1]) of ``model`` on ``images``."""
 
-    value = float(require_answer(answer, "accuracy"))
+    value = as_number(answer, "accuracy")
     if value > 1.0:
         _fail(f"{value} is above 1: give the accuracy as a fraction, not a percentage.")
+    if value < 0.0:
+        _fail(f"{value} is below 0: an accuracy is the share of correct predictions, between 0 and 1.")
     expected = accuracy(model, images, labels)
     if abs(value - expected) > tolerance:
         _fail(f"{value:.4f} differs from the accuracy we measure. Hint: compare model(x).argmax(1) with the labels, "
@@ -33,19 +35,17 @@ def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, to
     return _pass(f"accuracy {expected:.2%}.")
 
 
+@checker(answer="the accuracies")
 def check_corruption_accuracies(answer, model, images: torch.Tensor, labels: torch.Tensor, severity: int = 5) -> bool:
     """Lesson 00: the accuracy (in [0, 1]) of ``model`` on ``images`` under every corruption at ``severity``,
     a dict {corruption name: accuracy}; recomputed here with ``models.accuracy_under_corruptions``."""
 
-    require_answer(answer, "the accuracies")
-    if not isinstance(answer, dict):
-        _fail("answer with a dict {corruption name: accuracy}, one entry for every name in CORRUPTIONS.")
-    missing, extra = [c for c in CORRUPTIONS if c not in answer], [c for c in answer if c not in CORRUPTIONS]
-    if missing or extra:
-        _fail(f"the keys should be exactly the names in CORRUPTIONS; missing {missing}, unexpected {extra}.")
-    values = {name: float(answer[name]) for name in CORRUPTIONS}
+    values = as_mapping(answer, "the accuracies", CORRUPTIONS, value=as_number, form="{corruption name: accuracy}",
+                        keys_hint="in CORRUPTIONS, one entry for each")
     if any(v > 1.0 for v in values.values()):
         _fail("an accuracy is above 1: give fractions, not percentages.")
+    if any(v < 0.0 for v in values.values()):
+        _fail("an accuracy is below 0: give the share of correct predictions, between 0 and 1.")
     expected = accuracy_under_corruptions(model, images, labels, severities=(severity,), progress=False)[:, 0]
     got = torch.tensor([values[name] for name in CORRUPTIONS])
     if not torch.allclose(got, expected, atol=1e-4):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_number as _as_number, as_tensor as _as_tensor, fail as _fail, passed as _pass
+from ._common import as_number as _as_number, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..fisher.toys import logistic_toy_loss, toy_gradient
 
 
+@checker(answer="fisher")
 def check_bernoulli_fisher(answer, theta: float) -> bool:
     """Lesson 01: the Fisher information of one coin flip with bias ``theta`` (a number)."""
     value = _as_number(answer, "fisher")
@@ -20,9 +21,10 @@ def check_bernoulli_fisher(answer, theta: float) -> bool:
     return _pass(f"I({theta}) = {expected:.4g}: the variance of the score, and the curvature of the log-likelihood.")
 
 
+@checker(answer="trace")
 def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
     """Lesson 01: the trace of the Fisher estimated from per-sample gradients ``grads`` (M, P)."""
-    value = float(_as_tensor(answer, "trace"))
+    value = _as_number(answer, "trace")
     squared = grads.double().pow(2).sum(1)
     expected = float(squared.mean())
     if abs(value - float(squared.sum())) <= 1e-6 * abs(float(squared.sum())) and grads.shape[0] > 1:
@@ -35,12 +37,12 @@ def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
     return _pass(f"trace {expected:.4g}: the average squared gradient norm, no P x P matrix needed.")
 
 
+@checker(answer="direction")
 def check_steepest_direction(answer, theta) -> bool:
     """Lesson 01: the direction of steepest descent of the logistic toy loss at ``theta`` (a 2-vector)."""
 
-    d = _as_tensor(answer, "direction").double().flatten()
-    if d.numel() != 2:
-        _fail(f"give a direction with 2 entries (one per weight), got {d.numel()}.")
+    d = _as_tensor(answer, "direction", shape=(2,), flat=True,
+                   hint="Give a direction with 2 entries, one per weight.").double()
     if d.norm() == 0:
         _fail("the zero vector has no direction.")
     g = toy_gradient(logistic_toy_loss, torch.as_tensor(theta, dtype=torch.float64))

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_number, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..explain import integrated_gradients, occlusion, saliency
 from ..evaluate import rank_correlation
 
 
+@checker(answer="gradient")
 def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
     """Lesson 02: the gradient d z_target / d x of one image batch, shape (N, C, H, W), signed."""
 
-    answer = _as_tensor(answer, "gradient").detach().float().cpu()
+    answer = _as_tensor(answer, "gradient", shape=x.shape,
+                        hint="It has the input's shape. Hint: torch.autograd.grad(score, x) returns one gradient "
+                             "per input tensor.").float()
     expected = saliency(model, x, target, channels="keep").float().cpu()
-    if answer.shape != expected.shape:
-        _fail(f"expected the gradient with the input's shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
-              "Hint: torch.autograd.grad(score, x) returns one gradient per input tensor.")
     if torch.allclose(answer.abs(), expected.abs(), atol=1e-5) and not torch.allclose(answer, expected, atol=1e-5):
         _fail("the magnitudes are right but some signs are not: keep the signed gradient (no .abs()).")
     if torch.allclose(answer, -expected, atol=1e-5):
@@ -26,20 +26,20 @@ def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
     return _pass("your gradient equals explain.saliency(..., channels='keep').")
 
 
+@checker(answer="gap")
 def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, baseline=0.0) -> bool:
     """Lesson 02: the completeness gap sum(IG) - (z(x) - z(baseline)) per image (N,) for ``steps`` steps."""
 
-    answer = _as_tensor(answer, "gap").detach().double().cpu().reshape(-1)
+    answer = _as_tensor(answer, "gap", shape=(x.shape[0],), flat=True, hint="Give one gap per image.").double()
     _, gap = integrated_gradients(model, x, target, baseline=baseline, steps=steps, return_gap=True)
     gap = gap.double().cpu()
-    if answer.shape != gap.shape:
-        _fail(f"give one gap per image, shape {tuple(gap.shape)}, got {tuple(answer.shape)}.")
     if not torch.allclose(answer, gap, atol=1e-3, rtol=1e-2):
         _fail("the gap differs from ours. Hint: sum the attribution over channels and pixels, then subtract "
               "the target logit at x minus the target logit at the baseline image.")
     return _pass(f"mean |gap| with {steps} steps: {float(gap.abs().mean()):.4f}.")
 
 
+@checker(answer="the rank correlation")
 def check_occlusion_randomization(answer, model, random_model, x: torch.Tensor, target, window: int = 8,
                                   stride: int = 8) -> bool:
     """Lesson 02: the randomisation check for occlusion: the mean Spearman rank correlation between the
@@ -48,7 +48,7 @@ def check_occlusion_randomization(answer, model, random_model, x: torch.Tensor, 
     Both sets of maps are recomputed here, so an answer made with another window or stride is caught.
     """
 
-    value = float(require_answer(answer, "the rank correlation"))
+    value = as_number(answer, "the rank correlation")
     if not -1.0 <= value <= 1.0:
         _fail(f"{value} is not a correlation (they lie in [-1, 1]).")
     maps = {m: occlusion(net, x, target, window=window, stride=stride).cpu() for m, net in

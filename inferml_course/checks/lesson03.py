@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..evaluate import energy_pointing_game, mask_fraction
 
 
+@checker(answer="the gradient")
 def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
     """Lesson 03: d CE(z, Q) / d z for one logit vector z (K,): what Contrast-CAM back-propagates."""
-    answer = _as_tensor(answer, "the gradient").detach().double().reshape(-1)
-    z = torch.as_tensor(logits).detach().double().reshape(-1)
+    z = torch.as_tensor(logits).detach().cpu().double().reshape(-1)
+    answer = _as_tensor(answer, "the gradient", shape=z.shape, flat=True, hint="Give one value per class.").double()
     expected = torch.softmax(z, 0)
     expected[int(contrast)] -= 1
-    if answer.shape != expected.shape:
-        _fail(f"expected one value per class ({expected.numel()}), got {answer.numel()}.")
     onehot = torch.zeros_like(expected)
     onehot[int(contrast)] = 1
     if torch.allclose(answer, onehot - torch.softmax(z, 0), atol=1e-6):
@@ -27,17 +26,17 @@ def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
                  f"{float(expected[int(contrast)]):+.3f} on Q = {int(contrast)}; every other class enters too.")
 
 
+@checker(answer="the energies")
 def check_energy_by_hand(answer, maps: torch.Tensor, masks: torch.Tensor) -> bool:
     """Lesson 03: the energy-based pointing game per image (N,): the share of each map's positive mass
     inside its mask, as ``evaluate.energy_pointing_game`` computes it (0 or NaN accepted for a map with no
     positive mass)."""
 
-    answer = _as_tensor(answer, "the energies").detach().double().cpu().reshape(-1)
     maps, masks = torch.as_tensor(maps).detach().double().cpu(), torch.as_tensor(masks).cpu().bool()
-    expected = energy_pointing_game(maps, masks).double()
-    if answer.shape != expected.shape:
-        _fail(f"give one value per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}.")
     silent = maps.clamp_min(0).flatten(1).sum(1) == 0  # no positive mass: 0 (ours) or 0/0 = NaN
+    answer = _as_tensor(answer, "the energies", shape=silent.shape, flat=True, nan_ok=silent,
+                        hint="Give one value per image.").double()
+    expected = energy_pointing_game(maps, masks).double()
     answer = torch.where(silent & answer.isnan(), torch.zeros_like(answer), answer)
 
     def same(other):

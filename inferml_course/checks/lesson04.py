@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass
+from ._common import as_number, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..uncertainty.calibration import BIN_RULES, expected_calibration_error, maximum_calibration_error, top_label
 
 
+@checker(answer="gradient")
 def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, question: int) -> bool:
     """Lesson 04: dJ/dW for J = cross-entropy(z, question) of one image, with penultimate features
     ``h`` (D,) and logits ``logits`` (K,): a tensor (K, D)."""
-    g = _as_tensor(answer, "gradient").double()
-    h, z = h.detach().double().flatten(), logits.detach().double().flatten()
+    h, z = h.detach().cpu().double().flatten(), logits.detach().cpu().double().flatten()
     k, d = z.numel(), h.numel()
-    if g.shape != (k, d):
-        _fail(f"the gradient of the last layer's weights has the weights' shape (K, D) = ({k}, {d}), "
-              f"got {tuple(g.shape)}. Hint: an outer product e h^T.")
+    g = _as_tensor(answer, "gradient", shape=(k, d),
+                   hint="The gradient of the last layer's weights has the weights' shape (K, D). Hint: an outer "
+                        "product e h^T.").double()
     p = torch.softmax(z, 0)
     onehot = torch.nn.functional.one_hot(torch.tensor(question), k).double()
     expected = torch.outer(p - onehot, h)
@@ -30,15 +30,13 @@ def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, quest
                  "so a confident model gives sparse gradients.")
 
 
+@checker(answer="the ECE")
 def check_ece_by_hand(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> bool:
     """Lesson 04: the expected calibration error of ``probs`` (N, K) for ``labels`` (N,) with ``n_bins``
     equal-width confidence bins, a fraction, as ``uncertainty.expected_calibration_error`` computes it (any of
     its edge rules accepted)."""
 
-    value = _as_tensor(answer, "the ECE").detach().double().cpu()
-    if value.numel() != 1:
-        _fail(f"give one number for the whole set, got a tensor of shape {tuple(value.shape)}.")
-    value = float(value)
+    value = as_number(answer, "the ECE")
     probs, labels = torch.as_tensor(probs).detach().cpu(), torch.as_tensor(labels).cpu()
 
     wide = probs.double() / probs.double().sum(1, keepdim=True)  # float64 copy (rows summing to 1 again)

@@ -3,24 +3,27 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_number, as_parts, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..uncertainty.bayesian import decompose
 from ..uncertainty.calibration import BIN_RULES, expected_calibration_error, fit_temperature
 
 __all__ = ["check_decomposition", "check_ece", "check_temperature"]
 
 
+_PARTS = ("total", "aleatoric", "epistemic")
+
+
+@checker(answer="the decomposition", parts=_PARTS)
 def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool:
     """Lesson 05: ``(total, aleatoric, epistemic)`` in nats, each (N,), for samples ``probs`` (S, N, K)."""
 
-    require_answer(answer, "the decomposition")
-    if not isinstance(answer, (tuple, list)) or len(answer) != 3:
-        _fail("answer with three tensors: (total, aleatoric, epistemic).")
+    parts = as_parts(answer, "the decomposition", _PARTS, what="three tensors")
+    n = torch.as_tensor(probs).shape[1]
+    parts = [_as_tensor(got, name, shape=(n,), flat=True, hint="One value per input.")
+             for name, got in zip(_PARTS, parts)]
     expected = decompose(probs)
-    for name, got, want in zip(("total", "aleatoric", "epistemic"), answer, expected):
-        got = _as_tensor(got, name).to(want.dtype).flatten()
-        if got.shape != want.shape:
-            _fail(f"{name} should have one value per input, shape {tuple(want.shape)}, got {tuple(got.shape)}.")
+    for name, got, want in zip(_PARTS, parts, expected):
+        got = got.to(want.dtype).to(want.device)
         if not torch.allclose(got, want, atol=atol):
             hint = {"total": "entropy of the MEAN prediction: average the S probability vectors first.",
                     "aleatoric": "MEAN of the S entropies: one entropy per sample, then average.",
@@ -31,12 +34,15 @@ def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool
     return _pass(f"total = aleatoric + epistemic; mean epistemic share {float(expected.epistemic.sum() / expected.total.sum()):.0%}.")
 
 
+@checker(answer="ece")
 def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, atol: float = 1e-4) -> bool:
     """Lesson 05: the ECE (a fraction in [0, 1]) of ``probs`` with ``n_bins`` equal-width bins."""
 
-    value = float(require_answer(answer, "ece"))
+    value = as_number(answer, "ece")
     if value > 1:
         _fail(f"{value} is above 1: give the ECE as a fraction, not a percentage.")
+    if value < 0:
+        _fail(f"{value} is below 0: the ECE is a weighted mean of absolute gaps, never negative.")
     expected = {rule: expected_calibration_error(probs, labels, n_bins, rule) for rule in BIN_RULES}
     if not any(abs(value - e) <= atol for e in expected.values()):
         _fail(f"{value:.4f} differs from the ECE we measure ({expected['left_closed']:.4f}). Hint: confidence = max "
@@ -45,10 +51,11 @@ def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 1
     return _pass(f"ECE {expected['left_closed']:.2%} with {n_bins} bins.")
 
 
+@checker(answer="temperature")
 def check_temperature(answer, logits: torch.Tensor, labels: torch.Tensor, rtol: float = 0.05) -> bool:
     """Lesson 05: the temperature that minimises the NLL of ``softmax(logits / T)`` on the given split."""
 
-    value = float(require_answer(answer, "temperature"))
+    value = as_number(answer, "temperature")
     if value <= 0:
         _fail("a temperature must be positive.")
     expected = fit_temperature(logits, labels)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import (as_keys, as_mapping, as_number, as_tensor as _as_tensor, checker, fail as _fail,
+                      passed as _pass)
 from ..uncertainty.trust import gradtrust_from_logits
 from ..uncertainty.metrics import auac
 from ..uncertainty.experiments import quadrant_counts
@@ -12,13 +13,12 @@ from ..findings import MIN_SEEDS
 __all__ = ["check_gradtrust", "check_auac", "check_quadrant_shares", "check_asserted_findings"]
 
 
+@checker(answer="gradtrust")
 def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
     """Lesson 06: GradTrust (N,) computed from ``logits`` (N, K) in closed form."""
 
-    got = _as_tensor(answer, "gradtrust").double().flatten()
-    expected = gradtrust_from_logits(logits).double()
-    if got.shape != expected.shape:
-        _fail(f"one value per image: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}.")
+    got = _as_tensor(answer, "gradtrust", shape=(logits.shape[0],), flat=True, hint="One value per image.").double()
+    expected = gradtrust_from_logits(logits).double().cpu()
     if not torch.allclose(got, expected, rtol=rtol):
         k = logits.shape[1]
         if torch.allclose(got, 1.0 / expected, rtol=rtol):
@@ -28,12 +28,15 @@ def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
                  f"(possible range 1 to {logits.shape[1]}).")
 
 
+@checker(answer="auac")
 def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float = 5e-3) -> bool:
     """Lesson 06: the AUAC (a fraction in [0, 1]) of uncertainty ``scores`` for predictions marked ``correct``."""
 
-    value = float(require_answer(answer, "auac"))
+    value = as_number(answer, "auac")
     if value > 1:
         _fail(f"{value} is above 1: give the AUAC as a fraction, not a percentage.")
+    if value < 0:
+        _fail(f"{value} is below 0: the AUAC is a mean of accuracies, between 0 and 1.")
     expected = auac(scores, correct)
     flipped = auac(scores, correct, kind="trust")
     if abs(value - expected) > atol:
@@ -44,24 +47,20 @@ def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float 
     return _pass(f"AUAC {expected:.1%} (a useless score would give the accuracy, {float(correct.float().mean()):.1%}).")
 
 
+@checker(answer="the shares")
 def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor, correct: torch.Tensor) -> bool:
     """Lesson 06: {quadrant name: share of wrong predictions among its images}, each axis split at its median
     ("high" = strictly above), as ``experiments.quadrant_counts`` counts them (NaN or 0 accepted for an empty
     quadrant)."""
 
-    require_answer(answer, "the shares")
     trust, confidence = torch.as_tensor(trust).detach().cpu(), torch.as_tensor(confidence).detach().cpu()
     correct = torch.as_tensor(correct).cpu().bool()
     counts = quadrant_counts(trust, confidence, correct)
     names = [k for k in counts if k != "splits"]
-    if not isinstance(answer, dict):
-        _fail(f"give a dict {{quadrant name: share}}, got {type(answer).__name__}.")
-    if set(answer) != set(names):
-        _fail(f"use exactly the four names {', '.join(repr(n) for n in names)} as keys; got {sorted(map(str, answer))}.")
-    try:
-        got = {k: float(v) for k, v in answer.items()}
-    except (TypeError, ValueError):
-        _fail("each value should be one number, the share of wrong predictions in that quadrant.")
+    empty = {k: counts[k]["wrong"] + counts[k]["correct"] == 0 for k in names}  # NaN (0 / 0) accepted there
+    answer = as_mapping(answer, "the shares", names, form="{quadrant name: share}",
+                        keys_hint=f"{', '.join(repr(n) for n in names)} (the four names of quadrant_counts)")
+    got = {k: as_number(v, f"the share of {k!r}", nan_ok=empty[k]) for k, v in answer.items()}
 
     def shares(c):
         return {k: c[k]["wrong"] / (c[k]["wrong"] + c[k]["correct"]) if c[k]["wrong"] + c[k]["correct"] else None
@@ -97,18 +96,13 @@ def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor,
           "quadrant mask, share = (~correct[mask]).float().mean().")
 
 
+@checker(answer="the keys")
 def check_asserted_findings(answer, found: dict) -> bool:
     """Lesson 06 (a judgement): the keys of ``found`` ({key: findings.Finding}) whose comparison the lesson may
     assert: the 95 % interval excludes 0 and the effect has that sign on every one of at least
     ``findings.MIN_SEEDS`` retrainings (``Finding.holds``)."""
 
-    require_answer(answer, "the keys")
-    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
-        _fail(f"give a list (or set) of keys of found, got {type(answer).__name__}.")
-    got = set(answer)
-    unknown = sorted(map(str, got - set(found)))
-    if unknown:
-        _fail(f"{unknown} are not keys of found; use keys such as {next(iter(found))!r}.")
+    got = as_keys(answer, "the keys", found, "found")
     expected = {k for k, f in found.items() if f.holds}
     if got == expected:
         return _pass(f"{len(expected)} of {len(found)} comparisons may be asserted; the others are stated with "

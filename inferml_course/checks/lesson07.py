@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass
+from ._common import as_tensor as _as_tensor, check_finite, checker, fail as _fail, passed as _pass
 from ..uncertainty.voice.maps import explanation_overlap, snr
 
 __all__ = ["check_voice_map", "check_voice_snr", "check_explanation_overlap"]
 
 
+@checker(answer="the uncertainty map")
 def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
     """Lesson 07: the VOICE map (N, H, W) rebuilt from ``result.contrast_maps`` (N, K - 1, H, W)."""
-    answer = _as_tensor(answer, "the uncertainty map").float().cpu()
-    expected = result.uncertainty.float().cpu()
-    if answer.shape != expected.shape:
-        _fail(f"expected one map per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
-              "Hint: take the variance over the contrast axis (dim=1).")
+    expected = result.uncertainty.detach().float().cpu()
+    answer = _as_tensor(answer, "the uncertainty map", shape=expected.shape,
+                        hint="One map per image. Hint: take the variance over the contrast axis (dim=1).").float()
     if torch.allclose(answer, expected, atol=atol):
         return _pass("the variance of the contrast maps, min-max normalised, is the VOICE map "
                      "(the normalisation makes the unbiased and the population variance agree).")
@@ -26,23 +25,26 @@ def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
     _fail("the map differs from ours. Hint: contrast_maps.var(dim=1), then min-max normalise each image's map.")
 
 
+@checker(answer="the SNRs")
 def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
     """Lesson 07: the SNR of each VOICE map (N,), mean over population standard deviation of its pixels,
     recomputed with ``voice.snr`` from ``result.uncertainty``; ``correct`` (N,) bool, if given, splits the
     means in the message."""
 
-    answer = _as_tensor(answer, "the SNRs").detach().double().cpu()
+    answer = _as_tensor(answer, "the SNRs", nan_ok=True).double()  # NaN: checked below, once the shape is right
     u = result.uncertainty.detach().double().cpu()
     expected = snr(u).double()
     if answer.numel() == 1 and expected.numel() > 1:
-        _fail("that is one number; give one SNR per image, a tensor of shape "
-              f"{tuple(expected.shape)} (mean and std over each map's pixels, not over the whole batch).")
+        _fail("the SNRs should be one SNR per image, a tensor of shape "
+              f"{tuple(expected.shape)}, got one number (mean and std over each map's pixels, not over the whole "
+              "batch).")
     if answer.shape != expected.shape:
-        _fail(f"expected one SNR per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
+        _fail(f"the SNRs should be one SNR per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
               "Hint: flatten each map first (u.flatten(1)), then take mean and std over dim 1.")
 
     flat = u.flatten(1)
     mean, std = flat.mean(1), flat.std(1, correction=0)
+    check_finite(answer, "the SNRs", nan_ok=std == 0)  # NaN (0 / 0) accepted for a flat map only
     answer = torch.where((std == 0) & answer.isnan(), torch.zeros_like(answer), answer)  # 0/0 for a flat map
 
     def same(other):
@@ -69,14 +71,14 @@ def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
     _fail("the SNRs differ from ours. Hint: u = result.uncertainty.flatten(1); u.mean(1) / u.std(1, correction=0).")
 
 
+@checker(answer="the IoU values")
 def check_explanation_overlap(answer, result, threshold: float, atol: float = 1e-5) -> bool:
     """Lesson 07: VOICE's explanation overlap (the paper's IoU) per image (N,) between
     ``result.explanation`` and ``result.uncertainty`` binarised at ``threshold``."""
 
-    answer = _as_tensor(answer, "the IoU values").double().cpu().flatten()
+    answer = _as_tensor(answer, "the IoU values", shape=(result.explanation.shape[0],), flat=True,
+                        hint="One IoU per image.").double()
     expected = explanation_overlap(result.explanation, result.uncertainty, threshold).double().cpu()
-    if answer.shape != expected.shape:
-        _fail(f"expected one IoU per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}.")
     if torch.allclose(answer, expected, atol=atol):
         return _pass(f"mean IoU at threshold {threshold}: {float(expected.mean()):.3f}.")
     e, u = result.explanation > threshold, result.uncertainty > threshold

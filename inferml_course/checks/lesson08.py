@@ -3,30 +3,32 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_number, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..uncertainty.attribution import anomaly_localization, class_shares
 
 __all__ = ["check_class_shares", "check_murr", "check_anomaly_iou"]
 
 
+@checker(answer="the class shares")
 def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", classes=None,
                        atol: float = 1e-6) -> bool:
     """Lesson 08: UA-Backprop's stage 1, the per-class shares (N, K) of uncertainty ``measure`` for the
     sampled probabilities ``probs`` (S, N, K), recomputed with ``attribution.class_shares``."""
 
-    answer = _as_tensor(answer, "the class shares").detach().double().cpu()
+    answer = _as_tensor(answer, "the class shares", nan_ok=True).double()  # NaN: a hint below
     probs = torch.as_tensor(probs).detach().double().cpu()
+    shape = tuple(probs.shape[1:])
+    if answer.shape != shape:
+        if answer.numel() == shape[0]:
+            _fail(f"the class shares should have shape {shape}, got one number per image, the uncertainty itself; "
+                  "keep one share per class (do not sum over the classes).")
+        _fail(f"the class shares should be one share per image and class, shape {shape}, got "
+              f"{tuple(answer.shape)}. Hint: average over the samples, dim 0.")
+    if answer.isnan().any():
+        _fail("the class shares should be finite numbers, got NaN: 0 * log 0 gives NaN when a probability is "
+              "exactly 0. Use torch.special.xlogy(p, p) for p * log p (it is 0 at p = 0).")
     shares = class_shares(probs)
     expected = shares[measure]
-    if answer.shape != expected.shape:
-        if answer.numel() == expected.shape[0]:
-            _fail(f"that is one number per image, the uncertainty itself; keep one share per class, shape "
-                  f"{tuple(expected.shape)} (do not sum over the classes).")
-        _fail(f"expected one share per image and class, shape {tuple(expected.shape)}, got {tuple(answer.shape)}. "
-              "Hint: average over the samples, dim 0.")
-    if answer.isnan().any():
-        _fail("NaN in the shares: 0 * log 0 gives NaN when a probability is exactly 0. Use "
-              "torch.special.xlogy(p, p) for p * log p (it is 0 at p = 0).")
 
     def same(other):
         return torch.allclose(answer, other, atol=atol)
@@ -50,16 +52,15 @@ def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", 
           "(-probs * log probs).mean(0); epistemic = total - aleatoric (all per class, nothing summed).")
 
 
+@checker(answer="the IoUs")
 def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: float = 1e-6) -> bool:
     """Lesson 08: the anomaly IoU per image (N,): the top-k pixels of each map, k = the area of its anomaly
     mask, against that mask, as ``attribution.anomaly_localization`` computes it (default rules)."""
 
-    answer = _as_tensor(answer, "the IoUs").detach().double().cpu()
     maps, masks = maps.detach().double().cpu(), torch.as_tensor(masks).cpu().bool()
+    answer = _as_tensor(answer, "the IoUs", shape=(maps.shape[0],), hint="Give one IoU per image.").double()
     found = anomaly_localization(maps, masks)
     expected = found["iou"].double()
-    if answer.shape != expected.shape:
-        _fail(f"give one IoU per image, shape {tuple(expected.shape)}, got {tuple(answer.shape)}.")
 
     def same(other):
         return torch.allclose(answer, other.double(), atol=atol)
@@ -99,9 +100,10 @@ def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: flo
           "(argsort(descending=True, stable=True)); IoU = |top-k & mask| / |top-k | mask|.")
 
 
+@checker(answer="MURR")
 def check_murr(answer, result, budget: float = 0.05, atol: float = 1e-4) -> bool:
     """Lesson 08: MURR for ``budget`` from a blurring-test result's ``ratios`` (N, P) and ``pixels`` (P,)."""
-    value = float(require_answer(answer, "MURR"))
+    value = as_number(answer, "MURR")
     expected = result.murr[budget]
     if abs(value - expected) <= atol:
         return _pass(f"MURR at {budget:.0%} = {expected:.3f}: the best uncertainty reduction within the budget.")

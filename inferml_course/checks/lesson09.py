@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_number, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..intervene.adversarial import fgsm
 from ..intervene.membership import membership_report, tpr_at_fpr
 from ..intervene.causal import follow_rates
@@ -11,14 +11,13 @@ from ..intervene.causal import follow_rates
 __all__ = ["check_fgsm", "check_tpr_at_fpr", "check_watermark_following"]
 
 
+@checker(answer="x_adv")
 def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
     """Lesson 09: FGSM images (N, C, H, W) built by hand for ``model``, ``x``, labels ``y`` and ``epsilon``."""
 
-    answer = _as_tensor(answer, "x_adv")
+    answer = _as_tensor(answer, "x_adv", shape=x.shape, hint="Adversarial images have the images' shape.")
     expected = fgsm(model, x, y, epsilon=epsilon)
-    if answer.shape != expected.shape:
-        _fail(f"expected adversarial images of shape {tuple(expected.shape)}, got {tuple(answer.shape)}.")
-    answer = answer.detach().to(expected.device, expected.dtype)
+    answer = answer.to(expected.device, expected.dtype)
     if float(answer.min()) < 0 or float(answer.max()) > 1:
         _fail("some pixels are outside [0, 1]: clip the adversarial image with .clamp(0, 1).")
     step = (answer - x).abs().amax()
@@ -33,12 +32,15 @@ def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
     return _pass(f"FGSM with epsilon = {epsilon * 255:.0f}/255: every pixel moved by at most epsilon.")
 
 
+@checker(answer="the TPR")
 def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
     """Lesson 09: the true-positive rate of a membership score at a false-positive rate of at most ``fpr``."""
 
-    value = float(require_answer(answer, "the TPR"))
+    value = as_number(answer, "the TPR")
     if value > 1:
         _fail(f"{value} is above 1: give the rate as a fraction, not a percentage.")
+    if value < 0:
+        _fail(f"{value} is below 0: a rate is a share of the members, between 0 and 1.")
     expected = tpr_at_fpr(scores, is_member, fpr)
     if abs(value - expected) > 1e-6:
         auc = membership_report(scores, is_member)["AUC"]
@@ -50,13 +52,16 @@ def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
                  "almost without false alarms.")
 
 
+@checker(answer="the share")
 def check_watermark_following(answer, probs: torch.Tensor) -> bool:
     """Lesson 09: the share of conflicting interventions (sign s != watermark w) predicted as w,
     from ``intervention_probs`` output (S, W + 1, n, K)."""
 
-    value = float(require_answer(answer, "the share"))
+    value = as_number(answer, "the share")
     if value > 1:
         _fail(f"{value} is above 1: give the share as a fraction, not a percentage.")
+    if value < 0:
+        _fail(f"{value} is below 0: a share lies between 0 and 1.")
     rates = follow_rates(probs)
     expected = rates["watermark"]
     if abs(value - expected) > 1e-6:

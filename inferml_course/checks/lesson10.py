@@ -5,16 +5,17 @@ import math
 
 import torch
 
-from ._common import as_tensor as _as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_int, as_number, as_tensor as _as_tensor, checker, fail as _fail, passed as _pass
 from ..evaluate import auc, average_drop, deletion_curve, huffman_code_lengths, insertion_curve
 
 __all__ = ["check_average_drop", "check_huffman_bits", "check_deletion_curve"]
 
 
+@checker(answer="average drop")
 def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, tolerance: float = 1e-3) -> bool:
     """Lesson 10: the Average Drop % (lower is better) of scores ``full`` (Y) and ``masked`` (O)."""
 
-    value = float(require_answer(answer, "average drop"))
+    value = as_number(answer, "average drop")
     expected = average_drop(full, masked)
     if math.isclose(value, expected / 100, abs_tol=tolerance / 100):
         _fail("that is the drop as a fraction; the Grad-CAM++ paper reports it in percent (times 100).")
@@ -26,16 +27,14 @@ def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, toleran
     return _pass(f"Average Drop = {expected:.2f} % (lower is better).")
 
 
+@checker(answer="bits")
 def check_huffman_bits(answer, counts) -> bool:
     """Lesson 10: the length in bits of the Huffman-coded message with symbol counts ``counts``."""
 
-    answer = _as_tensor(answer, "bits")
-    if answer.numel() != 1:
-        _fail("give one number: the total length of the coded message in bits.")
+    value = as_int(answer, "bits", low=0)  # the total length of the coded message
     counts_t = torch.as_tensor(counts).long().view(1, -1)
     lengths = huffman_code_lengths(counts_t)
     expected = int((counts_t * lengths).sum())
-    value = float(answer)
     fixed = int(counts_t.sum()) * max(1, math.ceil(math.log2(int((counts_t > 0).sum()))))
     if value == fixed and fixed != expected:
         _fail("that is a fixed-length code. Huffman gives frequent symbols shorter words: merge the two "
@@ -46,17 +45,17 @@ def check_huffman_bits(answer, counts) -> bool:
     return _pass(f"{expected} bits; code lengths {lengths[0].tolist()}.")
 
 
+@checker(answer="the curve")
 def check_deletion_curve(answer, model, image: torch.Tensor, saliency_map: torch.Tensor, steps: int = 16,
                          substrate: str = "blur") -> bool:
     """Lesson 10: the pixel-wise deletion curve (steps + 1,) of one image (C, H, W) and its map (H, W): the
     predicted class's softmax probability after k = 0..steps steps, recomputed with ``evaluate.deletion_curve``."""
 
-    answer = _as_tensor(answer, "the curve").detach().double().cpu().reshape(-1)
+    answer = _as_tensor(answer, "the curve", shape=(steps + 1,), flat=True,
+                        hint=f"The curve has one point per step and one for the untouched image: {steps + 1} "
+                             "values.").double()
     x, m = image[None], saliency_map[None].to(image.device)
     expected = deletion_curve(model, x, m, steps=steps, substrate=substrate)[0].double().cpu()
-    if answer.shape != expected.shape:
-        _fail(f"the curve has one point per step and one for the untouched image: {steps + 1} values, got "
-              f"{answer.numel()}.")
 
     def same(other):
         return torch.allclose(answer, other.double().cpu().reshape(-1), atol=1e-4)

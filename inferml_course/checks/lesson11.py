@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from ._common import as_number as _number, fail as _fail, passed as _pass, require_answer
+from ._common import as_number as _number, as_parts, as_text, checker, fail as _fail, passed as _pass
 from ..models import predict_logits
 from ..intervene.adversarial import input_gradient
 from ..evaluate import energy_pointing_game, mask_fraction
@@ -24,6 +24,7 @@ def _predict(model, x: torch.Tensor) -> torch.Tensor:
     return predict_logits(model, x).argmax(1)
 
 
+@checker(answer="the smallest budget")
 def check_smallest_flip(answer, model, x, epsilons) -> bool:
     """Lesson 11: the smallest budget in ``epsilons`` at which FGSM changes the prediction of image ``x`` (1, C, H, W)."""
 
@@ -52,6 +53,7 @@ def check_smallest_flip(answer, model, x, epsilons) -> bool:
                  f"(a change of at most {expected * 255:.3g} grey levels per pixel).")
 
 
+@checker(answer="the share")
 def check_watermark_share(answer, model, images, masks, method: str = "saliency", tolerance: float = 0.01) -> bool:
     """Lesson 11: the mean share (over ``images``) of the positive mass of ``method``'s maps inside ``masks``."""
 
@@ -79,16 +81,18 @@ def check_watermark_share(answer, model, images, masks, method: str = "saliency"
           "evaluate.energy_pointing_game(maps, masks) gives one share per image.")
 
 
+@checker(answer="the audit", parts=("accuracy_drop", "shortcut"))
 def check_shortcut(answer, model, images, labels) -> bool:
     """Lesson 11: ``(accuracy drop, cue)``: accuracy on ``images`` minus accuracy with the watermark removed
-    (``set_watermark(images, None)``), and the name of the cue the model relies on."""
+    (``set_watermark(images, None)``), and the name of the cue the model relies on: ``"watermark"`` or
+    ``"sign"`` (any phrase holding one of the two words)."""
 
-    require_answer(answer, "the audit")
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        _fail("answer with two things: (accuracy_drop, shortcut), a number and a word.")
-    drop_answer, cue = answer
+    drop_answer, cue = as_parts(answer, "the audit", ("accuracy_drop", "shortcut"),
+                                what="two things, a number and a word")
     drop = _number(drop_answer, "accuracy_drop")
-    require_answer(cue, "shortcut")
+    word = as_text(cue, "shortcut", hint="Name the cue, e.g. 'sign' or 'watermark'.").lower()
+    if "watermark" not in word and "sign" not in word:
+        _fail(f"shortcut should name the cue the model reads, 'watermark' or 'sign', got {cue!r}.")
     labels = torch.as_tensor(labels).cpu()
     with_mark = float((_predict(model, images) == labels).float().mean())
     without = float((_predict(model, set_watermark(images, None)) == labels).float().mean())
@@ -101,9 +105,6 @@ def check_shortcut(answer, model, images, labels) -> bool:
             _fail("give the drop as a fraction of 1 (0.25 for 25 points), not in percent.")
         _fail(f"{drop:.3f} is not the accuracy drop. Hint: remove the mark with "
               "causal.set_watermark(images, None) and compare the accuracies on the same labels.")
-    if not isinstance(cue, str):
-        _fail("name the shortcut with a word (a string), e.g. 'sign' or 'watermark'.")
-    word = cue.strip().lower()
     relies = expected > 0.5
     if relies and "watermark" not in word:
         _fail(f"without the watermark the accuracy falls by {expected:.0%}: which cue is the model really using?")
