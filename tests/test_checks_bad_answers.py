@@ -30,7 +30,8 @@ from inferml_course.explain import gradients
 from inferml_course.fisher import toys
 from inferml_course.findings import Finding
 from inferml_course.intervene import adversarial, causal, membership
-from inferml_course.uncertainty import attribution, bayesian, calibration, experiments, metrics, trust, voice
+from inferml_course.uncertainty import attribution, bayesian, calibration, conformal, experiments, metrics, trust, \
+    voice
 
 from _explain_models import images, small_cnn
 
@@ -299,6 +300,31 @@ def case_shortcut():
         drop = ((model(x).argmax(1) == y).float().mean()
                 - (model(causal.set_watermark(x, None)).argmax(1) == y).float().mean()).item()
     return {"model": model, "images": x, "labels": y}, (drop, "watermark" if drop > 0.5 else "sign")
+
+
+def _class_probs(n, k=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % k
+    logits = torch.randn(n, k, generator=g, dtype=torch.float64) + 3 * torch.nn.functional.one_hot(labels, k)
+    return logits.softmax(1), labels
+
+
+def case_smallest_alpha():
+    return {"n": 19}, 1 / 20
+
+
+def case_aps_scores():
+    probs, labels = _class_probs(12)
+    return {"probs": probs, "labels": labels}, conformal.conformity_scores(probs, labels, "aps")
+
+
+def case_conformal_choice():
+    (p_cal, y_cal), (p_eval, y_eval) = _class_probs(400, seed=1), _class_probs(200, seed=2)
+    context = {"p_cal": p_cal, "y_cal": y_cal, "p_eval": p_eval, "y_eval": y_eval}
+    rates = {s: float((conformal.set_size(conformal.calibrate(p_cal, y_cal, 0.02, s, classwise=True, lam=0.1,
+                                                                   k_reg=1).predict(p_eval)) > 1).double().mean())
+             for s in ("lac", "aps", "raps")}
+    return context, {"score": min(rates, key=rates.get), "classwise": True, "alpha": 0.02, "randomized": False}
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}

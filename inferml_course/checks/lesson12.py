@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import torch
 
-from ._common import as_number, as_tensor, fail as _fail, passed as _pass, require_answer
+from ._common import as_mapping, as_number, as_tensor, checker, fail as _fail, passed as _pass
 from ..uncertainty.conformal import calibrate, conformity_scores, coverage, set_size
 
 __all__ = ["check_smallest_alpha", "check_aps_scores", "check_conformal_choice"]
 
 
+@checker(answer="my_alpha")
 def check_smallest_alpha(answer, n: int, atol: float = 1e-3) -> bool:
     """Lesson 12: the smallest miscoverage rate alpha that ``n`` calibration images support, 1 / (n + 1)."""
 
@@ -29,14 +30,13 @@ def check_smallest_alpha(answer, n: int, atol: float = 1e-3) -> bool:
           "statistic does not exist (the package refuses it). Try a larger alpha.")
 
 
+@checker(answer="my_aps")
 def check_aps_scores(answer, probs: torch.Tensor, labels: torch.Tensor, atol: float = 1e-5) -> bool:
     """Lesson 12: the non-randomised APS score of each true label, (N,): the probability mass of the labels
     ranked at or above it."""
 
-    got = as_tensor(answer, "my_aps").double().flatten()
     want = conformity_scores(probs, labels, "aps")
-    if got.shape != want.shape:
-        _fail(f"one score per image: shape {tuple(want.shape)}, got {tuple(got.shape)}.")
+    got = as_tensor(answer, "my_aps", shape=tuple(want.shape), flat=True).double()
     if torch.allclose(got, want, atol=atol):
         return _pass(f"APS scores match; median {want.median():.4f}: for a confident model most true labels "
                      "sit at the top with nearly all the mass.")
@@ -61,14 +61,13 @@ def _rechecks(p_cal, y_cal, p_eval, score: str, alpha: float) -> float:
     return float((set_size(predictor.predict(p_eval)) > 1).double().mean())
 
 
+@checker(answer="my_choice")
 def check_conformal_choice(answer, p_cal, y_cal, p_eval, y_eval) -> bool:
     """Lesson 12 (a judgement): the returns desk's settings, a dict with ``score``, ``classwise``, ``alpha`` and
     ``randomized``, judged against the requirements of the exercise and the re-check rates on the evaluation
     half (sets with more than one label, class-wise calibration at alpha = 0.02)."""
 
-    require_answer(answer, "my_choice")
-    if not isinstance(answer, dict) or set(answer) != set(_KEYS):
-        _fail(f"answer with a dict with exactly the keys {list(_KEYS)}.")
+    answer = as_mapping(answer, "my_choice", _KEYS)
     alpha = as_number(answer["alpha"], "my_choice['alpha']")
     if answer["randomized"] is not False:
         _fail("the desk refuses sets that depend on a coin flip: randomized must be False.")
@@ -80,8 +79,8 @@ def check_conformal_choice(answer, p_cal, y_cal, p_eval, y_eval) -> bool:
                 "it is safe, but every extra percent of coverage costs re-checks")
         _fail(f"alpha is the miss rate you accept: {alpha:g} does not match 'at most 2 %' ({hint}).")
     score = answer["score"]
-    if score not in ("lac", "aps", "raps"):
-        _fail("score must be one of 'lac', 'aps', 'raps'.")
+    if not isinstance(score, str) or score not in ("lac", "aps", "raps"):
+        _fail(f"my_choice['score'] must be one of 'lac', 'aps', 'raps', got {score!r}.")
     rates = {s: _rechecks(p_cal, y_cal, p_eval, s, 0.02) for s in ("lac", "aps", "raps")}
     best = min(rates, key=rates.get)
     table = ", ".join(f"{s.upper()} {r:.1%}" for s, r in rates.items())
