@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import copy
 import html
+import hashlib
 import json
 import re
 import textwrap
@@ -215,6 +216,20 @@ def add_slide_metadata(nb) -> None:
         cell.setdefault("metadata", {})["slideshow"] = {"slide_type": _slide_type(cell, cell is setup)}
 
 
+def with_cell_ids(nb) -> None:
+    """Declare nbformat 4.5 and give every cell an id (a hash of its position and kind, so a resync keeps it):
+    the form JupyterLab validates without "Notebook JSON is invalid"."""
+    nb["nbformat"], nb["nbformat_minor"] = 4, max(5, int(nb.get("nbformat_minor", 0)))
+    used = {c["id"] for c in nb["cells"] if "id" in c}
+    for i, cell in enumerate(nb["cells"]):
+        if "id" not in cell:
+            k = 0
+            while (new := hashlib.sha1(f"{i}-{cell['cell_type']}-{k}".encode()).hexdigest()[:8]) in used:
+                k += 1
+            cell["id"] = new
+            used.add(new)
+
+
 def sync_notebook(path: Path) -> bool:
     """Rewrite a lesson's badge, setup block and slide metadata in place; True if it changed."""
     path = Path(path)
@@ -225,6 +240,7 @@ def sync_notebook(path: Path) -> bool:
     setup = _first_code_cell(nb)
     _set_source(setup, with_setup_block(_source(setup)))
     add_slide_metadata(nb)
+    with_cell_ids(nb)
     new = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if new != text:
         path.write_text(new)
