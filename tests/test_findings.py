@@ -75,3 +75,12 @@ def test_plot_findings_draws_one_row_per_finding():
           findings.Finding("06", "b", 0.05, -0.1, 0.2)]
     fig = findings.plot_findings(fs)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["b", "a"]
+
+
+def test_paired_bootstrap_keeps_boolean_masks():
+    """A statistic may index with a boolean array (right vs wrong predictions): the rows keep their dtype."""
+    import torch
+    values, correct = torch.arange(40, dtype=torch.float32), torch.arange(40) % 3 == 0
+    low, high = findings.paired_bootstrap(lambda v, c: float(v[c].mean() - v[~c].mean()), values, correct,
+                                          n_resamples=50)
+    assert low <= high

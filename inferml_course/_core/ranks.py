@@ -71,8 +71,9 @@ def average_ranks(values, *, descending: bool = False, axis: int = -1):
 
 
 def _numpy(values) -> np.ndarray:
+    """An array of the same dtype (a boolean mask stays a mask for the statistic)."""
     if isinstance(values, torch.Tensor):
-        return values.detach().cpu().double().numpy()
+        return values.detach().cpu().numpy()
     return np.asarray(values)
 
 
