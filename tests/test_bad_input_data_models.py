@@ -356,7 +356,7 @@ def test_corrupted_copies_everything(signs_test):
     (lambda: datasets.load_ood("noise", n=4, seed=1.5), TypeError, "seed"),
     (lambda: datasets.load_ood("textures", n=4, seed="a"), TypeError, "seed"),
     (lambda: datasets.anomalies(4, seed=None), TypeError, "seed"),
-    (lambda: datasets.anomalies(4, patch_size=5), ValueError, "patch_size"),
+    (lambda: datasets.anomalies(4, patch_size=5), TypeError, "patch_size"),  # a scalar where a pair is due
     (lambda: datasets.anomalies(4, patch_size=(3, True)), ValueError, "patch_size"),
     (lambda: datasets.anomalies(4, on_sign="no"), TypeError, "on_sign"),
     (lambda: datasets.generate_signs(4, noise_std=-1.0), ValueError, "noise_std"),

@@ -140,11 +140,12 @@ def test_a_model_that_returns_a_tuple_gets_a_clear_error(cnn, x, call):
         call(_TupleModel(cnn), x)
 
 
-def test_numpy_images_play_the_games_like_tensors(cnn, x):
+def test_numpy_images_get_a_clear_error_in_the_games(cnn, x):
     maps = torch.rand(len(x), 16, 16)
-    ours = evaluate.insertion_deletion(cnn, x, maps, steps=4)
-    theirs = evaluate.insertion_deletion(cnn, x.numpy(), maps.numpy(), steps=4)
-    assert torch.allclose(ours.deletion["map"], theirs.deletion["map"]) and torch.equal(ours.targets, theirs.targets)
+    with pytest.raises(TypeError, match=r"torch.from_numpy\(x\)"):
+        evaluate.insertion_deletion(cnn, x.numpy(), maps, steps=4)
+    with pytest.raises(TypeError, match=r"torch.from_numpy\(maps\)"):
+        evaluate.insertion_deletion(cnn, x, maps.numpy(), steps=4)
 
 
 # --- dtypes -----------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def check_float_tensor(x, argument: str, form: str, dim: int | None = None, min_
     first dimension is a batch that must not be empty; ``what`` is added to the dtype message.
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{argument} must be a torch.Tensor of shape {form}, got {type(x).__name__}")
+        hint = f"; convert it with torch.from_numpy({argument})" if isinstance(x, np.ndarray) else ""
+        raise TypeError(f"{argument} must be a torch.Tensor of shape {form}, got {type(x).__name__}{hint}")
     if not x.is_floating_point():
         raise TypeError(f"{argument} must be a floating-point tensor{what}, got dtype {x.dtype}")
     check_not_meta(x, argument)
@@ -316,8 +317,8 @@ def check_model_input(model: nn.Module, x, argument: str = "x", images: bool = T
                       same_device: bool = False) -> torch.Tensor:
     """Check the input batch of a function that runs ``model`` on it, and return it in the model's dtype.
 
-    * ``model`` is an ``nn.Module`` whose tensors are not on the meta device; ``x`` is not on it either
-      (a NumPy array is taken as the tensor it holds);
+    * ``model`` is an ``nn.Module`` whose tensors are not on the meta device; ``x`` is a tensor (a NumPy
+      array gets a TypeError that says ``torch.from_numpy``), not on the meta device either;
     * ``x`` is an image batch (N, C, H, W) (``images=True``, :func:`check_images`) or a floating batch
       (N, ...) with at least 2 dimensions, finite, not empty;
     * the batch dimension is present: when the model's first layer with parameters is a convolution
@@ -330,8 +331,6 @@ def check_model_input(model: nn.Module, x, argument: str = "x", images: bool = T
       that follow ``x.device`` instead of moving the batch.
     """
     check_model(model)
-    if isinstance(x, np.ndarray):  # a NumPy batch is read as the tensor it holds (same dtype rule below)
-        x = torch.from_numpy(x)
     check_not_meta(x, argument)
     reference = model_reference_tensor(model)
     layer, rank = input_layer(model)

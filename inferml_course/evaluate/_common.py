@@ -41,8 +41,9 @@ def check_maps(maps, x: torch.Tensor | None = None, argument: str = "maps", shap
 
 def as_map_dict(maps, x: torch.Tensor | None = None, argument: str = "maps", shape=None):
     """``maps`` as (dict name -> (N, H, W), was_single). A bare tensor becomes ``{"map": maps}``."""
-    if isinstance(maps, np.ndarray):  # a NumPy map batch is the tensor it holds
-        maps = torch.from_numpy(maps)
+    if isinstance(maps, np.ndarray):
+        raise TypeError(f"{argument} must be a torch.Tensor (N, H, W) or a dict of them, got a NumPy array; "
+                        f"convert it with torch.from_numpy({argument})")
     single = isinstance(maps, torch.Tensor)
     if single:
         maps = {"map": maps}
