@@ -51,11 +51,11 @@ class _Placeholder:
     """Stands for an argument the test does not vary; the check must fail before anything reads it."""
 
 
-def _call(name, param, value):
+def _call(name, param, value, **given):
     fn = FUNCTIONS[name]
-    kwargs = {}
+    kwargs = dict(given)
     for p in inspect.signature(fn).parameters.values():
-        if p.name == param or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is not p.empty:
+        if p.name in kwargs or p.name == param or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is not p.empty:
             continue
         kind = RULES[name].kinds.get(p.name) if name in RULES else None
         kwargs[p.name] = (nn.Linear(2, 2) if p.name == "model" else
@@ -64,10 +64,10 @@ def _call(name, param, value):
     return fn(**kwargs)
 
 
-def _refused(name, param, value) -> str | None:
+def _refused(name, param, value, **given) -> str | None:
     """None when the call fails at once with an error naming ``param``; else what went wrong."""
     try:
-        _call(name, param, value)
+        _call(name, param, value, **given)
     except (TypeError, ValueError) as err:
         return None if str(err).startswith(param) else f"{name}({param}={value!r}): {err}"
     except Exception as err:  # noqa: BLE001 - any other failure is a deep error, reported as such
@@ -89,7 +89,8 @@ def test_the_sweep_sees_the_api():
     missing = sorted(name for name, fn in FUNCTIONS.items() if not hasattr(fn, "__checked__"))
     assert not missing, f"public functions without @checked (_core.arguments): {missing}"
     kinds = {kind for rules in RULES.values() for kind in rules.kinds.values()}
-    assert kinds >= {"bool", "float", "int", "count", "sequence", "names", "tensor", "batch_size"}
+    assert sum(bool(rules.pairs) for rules in RULES.values()) > 10
+    assert kinds >= {"bool", "float", "int", "count", "sequence", "names", "tensor", "batch_size", "probs"}
 
 
 def test_truthy_strings_are_not_booleans():
@@ -125,6 +126,25 @@ def test_tensors_hold_numbers():
 
 def test_batch_sizes():
     assert not _sweep(("batch_size",), lambda *_: (0, "big"))
+
+
+def test_logits_are_not_probabilities():
+    assert not _sweep(("probs",), lambda *_: (torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([[0.2, 0.2, 0.2]])))
+
+
+#: A valid value of each paired argument with n rows.
+ROWS = {"probs": lambda n: torch.full((n, 4), 0.25), "logits": lambda n: torch.zeros(n, 4),
+        "labels": lambda n: torch.zeros(n, dtype=torch.long), "scores": lambda n: torch.rand(n),
+        "correct": lambda n: torch.ones(n, dtype=torch.bool), "uncertainty": lambda n: torch.rand(n),
+        "confidence": lambda n: torch.rand(n), "features": lambda n: torch.rand(n, 5),
+        "maps": lambda n: torch.rand(n, 4, 4), "masks": lambda n: torch.rand(n, 4, 4) > 0.5}
+
+
+def test_paired_arguments_describe_the_same_items():
+    cases = [(name, pair) for name, rules in sorted(RULES.items()) for pair in rules.pairs]
+    failures = [bad for name, (a, b, _, _) in cases
+                if (bad := _refused(name, b, ROWS[b](2), **{a: ROWS[a](3)}))]
+    assert not failures
 
 
 def test_the_checks_keep_the_function_readable():

@@ -19,6 +19,10 @@ sequences       a parameter whose default is a tuple takes a sequence, not a sca
                 (``budgets=0.05`` for ``budgets=(0.02, 0.05)``); a tuple of names also takes one name
 tensors         a tensor or array argument is not on the meta device and holds no NaN or infinity
                 (``allow_nonfinite=`` names the arguments where they mean something, e.g. ranks)
+probabilities   an argument named ``probs`` holds probabilities (in [0, 1], each row summing to 1 within
+                1e-3), so logits are refused instead of read as probabilities
+paired lengths  the pairs in :data:`PAIRED` (``probs`` / ``labels``, ``scores`` / ``correct``, ...) describe the
+                same items: when both are given as tensors or arrays, their first dimensions agree
 ==============  ======================================================================================
 
 A parameter opts out of the rule its default implies when its annotation names other types too
@@ -38,7 +42,7 @@ import torch
 
 from .batching import check_batch_size
 
-__all__ = ["COUNT_LIMITS", "checked", "ArgumentRules"]
+__all__ = ["COUNT_LIMITS", "PAIRED", "checked", "ArgumentRules"]
 
 #: The most a count argument may be (by parameter name), and why the bound is generous: every course use
 #: is at least 10x below it, and one past it is a typo or a run that would not end on a laptop.
@@ -49,6 +53,13 @@ COUNT_LIMITS = {
     "n_contrast": 1_000, "max_iter": 100_000, "grid_size": 1_000, "n_bins": 10_000, "bins": 10_000,
     "num_cells": 10_000, "per": 100_000, "per_block": 100_000, "top_k": 100_000, "k": 100_000,
 }
+
+#: Arguments that describe the same items, row for row (first dimension), when a function takes both.
+#: Each pair is checked when both have their usual rank (``probs`` (N, K) and ``labels`` (N,), ...); other shapes
+#: are left to the function's own, more specific message.
+PAIRED = (("probs", "labels", 2, 1), ("logits", "labels", 2, 1), ("scores", "correct", 1, 1),
+          ("scores", "labels", 1, 1), ("uncertainty", "correct", 1, 1), ("confidence", "correct", 1, 1),
+          ("features", "labels", 2, 1), ("maps", "masks", 3, 3))
 
 _TENSOR_WORDS = ("Tensor", "ndarray", "array")
 
@@ -73,6 +84,7 @@ class ArgumentRules:
     optional: frozenset
     infinite: frozenset
     allow_nonfinite: frozenset
+    pairs: tuple = ()
 
     @classmethod
     def of(cls, fn, allow_nonfinite=()) -> "ArgumentRules":
@@ -106,12 +118,17 @@ class ArgumentRules:
                 kind = "tensor"
             else:
                 kind = None
+            if p.name == "probs" and (kind == "tensor" or not plain):
+                kind = "probs"
             if kind:
                 kinds[p.name] = kind
         unknown = set(allow_nonfinite) - set(kinds)
         if unknown:
             raise TypeError(f"allow_nonfinite names no tensor parameter of {fn.__qualname__}: {sorted(unknown)}")
-        return cls(fn.__qualname__, kinds, frozenset(optional), frozenset(infinite), frozenset(allow_nonfinite))
+        names = set(inspect.signature(fn).parameters)
+        pairs = tuple(pair for pair in PAIRED if pair[0] in names and pair[1] in names)
+        return cls(fn.__qualname__, kinds, frozenset(optional), frozenset(infinite), frozenset(allow_nonfinite),
+                   pairs)
 
     def check(self, name: str, value) -> None:
         """Raise a TypeError / ValueError naming ``name`` when ``value`` breaks its rule."""
@@ -145,7 +162,43 @@ class ArgumentRules:
                 raise TypeError(f"{where} must be a sequence (e.g. a tuple), got {type(value).__name__} {value!r}")
         elif kind == "tensor" and name not in self.allow_nonfinite:
             _check_values(value, where)
+        elif kind == "probs":
+            _check_values(value, where)
+            _check_probabilities(value, where)
 
+    def check_pairs(self, arguments: dict) -> None:
+        """Paired arguments given as tensors or arrays of their usual ranks must have the same number of rows."""
+        for a, b, rank_a, rank_b in self.pairs:
+            first, second = arguments.get(a), arguments.get(b)
+            if _rows(first, rank_a) is not None and _rows(second, rank_b) is not None and first.shape[0] != second.shape[0]:
+                want = ", ".join([str(first.shape[0]), *map(str, second.shape[1:])])
+                raise ValueError(f"{b} must have shape ({want}{',' if second.ndim == 1 else ''}) to match {a} (row i of "
+                                 f"each describes item i), got shape {tuple(second.shape)}")
+
+
+def _rows(value, rank: int):
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == rank and not (
+            isinstance(value, torch.Tensor) and value.is_meta):
+        return int(value.shape[0])
+    return None
+
+
+def _check_probabilities(value, where: str) -> None:
+    """Values in [0, 1] whose rows (last dimension) sum to 1: softmax outputs, not logits (the wording of
+    ``_core.checks.check_probs``; shapes are left to the function)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        value = torch.from_numpy(value)
+    if (not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() < 2 or value.numel() == 0
+            or value.shape[-1] < 2):
+        return
+    v = value.detach()
+    if bool((v < 0).any()) or bool((v > 1).any()):
+        raise ValueError(f"{where} must lie in [0, 1]; got values in [{float(v.min()):.3g}, {float(v.max()):.3g}]. "
+                         "Did you pass logits? Apply torch.softmax(logits, -1) first")
+    err = float((v.double().sum(-1) - 1).abs().max())
+    if err > 1e-2:  # coarse: the functions apply their own dtype-dependent tolerance
+        raise ValueError(f"{where}: each row of {where} must sum to 1 (largest deviation {err:.3g}). Pass probabilities, "
+                         "e.g. torch.softmax(logits, -1); they are not normalised for you")
 
 def _check_values(value, where: str) -> None:
     if isinstance(value, torch.Tensor):
@@ -170,7 +223,7 @@ def checked(fn=None, *, allow_nonfinite=()):
         return lambda f: checked(f, allow_nonfinite=allow_nonfinite)
     rules = ArgumentRules.of(fn, allow_nonfinite)
     signature = inspect.signature(fn)
-    if not rules.kinds:
+    if not rules.kinds and not rules.pairs:
         fn.__checked__ = rules
         return fn
 
@@ -182,6 +235,7 @@ def checked(fn=None, *, allow_nonfinite=()):
             raise TypeError(f"{fn.__qualname__}: {err}") from None
         for name, value in bound.arguments.items():
             rules.check(name, value)
+        rules.check_pairs(bound.arguments)
         return fn(*args, **kwargs)
 
     wrapper.__checked__ = rules
