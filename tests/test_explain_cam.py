@@ -184,6 +184,51 @@ def test_causal_cam_arguments():
         explain.causal_cam(one_class.eval(), x, layer="0")
 
 
+def test_causal_from_contrasts_analytic():
+    """Hand-made maps: gc = minmax([[4, 3], [0, 2]]) = [[1, .75], [0, .5]], c_1 = [[.25, .5], [0, 1]], c_2 constant (0)."""
+    explanation = torch.tensor([[[4.0, 3.0], [0.0, 2.0]]], dtype=torch.float64)
+    contrast = torch.stack([torch.tensor([[1.0, 2.0], [0.0, 4.0]]), torch.full((2, 2), 7.0)]).double()[None]
+    maps = explain.ContrastCams(explanation, contrast, torch.tensor([[1, 2]]), torch.tensor([0]),
+                                torch.tensor([[0.8, 0.1, 0.1]]))
+    # soft: max(0, gc - max_Q c_Q) = max(0, [[1 - .25, .75 - .5], [0 - 0, .5 - 1]])
+    soft = explain.causal_from_contrasts(maps, form="soft")
+    assert torch.equal(soft, torch.tensor([[[0.75, 0.25], [0.0, 0.0]]], dtype=torch.float64))
+    # set at 0.5: gc > .5 keeps the top row; no contrast exceeds .5 there, so Grad-CAM's values stay
+    assert torch.equal(explain.causal_from_contrasts(maps), torch.tensor([[[4.0, 3.0], [0.0, 0.0]]], dtype=torch.float64))
+    # a looser contrast region (c > .3) also removes the top-right pixel
+    assert torch.equal(explain.causal_from_contrasts(maps, contrast_threshold=0.3),
+                       torch.tensor([[[4.0, 0.0], [0.0, 0.0]]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="form"):
+        explain.causal_from_contrasts(maps, form="fuzzy")
+    with pytest.raises(ValueError, match="no threshold"):
+        explain.causal_from_contrasts(maps, form="soft", threshold=0.5)
+    with pytest.raises(TypeError, match="ContrastCams"):
+        explain.causal_from_contrasts(explanation)
+
+
+def test_causal_cam_soft_form():
+    # known by construction: every Contrast-CAM of the two-channel model has Grad-CAM's shape (both are
+    # relu(a_0 - a_1) up to a positive factor), so the causal map is empty in both readings
+    model, x = TwoChannelModel().double().eval(), _two_squares()
+    assert torch.equal(explain.causal_cam(model, x, form="soft"), torch.zeros(1, 8, 8, dtype=torch.float64))
+    assert explain.causal_cam(model, x).abs().max() == 0
+    # any model: the soft map from the single-map functions, by hand (for class 1, whose map is not empty)
+    model, x = small_cnn(), images(3)
+    maps = explain.contrast_cams(model, x, target=1)
+    union = torch.zeros_like(maps.explanation)              # max_Q c_Q, one Q at a time
+    for j in range(maps.contrast.shape[1]):
+        one = explain.normalize_maps(explain.contrast_cam(model, x, 1, contrast=maps.contrast[:, j]), "minmax")
+        union = torch.maximum(union, one)
+    by_hand = (explain.normalize_maps(maps.explanation, "minmax") - union).clamp_min(0)
+    soft = explain.causal_cam(model, x, target=1, form="soft")
+    assert (by_hand > 0).any()                                 # not the empty case
+    assert torch.allclose(soft, by_hand, atol=1e-10)
+    assert torch.equal(soft, explain.causal_from_contrasts(maps, form="soft"))
+    assert 0 <= soft.min() and soft.max() <= 1
+    with pytest.raises(ValueError, match="no threshold"):
+        explain.causal_cam(model, x, form="soft", contrast_threshold=0.8)
+
+
 class _SideBranch(torch.nn.Module):
     """Logits from ``trunk``; ``side`` runs in the forward pass but never reaches the logits."""
 

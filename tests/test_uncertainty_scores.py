@@ -166,6 +166,13 @@ def test_odin_matches_the_per_sample_definition(cnn, xs):
         assert torch.allclose(scores.odin(cnn, xs, t, eps), odin_loop(cnn, xs, t, eps), atol=1e-6)
 
 
+def test_odin_t100_variant_is_the_gradtrust_demo_temperature(cnn, xs):
+    from inferml_course.uncertainty import experiments
+    assert experiments.TUTORIAL_VARIANTS["odin_t100"] == ("odin", {"temperature": 100.0})
+    assert torch.allclose(uncertainty("odin", cnn, xs, temperature=100.0), -odin_loop(cnn, xs, 100.0, 0.0014),
+                          atol=1e-6)
+
+
 def test_odin_without_perturbation_is_tempered_msp(cnn, xs):
     with torch.no_grad():
         expected = torch.softmax(cnn(xs) / 1000.0, 1).max(1).values

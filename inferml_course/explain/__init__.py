@@ -9,7 +9,8 @@ Direct explanations answer "why this decision?" with a map (N, H, W) over the in
 * class activation maps and the explanatory paradigms: :func:`grad_cam`, :func:`grad_cam_plus_plus`,
   :func:`counterfactual_cam` ("What if not P?"), :func:`contrast_cam` ("Why P, rather than Q?"),
   :func:`explanatory_paradigms` (all four questions at once), :func:`contrast_cams` (Contrast-CAM of
-  every class at once, VOICE's input) and :func:`causal_cam` (Grad-CAM minus every contrast region).
+  every class at once, VOICE's input) and :func:`causal_cam` (Grad-CAM minus every contrast region; :func:`causal_from_contrasts` reads it from
+  :func:`contrast_cams`'s maps, as crisp or as fuzzy sets).
 
 :func:`explain` and :data:`METHODS` loop over them by name; each method's facts (family, sign,
 widget options, label, teaching order) are declared beside it with :func:`explainer` and every
@@ -20,7 +21,7 @@ Scores of maps against masks and the randomisation check are evaluations: :mod:`
 :func:`normalize_maps` and :func:`overlay` prepare maps for display. Module docstrings list each
 method's cost and every default in which we differ from Captum.
 """
-from .cam import PARADIGMS, ContrastCams, causal_cam, contrast_cam, contrast_cams, contrast_classes, \
+from .cam import CAUSAL_FORMS, PARADIGMS, ContrastCams, causal_cam, causal_from_contrasts, contrast_cam, contrast_cams, contrast_classes, \
     contrast_cotangents, counterfactual_cam, explanatory_paradigms, grad_cam, grad_cam_plus_plus, paradigm_measures, \
     runner_up
 from .gradients import RULES, blur_ig, deconvnet, fullgrad, guided_backprop, input_x_gradient, integrated_gradients, \
@@ -35,6 +36,7 @@ __all__ = [
     "saliency", "input_x_gradient", "deconvnet", "guided_backprop", "smoothgrad", "integrated_gradients", "blur_ig",
     "fullgrad", "occlusion", "rise", "rise_scores", "RiseScores", "lime", "kernel_shap", "grad_cam", "grad_cam_plus_plus", "counterfactual_cam",
     "contrast_cam", "explanatory_paradigms", "paradigm_measures", "runner_up", "PARADIGMS", "contrast_cams", "ContrastCams", "causal_cam",
+    "causal_from_contrasts", "CAUSAL_FORMS",
     "contrast_classes", "contrast_cotangents", "RULES", "quadrature", "superpixels",
     "explain", "method", "METHODS", "FAMILIES", "SIGNED", "EXPLAINERS", "explainer", "INTERACTIVE_OPTIONS", "normalize_maps", "overlay",
     "first_layer_filters", "activation_maps", "receptive_field", "max_activating_patches", "embeddings",

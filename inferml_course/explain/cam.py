@@ -53,8 +53,9 @@ from torch import nn
 from typing import NamedTuple
 
 from .._core.arguments import checked
-from .._core.checks import check_labels, check_model_input, check_number, check_unit_interval
+from .._core.checks import check_choice, check_labels, check_model_input, check_number, check_unit_interval
 from .._core.grads import batched_grad
+from .._core.images import minmax
 from .._core.adapter import logits_and_feature_maps, reached, resolve_layer
 from .._core.modes import guarded
 from .._core.targets import as_target_tensor, output_dtype, resolve_targets
@@ -64,7 +65,7 @@ from ..evaluate.sanity import rank_correlation
 
 __all__ = ["grad_cam", "grad_cam_plus_plus", "counterfactual_cam", "contrast_cam", "explanatory_paradigms",
            "runner_up", "PARADIGMS", "paradigm_measures", "contrast_classes", "contrast_cotangents", "ContrastCams", "contrast_cams",
-           "causal_cam"]
+           "causal_cam", "causal_from_contrasts", "CAUSAL_FORMS"]
 
 #: The four questions of :func:`explanatory_paradigms`, in display order.
 PARADIGMS = ("Why P?", "What if not P?", "Why P, rather than Q?", "Why not P with 100% confidence?")
@@ -307,28 +308,67 @@ def contrast_cams(model: nn.Module, x: torch.Tensor, target=None, layer=None, re
     return ContrastCams(cam[0].detach(), cam[1:].transpose(0, 1).detach(), others, p, probs.to(output_dtype(x)))
 
 
+#: The readings of CausalCAM's set operation that :func:`causal_from_contrasts` implements.
+CAUSAL_FORMS = ("set", "soft")
+
+
+@checked
+def causal_from_contrasts(maps: ContrastCams, form: str = "set", threshold: float | None = None,
+                          contrast_threshold: float | None = None) -> torch.Tensor:
+    """CausalCAM's causal map (N, H, W) from the output of :func:`contrast_cams`, in one of two readings of
+    the paper's set operation "Grad-CAM's regions minus the union of the contrast regions". Every map is
+    min-max normalised per image first (``gc`` for Grad-CAM of P, ``c_Q`` for Contrast-CAM of each Q != P).
+
+    * ``form="set"`` (crisp sets): mask = bin(gc) and not (or_Q bin(c_Q)), bin(m) = m > ``threshold``
+      (default 0.5, our choice: the paper gives no number); ``contrast_threshold`` (None: ``threshold``)
+      binarises the contrast maps alone. Returns Grad-CAM's raw values on the mask and 0 elsewhere.
+    * ``form="soft"`` (fuzzy sets, no threshold): max(0, gc - max_Q c_Q), the Lukasiewicz difference of gc
+      and the union (pointwise maximum) of the c_Q. Returns values in [0, 1]; 0 wherever some contrast map
+      reaches Grad-CAM's level.
+    """
+    form = check_choice(form, CAUSAL_FORMS, "form")
+    if not isinstance(maps, ContrastCams):
+        raise TypeError(f"maps must be the ContrastCams that contrast_cams returns, got {type(maps).__name__}")
+    n, q, h, w = maps.contrast_maps.shape
+    if form == "soft":
+        if threshold is not None or contrast_threshold is not None:
+            raise ValueError("form='soft' has no threshold; leave threshold and contrast_threshold at None")
+        contrast = minmax(maps.contrast_maps.reshape(n * q, h, w)).view(n, q, h, w)   # in the maps' dtype
+        return (minmax(maps.explanation) - contrast.amax(1)).clamp_min(0)
+    grad = normalize_maps(maps.explanation, "minmax")
+    contrast = normalize_maps(maps.contrast_maps.reshape(n * q, h, w), "minmax").view(n, q, h, w)
+    threshold = 0.5 if threshold is None else check_unit_interval(threshold, "threshold")
+    contrast_threshold = threshold if contrast_threshold is None else \
+        check_unit_interval(contrast_threshold, "contrast_threshold")
+    mask = (grad > threshold) & ~(contrast > contrast_threshold).any(1)
+    return maps.explanation * mask
+
+
 @guarded()
 @checked
-def causal_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, threshold: float = 0.5,
-               contrast_threshold: float | None = None, reshape=None, vectorize: bool | None = None) -> torch.Tensor:
+def causal_cam(model: nn.Module, x: torch.Tensor, target=None, layer=None, threshold: float | None = None,
+               contrast_threshold: float | None = None, form: str = "set", reshape=None,
+               vectorize: bool | None = None) -> torch.Tensor:
     """CausalCAM (Prabhushankar and AlRegib, ICIP 2021): Grad-CAM's regions minus the contrast regions.
 
     The causal features of P are those of Grad-CAM that do not also let P be told apart from some other
-    class; the contrast (context) region is the union over every Q != P of Contrast-CAM's regions. With
-    each map min-max normalised and binarised at ``threshold`` (our choice, the paper gives no number):
-    mask = bin(Grad-CAM_P) and not (or_Q bin(Contrast-CAM_{P,Q})), bin(m) = m > threshold;
-    ``contrast_threshold`` (None: ``threshold``) binarises the contrast maps alone, so a looser contrast
-    region can be tried (lesson 10). Returns Grad-CAM's raw values on that mask and 0 elsewhere
-    (N, H, W), so the map ranks pixels as Grad-CAM does inside the causal region. On a near-certain
-    model every Contrast-CAM looks like Grad-CAM and the causal region can be empty (lesson 10).
+    class; the contrast (context) region is the union over every Q != P of Contrast-CAM's regions.
+    ``form="set"`` (default): with each map min-max normalised and binarised at ``threshold`` (default 0.5,
+    our choice, the paper gives no number), mask = bin(Grad-CAM_P) and not (or_Q bin(Contrast-CAM_{P,Q})),
+    bin(m) = m > threshold; ``contrast_threshold`` (None: ``threshold``) binarises the contrast maps alone,
+    so a looser contrast region can be tried (lesson 10). Returns Grad-CAM's raw values on that mask and 0
+    elsewhere (N, H, W), so the map ranks pixels as Grad-CAM does inside the causal region.
+    ``form="soft"``: the threshold-free reading max(0, Grad-CAM_P - max_Q Contrast-CAM_{P,Q}) of the
+    normalised maps (see :func:`causal_from_contrasts`). On a near-certain model every Contrast-CAM looks
+    like Grad-CAM and the causal region can be empty in either reading (lesson 10).
     Cost: that of :func:`contrast_cams`.
     """
-    threshold = check_unit_interval(threshold, "threshold")
-    contrast_threshold = threshold if contrast_threshold is None else \
-        check_unit_interval(contrast_threshold, "contrast_threshold")
+    form = check_choice(form, CAUSAL_FORMS, "form")
+    if form == "set":   # check the thresholds before the backward pass
+        for value, name in ((threshold, "threshold"), (contrast_threshold, "contrast_threshold")):
+            if value is not None:
+                check_unit_interval(value, name)
+    elif threshold is not None or contrast_threshold is not None:
+        raise ValueError("form='soft' has no threshold; leave threshold and contrast_threshold at None")
     maps = contrast_cams(model, x, target, layer, reshape, vectorize)
-    n, q, h, w = maps.contrast_maps.shape
-    grad = normalize_maps(maps.explanation, "minmax")
-    contrast = normalize_maps(maps.contrast_maps.reshape(n * q, h, w), "minmax").view(n, q, h, w)
-    mask = (grad > threshold) & ~(contrast > contrast_threshold).any(1)
-    return maps.explanation * mask
+    return causal_from_contrasts(maps, form, threshold, contrast_threshold)
