@@ -69,3 +69,22 @@ def two_squares():
     x[0, 0, :3, :3] = 1.0
     x[0, 1, 5:, 5:] = 0.5
     return x
+
+
+class TinyVAE(nn.Module):
+    """A small linear VAE with random weights for images (c, h, w): ``encode`` gives (mean, log-variance) of a
+    ``latent``-dimensional code, ``decode`` images in [0, 1] (for CLUE and delta-CLUE, which only need the two)."""
+
+    def __init__(self, c=3, h=16, w=16, latent=4, dtype=torch.float64, seed=0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.enc = nn.Linear(c * h * w, 2 * latent).to(dtype)
+            self.dec = nn.Linear(latent, c * h * w).to(dtype)
+        self.shape = (c, h, w)
+
+    def encode(self, x):
+        return self.enc(x.flatten(1)).chunk(2, dim=1)
+
+    def decode(self, z):
+        return torch.sigmoid(self.dec(z)).view(-1, *self.shape)

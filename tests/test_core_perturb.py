@@ -23,6 +23,8 @@ from inferml_course.uncertainty import augmentation, bayesian, scores, trust
 from inferml_course.uncertainty import attribution as ua
 from inferml_course.uncertainty.voice import voice, voice_map
 
+from _explain_models import TinyVAE
+
 N, K, SIDE = 3, 4, 12
 X = torch.rand(N, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(1))
 MAPS = torch.rand(N, SIDE, SIDE, generator=torch.Generator().manual_seed(2))
@@ -30,6 +32,9 @@ LABELS = torch.tensor([0, 1, 2])
 FAST = {"smoothgrad": dict(samples=2), "integrated_gradients": dict(steps=4), "blur_ig": dict(steps=4),
         "occlusion": dict(window=4, stride=4), "rise": dict(n_masks=8, grid_size=3),
         "lime": dict(samples=8, n_segments=4), "kernel_shap": dict(samples=8, n_segments=4)}
+
+
+VAE = TinyVAE(c=3, h=SIDE, w=SIDE, dtype=torch.float32)
 
 
 def make_model(seed=0):
@@ -79,6 +84,8 @@ ROWS = {
     "uncertainty.optimization_ua": lambda model, x: ua.optimization_ua(model, x, samples=2, steps=2,
                                                                        n_segments=4),
     "uncertainty.attention_mitigation": lambda model, x: ua.attention_mitigation(model, x, LABELS, {"m": MAPS}),
+    "uncertainty.clue": lambda model, x: ua.clue(model, x, VAE, samples=2, steps=3, return_details=True),
+    "uncertainty.delta_clue": lambda model, x: ua.delta_clue(model, x, VAE, samples=2, steps=3, delta=0.1),
     "fisher.per_sample_grads": lambda model, x: fisher.per_sample_grads(model, x),
     "fisher.gradient_norms": lambda model, x: fisher.gradient_norms(model, x),
     "fisher.fisher_trace_per_sample": lambda model, x: fisher.fisher_trace_per_sample(model, x),
@@ -113,6 +120,7 @@ NOT_IN_MATRIX = {
     "gradcon_score": "needs a GradConCAE autoencoder, not a classifier",
     "gradcon_anomaly_score": "needs a GradConCAE autoencoder, not a classifier",
     "reconstruction_error": "needs a GradConCAE autoencoder, not a classifier",
+    "vae_loss": "the training loss of a SmallVAE (models.train_vae), not a classifier",
 }
 PACKAGES = ["inferml_course.explain", "inferml_course.evaluate", "inferml_course.uncertainty",
             "inferml_course.uncertainty.voice", "inferml_course.uncertainty.attribution", "inferml_course.fisher",

@@ -32,8 +32,9 @@ def test_teaching_order_and_tables_are_unchanged():
         "mc_dropout_mi", "ensemble", "ensemble_mi", "gradnorm", "purview", "gradtrust", "gradtrust_topk")
     assert tuple(UA.UA_METHODS) == ("ua_backprop", "optimization_ua", "gradient", "smoothgrad",
                                     "integrated_gradients", "blur_ig", "fullgrad", "occlusion", "lime",
-                                    "kernel_shap", "kernel_shap_segments")
-    assert tuple(UA.BASELINES) == tuple(UA.UA_METHODS)[2:] and UA.METHOD_NAMES["gradient"] == "Grad"
+                                    "kernel_shap", "kernel_shap_segments", "clue", "delta_clue")
+    assert tuple(UA.BASELINES) == tuple(UA.UA_METHODS)[2:-2] and UA.METHOD_NAMES["gradient"] == "Grad"
+    assert UA.METHOD_NAMES["delta_clue"] == "δ-CLUE"  # the counterfactual baselines, registered in their module
     assert experiments.TUTORIAL_NAMES["msp"] == "Softmax"
     assert experiments.TUTORIAL_VARIANTS["gradtrust_topk_slide"] == ("gradtrust_topk",
                                                                       {"ratio": "predicted_over_contrast"})

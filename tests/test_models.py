@@ -175,3 +175,35 @@ def test_retrain_with_another_seed(tmp_path, monkeypatch, capsys):
     for bad, match in (((1, 1), "must not repeat"), ((-1,), "non-negative"), ((1, 2), "single model")):
         with pytest.raises(ValueError, match=match):
             zoo.check_seeds("digits_cnn" if bad != (1, 1) else "signs_ensemble", bad)
+
+
+def test_signs_vae_reconstructs_signs():
+    """The generative model of CLUE (lesson 08): encode gives (mean, log-variance), decode images in [0, 1], and its
+    reconstructions of held-out signs are closer to them than the mean training image is."""
+    from inferml_course.models import SmallVAE
+
+    vae = load_model("signs_vae", device="cpu", retrain=False)
+    assert isinstance(vae, SmallVAE) and not vae.training
+    x = datasets.load("signs", "val").images[:64]
+    with torch.no_grad():
+        mean, log_var = vae.encode(x)
+        recon = vae(x)
+    assert mean.shape == log_var.shape == (64, 16) and recon.shape == x.shape
+    assert 0 <= float(recon.min()) and float(recon.max()) <= 1
+    mean_image = datasets.load("signs", "train").images.mean(0)
+    assert (recon - x).abs().mean() < 0.8 * (mean_image - x).abs().mean()
+
+
+def test_vae_retrain_is_deterministic_whatever_the_thread_count(monkeypatch):
+    tiny = replace(zoo.ZOO["signs_vae"], epochs=1, train_size=256, width=4, latent=4)
+    monkeypatch.setitem(zoo.ZOO, "signs_vae", tiny)
+    threads = torch.get_num_threads()
+    first = zoo.train_zoo_model("signs_vae", progress=False)
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        second = zoo.train_zoo_model("signs_vae", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    for (k, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), f"retraining the VAE is not deterministic ({k})"

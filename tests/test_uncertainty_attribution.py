@@ -14,7 +14,7 @@ from inferml_course.uncertainty import attribution as ua
 from inferml_course.uncertainty import attribution as ev
 from inferml_course.uncertainty.bayesian import decompose
 
-from _explain_models import images, small_cnn
+from _explain_models import TinyVAE, images, small_cnn
 from conftest import require
 
 hypothesis = require("hypothesis")
@@ -253,7 +253,9 @@ def test_grid_segments():
 
 FAST = {"smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 3}, "blur_ig": {"steps": 3},
         "lime": {"samples": 10}, "kernel_shap": {"samples": 10}, "kernel_shap_segments": {"samples": 10},
-        "optimization_ua": {"steps": 3, "n_segments": 4}, "occlusion": {"window": 8, "stride": 8}}
+        "optimization_ua": {"steps": 3, "n_segments": 4}, "occlusion": {"window": 8, "stride": 8},
+        "clue": {"vae": TinyVAE(dtype=torch.float32), "steps": 2},
+        "delta_clue": {"vae": TinyVAE(dtype=torch.float32), "steps": 2}}
 
 
 @pytest.mark.parametrize("method", ua.UA_METHODS)

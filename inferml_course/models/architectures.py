@@ -10,6 +10,9 @@ Layout of :class:`SmallCNN` (input (N, C, 32, 32) in [0, 1])::
 
 Every ReLU is its own ``nn.ReLU`` module (not in-place) so that hook-based explainers
 (guided backprop, deconvnet) and peer libraries such as Captum can see them.
+
+:class:`SmallVAE` is the generative model that CLUE and delta-CLUE search in (lesson 08): a convolutional
+variational autoencoder for 32x32 images with a Gaussian latent of ``latent`` dimensions.
 """
 from __future__ import annotations
 
@@ -153,3 +156,51 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_probs = torch.log_softmax(self.member_logits(x), dim=-1)
         return torch.logsumexp(log_probs, dim=0) - torch.log(torch.tensor(float(len(self.members))))
+
+
+class SmallVAE(nn.Module):
+    """A small convolutional VAE for (N, C, 32, 32) images in [0, 1] (about 85 000 parameters at
+    ``width=12``, ``latent=16``): the auxiliary generative model of CLUE and delta-CLUE.
+
+    ``encoder``: three 4x4 stride-2 convolutions with ReLUs (32 -> 16 -> 8 -> 4), flattened, then
+    ``to_latent`` gives the mean and log-variance of q(z | x), (N, 2 * latent). ``decoder``: a linear layer
+    back to (4 * width, 4, 4), three 4x4 stride-2 transposed convolutions (4 -> 8 -> 16 -> 32) and a sigmoid,
+    the mean of the Bernoulli likelihood p(x | z). No dropout or batch norm, so train and eval mode compute
+    the same function.
+    """
+
+    input_size = 32
+
+    def __init__(self, in_channels: int = 3, latent: int = 16, width: int = 12):
+        super().__init__()
+        w = width
+        self.in_channels, self.latent = in_channels, latent
+        self.encoder = nn.Sequential(OrderedDict(
+            conv1=nn.Conv2d(in_channels, w, 4, stride=2, padding=1), relu1=nn.ReLU(),
+            conv2=nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), relu2=nn.ReLU(),
+            conv3=nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1), relu3=nn.ReLU(),
+            flatten=nn.Flatten(),
+        ))
+        self.to_latent = nn.Linear(4 * w * 16, 2 * latent)
+        self.decoder = nn.Sequential(OrderedDict(
+            fc=nn.Linear(latent, 4 * w * 16), relu0=nn.ReLU(), unflatten=nn.Unflatten(1, (4 * w, 4, 4)),
+            deconv1=nn.ConvTranspose2d(4 * w, 2 * w, 4, stride=2, padding=1), relu1=nn.ReLU(),
+            deconv2=nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1), relu2=nn.ReLU(),
+            deconv3=nn.ConvTranspose2d(w, in_channels, 4, stride=2, padding=1), sigmoid=nn.Sigmoid(),
+        ))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and log-variance (N, latent) each of q(z | x) for images (N, C, 32, 32)."""
+        if x.dim() != 4 or x.shape[-2:] != (self.input_size, self.input_size):
+            raise ValueError(f"x must have shape (N, C, {self.input_size}, {self.input_size}) for SmallVAE, got "
+                             f"{tuple(x.shape)}")
+        mean, log_var = self.to_latent(self.encoder(x)).chunk(2, dim=1)
+        return mean, log_var
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean image (N, C, 32, 32) in [0, 1] for latent codes (N, latent)."""
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction decode(mean of q(z | x)), deterministic: (N, C, 32, 32)."""
+        return self.decode(self.encode(x)[0])

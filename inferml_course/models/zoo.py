@@ -28,9 +28,9 @@ from .._core.arguments import checked
 from .. import config
 from .._core.checks import check_choice, check_device
 from .._core.manifest import MANIFEST, parse_manifest as _parse_manifest, sha256, write_manifest
-from .architectures import Ensemble, NarrowResNet, SmallCNN
+from .architectures import Ensemble, NarrowResNet, SmallCNN, SmallVAE
 from .gradcon import GradConCAE, train_gradcon
-from .training import train_model
+from .training import train_model, train_vae
 from ..datasets import load
 
 #: the inlier class of the GradCon zoo models (0 = stop) and their epochs (the authors run 1000)
@@ -52,9 +52,11 @@ class ModelSpec:
     batch_size: int = 128
     max_shift: int = 0
     train_size: int | None = None  # None = the whole training split
-    architecture: str = "SmallCNN"  # or "NarrowResNet" (torchvision's ResNet classes) or "GradConCAE" (models/gradcon.py)
+    architecture: str = "SmallCNN"  # or "NarrowResNet" (torchvision's ResNet classes), "GradConCAE" (models/gradcon.py)
+    #                                 or "SmallVAE" (the generative model of CLUE, architectures.py)
     inlier_class: int | None = None  # GradConCAE: the one class it is trained on (the one-class protocol)
     grad_loss_weight: float = 0.0  # GradConCAE: alpha of the gradient-alignment loss (0 = the plain CAE)
+    latent: int = 16  # SmallVAE: the dimension of the latent code
 
 
 ZOO: dict[str, ModelSpec] = {
@@ -71,6 +73,9 @@ ZOO: dict[str, ModelSpec] = {
                            "reconstruction baseline), same class", architecture="GradConCAE",
                            inlier_class=GRADCON_INLIER, grad_loss_weight=0.0, epochs=GRADCON_EPOCHS, lr=1e-3,
                            batch_size=64),
+    "signs_vae": ModelSpec("signs", 3, 9, "SmallVAE (latent dimension 16) on the sign images of the train split: "
+                           "the generative model that CLUE and delta-CLUE search in", architecture="SmallVAE",
+                           width=12, latent=16, epochs=20, lr=2e-3, batch_size=128),
     "fashion_cnn": ModelSpec("fashion", 1, 10, "SmallCNN on Fashion-MNIST (20 000 training images)", epochs=6,
                              train_size=20_000),
     "fashion_ensemble": ModelSpec("fashion", 1, 10, "deep ensemble of 5 SmallCNNs on Fashion-MNIST (seeds 1-5)",
@@ -101,6 +106,8 @@ def build_model(name: str) -> nn.Module:
     spec = ZOO[check_choice(name, MODELS, "model name")]
     if spec.architecture == "GradConCAE":
         return GradConCAE(spec.in_channels).eval()
+    if spec.architecture == "SmallVAE":
+        return SmallVAE(spec.in_channels, latent=spec.latent, width=spec.width).eval()
 
     model = Ensemble([_one(spec) for _ in spec.seeds]) if len(spec.seeds) > 1 else _one(spec)
     return model.eval()
@@ -150,6 +157,10 @@ def train_zoo_model(name: str, progress: bool = True, seeds=None) -> nn.Module:
                              seed=seeds[0], progress=progress, description=f"training {name} (seed {seeds[0]})")
     if spec.train_size is not None:
         images, labels = images[:spec.train_size], labels[:spec.train_size]
+    if spec.architecture == "SmallVAE":  # unsupervised: the images only
+        return train_vae(images, latent=spec.latent, width=spec.width, epochs=spec.epochs, lr=spec.lr,
+                         batch_size=spec.batch_size, seed=seeds[0], progress=progress,
+                         description=f"training {name} (seed {seeds[0]})")
     members = []
     for seed in seeds:
         torch.manual_seed(seed)  # parameter initialisation

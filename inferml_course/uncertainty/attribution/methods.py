@@ -10,7 +10,9 @@ that make the model uncertain:
   the smallest segment mask whose blurring removes the most uncertainty;
 * :func:`attribute` with a baseline name: the explain package's methods (gradient, SmoothGrad, IG,
   Blur IG, FullGrad, occlusion, LIME, Kernel SHAP with and without segments) applied to the
-  uncertainty as the target function (:class:`UncertaintyModel` returns U as a single "logit").
+  uncertainty as the target function (:class:`UncertaintyModel` returns U as a single "logit");
+* the counterfactual baselines CLUE and delta-CLUE (:mod:`.counterfactual`, registered as ``"clue"`` and
+  ``"delta_clue"``; they need a VAE, ``attribute(..., vae=...)``).
 
 **Posterior samples.** :class:`BayesianModel` turns a network into S fixed posterior samples
 theta^1..theta^S and returns their logits (S, N, K):
@@ -122,8 +124,13 @@ class UAMethod:
     order: float | None = None
 
 
+def _load():
+    # at first read: the counterfactual methods live in their own module, which imports this one
+    from . import counterfactual  # noqa: F401
+
+
 #: ``{name: UAMethod}`` of every method of :func:`attribute`, in the posters' table order.
-REGISTRY = Registry("uncertainty attribution method")
+REGISTRY = Registry("uncertainty attribution method", _load)
 
 
 @checked
@@ -503,7 +510,8 @@ def attribute(method: str, model, x: torch.Tensor, measure: str | None = None, s
     raise the uncertainty. ``options`` go to the method (e.g. ``steps=20`` for IG,
     ``samples=100`` for LIME; the number of posterior samples is ``posterior_samples``).
     ``segments`` is used by ``optimization_ua`` (a tensor or a list of partitions), ``lime`` and
-    ``kernel_shap_segments`` (one partition: the finest of a list).
+    ``kernel_shap_segments`` (one partition: the finest of a list). ``clue`` and ``delta_clue``
+    (:mod:`~inferml_course.uncertainty.attribution.counterfactual`) need the VAE they search in: ``vae=``.
     """
     check_choice(method, UA_METHODS, "method")
     x = check_images(x)
