@@ -128,3 +128,19 @@ def test_imports_in_the_setup_cell(path):
         imports = [ast.get_source_segment(source, node) for node in tree.body
                    if isinstance(node, (ast.Import, ast.ImportFrom))]
         assert not imports, f"code cell {index} imports {imports}; lesson imports belong in the setup cell"
+
+
+STUDENT = sorted((Path(__file__).resolve().parents[1] / "student").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + STUDENT, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_notebook_validates_against_its_declared_format(path):
+    """JupyterLab logs "Notebook JSON is invalid" for a file that breaks its declared nbformat (cell ids in a
+    4.4 file); `python -m inferml_course sync` writes 4.5 with an id on every cell."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    nbformat.validate(nb)
+    assert (nb.nbformat, nb.nbformat_minor) == (4, 5)
+    ids = [cell.get("id") for cell in nb.cells]
+    assert all(ids) and len(set(ids)) == len(ids)
