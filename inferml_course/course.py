@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .checks import PASS, REPORT, STRICT_ENV, TRY_AGAIN
 from .config import PACKAGE_DIR
 
 #: GitHub ``owner/name`` of the course: the one place the address is written down.
@@ -377,8 +378,6 @@ def check_lesson(path: Path | str, timeout: int = 600) -> tuple[list[str], float
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-
-    from .checks._common import PASS, REPORT, STRICT_ENV, TRY_AGAIN
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ._common import PASS, REPORT, STRICT_ENV, TRY_AGAIN  # the wording course.check_lesson reads (not in __all__)
+
 __all__ = []
 for _info in pkgutil.iter_modules(__path__):
     if _info.name.startswith("lesson"):
