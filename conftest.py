@@ -1,7 +1,8 @@
 """Every lesson is a test, executed once: ``pytest notebooks/`` (or one ``.ipynb``) runs each lesson with
 :func:`inferml_course.course.check_lesson`: the cells in order in a fresh kernel and, at every exercise, the
-student who has not answered yet (the checker must say ``[TRY AGAIN]``) before the solution (the checker
-must pass). The report lists every failing cell with its source and traceback.
+student who has not answered yet (the checker, run as in a student's notebook, must show ``[TRY AGAIN]``
+with a hint and raise nothing, so "Run All" goes on) before the solution (the checker, strict, must print
+``[PASS]``). The report lists every failing cell with its source and traceback.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ NOTEBOOKS = Path(__file__).parent / "notebooks"
 
 
 def pytest_configure(config):
-    """The exercise checkers let an unexpected exception propagate instead of turning it into ``[TRY AGAIN]``
-    (``INFERML_STRICT_CHECKS``, see ``inferml_course/checks/_common.py``), here and in the lesson kernels, so
-    a bug in a checker fails the tests.
+    """The exercise checkers run strict (``INFERML_STRICT_CHECKS``, see ``inferml_course/checks/_common.py``),
+    here and in the lesson kernels: a wrong answer raises ``AssertionError("[TRY AGAIN] ...")`` instead of
+    showing a box, and an unexpected exception propagates, so a wrong solution or a bug in a checker fails
+    the tests.
 
     Under pytest-xdist (the default, ``-n auto``) every worker and the lesson kernels it starts use one
     thread: two workers that each spread torch over every core slow each other down (measured: four

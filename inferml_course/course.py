@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .checks import PASS, REPORT, STRICT_ENV, TRY_AGAIN
 from .config import PACKAGE_DIR
 
 #: GitHub ``owner/name`` of the course: the one place the address is written down.
@@ -345,15 +346,34 @@ def execute_lesson(path: Path, timeout: int = 600, progress: bool = True):
     return nb, time.perf_counter() - start
 
 
+def _said(cell) -> str:
+    """The text an executed cell showed: its streams, the plain-text form of its displays and results, its error."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") in ("display_data", "execute_result"):
+            text = out.get("data", {}).get("text/plain", "")
+            parts.append(text if isinstance(text, str) else "".join(text))
+        elif out.get("output_type") == "error":
+            parts.append(f"{out.get('ename')}: {out.get('evalue')}")
+    return "\n".join(parts)
+
+
 def check_lesson(path: Path | str, timeout: int = 600) -> tuple[list[str], float]:
     """Execute a lesson once, as the tests do, and play the student who has not answered yet on the way.
 
-    One kernel (``python3``) in the lesson's folder; the cells run in order. Before each exercise (a cell
-    tagged ``solution``) its student version (the answer names set to ``...``, see :func:`student_version`)
-    runs, then the exercise's checker, which must answer ``[TRY AGAIN]`` with a hint; then the solution
-    and the checker run, and the checker must pass. A failing cell does not stop the run. Returns the
-    failures (each with the cell's index, source and traceback; empty when the lesson passes) and the
-    seconds taken.
+    One kernel (``python3``) in the lesson's folder; the cells run in order, with the checkers in strict mode
+    (``INFERML_STRICT_CHECKS=1``: a wrong answer raises, so a wrong solution fails its checker cell). Before
+    each exercise (a cell tagged ``solution``) its student version (the answer names set to ``...``, see
+    :func:`student_version`) runs, then the exercise's checker as a student runs it (not strict): the cell
+    must not raise, so "Run All" goes on, and must show ``[TRY AGAIN]`` with a hint (not a checker's own
+    crash, not ``[PASS]``). Then the solution and the checker run, and the checker cell must print ``[PASS]``
+    and echo no value (no ``Out:``). A failing cell does not stop the run. Returns the failures (each with
+    the cell's index, source and traceback or output; empty when the lesson passes) and the seconds taken.
+
+    With ``tests/test_student_path.py`` (no later cell reads a name a solution cell assigns, other than its
+    checker) this shows that the student version runs top to bottom without executing it a second time.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -373,9 +393,14 @@ def check_lesson(path: Path | str, timeout: int = 600) -> tuple[list[str], float
             return error
         return None
 
+    def strict(on: bool):
+        run(nbformat.v4.new_code_cell(f'__import__("os").environ[{STRICT_ENV!r}] = "{int(on)}"'), 0)
+
     start = time.perf_counter()
     with client.setup_kernel():
+        strict(True)
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        checkers = set()
         for k, index in enumerate(code):
             cell = nb.cells[index]
             if SOLUTION_TAG in cell.metadata.get("tags", []) and k + 1 < len(code):
@@ -383,14 +408,23 @@ def check_lesson(path: Path | str, timeout: int = 600) -> tuple[list[str], float
                 if (error := run(empty, index)) is not None:
                     failures.append(f"cell {index}, the student's empty exercise:\n{empty.source}\n{error}")
                 checker = nbformat.v4.new_code_cell(nb.cells[code[k + 1]].source)
+                strict(False)
                 error = run(checker, code[k + 1])
-                message = str(getattr(error, "evalue", ""))
-                if error is None or error.ename != "AssertionError" or not message.startswith("[TRY AGAIN]") \
-                        or len(message) <= len("[TRY AGAIN] ") + 20:
-                    failures.append(f"cell {code[k + 1]}, the checker on the student's empty answer should say "
-                                    f"[TRY AGAIN] with a hint, got: {error or 'no error'}")
+                strict(True)
+                said = _said(checker)
+                hint = said.split(TRY_AGAIN, 1)[1].strip() if TRY_AGAIN in said else ""
+                if error is not None or PASS in said or REPORT in said or len(hint) <= 20:
+                    failures.append(f"cell {code[k + 1]}, the checker on the student's empty answer should show "
+                                    "[TRY AGAIN] with a hint and let the run go on, got: "
+                                    f"{error or said or 'no output'}")
+                checkers.add(code[k + 1])
             if (error := run(cell, index)) is not None:
                 failures.append(f"cell {index}:\n{cell.source}\n{error}")
+            elif index in checkers:
+                said = _said(cell)
+                if PASS not in said or any(o.get("output_type") == "execute_result" for o in cell.outputs):
+                    failures.append(f"cell {index}, the checker on the solution should print [PASS] and return "
+                                    f"nothing, got: {said or 'no output'}")
     return failures, time.perf_counter() - start
 
 

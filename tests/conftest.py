@@ -14,13 +14,19 @@ Hypothesis profiles (``HYPOTHESIS_PROFILE`` picks one; ``pytest --hypothesis-pro
   (``--hypothesis-seed`` has no effect under ``ci``: derandomize takes precedence over it.)
   Pin what such a run finds with an ``@example(...)`` on the test.
 
+Exercise checkers return None and print ``[PASS] ...``; under the tests (strict mode, set by the root
+``conftest.py``) a wrong answer raises ``AssertionError("[TRY AGAIN] ...")``. Assert a right answer with
+``from conftest import passes`` and ``assert passes(checks.check_ece, answer, probs, labels)``.
+
 Oracle libraries (captum, torchattacks, pytorch_grad_cam, torchmetrics, hypothesis, torchvision,
 ipywidgets): import them with ``from conftest import require`` and ``require("captum.attr")``
 instead of ``pytest.importorskip``. An oracle that fails to import skips its tests on a laptop but
 is an error in CI (``CI`` set, or ``INFERML_REQUIRE_ORACLES=1``, which ``.ci/run`` exports), so a
 broken install cannot turn the oracle comparisons into silent skips.
 """
+import contextlib
 import importlib
+import io
 import os
 
 import pytest
@@ -73,3 +79,14 @@ def forget_direction(name: str) -> None:
     directions._ENTRIES.pop(name, None)
     directions._BOOLS.pop(name, None)
     directions._DERIVED.pop(name, None)
+
+
+def passes(check, *args, **kwargs) -> bool:
+    """Whether the exercise checker ``check`` passes the answer in ``args``: it returns None after printing
+    ``[PASS] ...`` (printed again here, for a test that reads it). A wrong answer raises
+    ``AssertionError("[TRY AGAIN] ...")`` under the tests' strict mode."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = check(*args, **kwargs)
+    print(out.getvalue(), end="")
+    return result is None and out.getvalue().startswith("[PASS]")

@@ -9,7 +9,9 @@ a string, None, ..., a bool, a complex number, an object, a list of the wrong le
 tensor of the wrong shape or dtype, the right answer with NaN or inf inside, a dict missing a key.
 Each must get ``AssertionError("[TRY AGAIN] ...")`` with a message that says what it got, and nothing
 may print ``[PASS]``. The checkers run strict (``INFERML_STRICT_CHECKS=1``): any other exception is a
-failure here, so each cause is judged by the helpers of ``checks._common``, not by the catch-all.
+failure here, so each cause is judged by the helpers of ``checks._common``, not by the catch-all. Outside
+strict mode (a student's notebook) every checker returns None and raises nothing: a ``[PASS]`` is printed,
+a ``[TRY AGAIN]`` shown as a box (Jupyter) or a line of text, so "Run All" goes on.
 """
 from __future__ import annotations
 
@@ -420,7 +422,7 @@ def test_the_right_answer_passes_in_every_form(name, capsys):
     fn = CHECKERS[name]
     context, right = built(name[len("check_"):])
     for form in good_forms(right):
-        assert fn(form, **context) is True
+        assert fn(form, **context) is None    # no Out: True echo in the notebook
         assert capsys.readouterr().out.startswith("[PASS]"), (name, type(form))
 
 
@@ -438,6 +440,20 @@ def test_every_bad_answer_gets_try_again(name, capsys, monkeypatch):
             if label not in WELL_FORMED:  # malformed: the message says what it got
                 assert "got" in message or "empty" in message, (name, label, message)
             assert not any(line.startswith("[PASS]") for line in capsys.readouterr().out.splitlines()), (name, label)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_a_student_sees_try_again_and_runs_on(name, capsys, monkeypatch):
+    """Outside strict mode an empty or malformed answer raises nothing: the checker shows [TRY AGAIN] with its
+    hint, returns None, and the notebook's next cell runs."""
+    monkeypatch.setenv(_common.STRICT_ENV, "0")
+    fn = CHECKERS[name]
+    context, right = built(name[len("check_"):])
+    for value in (..., "abc"):
+        assert fn(**{**context, fn.answers[0]: value}) is None
+        out = capsys.readouterr().out
+        assert out.startswith("[TRY AGAIN] ") and len(out) > 40 and "[PASS]" not in out, (name, value, out)
+        assert "Traceback" not in out and _common.REPORT not in out, (name, value, out)
 
 
 # --------------------------------------------------------------------------- the issue's examples
@@ -459,7 +475,7 @@ def test_a_string_answer_gets_try_again_not_a_value_error():
 
 @_common.checker(answer="the toy answer")
 def _check_toy(answer, context):
-    return _common.passed(f"{answer + context}")      # an odd answer makes + raise
+    _common.passed(f"{answer + context}")      # an odd answer makes + raise
 
 
 class Odd:
@@ -467,19 +483,40 @@ class Odd:
         raise RuntimeError("odd objects cannot be added")
 
 
-def test_checker_turns_an_unexpected_exception_into_try_again(monkeypatch):
+def test_checker_turns_an_unexpected_exception_into_try_again(monkeypatch, capsys):
     monkeypatch.delenv(_common.STRICT_ENV, raising=False)
-    with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\] checking the toy answer stopped with RuntimeError: odd "
-                                             r"objects cannot be added") as caught:
-        _check_toy(Odd(), 1)
-    assert isinstance(caught.value.__cause__, RuntimeError)
-    assert _check_toy(1, 2)
+    assert _check_toy(Odd(), 1) is None
+    assert capsys.readouterr().out == (
+        "[TRY AGAIN] checking the toy answer stopped with RuntimeError: odd objects cannot be added. Check that "
+        f"your answer has the form the exercise asks for (if it has, {_common.REPORT}).\n")
+    assert _check_toy(1, 2) is None and capsys.readouterr().out == "[PASS] 3\n"
     monkeypatch.setenv(_common.STRICT_ENV, "1")          # the tests: a checker's own bug stays visible
     with pytest.raises(RuntimeError, match="cannot be added"):
         _check_toy(Odd(), 1)
+    with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\] the toy answer is still empty"):
+        _check_toy(None, 1)                              # and a wrong answer fails the solution notebook
     monkeypatch.setenv(_common.STRICT_ENV, "0")
-    with pytest.raises(AssertionError, match=r"^\[TRY AGAIN\]"):
-        _check_toy(Odd(), 1)
+    assert _check_toy(Odd(), 1) is None
+    assert capsys.readouterr().out.startswith("[TRY AGAIN] checking the toy answer stopped with RuntimeError")
+
+
+def test_try_again_is_a_box_in_jupyter(monkeypatch, capsys):
+    """In an IPython kernel the [TRY AGAIN] is one display: an HTML box (the hint escaped) with the same plain
+    text beside it, and nothing on stdout, no traceback."""
+    IPython = pytest.importorskip("IPython")
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    monkeypatch.setenv(_common.STRICT_ENV, "0")
+    assert _check_toy(..., 1) is None
+    assert capsys.readouterr().out == ""
+    [(bundle, raw)] = shown
+    assert raw and bundle["text/plain"] == "[TRY AGAIN] the toy answer is still empty: replace the ... with your answer."
+    assert "[TRY AGAIN]</b> the toy answer is still empty" in bundle["text/html"]
+    _common.show_try_again("[TRY AGAIN] a <b>hint</b> & more")
+    assert "a &lt;b&gt;hint&lt;/b&gt; &amp; more" in shown[-1][0]["text/html"]
 
 
 def test_checker_keeps_its_own_hints_and_names_its_answers():

@@ -5,6 +5,8 @@ import torch
 from inferml_course import checks, datasets, evaluate, explain, models
 from inferml_course.intervene import adversarial, causal
 
+from conftest import passes
+
 torch.set_num_threads(1)
 EPSILONS = [e / 255 for e in (0.5, 1, 2, 4, 8, 16, 32, 64)]
 
@@ -47,7 +49,7 @@ def test_smallest_flip(world, index, signs_cnn, capsys):
     model = signs_cnn if world == "signs" else models.load_model("fashion_cnn")
     x = datasets.load(world, "test").images[index:index + 1]
     best = _smallest(model, x)
-    assert checks.check_smallest_flip(best, model, x, EPSILONS)
+    assert passes(checks.check_smallest_flip, best, model, x, EPSILONS)
     assert "[PASS]" in capsys.readouterr().out
     k = EPSILONS.index(best)
     if k > 0:
@@ -68,7 +70,7 @@ def test_smallest_flip_on_a_hesitant_image_is_the_first_budget(capsys):
     # lesson 11's thread on the shipped fashion_cnn: a shirt called a T-shirt at about 55 % flips at once
     model = models.load_model("fashion_cnn")
     x = datasets.load("fashion", "test").images[40:41]
-    assert checks.check_smallest_flip(EPSILONS[0], model, x, EPSILONS)
+    assert passes(checks.check_smallest_flip, EPSILONS[0], model, x, EPSILONS)
     assert "0.5/255" in capsys.readouterr().out
 
 
@@ -76,9 +78,9 @@ def test_watermark_share(audit, capsys):
     model, images, labels, masks = audit
     maps = explain.saliency(model, images)
     right = evaluate.energy_pointing_game(maps, masks).mean().item()
-    assert checks.check_watermark_share(right, model, images, masks)
+    assert passes(checks.check_watermark_share, right, model, images, masks)
     assert "[PASS]" in capsys.readouterr().out
-    assert checks.check_watermark_share(torch.tensor(right), model, images, masks)      # a 0-d tensor is fine
+    assert passes(checks.check_watermark_share, torch.tensor(right), model, images, masks)      # a 0-d tensor is fine
     with pytest.raises(AssertionError, match=r"TRY AGAIN.*area"):
         checks.check_watermark_share(evaluate.mask_fraction(masks).mean().item(), model, images, masks)
     with pytest.raises(AssertionError, match=r"TRY AGAIN.*percent"):
@@ -87,7 +89,7 @@ def test_watermark_share(audit, capsys):
     assert abs(grad_cam_share - right) > 0.05
     with pytest.raises(AssertionError, match=r"TRY AGAIN.*not the mean share"):
         checks.check_watermark_share(grad_cam_share, model, images, masks)       # another method's share
-    assert checks.check_watermark_share(grad_cam_share, model, images, masks, method="grad_cam")
+    assert passes(checks.check_watermark_share, grad_cam_share, model, images, masks, method="grad_cam")
 
 
 def test_shortcut(audit, signs_cnn, capsys):
@@ -97,8 +99,8 @@ def test_shortcut(audit, signs_cnn, capsys):
         without = (model(causal.set_watermark(images, None)).argmax(1) == labels).float().mean().item()
     drop = with_mark - without
     assert drop > 0.5
-    assert checks.check_shortcut((drop, "watermark"), model, images, labels)
-    assert checks.check_shortcut([drop, " The Watermark "], model, images, labels)
+    assert passes(checks.check_shortcut, (drop, "watermark"), model, images, labels)
+    assert passes(checks.check_shortcut, [drop, " The Watermark "], model, images, labels)
     assert "[PASS]" in capsys.readouterr().out
     with pytest.raises(AssertionError, match=r"TRY AGAIN.*which cue"):
         checks.check_shortcut((drop, "sign"), model, images, labels)
@@ -116,6 +118,6 @@ def test_shortcut(audit, signs_cnn, capsys):
     with torch.no_grad():
         control_drop = ((signs_cnn(images).argmax(1) == labels).float().mean()
                         - (signs_cnn(causal.set_watermark(images, None)).argmax(1) == labels).float().mean()).item()
-    assert checks.check_shortcut((control_drop, "sign"), signs_cnn, images, labels)
+    assert passes(checks.check_shortcut, (control_drop, "sign"), signs_cnn, images, labels)
     with pytest.raises(AssertionError, match=r"TRY AGAIN.*does not rely"):
         checks.check_shortcut((control_drop, "watermark"), signs_cnn, images, labels)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import require
+from conftest import passes, require
 from inferml_course import checks
 from inferml_course.uncertainty import conformal, plots
 
@@ -27,8 +27,8 @@ def test_every_lesson12_checker_asks_for_an_answer(empty):
 
 
 def test_smallest_alpha():
-    assert checks.check_smallest_alpha(0.05, 19)
-    assert checks.check_smallest_alpha(torch.tensor(1 / 100), 99)
+    assert passes(checks.check_smallest_alpha, 0.05, 19)
+    assert passes(checks.check_smallest_alpha, torch.tensor(1 / 100), 99)
     for wrong, hint in [(1 / 19, "n \\+ 1"), (0.08, "smaller one"), (0.03, "larger alpha")]:
         with pytest.raises(AssertionError, match=hint):
             checks.check_smallest_alpha(wrong, 19)
@@ -38,7 +38,7 @@ def test_aps_scores():
     probs, labels = _data(300)
     right = conformal.conformity_scores(probs, labels, "aps")
     p_y = probs[torch.arange(300), labels].double()
-    assert checks.check_aps_scores(right.float(), probs, labels)
+    assert passes(checks.check_aps_scores, right.float(), probs, labels)
     for wrong, hint in [(right - p_y, "own probability"), (1 - p_y, "LAC"), (1 - right + p_y, "DECREASING"),
                         (right[:10], "shape")]:
         with pytest.raises(AssertionError, match=hint):
@@ -52,7 +52,7 @@ def test_conformal_choice():
                                           .predict(p_eval)) > 1).double().mean()) for s in ("lac", "aps", "raps")}
     best = min(rates, key=rates.get)
     good = {"score": best, "classwise": True, "alpha": 0.02, "randomized": False}
-    assert checks.check_conformal_choice(good, p_cal, y_cal, p_eval, y_eval)
+    assert passes(checks.check_conformal_choice, good, p_cal, y_cal, p_eval, y_eval)
     worst = max(rates, key=rates.get)
     for change, hint in [({"randomized": True}, "coin"), ({"classwise": False}, "EVERY class"),
                          ({"alpha": 0.05}, "more often"), ({"alpha": 0.01}, "costs re-checks"),

@@ -15,7 +15,7 @@ from inferml_course.evaluate import plots as evplots  # noqa: E402
 from inferml_course.evaluate.widgets import GameExplorer  # noqa: E402
 
 from _explain_models import images, small_cnn  # noqa: E402
-from conftest import forget_direction
+from conftest import forget_direction, passes
 
 
 def study_setup(n=3, seed=0, csv_path=None):
@@ -216,11 +216,11 @@ def test_lesson10_checkers_pass_and_fail_with_hints(capsys):
     from inferml_course import checks
 
     full, masked = torch.tensor([0.8, 0.5]), torch.tensor([0.6, 0.6])
-    assert checks.check_average_drop(12.5, full, masked)
+    assert passes(checks.check_average_drop, 12.5, full, masked)
     for wrong, hint in ((0.125, "percent"), (2.5, "clip"), (40.0, "Hint"), (..., "empty")):
         with pytest.raises(AssertionError, match=hint):
             checks.check_average_drop(wrong, full, masked)
-    assert checks.check_huffman_bits(224, [45, 13, 12, 16, 9, 5])
+    assert passes(checks.check_huffman_bits, 224, [45, 13, 12, 16, 9, 5])
     with pytest.raises(AssertionError, match="fixed-length"):
         checks.check_huffman_bits(300, [45, 13, 12, 16, 9, 5])
     with pytest.raises(AssertionError, match="not optimal"):
@@ -252,7 +252,7 @@ def test_lesson10_deletion_curve_checker(capsys):
             probs = torch.softmax(model(torch.stack(frames)), 1)
         return probs[:, model(x[None]).argmax()]
 
-    assert checks.check_deletion_curve(by_hand(order, x, substrate), model, x, m, steps=16, substrate="black")
+    assert passes(checks.check_deletion_curve, by_hand(order, x, substrate), model, x, m, steps=16, substrate="black")
     assert "deletion AUC" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="TRY AGAIN.*insertion curve"):
         checks.check_deletion_curve(by_hand(order, substrate, x), model, x, m, steps=16, substrate="black")

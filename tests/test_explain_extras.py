@@ -10,7 +10,7 @@ from inferml_course.datasets import ImageDataset
 from inferml_course.explain import gradients, indirect
 
 from _explain_models import images, small_cnn
-from conftest import require
+from conftest import passes, require
 
 
 # --- indirect explanations ---------------------------------------------------------------------------------
@@ -241,13 +241,13 @@ def test_lesson02_checkers():
     model = small_cnn(torch.float32)
     x = images(2, dtype=torch.float32)
     good = gradients.saliency(model, x, channels="keep")
-    assert checks.check_saliency_by_hand(good, model, x, None)
+    assert passes(checks.check_saliency_by_hand, good, model, x, None)
     with pytest.raises(AssertionError, match="TRY AGAIN.*signs"):
         checks.check_saliency_by_hand(good.abs(), model, x, None)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
         checks.check_saliency_by_hand(..., model, x, None)
     _, gap = explain.integrated_gradients(model, x, steps=4, return_gap=True)
-    assert checks.check_ig_completeness(gap, model, x, None, steps=4)
+    assert passes(checks.check_ig_completeness, gap, model, x, None, steps=4)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
         checks.check_ig_completeness(gap + 1, model, x, None, steps=4)
     other = small_cnn(torch.float32, seed=1)
@@ -257,7 +257,7 @@ def test_lesson02_checkers():
         maps = [explain.occlusion(m, x4, window=window, stride=stride) for m in (model, other)]
         return evaluate.rank_correlation(*maps).mean().item()
 
-    assert checks.check_occlusion_randomization(rho(4, 4), model, other, x4, None, window=4, stride=4)
+    assert passes(checks.check_occlusion_randomization, rho(4, 4), model, other, x4, None, window=4, stride=4)
     with pytest.raises(AssertionError, match="TRY AGAIN.*window 2 and stride 2"):  # another window is caught
         checks.check_occlusion_randomization(rho(2, 2), model, other, x4, None, window=4, stride=4)
     with pytest.raises(AssertionError, match="TRY AGAIN"):
@@ -270,7 +270,7 @@ def test_lesson03_checkers():
     z = torch.tensor([2.0, 0.5, -1.0])
     right = torch.softmax(z, 0)
     right[1] -= 1
-    assert checks.check_contrast_signal(right, z, 1)
+    assert passes(checks.check_contrast_signal, right, z, 1)
     with pytest.raises(AssertionError, match="sign is flipped"):
         checks.check_contrast_signal(-right, z, 1)
     maps = torch.randn(4, 6, 6, generator=torch.Generator().manual_seed(0))
@@ -279,8 +279,8 @@ def test_lesson03_checkers():
     masks[:, 1:4, 2:5] = True
     pos = maps.clamp_min(0).flatten(1)
     energy = (pos * masks.flatten(1)).sum(1) / pos.sum(1)       # NaN for the last image
-    assert checks.check_energy_by_hand(energy, maps, masks)
-    assert checks.check_energy_by_hand(evaluate.energy_pointing_game(maps, masks), maps, masks)
+    assert passes(checks.check_energy_by_hand, energy, maps, masks)
+    assert passes(checks.check_energy_by_hand, evaluate.energy_pointing_game(maps, masks), maps, masks)
     signed = (maps * masks).flatten(1).sum(1) / maps.flatten(1).sum(1)
     with pytest.raises(AssertionError, match="TRY AGAIN.*positive part"):
         checks.check_energy_by_hand(signed, maps, masks)
@@ -300,7 +300,7 @@ def test_lesson00_corruption_checker():
         with torch.no_grad():
             return {c: (model(corrupt(x, c, severity)).argmax(1) == y).float().mean().item() for c in CORRUPTIONS}
 
-    assert checks.check_corruption_accuracies(by_hand(5), model, x, y, severity=5)
+    assert passes(checks.check_corruption_accuracies, by_hand(5), model, x, y, severity=5)
     answer = by_hand(5)
     answer["fog"] = answer["fog"] + 0.5 if answer["fog"] < 0.5 else answer["fog"] - 0.5
     with pytest.raises(AssertionError, match="TRY AGAIN.*1 of 14.*fog"):
@@ -320,6 +320,6 @@ def test_lesson00_corruption_checker_names_the_wrong_severity():
     with torch.no_grad():
         at_three = {c: (model(corrupt(signs.images, c, 3)).argmax(1) == signs.labels).float().mean().item()
                     for c in CORRUPTIONS}
-    assert checks.check_corruption_accuracies(at_three, model, signs.images, signs.labels, severity=3)
+    assert passes(checks.check_corruption_accuracies, at_three, model, signs.images, signs.labels, severity=3)
     with pytest.raises(AssertionError, match="TRY AGAIN.*severity 3; the exercise asks for severity 5"):
         checks.check_corruption_accuracies(at_three, model, signs.images, signs.labels, severity=5)

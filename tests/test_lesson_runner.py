@@ -1,6 +1,7 @@
 """check_lesson (the tests' one execution of a lesson) on two small lessons: it passes a good one, and in a
-bad one it reports a failing cell, a wrong solution and a checker that crashes on the student's empty answer
-(two kernels in all, about 2 s each)."""
+bad one it reports a failing cell, a wrong solution, a checker that crashes on the student's empty answer
+(at the call or inside the checker) and a checker that never says [PASS] (two kernels in all, about 2 s
+each)."""
 from __future__ import annotations
 
 import nbformat
@@ -8,16 +9,28 @@ import pytest
 
 from inferml_course import course
 
-SETUP = """from inferml_course.checks._common import fail, passed, require_answer
+SETUP = """from inferml_course.checks._common import checker, fail, passed
 
+@checker(answer="answer")
 def _check(answer):
-    require_answer(answer, 'answer')
     if answer != 4:
         fail('the answer is 2 + 2; count again')
-    return passed('right')
+    passed('right')
+
+@checker(answer="answer")
+def _check_pair(answer, other):
+    if answer != other.real:      # crashes when other is the student's ...
+        fail('not the same number')
+    passed('the same')
+
+@checker(answer="answer")
+def _check_silent(answer):
+    pass                          # never says [PASS]
 
 class checks:
     check_answer = staticmethod(_check)
+    check_pair = staticmethod(_check_pair)
+    check_silent = staticmethod(_check_silent)
 """
 
 
@@ -42,6 +55,8 @@ def runs(tmp_path_factory):
     bad = _lesson(tmp_path_factory.mktemp("bad"), [
         ("answer = 5", "check_answer(answer)"),                                    # a wrong solution
         ("other = 4", "check_answer(other + 0 if other is not ... else other.x)"),  # crashes on the empty answer
+        ("pair = 4", "check_pair(4, pair)"),                                        # the checker crashes on it
+        ("quiet = 4", "check_silent(quiet)"),                                       # no [PASS]
     ], after="raise RuntimeError('boom')")
     return {name: course.check_lesson(path, timeout=60)[0] for name, path in (("good", good), ("bad", bad))}
 
@@ -58,6 +73,11 @@ def test_a_wrong_solution_fails_its_checker(runs):
     assert any("count again" in f for f in runs["bad"])
 
 
-def test_a_checker_must_answer_the_empty_exercise_with_a_hint(runs):
-    assert any("should say [TRY AGAIN]" in f and "AttributeError" in f for f in runs["bad"])
-    assert len(runs["bad"]) == 3
+def test_a_checker_must_answer_the_empty_exercise_with_a_hint_and_go_on(runs):
+    assert any("should show [TRY AGAIN]" in f and "AttributeError" in f and "other.x" in f for f in runs["bad"])
+    assert any("should show [TRY AGAIN]" in f and "stopped with AttributeError" in f for f in runs["bad"])
+
+
+def test_a_checker_must_say_pass_to_the_solution(runs):
+    assert any("should print [PASS]" in f for f in runs["bad"])
+    assert len(runs["bad"]) == 5

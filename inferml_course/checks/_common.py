@@ -8,14 +8,20 @@ shape, a dict with given keys, a tuple of named parts, a word, a collection of k
 missing keys never reach a comparison (where ``abs(nan - x) > tol`` is False and would pass).
 
 :func:`checker` marks every ``check_*`` function: it records which arguments are the student's answers
-(``tests/test_checks_bad_answers.py`` sweeps them) and turns any other exception raised while checking
-(from an odd object the helpers let through) into ``[TRY AGAIN]`` with the exception's message. With the
-environment variable ``INFERML_STRICT_CHECKS=1`` (the test run sets it, see ``conftest.py``) the exception
-propagates instead, so a bug in a checker stays visible in the tests.
+(``tests/test_checks_bad_answers.py`` sweeps them) and decides how a verdict reaches the student. Inside,
+:func:`passed` prints ``[PASS] ...`` and :func:`fail` raises ``AssertionError("[TRY AGAIN] ...")``, which
+also stops the comparison. The decorated checker returns None either way (no ``Out: True`` echo) and, for a
+student, never raises: a ``[TRY AGAIN]``, or any other exception raised while checking (from an odd object
+the helpers let through, reworded as ``[TRY AGAIN]`` with the exception's message), is shown as a short
+box (:func:`show_try_again`: HTML in Jupyter, plain text elsewhere, no traceback) and "Run All" goes on
+to the next cell. Under strict mode, the environment variable ``INFERML_STRICT_CHECKS=1`` (the test run
+sets it, see ``conftest.py``), the exception propagates instead: a wrong answer in a solution notebook
+fails its cell and a bug in a checker stays visible in the tests.
 """
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import math
 import numbers
@@ -25,15 +31,46 @@ from collections.abc import Iterable, Mapping
 import torch
 
 STRICT_ENV = "INFERML_STRICT_CHECKS"
+PASS, TRY_AGAIN = "[PASS]", "[TRY AGAIN]"
+#: Ends the [TRY AGAIN] of an exception a checker did not expect (``course.check_lesson`` refuses it).
+REPORT = "please report this message"
 
 
 def fail(message: str):
-    raise AssertionError(f"[TRY AGAIN] {message}")
+    """Stop the checker with ``[TRY AGAIN] message`` (a hint); :func:`checker` decides how it is shown."""
+    raise AssertionError(f"{TRY_AGAIN} {message}")
 
 
-def passed(message: str) -> bool:
-    print(f"[PASS] {message}")
-    return True
+def passed(message: str) -> None:
+    print(f"{PASS} {message}")
+
+
+def is_try_again(error: BaseException) -> bool:
+    """Whether ``error`` is a checker's own ``[TRY AGAIN]`` (raised by :func:`fail`)."""
+    return isinstance(error, AssertionError) and str(error).startswith(TRY_AGAIN)
+
+
+def show_try_again(message: str) -> None:
+    """Show a ``[TRY AGAIN] ...`` message without a traceback: a box in Jupyter (HTML, with the same text as
+    its plain-text form), the plain text elsewhere."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        shell = None
+    else:
+        shell = get_ipython()
+    if shell is None:
+        print(message)
+        return
+    from IPython.display import display
+
+    hint = message[len(TRY_AGAIN):].strip() if message.startswith(TRY_AGAIN) else message
+    box = ('<div style="border:1px solid #d97706;border-left:6px solid #d97706;border-radius:4px;'
+           'background:#fffbeb;color:#1f2937;padding:6px 12px;margin:2px 0;font-family:sans-serif;'
+           f'font-size:14px"><b style="color:#b45309">{TRY_AGAIN}</b> {html.escape(hint)}'
+           '<div style="color:#6b7280;font-size:12px;margin-top:4px">Change your answer in the exercise cell, '
+           'run it, then run this cell again. The cells below run either way.</div></div>')
+    display({"text/plain": message, "text/html": box}, raw=True)
 
 
 # ------------------------------------------------------------------------------ the checker decorator
@@ -52,7 +89,10 @@ def checker(parts: tuple[str, ...] = (), **answers: str):
     The argument names are kept on the function as ``answers`` (a tuple) and ``parts``. Before the checker
     runs, an empty answer (``...`` or ``None``, or a tuple answer with an empty part) gets ``[TRY AGAIN]``,
     whatever the context holds. An exception other than the checker's own ``[TRY AGAIN]`` becomes
-    ``AssertionError("[TRY AGAIN] ...")`` with its type and message, unless :func:`strict`.
+    ``[TRY AGAIN]`` with its type and message. The decorated checker returns None: a ``[PASS]`` is printed,
+    a ``[TRY AGAIN]`` shown by :func:`show_try_again` and execution goes on; under :func:`strict` the
+    exception propagates instead (the checker's own ``AssertionError("[TRY AGAIN] ...")``, or the unexpected
+    one as it is).
     """
     answers = answers or {"answer": "your answer"}
     parts = tuple(parts)
@@ -64,7 +104,7 @@ def checker(parts: tuple[str, ...] = (), **answers: str):
             raise TypeError(f"{fn.__name__} has no argument {unknown[0]!r} to mark as an answer")
 
         @functools.wraps(fn)
-        def run(*args, **kwargs):
+        def run(*args, **kwargs) -> None:
             try:
                 given = signature.bind_partial(*args, **kwargs).arguments
                 for argument, name in answers.items():
@@ -73,14 +113,13 @@ def checker(parts: tuple[str, ...] = (), **answers: str):
                         if parts and isinstance(value, (tuple, list)) and len(value) == len(parts):
                             for part, item in zip(parts, value):
                                 require_answer(item, part)
-                return fn(*args, **kwargs)
+                fn(*args, **kwargs)
             except Exception as error:
-                if (isinstance(error, AssertionError) and str(error).startswith("[TRY AGAIN]")) or strict():
+                if strict():
                     raise
-                raise AssertionError(
-                    f"[TRY AGAIN] checking {' and '.join(answers.values())} stopped with {type(error).__name__}: "
-                    f"{error}. Check that your answer has the form the exercise asks for (if it has, please report "
-                    "this message).") from error
+                show_try_again(str(error) if is_try_again(error) else (
+                    f"{TRY_AGAIN} checking {' and '.join(answers.values())} stopped with {type(error).__name__}: "
+                    f"{error}. Check that your answer has the form the exercise asks for (if it has, {REPORT})."))
 
         run.answers, run.parts = tuple(answers), parts
         return run

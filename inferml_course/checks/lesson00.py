@@ -9,7 +9,7 @@ from ..datasets.corruptions import CORRUPTIONS
 
 
 @checker(answer="counts")
-def check_class_counts(answer, dataset) -> bool:
+def check_class_counts(answer, dataset) -> None:
     """Lesson 00: the number of images per class, a tensor (K,) in label order."""
     answer = _as_tensor(answer, "counts", shape=(len(dataset.classes),), dtype="integer",
                         hint="One count per class. Hint: torch.bincount(labels, minlength=K).")
@@ -20,7 +20,7 @@ def check_class_counts(answer, dataset) -> bool:
 
 
 @checker(answer="accuracy")
-def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, tolerance: float = 1e-4) -> bool:
+def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, tolerance: float = 1e-4) -> None:
     """Lesson 00: the accuracy (a float in [0, 1]) of ``model`` on ``images``."""
 
     value = as_number(answer, "accuracy")
@@ -36,7 +36,7 @@ def check_accuracy(answer, model, images: torch.Tensor, labels: torch.Tensor, to
 
 
 @checker(answer="the accuracies")
-def check_corruption_accuracies(answer, model, images: torch.Tensor, labels: torch.Tensor, severity: int = 5) -> bool:
+def check_corruption_accuracies(answer, model, images: torch.Tensor, labels: torch.Tensor, severity: int = 5) -> None:
     """Lesson 00: the accuracy (in [0, 1]) of ``model`` on ``images`` under every corruption at ``severity``,
     a dict {corruption name: accuracy}; recomputed here with ``models.accuracy_under_corruptions``."""
 

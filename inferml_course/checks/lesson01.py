@@ -8,7 +8,7 @@ from ..fisher.toys import logistic_toy_loss, toy_gradient
 
 
 @checker(answer="fisher")
-def check_bernoulli_fisher(answer, theta: float) -> bool:
+def check_bernoulli_fisher(answer, theta: float) -> None:
     """Lesson 01: the Fisher information of one coin flip with bias ``theta`` (a number)."""
     value = _as_number(answer, "fisher")
     expected = 1.0 / (theta * (1.0 - theta))
@@ -22,7 +22,7 @@ def check_bernoulli_fisher(answer, theta: float) -> bool:
 
 
 @checker(answer="trace")
-def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
+def check_fisher_trace(answer, grads: torch.Tensor) -> None:
     """Lesson 01: the trace of the Fisher estimated from per-sample gradients ``grads`` (M, P)."""
     value = _as_number(answer, "trace")
     squared = grads.double().pow(2).sum(1)
@@ -38,7 +38,7 @@ def check_fisher_trace(answer, grads: torch.Tensor) -> bool:
 
 
 @checker(answer="direction")
-def check_steepest_direction(answer, theta) -> bool:
+def check_steepest_direction(answer, theta) -> None:
     """Lesson 01: the direction of steepest descent of the logistic toy loss at ``theta`` (a 2-vector)."""
 
     d = _as_tensor(answer, "direction", shape=(2,), flat=True,

@@ -9,7 +9,7 @@ from ..evaluate import rank_correlation
 
 
 @checker(answer="gradient")
-def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
+def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> None:
     """Lesson 02: the gradient d z_target / d x of one image batch, shape (N, C, H, W), signed."""
 
     answer = _as_tensor(answer, "gradient", shape=x.shape,
@@ -27,7 +27,7 @@ def check_saliency_by_hand(answer, model, x: torch.Tensor, target) -> bool:
 
 
 @checker(answer="gap")
-def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, baseline=0.0) -> bool:
+def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, baseline=0.0) -> None:
     """Lesson 02: the completeness gap sum(IG) - (z(x) - z(baseline)) per image (N,) for ``steps`` steps."""
 
     answer = _as_tensor(answer, "gap", shape=(x.shape[0],), flat=True, hint="Give one gap per image.").double()
@@ -41,7 +41,7 @@ def check_ig_completeness(answer, model, x: torch.Tensor, target, steps: int, ba
 
 @checker(answer="the rank correlation")
 def check_occlusion_randomization(answer, model, random_model, x: torch.Tensor, target, window: int = 8,
-                                  stride: int = 8) -> bool:
+                                  stride: int = 8) -> None:
     """Lesson 02: the randomisation check for occlusion: the mean Spearman rank correlation between the
     occlusion maps (``window``, ``stride``) of ``model`` and of ``random_model`` on ``x`` (N, C, H, W).
 

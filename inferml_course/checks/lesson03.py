@@ -8,7 +8,7 @@ from ..evaluate import energy_pointing_game, mask_fraction
 
 
 @checker(answer="the gradient")
-def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
+def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> None:
     """Lesson 03: d CE(z, Q) / d z for one logit vector z (K,): what Contrast-CAM back-propagates."""
     z = torch.as_tensor(logits).detach().cpu().double().reshape(-1)
     answer = _as_tensor(answer, "the gradient", shape=z.shape, flat=True, hint="Give one value per class.").double()
@@ -27,7 +27,7 @@ def check_contrast_signal(answer, logits: torch.Tensor, contrast: int) -> bool:
 
 
 @checker(answer="the energies")
-def check_energy_by_hand(answer, maps: torch.Tensor, masks: torch.Tensor) -> bool:
+def check_energy_by_hand(answer, maps: torch.Tensor, masks: torch.Tensor) -> None:
     """Lesson 03: the energy-based pointing game per image (N,): the share of each map's positive mass
     inside its mask, as ``evaluate.energy_pointing_game`` computes it (0 or NaN accepted for a map with no
     positive mass)."""

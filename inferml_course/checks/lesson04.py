@@ -8,7 +8,7 @@ from ..uncertainty.calibration import BIN_RULES, expected_calibration_error, max
 
 
 @checker(answer="gradient")
-def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, question: int) -> bool:
+def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, question: int) -> None:
     """Lesson 04: dJ/dW for J = cross-entropy(z, question) of one image, with penultimate features
     ``h`` (D,) and logits ``logits`` (K,): a tensor (K, D)."""
     h, z = h.detach().cpu().double().flatten(), logits.detach().cpu().double().flatten()
@@ -31,7 +31,7 @@ def check_question_gradient(answer, h: torch.Tensor, logits: torch.Tensor, quest
 
 
 @checker(answer="the ECE")
-def check_ece_by_hand(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> bool:
+def check_ece_by_hand(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> None:
     """Lesson 04: the expected calibration error of ``probs`` (N, K) for ``labels`` (N,) with ``n_bins``
     equal-width confidence bins, a fraction, as ``uncertainty.expected_calibration_error`` computes it (any of
     its edge rules accepted)."""

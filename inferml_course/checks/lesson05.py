@@ -14,7 +14,7 @@ _PARTS = ("total", "aleatoric", "epistemic")
 
 
 @checker(answer="the decomposition", parts=_PARTS)
-def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool:
+def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> None:
     """Lesson 05: ``(total, aleatoric, epistemic)`` in nats, each (N,), for samples ``probs`` (S, N, K)."""
 
     parts = as_parts(answer, "the decomposition", _PARTS, what="three tensors")
@@ -35,7 +35,7 @@ def check_decomposition(answer, probs: torch.Tensor, atol: float = 1e-4) -> bool
 
 
 @checker(answer="ece")
-def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, atol: float = 1e-4) -> bool:
+def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, atol: float = 1e-4) -> None:
     """Lesson 05: the ECE (a fraction in [0, 1]) of ``probs`` with ``n_bins`` equal-width bins."""
 
     value = as_number(answer, "ece")
@@ -52,7 +52,7 @@ def check_ece(answer, probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 1
 
 
 @checker(answer="temperature")
-def check_temperature(answer, logits: torch.Tensor, labels: torch.Tensor, rtol: float = 0.05) -> bool:
+def check_temperature(answer, logits: torch.Tensor, labels: torch.Tensor, rtol: float = 0.05) -> None:
     """Lesson 05: the temperature that minimises the NLL of ``softmax(logits / T)`` on the given split."""
 
     value = as_number(answer, "temperature")

@@ -14,7 +14,7 @@ __all__ = ["check_gradtrust", "check_auac", "check_quadrant_shares", "check_asse
 
 
 @checker(answer="gradtrust")
-def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
+def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> None:
     """Lesson 06: GradTrust (N,) computed from ``logits`` (N, K) in closed form."""
 
     got = _as_tensor(answer, "gradtrust", shape=(logits.shape[0],), flat=True, hint="One value per image.").double()
@@ -29,7 +29,7 @@ def check_gradtrust(answer, logits: torch.Tensor, rtol: float = 1e-4) -> bool:
 
 
 @checker(answer="auac")
-def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float = 5e-3) -> bool:
+def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float = 5e-3) -> None:
     """Lesson 06: the AUAC (a fraction in [0, 1]) of uncertainty ``scores`` for predictions marked ``correct``."""
 
     value = as_number(answer, "auac")
@@ -48,7 +48,7 @@ def check_auac(answer, scores: torch.Tensor, correct: torch.Tensor, atol: float 
 
 
 @checker(answer="the shares")
-def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor, correct: torch.Tensor) -> bool:
+def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor, correct: torch.Tensor) -> None:
     """Lesson 06: {quadrant name: share of wrong predictions among its images}, each axis split at its median
     ("high" = strictly above), as ``experiments.quadrant_counts`` counts them (NaN or 0 accepted for an empty
     quadrant)."""
@@ -97,7 +97,7 @@ def check_quadrant_shares(answer, trust: torch.Tensor, confidence: torch.Tensor,
 
 
 @checker(answer="the keys")
-def check_asserted_findings(answer, found: dict) -> bool:
+def check_asserted_findings(answer, found: dict) -> None:
     """Lesson 06 (a judgement): the keys of ``found`` ({key: findings.Finding}) whose comparison the lesson may
     assert: the 95 % interval excludes 0 and the effect has that sign on every one of at least
     ``findings.MIN_SEEDS`` retrainings (``Finding.holds``)."""

@@ -11,7 +11,7 @@ __all__ = ["check_voice_map", "check_voice_snr", "check_explanation_overlap"]
 
 
 @checker(answer="the uncertainty map")
-def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
+def check_voice_map(answer, result, atol: float = 1e-5) -> None:
     """Lesson 07: the VOICE map (N, H, W) rebuilt from ``result.contrast_maps`` (N, K - 1, H, W)."""
     expected = result.uncertainty.detach().float().cpu()
     answer = _as_tensor(answer, "the uncertainty map", shape=expected.shape,
@@ -26,7 +26,7 @@ def check_voice_map(answer, result, atol: float = 1e-5) -> bool:
 
 
 @checker(answer="the SNRs")
-def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
+def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> None:
     """Lesson 07: the SNR of each VOICE map (N,), mean over population standard deviation of its pixels,
     recomputed with ``voice.snr`` from ``result.uncertainty``; ``correct`` (N,) bool, if given, splits the
     means in the message."""
@@ -72,7 +72,7 @@ def check_voice_snr(answer, result, correct=None, atol: float = 1e-4) -> bool:
 
 
 @checker(answer="the IoU values")
-def check_explanation_overlap(answer, result, threshold: float, atol: float = 1e-5) -> bool:
+def check_explanation_overlap(answer, result, threshold: float, atol: float = 1e-5) -> None:
     """Lesson 07: VOICE's explanation overlap (the paper's IoU) per image (N,) between
     ``result.explanation`` and ``result.uncertainty`` binarised at ``threshold``."""
 

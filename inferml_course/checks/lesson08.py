@@ -11,7 +11,7 @@ __all__ = ["check_class_shares", "check_murr", "check_anomaly_iou"]
 
 @checker(answer="the class shares")
 def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", classes=None,
-                       atol: float = 1e-6) -> bool:
+                       atol: float = 1e-6) -> None:
     """Lesson 08: UA-Backprop's stage 1, the per-class shares (N, K) of uncertainty ``measure`` for the
     sampled probabilities ``probs`` (S, N, K), recomputed with ``attribution.class_shares``."""
 
@@ -53,7 +53,7 @@ def check_class_shares(answer, probs: torch.Tensor, measure: str = "epistemic", 
 
 
 @checker(answer="the IoUs")
-def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: float = 1e-6) -> bool:
+def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: float = 1e-6) -> None:
     """Lesson 08: the anomaly IoU per image (N,): the top-k pixels of each map, k = the area of its anomaly
     mask, against that mask, as ``attribution.anomaly_localization`` computes it (default rules)."""
 
@@ -101,7 +101,7 @@ def check_anomaly_iou(answer, maps: torch.Tensor, masks: torch.Tensor, atol: flo
 
 
 @checker(answer="MURR")
-def check_murr(answer, result, budget: float = 0.05, atol: float = 1e-4) -> bool:
+def check_murr(answer, result, budget: float = 0.05, atol: float = 1e-4) -> None:
     """Lesson 08: MURR for ``budget`` from a blurring-test result's ``ratios`` (N, P) and ``pixels`` (P,)."""
     value = as_number(answer, "MURR")
     expected = result.murr[budget]

@@ -12,7 +12,7 @@ __all__ = ["check_fgsm", "check_tpr_at_fpr", "check_watermark_following"]
 
 
 @checker(answer="x_adv")
-def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
+def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> None:
     """Lesson 09: FGSM images (N, C, H, W) built by hand for ``model``, ``x``, labels ``y`` and ``epsilon``."""
 
     answer = _as_tensor(answer, "x_adv", shape=x.shape, hint="Adversarial images have the images' shape.")
@@ -33,7 +33,7 @@ def check_fgsm(answer, model, x: torch.Tensor, y, epsilon: float) -> bool:
 
 
 @checker(answer="the TPR")
-def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
+def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> None:
     """Lesson 09: the true-positive rate of a membership score at a false-positive rate of at most ``fpr``."""
 
     value = as_number(answer, "the TPR")
@@ -53,7 +53,7 @@ def check_tpr_at_fpr(answer, scores, is_member, fpr: float = 0.01) -> bool:
 
 
 @checker(answer="the share")
-def check_watermark_following(answer, probs: torch.Tensor) -> bool:
+def check_watermark_following(answer, probs: torch.Tensor) -> None:
     """Lesson 09: the share of conflicting interventions (sign s != watermark w) predicted as w,
     from ``intervention_probs`` output (S, W + 1, n, K)."""
 

@@ -12,7 +12,7 @@ __all__ = ["check_average_drop", "check_huffman_bits", "check_deletion_curve"]
 
 
 @checker(answer="average drop")
-def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, tolerance: float = 1e-3) -> bool:
+def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, tolerance: float = 1e-3) -> None:
     """Lesson 10: the Average Drop % (lower is better) of scores ``full`` (Y) and ``masked`` (O)."""
 
     value = as_number(answer, "average drop")
@@ -28,7 +28,7 @@ def check_average_drop(answer, full: torch.Tensor, masked: torch.Tensor, toleran
 
 
 @checker(answer="bits")
-def check_huffman_bits(answer, counts) -> bool:
+def check_huffman_bits(answer, counts) -> None:
     """Lesson 10: the length in bits of the Huffman-coded message with symbol counts ``counts``."""
 
     value = as_int(answer, "bits", low=0)  # the total length of the coded message
@@ -47,7 +47,7 @@ def check_huffman_bits(answer, counts) -> bool:
 
 @checker(answer="the curve")
 def check_deletion_curve(answer, model, image: torch.Tensor, saliency_map: torch.Tensor, steps: int = 16,
-                         substrate: str = "blur") -> bool:
+                         substrate: str = "blur") -> None:
     """Lesson 10: the pixel-wise deletion curve (steps + 1,) of one image (C, H, W) and its map (H, W): the
     predicted class's softmax probability after k = 0..steps steps, recomputed with ``evaluate.deletion_curve``."""
 

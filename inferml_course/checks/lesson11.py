@@ -25,7 +25,7 @@ def _predict(model, x: torch.Tensor) -> torch.Tensor:
 
 
 @checker(answer="the smallest budget")
-def check_smallest_flip(answer, model, x, epsilons) -> bool:
+def check_smallest_flip(answer, model, x, epsilons) -> None:
     """Lesson 11: the smallest budget in ``epsilons`` at which FGSM changes the prediction of image ``x`` (1, C, H, W)."""
 
     value = _number(answer, "the smallest budget")
@@ -54,7 +54,7 @@ def check_smallest_flip(answer, model, x, epsilons) -> bool:
 
 
 @checker(answer="the share")
-def check_watermark_share(answer, model, images, masks, method: str = "saliency", tolerance: float = 0.01) -> bool:
+def check_watermark_share(answer, model, images, masks, method: str = "saliency", tolerance: float = 0.01) -> None:
     """Lesson 11: the mean share (over ``images``) of the positive mass of ``method``'s maps inside ``masks``."""
 
     value = _number(answer, "the share")
@@ -82,7 +82,7 @@ def check_watermark_share(answer, model, images, masks, method: str = "saliency"
 
 
 @checker(answer="the audit", parts=("accuracy_drop", "shortcut"))
-def check_shortcut(answer, model, images, labels) -> bool:
+def check_shortcut(answer, model, images, labels) -> None:
     """Lesson 11: ``(accuracy drop, cue)``: accuracy on ``images`` minus accuracy with the watermark removed
     (``set_watermark(images, None)``), and the name of the cue the model relies on: ``"watermark"`` or
     ``"sign"`` (any phrase holding one of the two words)."""

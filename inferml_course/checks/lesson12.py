@@ -10,7 +10,7 @@ __all__ = ["check_smallest_alpha", "check_aps_scores", "check_conformal_choice"]
 
 
 @checker(answer="my_alpha")
-def check_smallest_alpha(answer, n: int, atol: float = 1e-3) -> bool:
+def check_smallest_alpha(answer, n: int, atol: float = 1e-3) -> None:
     """Lesson 12: the smallest miscoverage rate alpha that ``n`` calibration images support, 1 / (n + 1)."""
 
     value = as_number(answer, "my_alpha")
@@ -31,7 +31,7 @@ def check_smallest_alpha(answer, n: int, atol: float = 1e-3) -> bool:
 
 
 @checker(answer="my_aps")
-def check_aps_scores(answer, probs: torch.Tensor, labels: torch.Tensor, atol: float = 1e-5) -> bool:
+def check_aps_scores(answer, probs: torch.Tensor, labels: torch.Tensor, atol: float = 1e-5) -> None:
     """Lesson 12: the non-randomised APS score of each true label, (N,): the probability mass of the labels
     ranked at or above it."""
 
@@ -62,7 +62,7 @@ def _rechecks(p_cal, y_cal, p_eval, score: str, alpha: float) -> float:
 
 
 @checker(answer="my_choice")
-def check_conformal_choice(answer, p_cal, y_cal, p_eval, y_eval) -> bool:
+def check_conformal_choice(answer, p_cal, y_cal, p_eval, y_eval) -> None:
     """Lesson 12 (a judgement): the returns desk's settings, a dict with ``score``, ``classwise``, ``alpha`` and
     ``randomized``, judged against the requirements of the exercise and the re-check rates on the evaluation
     half (sets with more than one label, class-wise calibration at alpha = 0.02)."""
