@@ -75,7 +75,8 @@ def _annotation_types(annotation) -> set[str]:
 @dataclass(frozen=True)
 class ArgumentRules:
     """The rule of each checked parameter of one function: ``{name: kind}``, kind one of ``"bool"``,
-    ``"float"``, ``"int"``, ``"count"``, ``"sequence"``, ``"tensor"``; ``optional``: the names that also
+    ``"float"``, ``"int"``, ``"count"``, ``"batch_size"``, ``"sequence"``, ``"names"``, ``"tensor"``,
+    ``"probs"``; ``pairs``: the entries of :data:`PAIRED` it takes; ``optional``: the names that also
     take None; ``infinite``: the floats whose default is infinite (they may stay infinite);
     ``allow_nonfinite``: the tensors that may hold NaN or infinity."""
 
