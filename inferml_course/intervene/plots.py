@@ -1,6 +1,8 @@
 """Figures of lesson 09 (intervenability). Every function returns the matplotlib figure."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.ticker
@@ -195,15 +197,22 @@ def show_watermark_interventions(model, image: torch.Tensor, class_names, sign_c
     x = torch.cat([set_watermark(image[None], w) for w in range(k)] + [set_watermark(image[None], None)])
     device = next(model.parameters()).device
     probs = torch.softmax(model(x.to(device)), 1).cpu()
-    titles = [f"do(W={class_names[w][:8]})" for w in range(k)] + ["W removed"]
-    fig, axes = plt.subplots(1, k + 1, figsize=(1.75 * (k + 1), 2.6))
-    for i, ax in enumerate(axes):
+    names = [str(c).replace("_", " ") for c in class_names]
+    titles = [f"do(W = {names[w]})" for w in range(k)] + ["W removed"]
+    ncols = min(6, k + 1)  # at most six images per row, full class names on wrapped lines
+    nrows = -(-(k + 1) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.0 * ncols, 2.9 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i > k:
+            ax.axis("off")
+            continue
         p = int(probs[i].argmax())
         mark = "" if sign_class is None else (" ✓" if p == sign_class else " ✗")
         plotting.show_image(ax, x[i], None)
-        ax.set_title(f"{titles[i]}\n→ {class_names[p][:10]} {probs[i, p]:.0%}{mark}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        answer = textwrap.fill(f"→ {names[p]} {probs[i, p]:.0%}{mark}", 18)
+        ax.set_title(f"{textwrap.fill(titles[i], 18)}\n{answer}", fontsize=8)
     fig.tight_layout()
     return fig
 
