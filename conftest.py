@@ -53,7 +53,7 @@ class LessonRun(pytest.Item):
     def runtest(self):
         from inferml_course import course
 
-        failures, _ = course.check_lesson(self.path)
+        failures, _ = course.check_lesson(self.path, timeout=180)  # no lesson cell needs a tenth of that
         if failures:
             raise LessonFailure(f"{len(failures)} failing cell(s) in {self.path.name}:\n\n" + "\n\n".join(failures))
 
