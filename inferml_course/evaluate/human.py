@@ -341,6 +341,23 @@ class StudyResult:
                             headers={"interval": f"{pct}% interval"}, notes=[f"note: {n}" for n in self.notes])
 
 
+def _one_kind(records, kind, field: str, what: str):
+    """``(records of one kind, that kind)``: human and simulated records are never pooled; ``kind=None``
+    accepts records of a single kind only. ``field`` holds each record's kind, ``what`` names the records."""
+    records = list(records)
+    kinds = {r[field] for r in records}
+    if kind is None:
+        if len(kinds) > 1:
+            raise ValueError(f"{what} mix human and simulated participants; pass kind='human' or kind='simulated'")
+        kind = kinds.pop() if kinds else "human"
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    records = [r for r in records if r[field] == kind]
+    if not records:
+        raise ValueError(f"there are no {kind} {what}")
+    return records, kind
+
+
 @checked
 def aggregate(responses, kind: str | None = None, n_boot: int = 2000, level: float = 0.95,
               seed: int = 0) -> StudyResult:
@@ -351,17 +368,7 @@ def aggregate(responses, kind: str | None = None, n_boot: int = 2000, level: flo
     **higher is better**. ``kind``: ``"human"`` or ``"simulated"``; responses of both kinds are
     never pooled (None accepts responses of a single kind only).
     """
-    responses = list(responses)
-    kinds = {r["rater_kind"] for r in responses}
-    if kind is None:
-        if len(kinds) > 1:
-            raise ValueError("responses mix human and simulated raters; pass kind='human' or kind='simulated'")
-        kind = kinds.pop() if kinds else "human"
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
-    responses = [r for r in responses if r["rater_kind"] == kind]
-    if not responses:
-        raise ValueError(f"there are no {kind} responses to aggregate")
+    responses, kind = _one_kind(responses, kind, "rater_kind", "responses")
     per_method, per_pair = {}, {}
     for r in responses:
         a, b, p = r["robot_a"], r["robot_b"], int(r["preference_a"])

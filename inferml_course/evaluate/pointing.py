@@ -33,7 +33,7 @@ from .._core.checks import check_images, check_number, check_positive_int, check
 from .._core.directions import describe, higher_is_better
 from .._core.images import gaussian_blur
 from .._core.tables import format_table
-from .human import _KINDS, _Form, _read_records, _write_records
+from .human import _KINDS, _Form, _one_kind, _read_records, _write_records
 
 __all__ = ["POINTING_FIELDS", "PointingStudy", "SimulatedParticipant", "PointingResult", "pointing_evaluation",
            "cell_masks", "load_pointing", "save_pointing"]
@@ -217,7 +217,7 @@ class PointingStudy(_Form):
     def maps(self, records=None, kind: str | None = None):
         """(images (M,), attention maps (M, H, W) bool, records) of the records of one kind (default: the
         study's records; ``kind`` None accepts a single kind only)."""
-        records = _one_kind(self.records if records is None else records, kind)
+        records, _ = _one_kind(self.records if records is None else records, kind, "participant_kind", "records")
         h, w = self.images.shape[-2:]
         cells = torch.stack([_text_to_cells(r["cells"], r["rows"], r["cols"]) for r in records])
         return torch.tensor([r["image"] for r in records]), cell_masks(cells, self.cell, (h, w)), records
@@ -308,21 +308,6 @@ class PointingStudy(_Form):
             fig = self.draw()
             display(fig)
             plt.close(fig)
-
-
-def _one_kind(records, kind):
-    records = list(records)
-    kinds = {r["participant_kind"] for r in records}
-    if kind is None:
-        if len(kinds) > 1:
-            raise ValueError("records mix human and simulated participants; pass kind='human' or kind='simulated'")
-        kind = kinds.pop() if kinds else "human"
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
-    records = [r for r in records if r["participant_kind"] == kind]
-    if not records:
-        raise ValueError(f"there are no {kind} records")
-    return records
 
 
 class SimulatedParticipant:
@@ -417,7 +402,7 @@ def pointing_evaluation(maps: dict, records, study: PointingStudy, kind: str | N
     if not isinstance(maps, dict) or not maps:
         raise ValueError("maps must be a non-empty dict: method name -> maps (N, H, W)")
     threshold = check_unit_interval(threshold, "threshold")
-    records = _one_kind(records, kind)
+    records, _ = _one_kind(records, kind, "participant_kind", "records")
     kind = records[0]["participant_kind"]
     if correct_only:
         records = [r for r in records if r["correct"]]
