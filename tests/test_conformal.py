@@ -410,3 +410,22 @@ def test_bad_input_elsewhere():
         C.predict_sets(_tiny_model(), torch.rand(2, 1, 8, 8), "lac")
     with pytest.raises(ValueError, match="images"):
         C.predict_sets(_tiny_model(), torch.rand(1, 8, 8), predictor)
+
+
+def test_sets_from_a_torchvision_model_equal_sets_from_its_probabilities():
+    """predict_sets on a torchvision ResNet-18 (in-place ReLUs, residuals, batch norm; random weights; left in
+    training mode, which the call runs in eval mode and restores) equals predict on its eval-mode softmax."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(num_classes=5)
+    x = torch.rand(12, 3, 32, 32)
+    with torch.no_grad():
+        model.eval()
+        probs = model(x).softmax(1)
+        model.train()
+    labels = torch.arange(12) % 5
+    predictor = C.calibrate(probs[:10].double(), labels[:10], alpha=0.2)
+    sets = C.predict_sets(model, x, predictor, batch_size=5)
+    assert model.training
+    assert torch.equal(sets, predictor.predict(probs))

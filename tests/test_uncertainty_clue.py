@@ -191,3 +191,23 @@ def test_on_the_course_models():
     r = ua.clue(umodel, x, vae, steps=10, return_details=True)
     assert r.attribution.shape == (2, 32, 32) and torch.isfinite(r.attribution).all()
     assert (r.uncertainty[-1] < r.uncertainty[0]).all()
+
+
+def test_on_torchvision_resnets_with_in_place_relus():
+    """Beyond the course CNN: an ensemble of two torchvision ResNet-18s (in-place ReLUs, residual additions,
+    batch norm; random weights) as the uncertainty model, float32 images and a float64 VAE; the models and the
+    VAE are left as they were and the map is (N, H, W), finite, non-negative."""
+    from torchvision.models import resnet18
+
+    members = [resnet18(num_classes=4).eval() for _ in range(2)]
+    for m, seed in zip(members, (0, 1)):
+        torch.manual_seed(seed)
+        for p in m.parameters():
+            p.data.normal_(0, 0.05)
+    x, vae = images(2, dtype=torch.float32), TinyVAE(dtype=torch.float32)
+    before = [snapshot(m) for m in members] + [snapshot(vae)]
+    for method in (ua.clue, ua.delta_clue):
+        maps = method(members, x, vae=vae, steps=3)
+        assert maps.shape == (2, 16, 16) and torch.isfinite(maps).all() and (maps >= 0).all()
+    for b, m in zip(before, members + [vae]):
+        assert_same(b, snapshot(m))
